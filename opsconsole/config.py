@@ -1,0 +1,185 @@
+"""Settings and their one precedence: flags > OPSCONSOLE_* env > opsconsole.toml > defaults.
+
+The only place that reads the environment or the config file for opsconsole's own
+settings. Each field's ``doc`` metadata is its documentation; the README's configuration
+table is tested against it.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from opsconsole.core.errors import InvalidParams
+
+ENV_PREFIX = "OPSCONSOLE_"
+
+
+def _doc(text: str, default: Any = None, **kw: Any) -> Any:
+    return field(default=default, metadata={"doc": text}, **kw)
+
+
+def default_home() -> Path:
+    xdg = os.environ.get("XDG_DATA_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".local" / "share"
+    return base / "opsconsole"
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path = _doc(
+        "State directory: the SQLite file, the secret key, the wake-up channel. "
+        "Default: `$XDG_DATA_HOME/opsconsole` (`~/.local/share/opsconsole`).",
+        default=None,
+    )
+    db: str = _doc(
+        "Store URL (SQLAlchemy form). Default: `sqlite:///$OPSCONSOLE_HOME/opsconsole.db`; "
+        "a bare path is taken as a SQLite file.",
+        default="",
+    )
+    catalog: Path = _doc(
+        "Template catalog directory (holds `templates/*.yaml`). Default: `./data` when it "
+        "exists, else `$OPSCONSOLE_HOME/catalog`.",
+        default=None,
+    )
+    secret_key: str = _doc(
+        "Fernet key that encrypts secret parameters at rest. Set the same key on every host "
+        "sharing a store. Default: a 0600 key file `$OPSCONSOLE_HOME/secret.key`, created on "
+        "first use.",
+        default="",
+    )
+    workers: int = _doc("Worker slots of `opsconsole worker`. Default: the CPU count.", default=0)
+    poll_interval: float = _doc(
+        "Seconds between idle polls for ready jobs; local submits wake workers at once, so "
+        "this only bounds a lost wake-up.",
+        default=1.0,
+    )
+    heartbeat_interval: float = _doc(
+        "Seconds between worker heartbeats (renew leases, read cancel requests).", default=2.0
+    )
+    lease: float = _doc(
+        "Seconds a running job's lease lasts without a heartbeat before the reaper treats "
+        "its worker as gone.",
+        default=30.0,
+    )
+    kill_grace: float = _doc(
+        "Seconds between TERM and KILL when a job is cancelled or times out.", default=10.0
+    )
+    drain_grace: float = _doc(
+        "Seconds a draining worker (first SIGTERM) lets running jobs finish before stopping them.",
+        default=30.0,
+    )
+    log_cap: int = _doc(
+        "Log lines kept per job; past it the head and the tail are kept around a "
+        "truncation marker.",
+        default=1_000_000,
+    )
+    log_line_max: int = _doc(
+        "Bytes kept of one log line; the rest is replaced by a marker.", default=16384
+    )
+    page_size: int = _doc("Rows per page of `jobs list`.", default=50)
+
+    @property
+    def db_url(self) -> str:
+        return self.db
+
+    def doc(self, name: str) -> str:
+        return next(f.metadata["doc"] for f in fields(self) if f.name == name)
+
+
+_CONVERTERS: dict[str, type] = {
+    "home": Path,
+    "db": str,
+    "catalog": Path,
+    "secret_key": str,
+    "workers": int,
+    "poll_interval": float,
+    "heartbeat_interval": float,
+    "lease": float,
+    "kill_grace": float,
+    "drain_grace": float,
+    "log_cap": int,
+    "log_line_max": int,
+    "page_size": int,
+}
+
+
+def _convert(name: str, value: Any, origin: str) -> Any:
+    conv = _CONVERTERS[name]
+    try:
+        out = conv(os.path.expanduser(value)) if conv is Path else conv(value)
+    except (TypeError, ValueError):
+        raise InvalidParams(
+            f"{origin}: '{name}' must be a {conv.__name__}, got {value!r}"
+        ) from None
+    if conv in (int, float) and out < 0:
+        raise InvalidParams(f"{origin}: '{name}' must not be negative")
+    return out
+
+
+def config_file_candidates(home: Path | None) -> list[Path]:
+    explicit = os.environ.get(ENV_PREFIX + "CONFIG")
+    if explicit:
+        return [Path(explicit).expanduser()]
+    out = [Path.cwd() / "opsconsole.toml"]
+    if home is not None:
+        out.append(home / "opsconsole.toml")
+    return out
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidParams(f"{path}: invalid TOML: {exc}") from None
+    except OSError as exc:
+        raise InvalidParams(f"{path}: cannot read: {exc.strerror}") from None
+    section = data.get("opsconsole", data)
+    if not isinstance(section, dict):
+        raise InvalidParams(f"{path}: [opsconsole] must be a table")
+    unknown = sorted(set(section) - set(_CONVERTERS))
+    if unknown:
+        raise InvalidParams(f"{path}: unknown setting '{unknown[0]}'")
+    return section
+
+
+def load_settings(**flags: Any) -> Settings:
+    """Resolve settings; ``flags`` are the command line's (None means not given)."""
+    values: dict[str, Any] = {}
+    env = {
+        name: os.environ[ENV_PREFIX + name.upper()]
+        for name in _CONVERTERS
+        if os.environ.get(ENV_PREFIX + name.upper())
+    }
+    given = {k: v for k, v in flags.items() if v is not None}
+    # home first: the config file may live in it
+    home_raw = given.get("home") or env.get("home")
+    home = _convert("home", home_raw, "home") if home_raw else None
+    file_values: dict[str, Any] = {}
+    explicit = os.environ.get(ENV_PREFIX + "CONFIG")
+    for path in config_file_candidates(home or default_home()):
+        if path.is_file():
+            file_values = {k: _convert(k, v, str(path)) for k, v in _read_toml(path).items()}
+            break
+        if explicit:
+            raise InvalidParams(f"{path}: config file not found")
+    values.update(file_values)
+    values.update({k: _convert(k, v, f"{ENV_PREFIX}{k.upper()}") for k, v in env.items()})
+    values.update({k: _convert(k, v, f"--{k.replace('_', '-')}") for k, v in given.items()})
+    s = Settings(**values)
+    if s.home is None:
+        s = replace(s, home=default_home())
+    if not s.db:
+        s = replace(s, db=f"sqlite:///{s.home / 'opsconsole.db'}")
+    elif "://" not in s.db:
+        s = replace(s, db=f"sqlite:///{Path(s.db).expanduser().resolve()}")
+    if s.catalog is None:
+        local = Path.cwd() / "data"
+        s = replace(s, catalog=local if (local / "templates").is_dir() else s.home / "catalog")
+    if s.workers == 0:
+        s = replace(s, workers=os.cpu_count() or 2)
+    return s

@@ -1,0 +1,144 @@
+"""SQLModel tables: the data. Store functions in ``core/store`` change them.
+
+Timestamps are aware UTC in Python and UTC in the store (portable across SQLite and
+PostgreSQL). Secret parameter values
+never sit in ``params``: they live Fernet-encrypted in ``secret_blob`` until the job is final.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import types
+from sqlmodel import Field, SQLModel
+
+
+class UtcDateTime(types.TypeDecorator[datetime]):
+    """Aware UTC in, aware UTC out, whatever the backend stores."""
+
+    impl = types.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.utcoffset() is None:
+            raise ValueError("naive datetime given to the store")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.utcoffset() is None else value.astimezone(UTC)
+
+
+def _ts(nullable: bool = False) -> Any:
+    return (
+        Field(default=None, sa_type=UtcDateTime, nullable=nullable)
+        if nullable
+        else Field(sa_type=UtcDateTime)
+    )
+
+
+class Job(SQLModel, table=True):
+    __tablename__ = "jobs"
+    __table_args__ = (
+        # claim: ready jobs by state, then priority and age
+        sa.Index("ix_jobs_claim", "state", "priority", "created_at"),
+        sa.Index("ix_jobs_lock", "concurrency_key", "state"),
+        sa.Index("ix_jobs_worker", "worker", "state"),
+        sa.Index("ix_jobs_history", "finished_at"),
+        sa.Index("ix_jobs_created", "created_at"),
+        sa.Index("ix_jobs_template", "template", "created_at"),
+    )
+
+    id: str = Field(primary_key=True, max_length=16)
+    template: str = Field(max_length=64)
+    state: str = Field(max_length=24)
+    priority: int = 5
+    params: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
+    secret_blob: str | None = Field(default=None, sa_type=sa.Text)
+    spec: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
+    run_at: datetime = _ts()
+    depends_on: list[str] = Field(default_factory=list, sa_type=sa.JSON)
+    tags: str = ""
+    attempts: int = 0
+    retry_base: int = 0
+    """Attempts made before the latest manual retry: automatic retries count from here."""
+    max_retries: int = 0
+    backoff_s: float = 5.0
+    timeout_s: float | None = None
+    concurrency_key: str | None = Field(default=None, max_length=255)
+    concurrency_limit: int = 1
+    on_interrupt: str = "mark"
+    dry_run: bool = False
+    submitted_by: str = ""
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+    started_at: datetime | None = _ts(nullable=True)
+    finished_at: datetime | None = _ts(nullable=True)
+    exit_code: int | None = None
+    progress: int | None = None
+    step: str | None = None
+    result: Any | None = Field(default=None, sa_type=sa.JSON)
+    error: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
+    worker: str | None = Field(default=None, max_length=128)
+    lease_until: datetime | None = _ts(nullable=True)
+    cancel_requested: bool = False
+    cancel_reason: str | None = None
+    pid: int | None = None
+    log_lines: int = 0
+    log_dropped: int = 0
+
+
+class JobDependency(SQLModel, table=True):
+    __tablename__ = "job_deps"
+
+    job_id: str = Field(primary_key=True, max_length=16)
+    depends_on: str = Field(primary_key=True, max_length=16, index=True)
+
+
+class JobEvent(SQLModel, table=True):
+    """The audit trail of every job and the change feed both faces follow by ``id``."""
+
+    __tablename__ = "job_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: str = Field(max_length=16, index=True)
+    ts: datetime = _ts()
+    kind: str = Field(max_length=32)
+    actor: str = ""
+    state: str | None = None
+    attempt: int | None = None
+    message: str = ""
+    data: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
+
+
+class JobLog(SQLModel, table=True):
+    """Log lines, numbered per job from 1; ``stream`` is out, err or meta (our own notes)."""
+
+    __tablename__ = "job_logs"
+
+    job_id: str = Field(primary_key=True, max_length=16)
+    seq: int = Field(primary_key=True)
+    ts: datetime = _ts()
+    attempt: int = 0
+    stream: str = Field(default="out", max_length=8)
+    line: str = Field(sa_type=sa.Text)
+
+
+class Worker(SQLModel, table=True):
+    __tablename__ = "workers"
+
+    id: str = Field(primary_key=True, max_length=128)
+    host: str = Field(max_length=255)
+    pid: int
+    slots: int
+    desired_slots: int
+    busy: int = 0
+    state: str = Field(default="running", max_length=16)
+    started_at: datetime = _ts()
+    heartbeat_at: datetime = _ts()
+    version: str = ""

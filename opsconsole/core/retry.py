@@ -1,0 +1,25 @@
+"""Retry backoff: pure functions of the attempt number and now, so tests need no sleeping."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta
+
+MAX_BACKOFF_S = 3600.0
+JITTER = 0.2
+"""Each delay is spread by up to +/-20% so failed jobs do not retry in lockstep."""
+
+
+def backoff_delay(failures: int, base_s: float, *, rand: float | None = None) -> float:
+    """Seconds before the next attempt after ``failures`` failed attempts (1 = first retry)."""
+    if failures < 1:
+        return 0.0
+    r = random.random() if rand is None else rand
+    delay = min(MAX_BACKOFF_S, base_s * (2 ** (failures - 1)))
+    return max(0.0, delay * (1 - JITTER + 2 * JITTER * r))
+
+
+def next_attempt_at(
+    now: datetime, failures: int, base_s: float, *, rand: float | None = None
+) -> datetime:
+    return now + timedelta(seconds=backoff_delay(failures, base_s, rand=rand))

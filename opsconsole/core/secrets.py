@@ -1,0 +1,129 @@
+"""The one place that knows which values are secret: masking, redaction, encryption at rest.
+
+Secret parameter values are Fernet-encrypted in the job row, decrypted only by the worker
+that runs the job, and dropped when the job is final. Everything shown or logged passes
+through a ``Redactor`` built from them.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from opsconsole.core.errors import InvalidParams
+
+MASK = "***"
+MIN_REDACT_LEN = 3
+"""Shorter values would blank out ordinary text; secrets that short protect nothing."""
+
+
+def mask_params(params: Mapping[str, Any], secret_names: Iterable[str]) -> dict[str, Any]:
+    names = set(secret_names)
+    return {k: (MASK if k in names and v not in (None, "") else v) for k, v in params.items()}
+
+
+def split_secrets(
+    params: Mapping[str, Any], secret_names: Iterable[str]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(public params with secrets masked, the secret values alone)."""
+    names = set(secret_names)
+    secret = {k: v for k, v in params.items() if k in names and v not in (None, "")}
+    return mask_params(params, names), secret
+
+
+class Redactor:
+    """Replaces every occurrence of the given secret values with ``***``."""
+
+    def __init__(self, values: Iterable[Any] = ()) -> None:
+        vals = {str(v) for v in values if v is not None and len(str(v)) >= MIN_REDACT_LEN}
+        # longest first so a secret containing another is masked whole
+        self._values = sorted(vals, key=len, reverse=True)
+
+    def __bool__(self) -> bool:
+        return bool(self._values)
+
+    def text(self, text: str) -> str:
+        for v in self._values:
+            if v in text:
+                text = text.replace(v, MASK)
+        return text
+
+    def value(self, value: Any) -> Any:
+        """Redact strings anywhere inside a JSON-like value."""
+        if not self._values:
+            return value
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, list):
+            return [self.value(v) for v in value]
+        if isinstance(value, dict):
+            return {self.text(str(k)): self.value(v) for k, v in value.items()}
+        return value
+
+
+def load_key(home: Path, configured: str = "") -> bytes:
+    """The Fernet key: from config, else the 0600 key file in ``home`` (created on first use)."""
+    if configured:
+        key = configured.strip().encode()
+        _check_key(key, "secret_key setting")
+        return key
+    path = home / "secret.key"
+    try:
+        key = path.read_bytes().strip()
+    except FileNotFoundError:
+        home.mkdir(parents=True, exist_ok=True)
+        key = base64.urlsafe_b64encode(os.urandom(32))
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process won the race: use its key
+            key = path.read_bytes().strip()
+        else:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(key + b"\n")
+    _check_key(key, str(path))
+    return key
+
+
+def _check_key(key: bytes, origin: str) -> None:
+    try:
+        raw = base64.urlsafe_b64decode(key)
+    except ValueError:
+        raw = b""
+    if len(raw) != 32:
+        raise InvalidParams(f"{origin}: not a valid Fernet key (32 url-safe base64 bytes)")
+
+
+class SecretBox:
+    """Encrypts a job's secret values into one token; the cipher is imported on first use."""
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+        self._fernet: Any = None
+
+    def _f(self) -> Any:
+        if self._fernet is None:
+            from cryptography.fernet import Fernet
+
+            self._fernet = Fernet(self._key)
+        return self._fernet
+
+    def seal(self, values: Mapping[str, Any]) -> str | None:
+        if not values:
+            return None
+        return self._f().encrypt(json.dumps(dict(values)).encode()).decode()
+
+    def open(self, token: str | None) -> dict[str, Any]:
+        if not token:
+            return {}
+        from cryptography.fernet import InvalidToken
+
+        try:
+            return json.loads(self._f().decrypt(token.encode()))
+        except InvalidToken:
+            raise InvalidParams(
+                "cannot decrypt this job's secrets: the secret key differs from the submitter's"
+            ) from None

@@ -1,0 +1,585 @@
+"""OpsService: the ONE API both faces call. Every operator action is a method here.
+
+It validates input, decides states, and calls the store; it never formats output and never
+runs jobs. Errors are ``OpsError``s whose message is the one line a face shows.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from opsconsole.config import Settings
+from opsconsole.core import wake
+from opsconsole.core.catalog import (
+    Catalog,
+    Template,
+    parse_duration,
+    parse_priority,
+    render,
+    validate_params,
+)
+from opsconsole.core.clock import Clock, SystemClock
+from opsconsole.core.errors import Conflict, InvalidParams, NotFound, OpsError
+from opsconsole.core.identity import os_user
+from opsconsole.core.ids import new_job_id
+from opsconsole.core.secrets import MASK, SecretBox, load_key, split_secrets
+from opsconsole.core.states import FINAL, JobState
+from opsconsole.core.store import claim as claim_store
+from opsconsole.core.store import feed, queries
+from opsconsole.core.store import jobs as job_store
+from opsconsole.core.store.db import Database
+from opsconsole.core.views import (
+    EventView,
+    HealthCheck,
+    HealthView,
+    JobView,
+    LockHolder,
+    LockView,
+    LogLine,
+    Page,
+    ParamView,
+    StatsView,
+    TemplateStatsView,
+    TemplateView,
+    WorkerView,
+)
+
+S = JobState
+MAX_TAGS = 20
+MAX_DEPENDENCIES = 100
+
+
+@dataclass(frozen=True)
+class SubmitRequest:
+    template: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    priority: str | int | None = None
+    run_at: datetime | None = None
+    run_in: str | None = None
+    after: tuple[str, ...] = ()
+    retries: int | None = None
+    timeout: str | None = None
+    tags: tuple[str, ...] = ()
+    dry_run: bool = False
+    actor: str | None = None
+
+
+@dataclass(frozen=True)
+class ListRequest:
+    states: tuple[str, ...] = ()
+    template: str | None = None
+    tag: str | None = None
+    since: str | None = None
+    """A duration back from now (``2h``, ``1d``)."""
+    text: str | None = None
+    page: int = 1
+    page_size: int = 50
+
+
+class OpsService:
+    """Built by ``runtime.open_service``; cheap to keep for the life of a process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        *,
+        catalog: Catalog | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.clock: Clock = clock or SystemClock()
+        self._catalog = catalog
+        self._box: SecretBox | None = None
+
+    # -- plumbing -------------------------------------------------------------------
+
+    @property
+    def catalog(self) -> Catalog:
+        if self._catalog is None:
+            self._catalog = Catalog.load(Path(self.settings.catalog))
+        return self._catalog
+
+    def reload_catalog(self) -> Catalog:
+        self._catalog = Catalog.load(Path(self.settings.catalog))
+        return self._catalog
+
+    @property
+    def box(self) -> SecretBox:
+        if self._box is None:
+            self._box = SecretBox(load_key(Path(self.settings.home), self.settings.secret_key))
+        return self._box
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def store_description(self) -> str:
+        return self.db.describe()
+
+    def resolve(self, ref: str) -> str:
+        return queries.resolve(self.db, ref)
+
+    def _poke(self) -> None:
+        wake.notify(self.settings.db)
+
+    # -- submit -------------------------------------------------------------------
+
+    def submit(self, req: SubmitRequest) -> JobView:
+        """Validate and enqueue a job from a template.
+
+        Args:
+            req: the template, raw parameters (strings from a command line or typed
+                values), and scheduling options; ``run_at`` and ``run_in`` exclude each other.
+        """
+        tpl = self.catalog.get(req.template)
+        values = validate_params(tpl, req.params)
+        now = self.now()
+        priority = tpl.priority if req.priority is None else parse_priority(req.priority)
+        run_at = self._run_at(req, now)
+        retries = tpl.retries if req.retries is None else req.retries
+        if retries < 0 or retries > 100:
+            raise InvalidParams("retries must be between 0 and 100")
+        timeout_s = tpl.timeout_s if req.timeout is None else parse_duration(req.timeout)
+        if timeout_s is not None and timeout_s <= 0:
+            raise InvalidParams("timeout must be positive")
+        tags = self._tags([*tpl.tags, *req.tags])
+        if len(req.after) > MAX_DEPENDENCIES:
+            raise InvalidParams(f"at most {MAX_DEPENDENCIES} dependencies")
+        after = [self._resolve_dependency(ref) for ref in req.after]
+        public, secret = split_secrets(values, tpl.secret_names())
+        key = None
+        if tpl.concurrency_key:
+            key = render(tpl.concurrency_key, public)
+            if MASK in key and secret:
+                raise InvalidParams(
+                    f"template '{tpl.name}': the concurrency key may not use a secret parameter"
+                )
+        # a job with unfinished dependencies waits; one for later is scheduled
+        state = S.QUEUED
+        if after and self._any_unfinished(after):
+            state = S.WAITING
+        elif run_at > now:
+            state = S.SCHEDULED
+        actor = req.actor or os_user()
+        row = {
+            "template": tpl.name,
+            "state": state.value,
+            "priority": priority,
+            "params": public,
+            "secret_blob": self.box.seal(secret),
+            "spec": tpl.raw,
+            "run_at": run_at,
+            "depends_on": after,
+            "tags": "," + ",".join(tags) + "," if tags else "",
+            "attempts": 0,
+            "max_retries": retries,
+            "backoff_s": tpl.backoff_s,
+            "timeout_s": timeout_s,
+            "concurrency_key": key,
+            "concurrency_limit": tpl.concurrency_limit,
+            "on_interrupt": tpl.on_interrupt,
+            "dry_run": req.dry_run,
+            "submitted_by": actor,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for _ in range(5):
+            try:
+                out = job_store.insert(
+                    self.db, {**row, "id": new_job_id()}, after, actor=actor, now=now
+                )
+                break
+            except Conflict:
+                continue
+        else:  # pragma: no cover - 27^6 ids
+            raise Conflict("could not allocate a job id")
+        if state == S.QUEUED:
+            self._poke()
+        return JobView.from_row(out, depends_on=after)
+
+    def _run_at(self, req: SubmitRequest, now: datetime) -> datetime:
+        if req.run_at is not None and req.run_in is not None:
+            raise InvalidParams("give either --at or --in, not both")
+        if req.run_in is not None:
+            return now + timedelta(seconds=parse_duration(req.run_in))
+        if req.run_at is not None:
+            if req.run_at.tzinfo is None:
+                raise InvalidParams("--at needs a time zone or is taken as local time by the CLI")
+            return max(req.run_at, now)
+        return now
+
+    @staticmethod
+    def _tags(tags: list[str]) -> list[str]:
+        out = list(dict.fromkeys(t.strip() for t in tags if t.strip()))
+        for t in out:
+            if "," in t or len(t) > 64 or not t.isprintable():
+                raise InvalidParams(
+                    f"invalid tag '{t[:40]}': up to 64 printable characters, no commas"
+                )
+        if len(out) > MAX_TAGS:
+            raise InvalidParams(f"at most {MAX_TAGS} tags")
+        return out
+
+    def _resolve_dependency(self, ref: str) -> str:
+        try:
+            return queries.resolve(self.db, ref)
+        except NotFound:
+            raise NotFound(f"dependency: no job matches '{ref[:20]}'") from None
+
+    def _any_unfinished(self, ids: list[str]) -> bool:
+        return any(self.get(i).state != S.SUCCEEDED for i in ids)
+
+    # -- reading jobs ----------------------------------------------------------------
+
+    def get(self, ref: str, *, with_events: bool = False) -> JobView:
+        job_id = queries.resolve(self.db, ref)
+        row, deps = queries.get(self.db, job_id)
+        events = None
+        if with_events:
+            events = tuple(EventView.from_row(e) for e in feed.job_events(self.db, job_id))
+        return JobView.from_row(row, depends_on=deps, events=events)
+
+    def list_jobs(self, req: ListRequest) -> Page:
+        for s in req.states:
+            if s not in S.__members__.values():
+                known = ", ".join(x.value for x in S)
+                raise InvalidParams(f"unknown state '{s[:30]}' (known: {known})")
+        if req.page < 1 or not 1 <= req.page_size <= 1000:
+            raise InvalidParams("page must be >= 1 and page size 1..1000")
+        since = None
+        if req.since:
+            since = self.now() - timedelta(seconds=parse_duration(req.since))
+        f = queries.JobFilter(
+            states=req.states, template=req.template, tag=req.tag, since=since, text=req.text
+        )
+        rows, total = queries.list_jobs(self.db, f, page=req.page, page_size=req.page_size)
+        return Page([JobView.from_row(r) for r in rows], total, req.page, req.page_size)
+
+    # -- operator actions -------------------------------------------------------------
+
+    def cancel(self, ref: str, *, reason: str = "", actor: str | None = None) -> JobView:
+        """Cancel a pending job at once, or ask the worker to stop a running one."""
+        job_id = queries.resolve(self.db, ref)
+        row = job_store.request_cancel(
+            self.db, job_id, reason=reason, actor=actor or os_user(), now=self.now()
+        )
+        if row["state"] == S.RUNNING.value:
+            self._poke()
+        return self.get(job_id)
+
+    def retry(
+        self, ref: str, *, params: Mapping[str, Any] | None = None, actor: str | None = None
+    ) -> JobView:
+        """Queue a new attempt of a failed, timed out, cancelled or interrupted job.
+
+        Args:
+            params: secret parameters again (they are dropped when a job ends); other
+                parameters cannot change on a retry.
+        """
+        job_id = queries.resolve(self.db, ref)
+        view = self.get(job_id)
+        if not view.can_retry:
+            raise OpsError(f"cannot retry job {job_id}: it is {view.state.value}")
+        tpl = self._job_template(job_id)
+        given = dict(params or {})
+        extra = sorted(set(given) - tpl.secret_names())
+        if extra:
+            raise InvalidParams(
+                f"only secret parameters can be given on a retry; '{extra[0]}' is not secret "
+                f"(submit a new job to change it)"
+            )
+        wanted = {k: v for k, v in view.params.items() if v != MASK}
+        values = validate_params(tpl, {**wanted, **given})
+        missing = [k for k, v in view.params.items() if v == MASK and k not in given]
+        if missing:
+            raise InvalidParams(
+                f"job {job_id} needs its secret parameters again (they are dropped when a job "
+                f"ends): -p {missing[0]}=..."
+            )
+        _, secret = split_secrets(values, tpl.secret_names())
+        now = self.now()
+        row = job_store.transition_or_raise(
+            self.db,
+            job_id,
+            S.QUEUED,
+            now,
+            kind="retried",
+            verb="retry",
+            actor=actor or os_user(),
+            message="manual retry",
+            values={
+                "secret_blob": self.box.seal(secret),
+                "run_at": now,
+                "finished_at": None,
+                "retry_base": view.attempts,
+                "error": None,
+                "exit_code": None,
+                "result": None,
+                "progress": None,
+                "step": None,
+                "cancel_requested": False,
+                "cancel_reason": None,
+            },
+        )
+        self._poke()
+        return JobView.from_row(row, depends_on=view.depends_on)
+
+    def _job_template(self, job_id: str) -> Template:
+        from opsconsole.core.catalog import template_from_dict
+
+        row, _ = queries.get(self.db, job_id)
+        return template_from_dict(row["spec"])
+
+    def add_dependencies(self, ref: str, after: list[str], *, actor: str | None = None) -> JobView:
+        """Hold a job that has not started until more jobs succeed; refuses cycles."""
+        job_id = queries.resolve(self.db, ref)
+        dep_ids = [self._resolve_dependency(a) for a in after]
+        job_store.add_dependencies(
+            self.db, job_id, dep_ids, actor=actor or os_user(), now=self.now()
+        )
+        return self.get(job_id)
+
+    def set_priority(self, ref: str, priority: str | int, *, actor: str | None = None) -> JobView:
+        job_id = queries.resolve(self.db, ref)
+        job_store.set_priority(
+            self.db, job_id, parse_priority(priority), actor=actor or os_user(), now=self.now()
+        )
+        return self.get(job_id)
+
+    def wait(
+        self,
+        ref: str,
+        *,
+        timeout: float | None = None,
+        on_update: Callable[[JobView], None] | None = None,
+        interval: float = 0.2,
+    ) -> JobView:
+        """Block until the job is final (or ``timeout`` seconds pass); returns its last view."""
+        job_id = queries.resolve(self.db, ref)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            view = self.get(job_id)
+            if on_update is not None:
+                on_update(view)
+            if view.state in FINAL:
+                return view
+            if deadline is not None and time.monotonic() >= deadline:
+                return view
+            time.sleep(
+                interval
+                if deadline is None
+                else min(interval, max(0.0, deadline - time.monotonic()))
+            )
+
+    # -- feeds -----------------------------------------------------------------------
+
+    def events_since(
+        self, cursor: int, *, job: str | None = None, limit: int = 500
+    ) -> list[EventView]:
+        job_id = queries.resolve(self.db, job) if job else None
+        return [
+            EventView.from_row(r)
+            for r in feed.events_since(self.db, cursor, job_id=job_id, limit=limit)
+        ]
+
+    def last_event_id(self) -> int:
+        return feed.last_event_id(self.db)
+
+    def logs_since(self, ref: str, after: int = 0, *, limit: int = 1000) -> list[LogLine]:
+        job_id = queries.resolve(self.db, ref)
+        return [LogLine.from_row(r) for r in feed.logs_since(self.db, job_id, after, limit)]
+
+    def log_tail(self, ref: str, lines: int, *, before: int | None = None) -> list[LogLine]:
+        job_id = queries.resolve(self.db, ref)
+        return [LogLine.from_row(r) for r in feed.logs_before(self.db, job_id, before, lines)]
+
+    # -- catalog -----------------------------------------------------------------------
+
+    def templates(self) -> list[TemplateView]:
+        return [self._template_view(self.catalog.get(n)) for n in self.catalog.names()]
+
+    def template(self, name: str) -> TemplateView:
+        return self._template_view(self.catalog.get(name))
+
+    def catalog_problems(self) -> list[str]:
+        return [str(p) for p in self.catalog.problems]
+
+    @staticmethod
+    def _template_view(t: Template) -> TemplateView:
+        return TemplateView(
+            name=t.name,
+            description=t.description,
+            runner=t.runner,
+            params=[
+                ParamView(
+                    name=p.name,
+                    type=p.type.value,
+                    required=p.required,
+                    default=MASK if p.secret and p.default not in (None, "") else p.default,
+                    secret=p.secret,
+                    description=p.description,
+                    choices=list(p.choices),
+                    pattern=p.pattern,
+                    min=p.min,
+                    max=p.max,
+                )
+                for p in t.params.values()
+            ],
+            priority=t.priority,
+            timeout_s=t.timeout_s,
+            retries=t.retries,
+            backoff_s=t.backoff_s,
+            concurrency_key=t.concurrency_key,
+            concurrency_limit=t.concurrency_limit,
+            on_interrupt=t.on_interrupt,
+            tags=list(t.tags),
+            source=t.source,
+            command=list(t.command) if t.command is not None else None,
+            handler=t.handler,
+        )
+
+    # -- workers, locks, stats, health ------------------------------------------------
+
+    def _worker_view(self, r: Mapping[str, Any], now: datetime) -> WorkerView:
+        alive = (
+            r["state"] in ("running", "draining")
+            and (now - r["heartbeat_at"]).total_seconds() <= self.settings.lease
+        )
+        return WorkerView(
+            id=r["id"],
+            host=r["host"],
+            pid=r["pid"],
+            slots=r["slots"],
+            desired_slots=r["desired_slots"],
+            busy=r["busy"],
+            state=r["state"],
+            started_at=r["started_at"],
+            heartbeat_at=r["heartbeat_at"],
+            alive=alive,
+            version=r["version"],
+        )
+
+    def workers(self, *, include_stopped: bool = False) -> list[WorkerView]:
+        now = self.now()
+        return [
+            self._worker_view(r, now)
+            for r in claim_store.list_workers(self.db, include_stopped=include_stopped)
+        ]
+
+    def resize_worker(self, ref: str, slots: int) -> WorkerView:
+        if not 1 <= slots <= 256:
+            raise InvalidParams("slots must be between 1 and 256")
+        matches = [w for w in self.workers() if w.id == ref] or [
+            w for w in self.workers() if w.id.startswith(ref)
+        ]
+        if not matches:
+            raise NotFound(f"no running worker matches '{ref[:40]}'")
+        if len(matches) > 1:
+            raise Conflict(f"'{ref}' matches several workers: type more")
+        row = claim_store.resize_worker(self.db, matches[0].id, slots)
+        if row is None:
+            raise NotFound(f"worker '{matches[0].id}' is no longer running")
+        self._poke()
+        return self._worker_view(row, self.now())
+
+    def locks(self) -> list[LockView]:
+        out: dict[str, dict[str, Any]] = {}
+        for r in queries.lock_rows(self.db):
+            entry = out.setdefault(
+                r["concurrency_key"],
+                {"limit": r["concurrency_limit"], "holders": [], "waiting": []},
+            )
+            if r["state"] == S.RUNNING.value:
+                entry["holders"].append(
+                    LockHolder(r["id"], r["template"], r["worker"], r["started_at"])
+                )
+            else:
+                entry["waiting"].append(r["id"])
+        return [
+            LockView(
+                key=k,
+                limit=v["limit"],
+                holders=v["holders"],
+                waiting=v["waiting"],
+                since=min((h.since for h in v["holders"] if h.since), default=None),
+            )
+            for k, v in out.items()
+        ]
+
+    def stats(self, since: str | None = None) -> StatsView:
+        start = None if not since else self.now() - timedelta(seconds=parse_duration(since))
+        counts = queries.counts_by_state(self.db, start)
+        templates = [
+            TemplateStatsView(
+                template=t.template,
+                runs=t.runs,
+                succeeded=t.succeeded,
+                failed=t.failed,
+                success_rate=round(t.succeeded / t.runs, 4) if t.runs else None,
+                p50_s=t.p50_s,
+                p95_s=t.p95_s,
+                recent=t.recent,
+            )
+            for t in queries.template_stats(self.db, start)
+        ]
+        return StatsView(
+            since=start, counts={s.value: counts.get(s.value, 0) for s in S}, templates=templates
+        )
+
+    def health(self) -> HealthView:
+        checks: list[HealthCheck] = []
+        try:
+            queries.ping(self.db)
+            checks.append(HealthCheck("store", True, self.db.describe()))
+        except OpsError as exc:
+            checks.append(HealthCheck("store", False, str(exc)))
+            return HealthView(checks)
+        workers = self.workers()
+        alive = [w for w in workers if w.alive]
+        stale = [w for w in workers if not w.alive]
+        counts = queries.counts_by_state(self.db)
+        ready = counts.get(S.QUEUED.value, 0)
+        if stale:
+            checks.append(
+                HealthCheck(
+                    "workers",
+                    False,
+                    f"{len(stale)} worker(s) stopped heartbeating: "
+                    + ", ".join(w.id for w in stale[:3]),
+                )
+            )
+        elif not alive and ready:
+            checks.append(
+                HealthCheck("workers", False, f"no live worker and {ready} job(s) queued")
+            )
+        else:
+            busy = sum(w.busy for w in alive)
+            slots = sum(w.slots for w in alive)
+            checks.append(
+                HealthCheck("workers", True, f"{len(alive)} alive, {busy}/{slots} slots busy")
+            )
+        home = Path(self.settings.home)
+        probe = home if home.exists() else home.parent
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        usage = shutil.disk_usage(probe)
+        free_pct = usage.free / usage.total * 100 if usage.total else 100.0
+        ok = usage.free > 256 * 1024 * 1024 and free_pct > 2.0
+        checks.append(
+            HealthCheck(
+                "disk", ok, f"{usage.free // (1024 * 1024)} MiB free ({free_pct:.0f}%) at {probe}"
+            )
+        )
+        return HealthView(checks)
+
+    @staticmethod
+    def hostname() -> str:
+        return socket.gethostname()

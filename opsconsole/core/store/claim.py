@@ -1,0 +1,278 @@
+"""Claims, leases, heartbeats, worker rows and the reaper's queries.
+
+A claim is one statement: pick the best ready job (priority, then age; run time reached;
+concurrency key under its limit) and mark it running with a new attempt number, which
+fences every later write of that attempt. SQLite serialises it with ``BEGIN IMMEDIATE``;
+PostgreSQL skips rows other claimers hold (``FOR UPDATE SKIP LOCKED``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.engine import RowMapping
+
+from opsconsole.core.states import CLAIMABLE, JobState
+from opsconsole.core.store.db import Database, jobs, logs, workers
+from opsconsole.core.store.jobs import add_event
+
+S = JobState
+_CLAIMABLE = [s.value for s in CLAIMABLE]
+
+
+def _ready_subquery(now: datetime, skip_locked: bool) -> sa.Select[tuple[str]]:
+    running = sa.alias(jobs, "holder")
+    holders = (
+        sa.select(sa.func.count())
+        .select_from(running)
+        .where(
+            running.c.concurrency_key == jobs.c.concurrency_key,
+            running.c.state == S.RUNNING.value,
+        )
+        .scalar_subquery()
+    )
+    q = (
+        sa.select(jobs.c.id)
+        .where(
+            jobs.c.state.in_(_CLAIMABLE),
+            jobs.c.run_at <= now,
+            sa.or_(jobs.c.concurrency_key.is_(None), holders < jobs.c.concurrency_limit),
+        )
+        .order_by(jobs.c.priority.desc(), jobs.c.created_at, jobs.c.id)
+        .limit(1)
+    )
+    if skip_locked:
+        q = q.with_for_update(skip_locked=True)
+    return q
+
+
+def claim(db: Database, worker_id: str, now: datetime, lease_s: float) -> RowMapping | None:
+    """Claim the best ready job for ``worker_id``, or None when nothing is ready."""
+    pick = _ready_subquery(now, skip_locked=db.dialect == "postgresql").scalar_subquery()
+    stmt = (
+        jobs.update()
+        .where(jobs.c.id == pick, jobs.c.state.in_(_CLAIMABLE))
+        .values(
+            state=S.RUNNING.value,
+            attempts=jobs.c.attempts + 1,
+            worker=worker_id,
+            started_at=now,
+            updated_at=now,
+            finished_at=None,
+            lease_until=now + timedelta(seconds=lease_s),
+            progress=None,
+            step=None,
+            exit_code=None,
+            result=None,
+            error=None,
+            cancel_requested=False,
+            cancel_reason=None,
+            pid=None,
+            log_lines=jobs.c.log_lines + 1,
+        )
+        .returning(jobs)
+    )
+    with db.write() as conn:
+        row = conn.execute(stmt).mappings().first()
+        if row is None:
+            return None
+        conn.execute(
+            logs.insert().values(
+                job_id=row["id"],
+                seq=row["log_lines"],
+                ts=now,
+                attempt=row["attempts"],
+                stream="meta",
+                line=f"attempt {row['attempts']} started on {worker_id}",
+            )
+        )
+        add_event(
+            conn,
+            row["id"],
+            "started",
+            now,
+            actor=worker_id,
+            state=S.RUNNING.value,
+            attempt=row["attempts"],
+            message=f"attempt {row['attempts']} on {worker_id}",
+        )
+        return row
+
+
+def next_run_at(db: Database) -> datetime | None:
+    """When the earliest not-yet-due claimable job becomes due (to arm a wake-up)."""
+    with db.read() as conn:
+        return conn.execute(
+            sa.select(sa.func.min(jobs.c.run_at)).where(jobs.c.state.in_(_CLAIMABLE))
+        ).scalar()
+
+
+# -- workers and heartbeats -----------------------------------------------------------
+
+
+def register_worker(
+    db: Database, worker_id: str, *, host: str, pid: int, slots: int, now: datetime, version: str
+) -> None:
+    with db.write() as conn:
+        conn.execute(
+            workers.insert().values(
+                id=worker_id,
+                host=host,
+                pid=pid,
+                slots=slots,
+                desired_slots=slots,
+                busy=0,
+                state="running",
+                started_at=now,
+                heartbeat_at=now,
+                version=version,
+            )
+        )
+
+
+@dataclass(frozen=True)
+class HeartbeatReply:
+    desired_slots: int
+    cancel: list[tuple[str, int, str]]
+    """(job, attempt, reason) of the runs an operator asked to cancel."""
+    lost: list[tuple[str, int]]
+    """(job, attempt) pairs this worker runs that the store no longer gives it: stop them."""
+
+
+def heartbeat(
+    db: Database,
+    worker_id: str,
+    now: datetime,
+    *,
+    lease_s: float,
+    slots: int,
+    busy: int,
+    state: str,
+    running: list[tuple[str, int]],
+) -> HeartbeatReply:
+    """Renew this worker's row and its jobs' leases; report cancels and lost jobs."""
+    with db.write() as conn:
+        desired = conn.execute(
+            workers.update()
+            .where(workers.c.id == worker_id)
+            .values(heartbeat_at=now, slots=slots, busy=busy, state=state)
+            .returning(workers.c.desired_slots)
+        ).scalar()
+        conn.execute(
+            jobs.update()
+            .where(jobs.c.worker == worker_id, jobs.c.state == S.RUNNING.value)
+            .values(lease_until=now + timedelta(seconds=lease_s))
+        )
+        owned = {
+            (r.id, r.attempts): (bool(r.cancel_requested), r.cancel_reason or "cancelled")
+            for r in conn.execute(
+                sa.select(
+                    jobs.c.id, jobs.c.attempts, jobs.c.cancel_requested, jobs.c.cancel_reason
+                ).where(jobs.c.worker == worker_id, jobs.c.state == S.RUNNING.value)
+            )
+        }
+    cancel = [(job, att, why) for (job, att), (flag, why) in owned.items() if flag]
+    lost = [key for key in running if key not in owned]
+    return HeartbeatReply(desired if desired is not None else slots, cancel, lost)
+
+
+def cancel_requests(db: Database, worker_id: str) -> list[tuple[str, int, str]]:
+    with db.read() as conn:
+        return [
+            (r.id, r.attempts, r.cancel_reason or "cancelled")
+            for r in conn.execute(
+                sa.select(jobs.c.id, jobs.c.attempts, jobs.c.cancel_reason).where(
+                    jobs.c.worker == worker_id,
+                    jobs.c.state == S.RUNNING.value,
+                    jobs.c.cancel_requested.is_(True),
+                )
+            )
+        ]
+
+
+def set_worker_state(db: Database, worker_id: str, state: str, now: datetime) -> None:
+    with db.write() as conn:
+        conn.execute(
+            workers.update()
+            .where(workers.c.id == worker_id)
+            .values(state=state, heartbeat_at=now, busy=0 if state == "stopped" else workers.c.busy)
+        )
+
+
+def resize_worker(db: Database, worker_id: str, slots: int) -> RowMapping | None:
+    with db.write() as conn:
+        return (
+            conn.execute(
+                workers.update()
+                .where(workers.c.id == worker_id, workers.c.state.in_(["running", "draining"]))
+                .values(desired_slots=slots)
+                .returning(workers)
+            )
+            .mappings()
+            .first()
+        )
+
+
+def list_workers(db: Database, *, include_stopped: bool = False) -> list[RowMapping]:
+    q = sa.select(workers).order_by(workers.c.started_at.desc())
+    if not include_stopped:
+        q = q.where(workers.c.state.in_(["running", "draining"]))
+    with db.read() as conn:
+        return list(conn.execute(q.limit(500)).mappings())
+
+
+# -- the reaper -------------------------------------------------------------------------
+
+
+def orphaned_jobs(db: Database, now: datetime, dead_workers: list[str]) -> list[RowMapping]:
+    """Running jobs whose lease ran out, or whose worker is known to be gone."""
+    cond = jobs.c.lease_until < now
+    if dead_workers:
+        cond = sa.or_(cond, jobs.c.worker.in_(dead_workers))
+    with db.read() as conn:
+        return list(
+            conn.execute(
+                sa.select(
+                    jobs.c.id, jobs.c.attempts, jobs.c.worker, jobs.c.on_interrupt, jobs.c.pid
+                )
+                .where(jobs.c.state == S.RUNNING.value, cond)
+                .limit(500)
+            ).mappings()
+        )
+
+
+def mark_workers_dead(db: Database, worker_ids: list[str], now: datetime) -> None:
+    if not worker_ids:
+        return
+    with db.write() as conn:
+        conn.execute(
+            workers.update()
+            .where(workers.c.id.in_(worker_ids), workers.c.state != "stopped")
+            .values(state="dead", busy=0)
+        )
+
+
+def stale_workers(db: Database, older_than: datetime) -> list[RowMapping]:
+    """Workers that say they run but have not heartbeated since ``older_than``."""
+    with db.read() as conn:
+        return list(
+            conn.execute(
+                sa.select(workers).where(
+                    workers.c.state.in_(["running", "draining"]),
+                    workers.c.heartbeat_at < older_than,
+                )
+            ).mappings()
+        )
+
+
+def workers_on_host(db: Database, host: str) -> list[RowMapping]:
+    with db.read() as conn:
+        return list(
+            conn.execute(
+                sa.select(workers).where(
+                    workers.c.host == host, workers.c.state.in_(["running", "draining"])
+                )
+            ).mappings()
+        )

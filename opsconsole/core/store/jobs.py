@@ -1,0 +1,476 @@
+"""Job writes: insert with its first event, guarded transitions, finishes fenced by attempt.
+
+Every state change is an UPDATE guarded by the transition table (``WHERE state IN
+(sources)``) and writes its event in the same transaction, so the audit trail and the
+change feed can never disagree with the jobs table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, RowMapping
+
+from opsconsole.core.errors import InvalidParams, InvalidTransition
+from opsconsole.core.states import FINAL, JobState, sources_of
+from opsconsole.core.store.db import Database, deps, events, jobs
+
+S = JobState
+
+
+def add_event(
+    conn: Connection,
+    job_id: str,
+    kind: str,
+    now: datetime,
+    *,
+    actor: str = "",
+    state: str | None = None,
+    attempt: int | None = None,
+    message: str = "",
+    data: dict[str, Any] | None = None,
+) -> None:
+    conn.execute(
+        events.insert().values(
+            job_id=job_id,
+            ts=now,
+            kind=kind,
+            actor=actor,
+            state=state,
+            attempt=attempt,
+            message=message,
+            data=data,
+        )
+    )
+
+
+def fetch(conn: Connection, job_id: str) -> RowMapping | None:
+    return conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).mappings().first()
+
+
+def insert(
+    db: Database,
+    row: Mapping[str, Any],
+    depends_on: Iterable[str],
+    *,
+    actor: str,
+    now: datetime,
+    message: str = "",
+) -> RowMapping:
+    """Insert a job, its dependency edges and its ``submitted`` event in one transaction.
+
+    Dependencies are checked inside the write lock: a dependency that ended in any state but
+    succeeded is refused, so a dependent can never wait forever.
+    """
+    dep_ids = list(dict.fromkeys(depends_on))
+    with db.write() as conn:
+        if dep_ids:
+            found = {
+                r.id: r.state
+                for r in conn.execute(
+                    sa.select(jobs.c.id, jobs.c.state).where(jobs.c.id.in_(dep_ids))
+                )
+            }
+            for dep in dep_ids:
+                if dep not in found:
+                    raise InvalidParams(f"dependency '{dep}' does not exist")
+                if found[dep] in FINAL and found[dep] != S.SUCCEEDED:
+                    raise InvalidParams(
+                        f"dependency '{dep}' already ended {found[dep]}: it can never succeed"
+                    )
+        conn.execute(jobs.insert().values(**row))
+        if dep_ids:
+            conn.execute(deps.insert(), [{"job_id": row["id"], "depends_on": d} for d in dep_ids])
+        add_event(
+            conn, row["id"], "submitted", now, actor=actor, state=row["state"], message=message
+        )
+        out = fetch(conn, row["id"])
+    assert out is not None
+    return out
+
+
+def transition(
+    conn: Connection,
+    job_id: str,
+    new: JobState,
+    now: datetime,
+    *,
+    kind: str,
+    actor: str = "",
+    message: str = "",
+    attempt: int | None = None,
+    only_from: Iterable[JobState] | None = None,
+    values: Mapping[str, Any] | None = None,
+    data: dict[str, Any] | None = None,
+) -> RowMapping | None:
+    """Move a job to ``new`` if the table allows it from its current state; None if not.
+
+    ``attempt`` fences the write: a worker replaced after its lease expired holds an older
+    attempt number and changes nothing.
+    """
+    allowed = sources_of(new)
+    if only_from is not None:
+        allowed = allowed & frozenset(only_from)
+    if not allowed:
+        return None
+    cond = [jobs.c.id == job_id, jobs.c.state.in_([s.value for s in allowed])]
+    if attempt is not None:
+        cond.append(jobs.c.attempts == attempt)
+    vals: dict[str, Any] = {"state": new.value, "updated_at": now, **(values or {})}
+    if new in FINAL:
+        vals.setdefault("finished_at", now)
+        vals["secret_blob"] = None  # secrets are dropped once a job is final
+        vals["lease_until"] = None
+    row = conn.execute(jobs.update().where(*cond).values(**vals).returning(jobs)).mappings().first()
+    if row is None:
+        return None
+    add_event(
+        conn,
+        job_id,
+        kind,
+        now,
+        actor=actor,
+        state=new.value,
+        attempt=row["attempts"] if attempt is None else attempt,
+        message=message,
+        data=data,
+    )
+    if new in FINAL:
+        settle_dependents(conn, job_id, new, now)
+    return row
+
+
+def transition_or_raise(
+    db: Database,
+    job_id: str,
+    new: JobState,
+    now: datetime,
+    *,
+    kind: str,
+    verb: str,
+    actor: str = "",
+    message: str = "",
+    only_from: Iterable[JobState] | None = None,
+    values: Mapping[str, Any] | None = None,
+) -> RowMapping:
+    with db.write() as conn:
+        row = transition(
+            conn,
+            job_id,
+            new,
+            now,
+            kind=kind,
+            actor=actor,
+            message=message,
+            only_from=only_from,
+            values=values,
+        )
+        if row is None:
+            current = fetch(conn, job_id)
+            state = current["state"] if current else "gone"
+            raise InvalidTransition(f"cannot {verb} job {job_id}: it is {state}")
+        return row
+
+
+def settle_dependents(conn: Connection, job_id: str, final: JobState, now: datetime) -> None:
+    """Release or cancel the jobs waiting on ``job_id`` in this transaction.
+
+    A cancelled dependent is itself final, so ``transition`` settles its dependents in turn.
+    """
+    waiting = conn.execute(
+        sa.select(jobs.c.id, jobs.c.run_at)
+        .join(deps, deps.c.job_id == jobs.c.id)
+        .where(deps.c.depends_on == job_id, jobs.c.state == S.WAITING.value)
+    ).all()
+    for child_id, run_at in waiting:
+        if final != S.SUCCEEDED:
+            transition(
+                conn,
+                child_id,
+                S.CANCELLED,
+                now,
+                kind="cancelled",
+                message=f"dependency {job_id} ended {final.value}",
+                values={"error": _dep_error(job_id, final)},
+                only_from=[S.WAITING],
+            )
+            continue
+        pending = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(deps.join(jobs, jobs.c.id == deps.c.depends_on))
+            .where(deps.c.job_id == child_id, jobs.c.state != S.SUCCEEDED.value)
+        ).scalar_one()
+        if pending == 0:
+            transition(
+                conn,
+                child_id,
+                S.SCHEDULED if run_at > now else S.QUEUED,
+                now,
+                kind="released",
+                message="all dependencies succeeded",
+                only_from=[S.WAITING],
+            )
+
+
+def _dep_error(dep_id: str, state: JobState) -> dict[str, Any]:
+    return {
+        "message": f"dependency {dep_id} ended {state.value}",
+        "kind": "dependency",
+        "detail": {"job": dep_id, "state": state.value},
+    }
+
+
+def dependencies_of(conn: Connection, job_id: str) -> list[str]:
+    return list(conn.execute(sa.select(deps.c.depends_on).where(deps.c.job_id == job_id)).scalars())
+
+
+def add_dependencies(
+    db: Database, job_id: str, after: list[str], *, actor: str, now: datetime
+) -> RowMapping:
+    """Make a job that has not started wait for more jobs; refuse unknown ids and cycles."""
+    with db.write() as conn:
+        row = fetch(conn, job_id)
+        assert row is not None
+        if row["state"] not in (S.QUEUED, S.SCHEDULED, S.WAITING, S.AWAITING_APPROVAL):
+            raise InvalidTransition(
+                f"cannot add dependencies to job {job_id}: it is {row['state']}"
+            )
+        existing = set(dependencies_of(conn, job_id))
+        new = [a for a in dict.fromkeys(after) if a not in existing]
+        for dep in new:
+            dep_row = fetch(conn, dep)
+            if dep_row is None:
+                raise InvalidParams(f"dependency '{dep}' does not exist")
+            if dep == job_id or _reaches(conn, dep, job_id):
+                raise InvalidParams(f"dependency cycle: {dep} already depends on {job_id}")
+            if dep_row["state"] in FINAL and dep_row["state"] != S.SUCCEEDED:
+                raise InvalidParams(f"dependency '{dep}' already ended {dep_row['state']}")
+        if not new:
+            return row
+        conn.execute(deps.insert(), [{"job_id": job_id, "depends_on": d} for d in new])
+        all_deps = [*existing, *new]
+        unfinished = conn.execute(
+            sa.select(sa.func.count()).where(
+                jobs.c.id.in_(all_deps), jobs.c.state != S.SUCCEEDED.value
+            )
+        ).scalar_one()
+        values = {"depends_on": sorted(all_deps)}
+        if unfinished and row["state"] in (S.QUEUED, S.SCHEDULED):
+            out = transition(
+                conn,
+                job_id,
+                S.WAITING,
+                now,
+                kind="dependency_added",
+                actor=actor,
+                message="waits for " + ", ".join(new),
+                values=values,
+            )
+        else:
+            out = (
+                conn.execute(
+                    jobs.update()
+                    .where(jobs.c.id == job_id)
+                    .values(updated_at=now, **values)
+                    .returning(jobs)
+                )
+                .mappings()
+                .first()
+            )
+            add_event(
+                conn,
+                job_id,
+                "dependency_added",
+                now,
+                actor=actor,
+                state=row["state"],
+                message="waits for " + ", ".join(new),
+            )
+        assert out is not None
+        return out
+
+
+def _reaches(conn: Connection, start: str, target: str) -> bool:
+    """Does ``start`` (transitively) depend on ``target``? Walks edges, bounded by the graph."""
+    seen: set[str] = set()
+    frontier = [start]
+    while frontier:
+        rows = (
+            conn.execute(sa.select(deps.c.depends_on).where(deps.c.job_id.in_(frontier)))
+            .scalars()
+            .all()
+        )
+        if target in rows:
+            return True
+        frontier = [r for r in rows if r not in seen]
+        seen.update(frontier)
+    return False
+
+
+def set_priority(
+    db: Database, job_id: str, priority: int, *, actor: str, now: datetime
+) -> RowMapping:
+    with db.write() as conn:
+        row = (
+            conn.execute(
+                jobs.update()
+                .where(
+                    jobs.c.id == job_id,
+                    jobs.c.state.in_(
+                        [s.value for s in (S.QUEUED, S.SCHEDULED, S.WAITING, S.AWAITING_APPROVAL)]
+                    ),
+                )
+                .values(priority=priority, updated_at=now)
+                .returning(jobs)
+            )
+            .mappings()
+            .first()
+        )
+        if row is None:
+            current = fetch(conn, job_id)
+            state = current["state"] if current else "gone"
+            raise InvalidTransition(f"cannot change the priority of job {job_id}: it is {state}")
+        add_event(
+            conn,
+            job_id,
+            "priority_changed",
+            now,
+            actor=actor,
+            state=row["state"],
+            message=f"priority set to {priority}",
+            data={"priority": priority},
+        )
+        return row
+
+
+def request_cancel(
+    db: Database, job_id: str, *, reason: str, actor: str, now: datetime
+) -> RowMapping:
+    """Cancel a pending job at once; ask the worker of a running one to stop it."""
+    with db.write() as conn:
+        row = fetch(conn, job_id)
+        if row is None:
+            raise InvalidTransition(f"cannot cancel job {job_id}: it is gone")
+        state = S(row["state"])
+        msg = reason or f"cancelled by {actor}"
+        if state == S.RUNNING:
+            if row["cancel_requested"]:
+                return row
+            out = (
+                conn.execute(
+                    jobs.update()
+                    .where(jobs.c.id == job_id, jobs.c.state == S.RUNNING.value)
+                    .values(cancel_requested=True, cancel_reason=msg, updated_at=now)
+                    .returning(jobs)
+                )
+                .mappings()
+                .first()
+            )
+            if out is not None:
+                add_event(
+                    conn,
+                    job_id,
+                    "cancel_requested",
+                    now,
+                    actor=actor,
+                    state=state.value,
+                    attempt=row["attempts"],
+                    message=msg,
+                )
+                return out
+            row = fetch(conn, job_id)
+            assert row is not None
+            state = S(row["state"])
+        out = transition(
+            conn,
+            job_id,
+            S.CANCELLED,
+            now,
+            kind="cancelled",
+            actor=actor,
+            message=msg,
+            only_from=[state],
+            values={"error": {"message": msg, "kind": "cancelled", "detail": {"by": actor}}},
+        )
+        if out is None:
+            raise InvalidTransition(f"cannot cancel job {job_id}: it is {state.value}")
+        return out
+
+
+def finish(
+    db: Database,
+    job_id: str,
+    attempt: int,
+    new: JobState,
+    now: datetime,
+    *,
+    values: Mapping[str, Any],
+    kind: str | None = None,
+    message: str = "",
+    actor: str = "",
+) -> RowMapping | None:
+    """End an attempt; None when the attempt was fenced off (a successor owns the job)."""
+    with db.write() as conn:
+        return transition(
+            conn,
+            job_id,
+            new,
+            now,
+            kind=kind or new.value,
+            actor=actor,
+            message=message,
+            attempt=attempt,
+            only_from=[S.RUNNING],
+            values=values,
+        )
+
+
+def update_progress(
+    db: Database,
+    job_id: str,
+    attempt: int,
+    now: datetime,
+    *,
+    progress: int | None,
+    step: str | None,
+    result: Any = None,
+    set_result: bool = False,
+    event: bool = True,
+) -> bool:
+    vals: dict[str, Any] = {"updated_at": now}
+    if progress is not None:
+        vals["progress"] = progress
+    if step is not None:
+        vals["step"] = step
+    if set_result:
+        vals["result"] = result
+    with db.write() as conn:
+        res = conn.execute(
+            jobs.update()
+            .where(jobs.c.id == job_id, jobs.c.attempts == attempt, jobs.c.state == S.RUNNING.value)
+            .values(**vals)
+        )
+        if res.rowcount != 1:
+            return False
+        if event:
+            add_event(
+                conn,
+                job_id,
+                "progress",
+                now,
+                state=S.RUNNING.value,
+                attempt=attempt,
+                message=step or "",
+                data={"progress": progress, "step": step},
+            )
+        return True
+
+
+def set_pid(db: Database, job_id: str, attempt: int, pid: int | None) -> None:
+    with db.write() as conn:
+        conn.execute(
+            jobs.update().where(jobs.c.id == job_id, jobs.c.attempts == attempt).values(pid=pid)
+        )

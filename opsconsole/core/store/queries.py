@@ -1,0 +1,215 @@
+"""Read-side queries: id prefixes, filtered paged listings, locks, stats, retention.
+
+Listings are paged in SQL and served by indexes; nothing here loads a whole table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import RowMapping
+
+from opsconsole.core.errors import Conflict, NotFound
+from opsconsole.core.states import FINAL, LIVE, JobState
+from opsconsole.core.store.db import Database, jobs
+from opsconsole.core.store.jobs import dependencies_of, fetch
+
+S = JobState
+
+
+def resolve(db: Database, ref: str) -> str:
+    """A full id from a unique prefix; NotFound or Conflict (ambiguous) otherwise."""
+    ref = ref.strip().lower()
+    if not ref or not ref.isalnum() or len(ref) > 16:
+        raise NotFound(f"no job matches '{ref[:20]}'")
+    with db.read() as conn:
+        if conn.execute(sa.select(jobs.c.id).where(jobs.c.id == ref)).first():
+            return ref
+        found = (
+            conn.execute(
+                sa.select(jobs.c.id).where(jobs.c.id.startswith(ref, autoescape=True)).limit(4)
+            )
+            .scalars()
+            .all()
+        )
+    if not found:
+        raise NotFound(f"no job matches '{ref}'")
+    if len(found) > 1:
+        raise Conflict(f"'{ref}' matches several jobs ({', '.join(found[:3])}, ...): type more")
+    return found[0]
+
+
+def get(db: Database, job_id: str) -> tuple[RowMapping, list[str]]:
+    with db.read() as conn:
+        row = fetch(conn, job_id)
+        if row is None:
+            raise NotFound(f"no job '{job_id}'")
+        return row, dependencies_of(conn, job_id)
+
+
+@dataclass(frozen=True)
+class JobFilter:
+    states: tuple[str, ...] = ()
+    template: str | None = None
+    tag: str | None = None
+    since: datetime | None = None
+    text: str | None = None
+
+
+def _where(f: JobFilter) -> list[Any]:
+    cond: list[Any] = []
+    if f.states:
+        cond.append(jobs.c.state.in_(list(f.states)))
+    if f.template:
+        cond.append(jobs.c.template == f.template)
+    if f.tag:
+        cond.append(jobs.c.tags.contains(f",{f.tag},", autoescape=True))
+    if f.since is not None:
+        cond.append(jobs.c.created_at >= f.since)
+    if f.text:
+        like = f.text.lower()
+        cond.append(
+            sa.or_(
+                jobs.c.id.startswith(like, autoescape=True),
+                jobs.c.template.contains(like, autoescape=True),
+                jobs.c.tags.contains(like, autoescape=True),
+            )
+        )
+    return cond
+
+
+def list_jobs(
+    db: Database, f: JobFilter, *, page: int, page_size: int
+) -> tuple[list[RowMapping], int]:
+    """One page, newest first, and the total that matches."""
+    cond = _where(f)
+    with db.read() as conn:
+        total = conn.execute(sa.select(sa.func.count()).select_from(jobs).where(*cond)).scalar_one()
+        rows = list(
+            conn.execute(
+                sa.select(jobs)
+                .where(*cond)
+                .order_by(jobs.c.created_at.desc(), jobs.c.id.desc())
+                .limit(page_size)
+                .offset((page - 1) * page_size)
+            ).mappings()
+        )
+    return rows, total
+
+
+def counts_by_state(db: Database, since: datetime | None = None) -> dict[str, int]:
+    q = sa.select(jobs.c.state, sa.func.count()).group_by(jobs.c.state)
+    if since is not None:
+        q = q.where(sa.or_(jobs.c.created_at >= since, jobs.c.state.in_([s.value for s in LIVE])))
+    with db.read() as conn:
+        return {state: n for state, n in conn.execute(q)}
+
+
+def _duration(db: Database) -> Any:
+    if db.dialect == "sqlite":
+        return (
+            sa.func.julianday(jobs.c.finished_at) - sa.func.julianday(jobs.c.started_at)
+        ) * 86400.0
+    return sa.func.extract("epoch", jobs.c.finished_at - jobs.c.started_at)
+
+
+@dataclass
+class TemplateStats:
+    template: str
+    runs: int
+    succeeded: int
+    failed: int
+    p50_s: float | None
+    p95_s: float | None
+    recent: list[str] = field(default_factory=list)
+    """Final states of the most recent runs, oldest first (for a sparkline)."""
+
+
+def template_stats(db: Database, since: datetime | None, recent: int = 20) -> list[TemplateStats]:
+    finals = [s.value for s in FINAL]
+    base = [jobs.c.state.in_(finals), jobs.c.started_at.is_not(None)]
+    if since is not None:
+        base.append(jobs.c.finished_at >= since)
+    dur = _duration(db)
+    out: list[TemplateStats] = []
+    with db.read() as conn:
+        per = conn.execute(
+            sa.select(
+                jobs.c.template,
+                sa.func.count(),
+                sa.func.sum(sa.case((jobs.c.state == S.SUCCEEDED.value, 1), else_=0)),
+            )
+            .where(*base)
+            .group_by(jobs.c.template)
+            .order_by(jobs.c.template)
+        ).all()
+        for template, runs, ok in per:
+            cond = [*base, jobs.c.template == template]
+
+            def pct(p: float, cond: list[Any] = cond, runs: int = runs) -> float | None:
+                k = min(runs - 1, max(0, round(p * (runs - 1))))
+                v = conn.execute(
+                    sa.select(dur).where(*cond).order_by(dur).limit(1).offset(k)
+                ).scalar()
+                return None if v is None else round(float(v), 3)
+
+            last = (
+                conn.execute(
+                    sa.select(jobs.c.state)
+                    .where(*cond)
+                    .order_by(jobs.c.finished_at.desc())
+                    .limit(recent)
+                )
+                .scalars()
+                .all()
+            )
+            out.append(
+                TemplateStats(
+                    template=template,
+                    runs=runs,
+                    succeeded=int(ok or 0),
+                    failed=runs - int(ok or 0),
+                    p50_s=pct(0.5),
+                    p95_s=pct(0.95),
+                    recent=list(reversed(last)),
+                )
+            )
+    return out
+
+
+def lock_rows(db: Database, limit: int = 5000) -> list[RowMapping]:
+    """Live jobs that carry a concurrency key: holders first, then waiters in claim order."""
+    live = [s.value for s in LIVE]
+    with db.read() as conn:
+        return list(
+            conn.execute(
+                sa.select(
+                    jobs.c.id,
+                    jobs.c.template,
+                    jobs.c.state,
+                    jobs.c.concurrency_key,
+                    jobs.c.concurrency_limit,
+                    jobs.c.priority,
+                    jobs.c.created_at,
+                    jobs.c.started_at,
+                    jobs.c.worker,
+                    jobs.c.run_at,
+                )
+                .where(jobs.c.concurrency_key.is_not(None), jobs.c.state.in_(live))
+                .order_by(
+                    jobs.c.concurrency_key,
+                    sa.case((jobs.c.state == S.RUNNING.value, 0), else_=1),
+                    jobs.c.priority.desc(),
+                    jobs.c.created_at,
+                )
+                .limit(limit)
+            ).mappings()
+        )
+
+
+def ping(db: Database) -> None:
+    with db.read() as conn:
+        conn.execute(sa.text("SELECT 1"))

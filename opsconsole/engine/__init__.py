@@ -1,0 +1,1 @@
+"""Runs work: the worker pool, run contexts, log sinks and runners. Never imports a face."""
