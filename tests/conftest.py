@@ -1,0 +1,97 @@
+"""Fixtures: an isolated environment per test, real SQLite files, a settable clock."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from opsconsole.config import Settings, load_settings
+from opsconsole.core.clock import SettableClock
+from opsconsole.core.service import OpsService
+from opsconsole.core.store.db import Database
+
+REPO = Path(__file__).resolve().parents[1]
+
+FAST = {
+    "poll_interval": 0.05,
+    "heartbeat_interval": 0.2,
+    "lease": 3.0,
+    "kill_grace": 0.5,
+    "drain_grace": 2.0,
+}
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No OPSCONSOLE_* from the caller's shell; no ./data or ./opsconsole.toml by accident."""
+    for key in list(os.environ):
+        if key.startswith("OPSCONSOLE_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    yield
+
+
+@pytest.fixture(scope="session")
+def migrated_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated SQLite file per session; tests get copies (migrating each time is slow)."""
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    db = Database(f"sqlite:///{path}")
+    db.ensure_schema()
+    with db.write() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.dispose()
+    return path
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    path = tmp_path / "home"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def catalog(tmp_path: Path) -> Path:
+    path = tmp_path / "catalog"
+    (path / "templates").mkdir(parents=True)
+    return path
+
+
+@pytest.fixture
+def db_path(home: Path, migrated_db: Path) -> Path:
+    path = home / "opsconsole.db"
+    shutil.copyfile(migrated_db, path)
+    return path
+
+
+@pytest.fixture
+def settings(home: Path, catalog: Path, db_path: Path) -> Settings:
+    return load_settings(home=home, catalog=catalog, db=f"sqlite:///{db_path}", **FAST)
+
+
+@pytest.fixture
+def clock() -> SettableClock:
+    return SettableClock()
+
+
+@pytest.fixture
+def service(settings: Settings) -> Iterator[OpsService]:
+    """A service on the system clock (for tests that run real jobs)."""
+    db = Database(settings.db)
+    yield OpsService(settings, db)
+    db.dispose()
+
+
+@pytest.fixture
+def clocked(settings: Settings, clock: SettableClock) -> Iterator[OpsService]:
+    """A service whose time only moves when the test says so."""
+    db = Database(settings.db)
+    yield OpsService(settings, db, clock=clock)
+    db.dispose()
