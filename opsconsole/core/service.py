@@ -26,7 +26,13 @@ from opsconsole.core.catalog import (
     validate_params,
 )
 from opsconsole.core.clock import Clock, SystemClock
-from opsconsole.core.errors import Conflict, InvalidParams, NotFound, OpsError
+from opsconsole.core.errors import (
+    Conflict,
+    InvalidParams,
+    InvalidTransition,
+    NotFound,
+    OpsError,
+)
 from opsconsole.core.identity import os_user
 from opsconsole.core.ids import new_job_id
 from opsconsole.core.secrets import MASK, SecretBox, load_key, split_secrets
@@ -287,7 +293,7 @@ class OpsService:
         job_id = queries.resolve(self.db, ref)
         view = self.get(job_id)
         if not view.can_retry:
-            raise OpsError(f"cannot retry job {job_id}: it is {view.state.value}")
+            raise InvalidTransition(f"cannot retry job {job_id}: it is {view.state.value}")
         tpl = self._job_template(job_id)
         given = dict(params or {})
         extra = sorted(set(given) - tpl.secret_names())
@@ -389,6 +395,10 @@ class OpsService:
             EventView.from_row(r)
             for r in feed.events_since(self.db, cursor, job_id=job_id, limit=limit)
         ]
+
+    def recent_events(self, limit: int, *, job: str | None = None) -> list[EventView]:
+        job_id = queries.resolve(self.db, job) if job else None
+        return [EventView.from_row(r) for r in feed.recent_events(self.db, limit, job_id=job_id)]
 
     def last_event_id(self) -> int:
         return feed.last_event_id(self.db)

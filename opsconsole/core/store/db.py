@@ -45,17 +45,26 @@ class Database:
     """One engine per store URL; ``read()`` and ``write()`` are the only ways in."""
 
     def __init__(self, url: str) -> None:
-        self.url = sa.make_url(url)
+        try:
+            self.url = sa.make_url(url)
+        except sa.exc.ArgumentError:
+            raise StoreUnavailable(f"invalid store URL '{url[:60]}'") from None
         self.dialect = self.url.get_backend_name()
         kwargs: dict[str, Any] = {}
         if self.dialect == "sqlite":
             path = _sqlite_path(self.url)
             if path is not None:
-                path.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise StoreUnavailable(f"cannot create {path.parent}: {exc.strerror}") from None
             kwargs["connect_args"] = {"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
         else:
             kwargs["pool_pre_ping"] = True
-        self.engine: Engine = sa.create_engine(self.url, **kwargs)
+        try:
+            self.engine: Engine = sa.create_engine(self.url, **kwargs)
+        except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as exc:
+            raise StoreUnavailable(f"cannot use store {self.describe()}: {exc}") from None
         if self.dialect == "sqlite":
             self._setup_sqlite(self.engine)
         self._writer = self.engine.execution_options(opsconsole_write=True)
@@ -89,7 +98,9 @@ class Database:
         try:
             with self.engine.connect() as conn, conn.begin():
                 yield conn
-        except sa.exc.OperationalError as exc:
+        except sa.exc.IntegrityError:
+            raise
+        except (sa.exc.OperationalError, sa.exc.DatabaseError) as exc:
             raise StoreUnavailable(f"store unavailable: {_reason(exc)}") from exc
 
     @contextlib.contextmanager
@@ -97,7 +108,9 @@ class Database:
         try:
             with self._writer.connect() as conn, conn.begin():
                 yield conn
-        except sa.exc.OperationalError as exc:
+        except sa.exc.IntegrityError:
+            raise
+        except (sa.exc.OperationalError, sa.exc.DatabaseError) as exc:
             raise StoreUnavailable(f"store unavailable: {_reason(exc)}") from exc
 
     def dispose(self) -> None:
@@ -139,7 +152,7 @@ class Database:
             command.upgrade(cfg, "head")
 
 
-def _reason(exc: sa.exc.OperationalError) -> str:
+def _reason(exc: sa.exc.DBAPIError) -> str:
     text = str(exc.orig) if exc.orig is not None else str(exc)
     return text.splitlines()[0] if text else type(exc).__name__
 

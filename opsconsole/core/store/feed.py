@@ -129,6 +129,17 @@ def events_since(
         )
 
 
+def recent_events(db: Database, limit: int, *, job_id: str | None = None) -> list[RowMapping]:
+    """The newest ``limit`` events, oldest first."""
+    q = sa.select(events).order_by(events.c.id.desc()).limit(limit)
+    if job_id is not None:
+        q = q.where(events.c.job_id == job_id)
+    with db.read() as conn:
+        rows = list(conn.execute(q).mappings())
+    rows.reverse()
+    return rows
+
+
 def last_event_id(db: Database) -> int:
     with db.read() as conn:
         return conn.execute(sa.select(sa.func.coalesce(sa.func.max(events.c.id), 0))).scalar_one()

@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
-from opsconsole.core.errors import InvalidParams, InvalidTransition
+from opsconsole.core.errors import Conflict, InvalidParams, InvalidTransition
 from opsconsole.core.states import FINAL, JobState, sources_of
 from opsconsole.core.store.db import Database, deps, events, jobs
 
@@ -81,7 +81,14 @@ def insert(
                     raise InvalidParams(
                         f"dependency '{dep}' already ended {found[dep]}: it can never succeed"
                     )
-        conn.execute(jobs.insert().values(**row))
+            if row["state"] == S.WAITING and all(found[d] == S.SUCCEEDED for d in dep_ids):
+                # every dependency succeeded since the caller looked: nothing left to wait for
+                ready = S.SCHEDULED if row["run_at"] > now else S.QUEUED
+                row = {**row, "state": ready.value}
+        try:
+            conn.execute(jobs.insert().values(**row))
+        except sa.exc.IntegrityError:
+            raise Conflict(f"job id {row['id']} is taken") from None
         if dep_ids:
             conn.execute(deps.insert(), [{"job_id": row["id"], "depends_on": d} for d in dep_ids])
         add_event(
@@ -185,16 +192,18 @@ def settle_dependents(conn: Connection, job_id: str, final: JobState, now: datet
         .join(deps, deps.c.job_id == jobs.c.id)
         .where(deps.c.depends_on == job_id, jobs.c.state == S.WAITING.value)
     ).all()
+    root = _root_cause(conn, job_id) if waiting and final != S.SUCCEEDED else None
     for child_id, run_at in waiting:
         if final != S.SUCCEEDED:
+            error = _dep_error(job_id, final, root)
             transition(
                 conn,
                 child_id,
                 S.CANCELLED,
                 now,
                 kind="cancelled",
-                message=f"dependency {job_id} ended {final.value}",
-                values={"error": _dep_error(job_id, final)},
+                message=error["message"],
+                values={"error": error},
                 only_from=[S.WAITING],
             )
             continue
@@ -215,11 +224,24 @@ def settle_dependents(conn: Connection, job_id: str, final: JobState, now: datet
             )
 
 
-def _dep_error(dep_id: str, state: JobState) -> dict[str, Any]:
+def _root_cause(conn: Connection, job_id: str) -> dict[str, Any] | None:
+    """The job that started a chain of dependency cancels, if ``job_id`` was one of them."""
+    error = conn.execute(sa.select(jobs.c.error).where(jobs.c.id == job_id)).scalar()
+    if isinstance(error, dict) and error.get("kind") == "dependency":
+        return (error.get("detail") or {}).get("root")
+    return None
+
+
+def _dep_error(dep_id: str, state: JobState, root: dict[str, Any] | None) -> dict[str, Any]:
+    # name the root cause too, so the last job of a chain says which job really failed
+    message = f"dependency {dep_id} ended {state.value}"
+    if root is not None:
+        message += f" because {root['job']} ended {root['state']}"
+    origin = root or {"job": dep_id, "state": state.value}
     return {
-        "message": f"dependency {dep_id} ended {state.value}",
+        "message": message,
         "kind": "dependency",
-        "detail": {"job": dep_id, "state": state.value},
+        "detail": {"job": dep_id, "state": state.value, "root": origin},
     }
 
 

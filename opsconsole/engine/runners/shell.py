@@ -1,7 +1,8 @@
 """Shell runner: an argv list (never a shell string) in its own process group and work dir.
 
 Each item of ``command`` is rendered alone, so a parameter value is one argv item whatever
-it contains. Children inherit the worker's environment minus ``OPSCONSOLE_*`` (the secret
+it contains. A relative program path with a slash (``scripts/deploy.sh``) is taken from the
+catalog dir. Children inherit the worker's environment minus ``OPSCONSOLE_*`` (the secret
 key must never reach a job), plus the template's ``env`` and the job's own variables.
 """
 
@@ -59,6 +60,9 @@ class ShellRunner:
         tpl = spec.template
         assert tpl.command is not None
         argv = render_argv(tpl.command, ctx.params)
+        if argv and "/" in argv[0] and not os.path.isabs(argv[0]):
+            # a script shipped with the catalog: `scripts/x.sh` is relative to the catalog dir
+            argv[0] = str(spec.catalog_dir / argv[0])
         extra = {k: render(v, ctx.params) for k, v in tpl.env.items()}
         env = child_env(spec, extra)
         return supervise(argv, env, spec, ctx, stdin=None)

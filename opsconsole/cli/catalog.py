@@ -1,0 +1,100 @@
+"""``templates list|show``: the catalog an operator submits from."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+
+from opsconsole.cli import output
+from opsconsole.cli.app import service
+
+templates_app = typer.Typer(help="The job templates of the catalog.", no_args_is_help=True)
+
+
+@templates_app.command("list")
+def list_templates(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List templates; broken template files are reported on stderr and skipped."""
+    svc = service()
+    views = svc.templates()
+    problems = svc.catalog_problems()
+    if as_json:
+        output.emit_json({"templates": [v.to_dict() for v in views], "problems": problems})
+        return
+    output.table(
+        None,
+        ["NAME", "RUNNER", "PARAMS", "DESCRIPTION"],
+        [
+            (
+                v.name,
+                v.runner,
+                " ".join(p.name + ("*" if p.required else "") for p in v.params),
+                v.description,
+            )
+            for v in views
+        ],
+    )
+    _warn(problems)
+
+
+@templates_app.command("show")
+def show_template(
+    name: Annotated[str, typer.Argument(help="Template name.", show_default=False)],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show a template: what it runs and its parameters."""
+    v = service().template(name)
+    if as_json:
+        output.emit_json(v.to_dict())
+        return
+    output.line(v.name, style="bold")
+    if v.description:
+        output.line(v.description)
+    what = " ".join(json.dumps(c) if " " in c else c for c in v.command) if v.command else v.handler
+    output.line(f"runner: {v.runner}   runs: {what}")
+    extras = [f"priority {v.to_dict()['priority_name']}", f"retries {v.retries}"]
+    if v.timeout_s:
+        extras.append(f"timeout {output.fmt_duration(v.timeout_s)}")
+    if v.concurrency_key:
+        extras.append(f"lock {v.concurrency_key} (limit {v.concurrency_limit})")
+    extras.append(f"on interrupt: {v.on_interrupt}")
+    output.line("   ".join(extras), style="dim")
+    output.table(
+        "parameters",
+        ["NAME", "TYPE", "REQUIRED", "DEFAULT", "RULE", "DESCRIPTION"],
+        [
+            (
+                p.name,
+                p.type + (" (secret)" if p.secret else ""),
+                "yes" if p.required else "",
+                ""
+                if p.default is None
+                else json.dumps(p.default)
+                if not isinstance(p.default, str)
+                else p.default,
+                p.pattern or ("|".join(p.choices) if p.choices else _range(p.min, p.max)),
+                p.description,
+            )
+            for p in v.params
+        ],
+    )
+
+
+def _range(lo: float | None, hi: float | None) -> str:
+    if lo is None and hi is None:
+        return ""
+    return f"{'' if lo is None else f'{lo:g}'}..{'' if hi is None else f'{hi:g}'}"
+
+
+def _warn(problems: list[str]) -> None:
+    import sys
+
+    for p in problems:
+        sys.stderr.write(f"opsconsole: warning: skipped template: {p}\n")
+
+
+def register(app: Any) -> None:
+    app.add_typer(templates_app, name="templates")

@@ -1,0 +1,212 @@
+"""The only stdout writer: Rich tables for people, JSON for scripts.
+
+With ``--json`` nothing but JSON reaches stdout. Untrusted text (job output, parameters,
+messages) is rendered as plain ``Text``, never as markup, and log lines have terminal
+escape sequences neutralised unless the caller asks for raw output.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.text import Text
+
+    from opsconsole.core.views import JobView, LogLine
+
+STATE_STYLES = {
+    "awaiting_approval": "magenta",
+    "waiting": "yellow",
+    "scheduled": "cyan",
+    "queued": "blue",
+    "running": "bold blue",
+    "succeeded": "green",
+    "partial": "yellow",
+    "failed": "red",
+    "timed_out": "red",
+    "cancelled": "dim",
+    "rejected": "dim red",
+    "interrupted": "red",
+}
+
+_ESC = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\x9b]")
+
+
+@cache
+def console() -> Console:
+    from rich.console import Console
+
+    # piped output keeps long rows on one line, for grep and friends
+    return Console(highlight=False, soft_wrap=False, width=None if is_terminal() else 200)
+
+
+def is_terminal() -> bool:
+    return sys.stdout.isatty()
+
+
+def emit_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def plain(value: Any) -> Text:
+    from rich.text import Text
+
+    return Text("" if value is None else str(value))
+
+
+def styled_state(state: str) -> Text:
+    from rich.text import Text
+
+    return Text(state, style=STATE_STYLES.get(state, ""))
+
+
+def ago(ts: datetime | None, now: datetime | None = None) -> str:
+    if ts is None:
+        return "-"
+    now = now or datetime.now(UTC)
+    secs = (now - ts).total_seconds()
+    future = secs < 0
+    secs = abs(secs)
+    if secs < 60:
+        text = f"{secs:.0f}s"
+    elif secs < 3600:
+        text = f"{secs // 60:.0f}m"
+    elif secs < 86400:
+        text = f"{secs // 3600:.0f}h"
+    else:
+        text = f"{secs // 86400:.0f}d"
+    return f"in {text}" if future else f"{text} ago"
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 10:
+        return f"{seconds:.2f}s"
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f}m"
+    return f"{seconds / 3600:.1f}h"
+
+
+def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    t = Table(title=title, box=None, header_style="bold", pad_edge=False, title_justify="left")
+    for c in columns:
+        t.add_column(c, overflow="fold")
+    for row in rows:
+        t.add_row(*[cell if isinstance(cell, Text) else plain(cell) for cell in row])
+    console().print(t)
+
+
+def line(text: str = "", style: str | None = None) -> None:
+    from rich.text import Text
+
+    console().print(Text(text, style=style or ""))
+
+
+def job_summary(view: JobView) -> None:
+    """Short confirmation after submit/cancel/retry."""
+    from rich.text import Text
+
+    t = Text()
+    t.append(view.id, style="bold")
+    t.append(f"  {view.template}  ")
+    t.append_text(styled_state(view.state.value))
+    if view.state.value == "scheduled":
+        t.append(f"  runs {ago(view.run_at)}")
+    if view.depends_on:
+        t.append("  after " + ", ".join(view.depends_on))
+    console().print(t)
+
+
+def job_detail(view: JobView) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    t = Table.grid(padding=(0, 2))
+    t.add_column(style="bold")
+    t.add_column()
+    fields: list[tuple[str, Any]] = [
+        ("id", view.id),
+        ("template", view.template),
+        ("state", styled_state(view.state.value)),
+        ("priority", f"{view.to_dict()['priority_name']} ({view.priority})"),
+        ("attempts", f"{view.attempts} (retries allowed: {view.max_retries})"),
+        ("submitted", f"{view.created_at:%Y-%m-%d %H:%M:%S}Z by {view.submitted_by}"),
+        ("run at", f"{view.run_at:%Y-%m-%d %H:%M:%S}Z ({ago(view.run_at)})"),
+    ]
+    if view.started_at:
+        fields.append(("started", f"{view.started_at:%Y-%m-%d %H:%M:%S}Z on {view.worker}"))
+    if view.finished_at:
+        fields.append(("finished", f"{view.finished_at:%Y-%m-%d %H:%M:%S}Z"))
+        fields.append(("duration", fmt_duration(view.duration_s)))
+    if view.exit_code is not None:
+        fields.append(("exit code", view.exit_code))
+    if view.progress is not None or view.step:
+        fields.append(("progress", f"{view.progress or 0}% {view.step or ''}".strip()))
+    if view.depends_on:
+        fields.append(("depends on", ", ".join(view.depends_on)))
+    if view.tags:
+        fields.append(("tags", ", ".join(view.tags)))
+    if view.concurrency_key:
+        fields.append(("lock", view.concurrency_key))
+    if view.timeout_s:
+        fields.append(("timeout", fmt_duration(view.timeout_s)))
+    if view.dry_run:
+        fields.append(("dry run", "yes"))
+    for k, v in view.params.items():
+        fields.append((f"param {k}", json.dumps(v) if not isinstance(v, str) else v))
+    if view.result is not None:
+        fields.append(("result", json.dumps(view.result, ensure_ascii=False)))
+    if view.error:
+        fields.append(("error", Text(str(view.error.get("message", "")), style="red")))
+    if view.log_dropped:
+        fields.append(("log", f"{view.log_lines} lines, {view.log_dropped} truncated"))
+    fields.append(
+        (
+            "can",
+            ", ".join(a for a, ok in (("cancel", view.can_cancel), ("retry", view.can_retry)) if ok)
+            or "-",
+        )
+    )
+    for k, v in fields:
+        t.add_row(k, v if isinstance(v, Text) else plain(v))
+    console().print(t)
+    if view.events:
+        table(
+            "events",
+            ["when", "event", "state", "by", "message"],
+            [
+                (f"{e.ts:%H:%M:%S}", e.kind, styled_state(e.state or ""), e.actor, e.message)
+                for e in view.events
+            ],
+        )
+
+
+def neutralise(text: str) -> str:
+    """Make control characters visible instead of letting them drive the terminal."""
+    if text.isprintable():
+        return text
+    return _ESC.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def log_lines(lines: Iterable[LogLine], *, raw: bool = False) -> None:
+    out = sys.stdout
+    for ln in lines:
+        text = ln.text if raw else neutralise(ln.text)
+        if ln.stream == "meta":
+            text = f"--- {text} ---"
+        out.write(text + "\n")
+    out.flush()

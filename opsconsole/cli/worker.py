@@ -1,0 +1,103 @@
+"""``worker`` runs a pool here; ``workers list|resize`` inspect and resize running ones."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+import typer
+
+from opsconsole.cli import output
+from opsconsole.cli.app import service
+from opsconsole.cli.exit_codes import ExitCode
+
+workers_app = typer.Typer(help="Running worker pools: list and resize.", no_args_is_help=True)
+
+
+def worker(
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", "-w", help="Slots (default: CPU count).", show_default=False),
+    ] = None,
+    once: Annotated[
+        bool, typer.Option("--once", help="Run every job that is ready now, then exit.")
+    ] = False,
+) -> None:
+    """Run a worker pool until SIGTERM/SIGINT (the first drains, a second stops at once)."""
+    from opsconsole.core.errors import InvalidParams
+    from opsconsole.runtime import start_pool
+
+    if workers is not None and not 1 <= workers <= 256:
+        raise InvalidParams("--workers must be between 1 and 256")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    svc = service()
+    pool = start_pool(svc, slots=workers, once=once)
+    if once:
+        ok = pool.run_once()
+        if not ok:
+            bad = [f"{job} {state}" for job, state in pool.outcomes if state != "succeeded"]
+            logging.getLogger("opsconsole.worker").warning(
+                "not all jobs succeeded: %s", ", ".join(bad)
+            )
+        raise typer.Exit(ExitCode.OK if ok else ExitCode.JOB_FAILED)
+    logging.getLogger("opsconsole.worker").info(
+        "worker %s: %d slots on %s", pool.id, pool.slots, svc.store_description()
+    )
+    pool.run_forever()
+
+
+@workers_app.command("list")
+def list_workers(
+    all_: Annotated[bool, typer.Option("--all", help="Include stopped and dead workers.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List worker pools with their slots and last heartbeat."""
+    svc = service()
+    views = svc.workers(include_stopped=all_)
+    if as_json:
+        output.emit_json({"workers": [w.to_dict() for w in views]})
+        return
+    now = svc.now()
+    output.table(
+        None,
+        ["WORKER", "HOST", "PID", "SLOTS", "BUSY", "STATE", "HEARTBEAT"],
+        [
+            (
+                w.id,
+                w.host,
+                w.pid,
+                w.slots if w.slots == w.desired_slots else f"{w.slots}->{w.desired_slots}",
+                w.busy,
+                output.styled_state("running" if w.alive else "failed")
+                if w.state == "running" and not w.alive
+                else w.state,
+                output.ago(w.heartbeat_at, now),
+            )
+            for w in views
+        ],
+    )
+
+
+@workers_app.command("resize")
+def resize(
+    worker_id: Annotated[
+        str,
+        typer.Argument(metavar="WORKER", help="Worker id or unique prefix.", show_default=False),
+    ],
+    slots: Annotated[int, typer.Argument(metavar="N", help="New slot count.", show_default=False)],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Change a running worker's slot count: added at once, removed as they come free."""
+    view = service().resize_worker(worker_id, slots)
+    if as_json:
+        output.emit_json(view.to_dict())
+    else:
+        output.line(f"{view.id}: {view.slots} -> {view.desired_slots} slots")
+
+
+def register(app: Any) -> None:
+    app.command("worker")(worker)
+    app.add_typer(workers_app, name="workers")
