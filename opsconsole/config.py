@@ -183,3 +183,13 @@ def load_settings(**flags: Any) -> Settings:
     if s.workers == 0:
         s = replace(s, workers=os.cpu_count() or 2)
     return s
+
+
+def settings_table() -> str:
+    """The README's configuration table, generated from the field docs (a test compares)."""
+    rows = ["| setting | env | default | meaning |", "| --- | --- | --- | --- |"]
+    for f in fields(Settings):
+        doc = f.metadata["doc"].replace("|", "\\|")
+        default = f"`{f.default}`" if f.default not in (None, "", 0) else "(see meaning)"
+        rows.append(f"| `{f.name}` | `{ENV_PREFIX}{f.name.upper()}` | {default} | {doc} |")
+    return "\n".join(rows)

@@ -77,6 +77,18 @@ def _wait(job_id: str, timeout: float | None, as_json: bool) -> JobView:
         return svc.wait(job_id, timeout=timeout, on_update=update)
 
 
+def _warn_without_workers(view: JobView) -> None:
+    """Waiting on a queue nobody serves would hang silently: say so once."""
+    import sys
+
+    if view.state.value in ("queued", "scheduled") and not any(
+        w.alive for w in service().workers()
+    ):
+        sys.stderr.write(
+            "opsconsole: warning: no live worker on this store (start one: `opsconsole worker`)\n"
+        )
+
+
 def _timeout_seconds(timeout: str | None) -> float | None:
     if timeout is None:
         return None
@@ -147,6 +159,7 @@ def submit(
         return
     if not as_json and output.is_terminal():
         output.job_summary(view)
+    _warn_without_workers(view)
     final = _wait(view.id, None, as_json)
     if as_json:
         output.emit_json(final.to_dict())
@@ -266,6 +279,7 @@ def wait_cmd(
 ) -> None:
     """Wait for a job to end; exit 0 if it succeeded, 1 otherwise (also on timeout)."""
     job_id = service().resolve(job)
+    _warn_without_workers(service().get(job_id))
     final = _wait(job_id, _timeout_seconds(timeout), as_json)
     _print(final, as_json)
     _finish_wait(final)
