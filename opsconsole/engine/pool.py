@@ -96,6 +96,9 @@ class WorkerPool:
         self._idle = threading.Condition(threading.Lock())
         self._claiming = True
         self._stopped = threading.Event()
+        """Tells slots and timers to stop."""
+        self._finished = threading.Event()
+        """Set when ``stop`` has recorded everything: the process may exit."""
         self._state = "running"
         self._listener: wake.Listener | None = None
         self._listen_thread: threading.Thread | None = None
@@ -211,6 +214,13 @@ class WorkerPool:
 
     def resize(self, n: int) -> None:
         """Add slots at once; surplus slots leave as they come free."""
+        n = max(1, n)
+        # the store's desired size is what heartbeats apply: keep it, or the next one undoes this
+        with contextlib.suppress(OpsError):
+            claim_store.resize_worker(self.db, self.id, n)
+        self._apply_size(n)
+
+    def _apply_size(self, n: int) -> None:
         with self._lock:
             self._target = max(1, n)
             live = {s.index for s in self._slots if not s.abandoned}
@@ -440,7 +450,7 @@ class WorkerPool:
         for key in reply.lost:
             runs[key].ctx.stop.set("lost", "the store gave this job to another worker")
         if reply.desired_slots != self._target and self._claiming:
-            self.resize(reply.desired_slots)
+            self._apply_size(reply.desired_slots)
 
     def check_cancels(self) -> None:
         runs = self._runs()
@@ -554,13 +564,21 @@ class WorkerPool:
             with contextlib.suppress(Exception):
                 self._scheduler.shutdown(wait=False)
             self._scheduler = None
+        if self._listen_thread is not None:
+            # closing the socket under a select() in progress would crash the listen thread:
+            # poke it awake (it sees _stopped) and let it end first
+            wake.notify(self.settings.db)
+            self._listen_thread.join(timeout=2)
         if self._listener is not None:
             self._listener.close()
+        self._state = "stopped"
         with contextlib.suppress(OpsError):
             claim_store.set_worker_state(self.db, self.id, "stopped", self.clock.now())
+        # last: run_forever returns (and the process may exit) once this is set
+        self._finished.set()
 
     def wait_stopped(self, timeout: float | None = None) -> bool:
-        return self._stopped.wait(timeout)
+        return self._finished.wait(timeout)
 
     def run_forever(self) -> None:
         """Run until SIGTERM/SIGINT: the first drains, a second stops at once."""
@@ -577,7 +595,7 @@ class WorkerPool:
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
-        while not self._stopped.wait(0.5):
+        while not self._finished.wait(0.5):
             pass
 
     def run_once(self) -> bool:

@@ -1,0 +1,130 @@
+"""The installed `opsconsole worker` as a real process: wake-ups, drain and stop on signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from support import wait_until, write_template
+
+from opsconsole.config import Settings
+from opsconsole.core.service import OpsService, SubmitRequest
+from opsconsole.engine.pool import WorkerPool
+
+BIN = Path(sys.executable).parent / "opsconsole"
+
+
+def _env(settings: Settings, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPSCONSOLE_")}
+    env.update(
+        OPSCONSOLE_HOME=str(settings.home),
+        OPSCONSOLE_DB=settings.db,
+        OPSCONSOLE_CATALOG=str(settings.catalog),
+        OPSCONSOLE_HEARTBEAT_INTERVAL="0.2",
+        OPSCONSOLE_KILL_GRACE="0.5",
+        **extra,
+    )
+    return env
+
+
+@pytest.fixture
+def sleeper(catalog: Path) -> str:
+    write_template(
+        catalog,
+        "sleeper",
+        'runner: shell\ncommand: ["sleep", "{{ seconds }}"]\n'
+        "params:\n  seconds: {type: number, default: 30}\n",
+    )
+    return "sleeper"
+
+
+def test_a_submit_from_another_process_wakes_an_idle_worker_at_once(
+    settings: Settings, service: OpsService, sleeper: str
+) -> None:
+    """Polling every 30 s could not explain a pickup within 3 s: the wake-up channel did it."""
+    import dataclasses
+
+    slow = dataclasses.replace(settings, poll_interval=30.0)
+    pool = WorkerPool(OpsService(slow, service.db), slots=1).start()
+    try:
+        # give the idle slot time to go to sleep on its condition
+        wait_until(lambda: pool.busy() == 0 and pool.slots == 1, timeout=5)
+        time.sleep(0.3)
+        out = subprocess.run(
+            [str(BIN), "submit", sleeper, "-p", "seconds=0", "--json"],
+            env=_env(settings),
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+        job_id = json.loads(out.stdout)["id"]
+        submitted = time.monotonic()
+        wait_until(lambda: service.get(job_id).started_at is not None, timeout=10)
+        assert time.monotonic() - submitted < 3.0
+        view = service.get(job_id)
+        assert view.started_at is not None
+        assert (view.started_at - view.created_at).total_seconds() < 3.0
+    finally:
+        pool.stop(grace=0.5)
+
+
+def _start_worker(settings: Settings, **extra: str) -> subprocess.Popen[bytes]:
+    log = Path(settings.home) / "worker.out"
+    with log.open("wb") as out:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            [str(BIN), "worker", "--workers", "2"],
+            env=_env(settings, **extra),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def test_first_sigterm_drains_and_records_what_did_not_finish(
+    settings: Settings, service: OpsService, sleeper: str
+) -> None:
+    proc = _start_worker(settings, OPSCONSOLE_DRAIN_GRACE="1.5")
+    try:
+        quick = service.submit(SubmitRequest(sleeper, {"seconds": "0.8"}))
+        slow = service.submit(SubmitRequest(sleeper, {"seconds": "60"}))
+        wait_until(
+            lambda: (
+                service.get(quick.id).state == "running" and service.get(slow.id).state == "running"
+            ),
+            timeout=15,
+        )
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert service.get(quick.id).state == "succeeded"
+    assert service.get(slow.id).state == "interrupted"
+    later = service.submit(SubmitRequest(sleeper, {"seconds": "0"}))
+    assert service.get(later.id).state == "queued"  # a drained worker claims nothing more
+    assert not [w for w in service.workers() if w.alive]
+
+
+def test_second_sigterm_stops_at_once(
+    settings: Settings, service: OpsService, sleeper: str
+) -> None:
+    proc = _start_worker(settings, OPSCONSOLE_DRAIN_GRACE="60")
+    try:
+        job = service.submit(SubmitRequest(sleeper, {"seconds": "60"}))
+        wait_until(lambda: service.get(job.id).state == "running", timeout=15)
+        proc.send_signal(signal.SIGTERM)
+        wait_until(lambda: any(w.state == "draining" for w in service.workers()), timeout=10)
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=15)
+        assert time.monotonic() - started < 10
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert service.get(job.id).state == "interrupted"
