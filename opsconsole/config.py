@@ -7,6 +7,7 @@ table is tested against it.
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field, fields, replace
@@ -110,11 +111,18 @@ _CONVERTERS: dict[str, type] = {
 def _convert(name: str, value: Any, origin: str) -> Any:
     conv = _CONVERTERS[name]
     try:
+        # TOML hands over typed values: int() would quietly take true as 1 and cut 2.5 to 2
+        if conv in (int, float) and isinstance(value, bool):
+            raise TypeError(name)
+        if conv is int and isinstance(value, float):
+            raise ValueError(name)
         out = conv(os.path.expanduser(value)) if conv is Path else conv(value)
     except (TypeError, ValueError):
         raise InvalidParams(
             f"{origin}: '{name}' must be a {conv.__name__}, got {value!r}"
         ) from None
+    if conv is float and not math.isfinite(out):
+        raise InvalidParams(f"{origin}: '{name}' must be a finite number, got {value!r}")
     if conv in (int, float) and out < 0:
         raise InvalidParams(f"{origin}: '{name}' must not be negative")
     return out

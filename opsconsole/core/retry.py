@@ -6,6 +6,7 @@ import random
 from datetime import datetime, timedelta
 
 MAX_BACKOFF_S = 3600.0
+"""No retry waits longer than this, jitter included."""
 JITTER = 0.2
 """Each delay is spread by up to +/-20% so failed jobs do not retry in lockstep."""
 
@@ -15,8 +16,9 @@ def backoff_delay(failures: int, base_s: float, *, rand: float | None = None) ->
     if failures < 1:
         return 0.0
     r = random.random() if rand is None else rand
-    delay = min(MAX_BACKOFF_S, base_s * (2 ** (failures - 1)))
-    return max(0.0, delay * (1 - JITTER + 2 * JITTER * r))
+    # the exponent is bounded so a huge failure count caps instead of overflowing a float
+    delay = min(MAX_BACKOFF_S, base_s * 2.0 ** min(failures - 1, 64))
+    return min(MAX_BACKOFF_S, max(0.0, delay * (1 - JITTER + 2 * JITTER * r)))
 
 
 def next_attempt_at(

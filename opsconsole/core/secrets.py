@@ -75,16 +75,28 @@ def load_key(home: Path, configured: str = "") -> bytes:
     try:
         key = path.read_bytes().strip()
     except FileNotFoundError:
-        home.mkdir(parents=True, exist_ok=True)
-        key = base64.urlsafe_b64encode(os.urandom(32))
+        key = _create_key(home, path)
+    _check_key(key, str(path))
+    return key
+
+
+def _create_key(home: Path, path: Path) -> bytes:
+    """Write a new key file; the file appears complete or not at all (others may be reading)."""
+    home.mkdir(parents=True, exist_ok=True)
+    key = base64.urlsafe_b64encode(os.urandom(32))
+    tmp = home / f".secret.key.{os.getpid()}.{os.urandom(4).hex()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(key + b"\n")
+            fh.flush()
+            os.fsync(fh.fileno())
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.link(tmp, path)  # atomic, and refuses to replace a key another process made
         except FileExistsError:  # another process won the race: use its key
             key = path.read_bytes().strip()
-        else:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(key + b"\n")
-    _check_key(key, str(path))
+    finally:
+        tmp.unlink(missing_ok=True)
     return key
 
 

@@ -159,7 +159,8 @@ class OpsService:
         tags = self._tags([*tpl.tags, *req.tags])
         if len(req.after) > MAX_DEPENDENCIES:
             raise InvalidParams(f"at most {MAX_DEPENDENCIES} dependencies")
-        after = [self._resolve_dependency(ref) for ref in req.after]
+        # two prefixes of one job are one dependency
+        after = list(dict.fromkeys(self._resolve_dependency(ref) for ref in req.after))
         public, secret = split_secrets(values, tpl.secret_names())
         key = None
         if tpl.concurrency_key:
@@ -207,7 +208,7 @@ class OpsService:
                 continue
         else:  # pragma: no cover - 27^6 ids
             raise Conflict("could not allocate a job id")
-        if state == S.QUEUED:
+        if out["state"] == S.QUEUED.value:  # the store may have released a waiting job
             self._poke()
         return JobView.from_row(out, depends_on=after)
 
@@ -302,14 +303,17 @@ class OpsService:
                 f"only secret parameters can be given on a retry; '{extra[0]}' is not secret "
                 f"(submit a new job to change it)"
             )
-        wanted = {k: v for k, v in view.params.items() if v != MASK}
-        values = validate_params(tpl, {**wanted, **given})
-        missing = [k for k, v in view.params.items() if v == MASK and k not in given]
+        secret_names = tpl.secret_names()
+        dropped = {k for k, v in view.params.items() if k in secret_names and v == MASK}
+        # before validating: a required secret must get this hint, not "missing parameter"
+        missing = sorted(dropped - set(given))
         if missing:
             raise InvalidParams(
                 f"job {job_id} needs its secret parameters again (they are dropped when a job "
                 f"ends): -p {missing[0]}=..."
             )
+        wanted = {k: v for k, v in view.params.items() if k not in dropped}
+        values = validate_params(tpl, {**wanted, **given})
         _, secret = split_secrets(values, tpl.secret_names())
         now = self.now()
         row = job_store.transition_or_raise(

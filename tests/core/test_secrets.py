@@ -1,0 +1,207 @@
+"""Secrets: masked in every view, encrypted at rest, gone when the job ends, redacted in logs,
+asked for again on a retry."""
+
+from __future__ import annotations
+
+import json
+import stat
+import threading
+from pathlib import Path
+
+import pytest
+from support import write_template
+
+from opsconsole.core.errors import InvalidParams
+from opsconsole.core.secrets import (
+    MASK,
+    Redactor,
+    SecretBox,
+    load_key,
+    mask_params,
+    split_secrets,
+)
+from opsconsole.core.service import SubmitRequest
+from opsconsole.core.states import JobState
+from opsconsole.core.store import claim as claim_store
+from opsconsole.core.store import feed
+from opsconsole.core.store import jobs as job_store
+
+S = JobState
+SECRET = "zebra-S3CRET-4242-quokka"
+
+
+def test_mask_and_split():
+    params = {"user": "ann", "token": SECRET, "empty": ""}
+    assert mask_params(params, {"token", "empty"}) == {"user": "ann", "token": MASK, "empty": ""}
+    public, secret = split_secrets(params, {"token", "empty"})
+    assert public == {"user": "ann", "token": MASK, "empty": ""}
+    assert secret == {"token": SECRET}
+
+
+def test_redactor():
+    red = Redactor([SECRET, "zebra", "ab", None])
+    assert red
+    assert red.text(f"token={SECRET}!") == "token=***!"  # the longer secret masked whole
+    assert red.text("a zebra crossing") == "a *** crossing"
+    assert red.text("ab stays: too short to redact") == "ab stays: too short to redact"
+    value = {"out": [f"x{SECRET}", 3, {"k": "zebra"}], SECRET: None}
+    assert red.value(value) == {"out": ["x***", 3, {"k": "***"}], "***": None}
+    assert not Redactor([])
+    assert Redactor([]).value({"a": SECRET}) == {"a": SECRET}
+
+
+def test_secret_box_round_trip_and_wrong_key(home: Path):
+    box = SecretBox(load_key(home))
+    token = box.seal({"token": SECRET})
+    assert SECRET not in token
+    assert box.open(token) == {"token": SECRET}
+    assert box.seal({}) is None
+    assert box.open(None) == {}
+    other = SecretBox(load_key(home / "elsewhere"))
+    with pytest.raises(InvalidParams, match="cannot decrypt"):
+        other.open(token)
+
+
+def test_load_key_creates_a_private_key_file_once(home: Path):
+    key = load_key(home)
+    path = home / "secret.key"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert load_key(home) == key
+    assert load_key(home, configured=key.decode()) == key
+    with pytest.raises(InvalidParams, match="secret_key setting: not a valid Fernet key"):
+        load_key(home, configured="too-short")
+    path.write_text("garbage\n")
+    with pytest.raises(InvalidParams, match="not a valid Fernet key"):
+        load_key(home)
+
+
+def test_load_key_when_many_start_at_once(tmp_path: Path):
+    """Workers and submitters starting together all get the one key, never a half-written one."""
+    for round_ in range(20):
+        home = tmp_path / f"home{round_}"
+        barrier = threading.Barrier(8)
+        keys: list[bytes] = []
+        errors: list[Exception] = []
+
+        def load(
+            home: Path = home,
+            barrier: threading.Barrier = barrier,
+            keys: list[bytes] = keys,
+            errors: list[Exception] = errors,
+        ) -> None:
+            barrier.wait()
+            try:
+                keys.append(load_key(home))
+            except Exception as exc:  # collected and asserted below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=load) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=10)
+        assert errors == []
+        assert len(keys) == 8
+        assert set(keys) == {(home / "secret.key").read_bytes().strip()}
+
+
+# -- end to end through the service and the store ------------------------------------------
+
+
+@pytest.fixture
+def deploy(catalog):
+    write_template(
+        catalog,
+        "deploy",
+        "runner: shell\ncommand: [echo, '{{ user }}', '{{ token }}']\n"
+        "params:\n  user: {type: string}\n  token: {type: string, secret: true}\n",
+    )
+    return "deploy"
+
+
+def store_bytes(db_path: Path) -> bytes:
+    """The raw bytes of the SQLite file and its write-ahead log."""
+    wal = db_path.with_name(db_path.name + "-wal")
+    return db_path.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
+
+
+def test_a_secret_never_reaches_views_or_the_store_file(clocked, deploy, db_path):
+    job = clocked.submit(
+        SubmitRequest(template="deploy", params={"user": "ann", "token": SECRET}, actor="t")
+    )
+    assert db_path.with_name(db_path.name + "-wal").exists()
+    assert job.params == {"user": "ann", "token": MASK}
+    shown = json.dumps(clocked.get(job.id, with_events=True).to_dict())
+    assert SECRET not in shown
+    assert '"token": "***"' in shown
+    raw = store_bytes(db_path)
+    assert b"ann" in raw  # the check can see plain parameters
+    assert SECRET.encode() not in raw
+
+    # the worker can open it while the job runs ...
+    row = claim_store.claim(clocked.db, "w1", clocked.now(), 30)
+    assert clocked.box.open(row["secret_blob"]) == {"token": SECRET}
+    # ... and what the job logs is redacted before it is stored
+    red = Redactor(clocked.box.open(row["secret_blob"]).values())
+    out = [f"deploying as ann with {SECRET}", "done"]
+    batch = [(clocked.now(), "out", red.text(line)) for line in out]
+    assert feed.append_logs(clocked.db, job.id, 1, batch, cap=100)
+    assert [x.text for x in clocked.logs_since(job.id)][1:] == ["deploying as ann with ***", "done"]
+
+    job_store.finish(clocked.db, job.id, 1, S.FAILED, clocked.now(), values={})
+    with clocked.db.read() as conn:
+        assert job_store.fetch(conn, job.id)["secret_blob"] is None
+    raw = store_bytes(db_path)
+    assert b"deploying as ann with ***" in raw
+    assert SECRET.encode() not in raw
+
+
+def test_retry_asks_for_the_secret_again(clocked, deploy):
+    job = clocked.submit(
+        SubmitRequest(template="deploy", params={"user": "ann", "token": SECRET}, actor="t")
+    )
+    row = claim_store.claim(clocked.db, "w1", clocked.now(), 30)
+    job_store.finish(clocked.db, job.id, row["attempts"], S.FAILED, clocked.now(), values={})
+    with pytest.raises(InvalidParams, match="token") as err:
+        clocked.retry(job.id)
+    assert "secret" in str(err.value)
+    assert clocked.get(job.id).state == S.FAILED
+
+    again = clocked.retry(job.id, params={"token": "fresh-secret-value"}, actor="t")
+    assert again.state == S.QUEUED
+    assert again.params == {"user": "ann", "token": MASK}
+    row = claim_store.claim(clocked.db, "w1", clocked.now(), 30)
+    assert clocked.box.open(row["secret_blob"]) == {"token": "fresh-secret-value"}
+
+
+def test_retry_names_a_required_secret_and_how_to_give_it(clocked, catalog):
+    write_template(
+        catalog,
+        "login",
+        "runner: shell\ncommand: [echo]\nparams:\n"
+        "  token: {type: string, secret: true, required: true}\n"
+        "  note: {type: string}\n",
+    )
+    job = clocked.submit(
+        SubmitRequest(template="login", params={"token": SECRET, "note": MASK}, actor="t")
+    )
+    row = claim_store.claim(clocked.db, "w1", clocked.now(), 30)
+    job_store.finish(clocked.db, job.id, row["attempts"], S.FAILED, clocked.now(), values={})
+    with pytest.raises(InvalidParams, match=r"needs its secret parameters again.*-p token="):
+        clocked.retry(job.id)
+    # a public value that happens to read like the mask is kept, not asked for
+    again = clocked.retry(job.id, params={"token": "fresh-secret-value"}, actor="t")
+    assert again.params == {"token": MASK, "note": MASK}
+    assert again.state == S.QUEUED
+
+
+def test_a_secret_in_the_concurrency_key_is_refused(clocked, catalog):
+    write_template(
+        catalog,
+        "leaky",
+        "runner: shell\ncommand: [echo]\nparams:\n  token: {type: string, secret: true}\n"
+        "concurrency: {key: 'k-{{ token }}'}\n",
+    )
+    with pytest.raises(InvalidParams, match="concurrency key may not use a secret") as err:
+        clocked.submit(SubmitRequest(template="leaky", params={"token": SECRET}, actor="t"))
+    assert SECRET not in str(err.value)
