@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -66,7 +65,7 @@ def settings() -> Settings:
 class OpsGroup(TyperGroup):
     """Turns every OpsError into one stderr line and its exit code."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: typer.Context) -> Any:
         try:
             return super().invoke(ctx)
         except OpsError as exc:
@@ -75,7 +74,9 @@ class OpsGroup(TyperGroup):
         except KeyboardInterrupt:
             sys.stderr.write("\n")
             raise typer.Exit(ExitCode.INTERRUPTED) from None
-        except (typer.Exit, click.exceptions.Exit, click.ClickException, click.Abort):
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            # Typer's own exit and usage errors (its vendored click's, not the `click`
+            # package's): Typer prints them and picks the exit code
             raise
         except BrokenPipeError:
             # the reader went away (`| head`): not an error worth a traceback

@@ -200,7 +200,7 @@ def list_jobs(
             tag=tag,
             since=since,
             page=page,
-            page_size=limit or svc.settings.page_size,
+            page_size=svc.settings.page_size if limit is None else limit,
         )
     )
     if as_json:

@@ -107,7 +107,7 @@ def _print_events(batch: list[Any], as_json: bool, cursor: int) -> int:
         for e in batch:
             t = Text(f"{e.ts:%Y-%m-%d %H:%M:%S}Z  {e.job_id}  ")
             t.append(f"{e.kind:<16}", style=output.STATE_STYLES.get(e.state or "", ""))
-            t.append(f" {e.actor}  {e.message}")
+            t.append(output.neutralise(f" {e.actor}  {e.message}"))
             output.console().print(t)
     return batch[-1].id
 

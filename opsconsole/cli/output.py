@@ -36,7 +36,8 @@ STATE_STYLES = {
     "interrupted": "red",
 }
 
-_ESC = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\x9b]")
+# C0 and C1 controls but tab and newline: ESC and the 8-bit CSI/OSC/DCS start sequences
+_ESC = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 @cache
@@ -59,7 +60,7 @@ def emit_json(obj: Any) -> None:
 def plain(value: Any) -> Text:
     from rich.text import Text
 
-    return Text("" if value is None else str(value))
+    return Text("" if value is None else neutralise(str(value)))
 
 
 def styled_state(state: str) -> Text:
@@ -113,7 +114,7 @@ def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any
 def line(text: str = "", style: str | None = None) -> None:
     from rich.text import Text
 
-    console().print(Text(text, style=style or ""))
+    console().print(Text(neutralise(text), style=style or ""))
 
 
 def job_summary(view: JobView) -> None:
@@ -171,7 +172,7 @@ def job_detail(view: JobView) -> None:
     if view.result is not None:
         fields.append(("result", json.dumps(view.result, ensure_ascii=False)))
     if view.error:
-        fields.append(("error", Text(str(view.error.get("message", "")), style="red")))
+        fields.append(("error", Text(neutralise(str(view.error.get("message", ""))), style="red")))
     if view.log_dropped:
         fields.append(("log", f"{view.log_lines} lines, {view.log_dropped} truncated"))
     fields.append(

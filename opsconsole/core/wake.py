@@ -7,7 +7,6 @@ latency: workers still poll. Linux only; elsewhere ``notify`` does nothing.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import select
 import socket
@@ -63,16 +62,23 @@ class Listener:
         sock.close()
 
     def wait(self, timeout: float) -> bool:
-        """Block up to ``timeout`` seconds for a poke; drain all queued pokes."""
-        if self.sock is None:
+        """Block up to ``timeout`` seconds for a poke; drain all queued pokes.
+
+        Safe against ``close`` from another thread: a closed listener just reports no poke.
+        """
+        sock = self.sock
+        if sock is None:
             return False
-        ready, _, _ = select.select([self.sock], [], [], max(0.0, timeout))
-        if not ready:
-            return False
-        with contextlib.suppress(BlockingIOError, OSError):
+        try:
+            ready, _, _ = select.select([sock], [], [], max(0.0, timeout))
+            if not ready:
+                return False
             while True:
-                self.sock.recv(16)
-        return True
+                sock.recv(16)
+        except BlockingIOError:
+            return True  # drained
+        except (OSError, ValueError):
+            return False  # closed under us
 
     def close(self) -> None:
         if self.sock is not None:

@@ -1,0 +1,292 @@
+"""``submit`` and ``jobs list|show|cancel|retry|wait|after|priority`` through the CLI."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from cli_support import as_json, ok, one_error_line, submit
+from support import write_template
+
+from opsconsole.core.store.db import jobs as jobs_table
+
+JOB_KEYS = [
+    "id",
+    "template",
+    "state",
+    "priority",
+    "params",
+    "attempts",
+    "max_retries",
+    "run_at",
+    "depends_on",
+    "tags",
+    "dry_run",
+    "submitted_by",
+    "created_at",
+    "started_at",
+    "finished_at",
+    "exit_code",
+    "progress",
+    "step",
+    "result",
+    "error",
+    "worker",
+    "can_cancel",
+    "can_retry",
+]
+
+
+def parse_ts(text: str) -> datetime:
+    assert text.endswith("Z"), text
+    value = datetime.fromisoformat(text)
+    assert value.utcoffset() == timedelta(0)
+    return value
+
+
+@pytest.fixture
+def deploy(catalog):
+    write_template(
+        catalog,
+        "deploy",
+        "runner: shell\ncommand: ['true']\nenv: {TOKEN: '{{ token }}'}\n"
+        "params:\n"
+        "  app: {type: string, required: true}\n"
+        "  token: {type: string, secret: true, required: true}\n",
+    )
+    return "deploy"
+
+
+def test_submit_json_is_one_object_in_the_documented_shape(cli, deploy):
+    result = ok(cli("submit", deploy, "-p", "app=web", "-p", "token=s3cr3t-value", "--json"))
+    [text] = result.stdout.splitlines()
+    job = json.loads(text)
+    assert list(job)[: len(JOB_KEYS)] == JOB_KEYS
+    assert job["template"] == "deploy"
+    assert job["state"] == "queued"
+    assert job["params"] == {"app": "web", "token": "***"}
+    assert "s3cr3t-value" not in result.output
+    for key in ("run_at", "created_at"):
+        parse_ts(job[key])
+    assert job["started_at"] is None and job["finished_at"] is None
+    assert (job["can_cancel"], job["can_retry"]) == (True, False)
+    assert result.stderr == ""
+
+
+def test_show_json_adds_the_events(cli, echo):
+    job = submit(cli, echo, "-p", "msg=hello")
+    shown = as_json(cli("jobs", "show", job["id"], "--json"))
+    assert list(shown)[: len(JOB_KEYS)] == JOB_KEYS
+    assert {k: shown[k] for k in JOB_KEYS} == {k: job[k] for k in JOB_KEYS}
+    [event] = shown["events"]
+    assert (event["job"], event["kind"], event["state"]) == (job["id"], "submitted", "queued")
+    parse_ts(event["ts"])
+
+
+def test_show_accepts_a_unique_prefix_and_prints_a_table(cli, echo):
+    job = submit(cli, echo, "-p", "msg=hello")
+    out = ok(cli("jobs", "show", job["id"][:4])).stdout
+    assert job["id"] in out
+    assert "param msg" in out and "hello" in out
+    assert "submitted" in out  # the events table
+
+
+def test_list_json_pages(cli, echo):
+    ids = [submit(cli, echo, "-p", f"msg={i}")["id"] for i in range(5)]
+    first = as_json(cli("jobs", "list", "--json", "--limit", "2"))
+    assert set(first) == {"jobs", "total", "page", "page_size", "pages"}
+    assert (first["total"], first["page"], first["page_size"], first["pages"]) == (5, 1, 2, 3)
+    pages = [first] + [
+        as_json(cli("jobs", "list", "--json", "--limit", "2", "--page", str(n))) for n in (2, 3)
+    ]
+    seen = [j["id"] for p in pages for j in p["jobs"]]
+    assert [len(p["jobs"]) for p in pages] == [2, 2, 1]
+    assert seen == ids[::-1]  # newest first, nothing twice
+    beyond = as_json(cli("jobs", "list", "--json", "--limit", "2", "--page", "4"))
+    assert (beyond["jobs"], beyond["total"]) == ([], 5)
+
+
+def test_list_filters_by_state_template_tag_and_age(cli, echo, fails, service):
+    a = submit(cli, echo, "--tag", "red")
+    b = submit(cli, echo, "--tag", "blue")
+    c = submit(cli, fails, "--tag", "red")
+    ok(cli("jobs", "cancel", b["id"]))
+
+    def ids(*args):
+        return {j["id"] for j in as_json(cli("jobs", "list", "--json", *args))["jobs"]}
+
+    assert ids("--state", "cancelled") == {b["id"]}
+    assert ids("--state", "cancelled", "--state", "queued") == {a["id"], b["id"], c["id"]}
+    assert ids("--template", "fails") == {c["id"]}
+    assert ids("--tag", "red") == {a["id"], c["id"]}
+    assert ids("--tag", "red", "--template", "echo") == {a["id"]}
+    # age one job by two days in the store: --since counts back from now
+    old = datetime.now(UTC) - timedelta(days=2)
+    with service.db.write() as conn:
+        conn.execute(jobs_table.update().where(jobs_table.c.id == a["id"]).values(created_at=old))
+    assert ids("--since", "1d") == {b["id"], c["id"]}
+    assert ids("--since", "3d") == {a["id"], b["id"], c["id"]}
+
+
+def test_list_table_for_people(cli, echo):
+    job = submit(cli, echo)
+    out = ok(cli("jobs", "list")).stdout
+    assert out.splitlines()[0].split()[:3] == ["ID", "TEMPLATE", "STATE"]
+    assert job["id"] in out and "queued" in out
+
+
+def test_submit_wait_exits_0_when_the_job_succeeds(cli, echo, start_pool):
+    start_pool()
+    result = ok(cli("submit", echo, "--wait", "--json"))
+    job = json.loads(result.stdout)
+    assert job["state"] == "succeeded"
+    assert job["exit_code"] == 0
+    parse_ts(job["finished_at"])
+
+
+def test_submit_wait_exits_1_when_the_job_fails(cli, fails, start_pool):
+    start_pool()
+    result = ok(cli("submit", fails, "--wait"), 1)
+    assert "failed" in result.stdout
+    assert result.stderr == ""
+
+
+def test_jobs_wait_gives_up_after_its_timeout(cli, echo):
+    job = submit(cli, echo)
+    started = time.monotonic()
+    result = ok(cli("jobs", "wait", job["id"], "--timeout", "1s", "--json"), 1)
+    assert 0.9 <= time.monotonic() - started < 5
+    assert json.loads(result.stdout)["state"] == "queued"
+
+
+def test_jobs_wait_on_a_finished_job_returns_at_once(cli, echo, fails):
+    good, bad = submit(cli, echo), submit(cli, fails)
+    ok(cli("worker", "--once"), 1)
+    ok(cli("jobs", "wait", good["id"]))
+    ok(cli("jobs", "wait", bad["id"]), 1)
+
+
+def test_submit_in_schedules_for_later(cli, echo):
+    job = submit(cli, echo, "--in", "10m")
+    assert job["state"] == "scheduled"
+    delay = parse_ts(job["run_at"]) - parse_ts(job["created_at"])
+    assert abs(delay.total_seconds() - 600) < 1
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("2030-01-02T03:04:05Z", "2030-01-02T03:04:05.000Z"),
+        ("2030-01-02T03:04:05+02:00", "2030-01-02T01:04:05.000Z"),
+        # no zone: the operator's local time
+        ("2030-01-02T03:04", None),
+    ],
+)
+def test_submit_at_schedules_at_that_time(cli, echo, given, expected):
+    if expected is None:
+        local = datetime.fromisoformat(given).astimezone().astimezone(UTC)
+        expected = local.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    job = submit(cli, echo, "--at", given)
+    assert job["state"] == "scheduled"
+    assert job["run_at"] == expected
+
+
+def test_submit_at_and_in_together_is_refused(cli, echo):
+    result = ok(cli("submit", echo, "--at", "2030-01-01T00:00Z", "--in", "1h"), 2)
+    assert "--at" in one_error_line(result)
+
+
+def test_submit_after_waits_for_the_dependency(cli, echo):
+    first = submit(cli, echo)
+    second = submit(cli, echo, "--after", first["id"])
+    assert second["state"] == "waiting"
+    assert second["depends_on"] == [first["id"]]
+    assert first["id"] in ok(cli("submit", echo, "--after", first["id"][:5])).stdout
+
+
+def test_jobs_after_adds_dependencies_and_refuses_cycles(cli, echo):
+    a, b = submit(cli, echo), submit(cli, echo)
+    held = as_json(cli("jobs", "after", b["id"], a["id"], "--json"))
+    assert held["depends_on"] == [a["id"]]
+    assert held["state"] == "waiting"
+    result = ok(cli("jobs", "after", a["id"], b["id"]), 2)
+    assert "cycle" in one_error_line(result)
+    assert as_json(cli("jobs", "show", a["id"], "--json"))["depends_on"] == []
+
+
+def test_jobs_priority_changes_a_pending_job(cli, echo):
+    job = submit(cli, echo)
+    assert job["priority"] == 5
+    changed = as_json(cli("jobs", "priority", job["id"], "high", "--json"))
+    assert (changed["priority"], changed["priority_name"]) == (10, "high")
+    assert as_json(cli("jobs", "priority", job["id"], "42", "--json"))["priority"] == 42
+    ok(cli("worker", "--once"))
+    result = ok(cli("jobs", "priority", job["id"], "low"), 2)
+    one_error_line(result)
+
+
+def test_cancel_a_queued_job_then_a_finished_one(cli, echo):
+    job = submit(cli, echo)
+    out = ok(cli("jobs", "cancel", job["id"], "--reason", "not today")).stdout
+    assert job["id"] in out and "cancelled" in out
+    shown = as_json(cli("jobs", "show", job["id"], "--json"))
+    assert shown["state"] == "cancelled"
+    assert shown["can_cancel"] is False
+    assert "not today" in json.dumps(shown["events"])
+    result = ok(cli("jobs", "cancel", job["id"]), 2)
+    assert job["id"] in one_error_line(result)
+
+
+def test_retry_a_failed_job_queues_it_again(cli, fails):
+    job = submit(cli, fails)
+    ok(cli("worker", "--once"), 1)
+    assert as_json(cli("jobs", "show", job["id"], "--json"))["state"] == "failed"
+    retried = as_json(cli("jobs", "retry", job["id"], "--json"))
+    assert retried["state"] == "queued"
+    assert retried["attempts"] == 1
+    assert retried["error"] is None
+
+
+def test_retry_of_a_succeeded_job_is_refused(cli, echo):
+    job = submit(cli, echo)
+    ok(cli("worker", "--once"))
+    result = ok(cli("jobs", "retry", job["id"]), 2)
+    assert "succeeded" in one_error_line(result)
+
+
+def test_retry_needs_the_secret_parameters_again(cli, secret):
+    job = submit(cli, secret, "-p", "token=t0ps3cret")
+    ok(cli("worker", "--once"), 1)
+    result = ok(cli("jobs", "retry", job["id"]), 2)
+    assert "token" in one_error_line(result)
+    assert as_json(cli("jobs", "show", job["id"], "--json"))["state"] == "failed"
+    retried = as_json(cli("jobs", "retry", job["id"], "-p", "token=again", "--json"))
+    assert retried["state"] == "queued"
+    assert retried["params"] == {"token": "***"}
+
+
+def test_retry_refuses_to_change_a_public_parameter(cli, deploy):
+    job = submit(cli, deploy, "-p", "app=web", "-p", "token=x")
+    ok(cli("jobs", "cancel", job["id"]))
+    result = ok(cli("jobs", "retry", job["id"], "-p", "token=y", "-p", "app=db"), 2)
+    assert "'app' is not secret" in one_error_line(result)
+
+
+def test_retry_without_a_required_secret_says_how_to_give_it(cli, secret):
+    job = submit(cli, secret, "-p", "token=t0ps3cret")
+    ok(cli("worker", "--once"), 1)
+    line = one_error_line(ok(cli("jobs", "retry", job["id"]), 2))
+    assert "-p token=" in line
+
+
+def test_show_neutralises_control_characters_in_untrusted_text(cli, echo):
+    job = submit(cli, echo, "-p", "msg=\x1b]0;title\x07\x1b[31mred")
+    ok(cli("jobs", "cancel", job["id"], "--reason", "\x1b[2Jgone\x9d"))
+    out = ok(cli("jobs", "show", job["id"])).stdout
+    assert not any(c in out for c in "\x1b\x07\x9d")
+    assert "\\x1b]0;title\\x07\\x1b[31mred" in out  # the parameter, visible
+    assert "\\x1b[2Jgone\\x9d" in out  # the error and the event message
+    shown = as_json(cli("jobs", "show", job["id"], "--json"))
+    assert shown["params"]["msg"] == "\x1b]0;title\x07\x1b[31mred"  # JSON keeps the value

@@ -1,0 +1,73 @@
+"""``worker`` and ``workers list|resize`` through the CLI."""
+
+from __future__ import annotations
+
+import pytest
+from cli_support import as_json, ok, one_error_line, submit
+from support import wait_until
+
+
+def states(cli):
+    return sorted(j["state"] for j in as_json(cli("jobs", "list", "--json"))["jobs"])
+
+
+def test_worker_once_exits_0_when_every_job_succeeds(cli, echo):
+    submit(cli, echo)
+    submit(cli, echo, "-p", "msg=two")
+    ok(cli("worker", "--once"))
+    assert states(cli) == ["succeeded", "succeeded"]
+
+
+def test_worker_once_exits_1_when_a_job_fails(cli, echo, fails):
+    submit(cli, echo)
+    submit(cli, fails)
+    ok(cli("worker", "--once", "--workers", "2"), 1)
+    assert states(cli) == ["failed", "succeeded"]
+
+
+def test_worker_once_with_nothing_to_do(cli, echo):
+    later = submit(cli, echo, "--in", "1h")
+    ok(cli("worker", "--once"))
+    assert as_json(cli("jobs", "show", later["id"], "--json"))["state"] == "scheduled"
+
+
+@pytest.mark.parametrize("n", ["0", "257"])
+def test_worker_slots_out_of_range(cli, n):
+    assert "--workers" in one_error_line(ok(cli("worker", "--once", "-w", n), 2))
+    assert as_json(cli("workers", "list", "--all", "--json")) == {"workers": []}
+
+
+def test_workers_list(cli, start_pool):
+    pool = start_pool(slots=2)
+    [worker] = as_json(cli("workers", "list", "--json"))["workers"]
+    assert worker["id"] == pool.id
+    assert (worker["slots"], worker["desired_slots"], worker["state"]) == (2, 2, "running")
+    assert worker["alive"] is True
+    assert worker["heartbeat_at"].endswith("Z")
+    assert pool.id in ok(cli("workers", "list")).stdout
+
+
+def test_workers_list_all_includes_stopped_workers(cli, echo):
+    submit(cli, echo)
+    ok(cli("worker", "--once"))
+    assert as_json(cli("workers", "list", "--json")) == {"workers": []}
+    [stopped] = as_json(cli("workers", "list", "--all", "--json"))["workers"]
+    assert stopped["state"] == "stopped"
+    assert stopped["alive"] is False
+
+
+def test_workers_resize(cli, service, start_pool):
+    pool = start_pool(slots=1)
+    resized = as_json(cli("workers", "resize", pool.id[:-2], "3", "--json"))
+    assert (resized["id"], resized["desired_slots"]) == (pool.id, 3)
+    wait_until(lambda: service.workers()[0].slots == 3, timeout=10)
+    assert "-> 2 slots" in ok(cli("workers", "resize", pool.id, "2")).stdout
+
+
+def test_workers_resize_an_unknown_worker(cli):
+    assert "no running worker" in one_error_line(ok(cli("workers", "resize", "nope", "3"), 3))
+
+
+def test_workers_resize_to_zero_is_refused(cli, start_pool):
+    pool = start_pool()
+    one_error_line(ok(cli("workers", "resize", pool.id, "0"), 2))
