@@ -145,6 +145,27 @@ class OpsService:
             req: the template, raw parameters (strings from a command line or typed
                 values), and scheduling options; ``run_at`` and ``run_in`` exclude each other.
         """
+        row, after = self._prepare(req)
+        actor, now = row["submitted_by"], row["created_at"]
+        for _ in range(5):
+            try:
+                out = job_store.insert(
+                    self.db, {**row, "id": new_job_id()}, after, actor=actor, now=now
+                )
+                break
+            except Conflict:
+                continue
+        else:  # pragma: no cover - 27^6 ids
+            raise Conflict("could not allocate a job id")
+        if out["state"] == S.QUEUED.value:  # the store may have released a waiting job
+            self._poke()
+        return JobView.from_row(out, depends_on=after)
+
+    def validate(self, req: SubmitRequest) -> None:
+        """Check a submission without storing it: the same errors ``submit`` would raise."""
+        self._prepare(req)
+
+    def _prepare(self, req: SubmitRequest) -> tuple[dict[str, Any], list[str]]:
         tpl = self.catalog.get(req.template)
         values = validate_params(tpl, req.params)
         now = self.now()
@@ -198,19 +219,7 @@ class OpsService:
             "created_at": now,
             "updated_at": now,
         }
-        for _ in range(5):
-            try:
-                out = job_store.insert(
-                    self.db, {**row, "id": new_job_id()}, after, actor=actor, now=now
-                )
-                break
-            except Conflict:
-                continue
-        else:  # pragma: no cover - 27^6 ids
-            raise Conflict("could not allocate a job id")
-        if out["state"] == S.QUEUED.value:  # the store may have released a waiting job
-            self._poke()
-        return JobView.from_row(out, depends_on=after)
+        return row, after
 
     def _run_at(self, req: SubmitRequest, now: datetime) -> datetime:
         if req.run_at is not None and req.run_in is not None:
@@ -388,6 +397,40 @@ class OpsService:
                 if deadline is None
                 else min(interval, max(0.0, deadline - time.monotonic()))
             )
+
+    # -- the console's board ----------------------------------------------------------
+
+    def queue(self, limit: int = 500) -> list[JobView]:
+        """Jobs waiting for approval, dependencies, their run time or a slot: claim order."""
+        return [JobView.from_row(r) for r in queries.queue_rows(self.db, limit)]
+
+    def running(self, limit: int = 500) -> list[JobView]:
+        return [JobView.from_row(r) for r in queries.running_rows(self.db, limit)]
+
+    def history(
+        self,
+        *,
+        before: tuple[datetime, str] | None = None,
+        limit: int = 100,
+        template: str | None = None,
+        tag: str | None = None,
+        text: str | None = None,
+    ) -> list[JobView]:
+        """Finished jobs, newest first; pass the last row's (finished_at, id) for the next page."""
+        f = queries.JobFilter(template=template, tag=tag, text=text)
+        rows = queries.history_rows(self.db, f, before=before, limit=limit)
+        return [JobView.from_row(r) for r in rows]
+
+    def jobs_by_id(self, ids: list[str]) -> list[JobView]:
+        return [JobView.from_row(r) for r in queries.rows_by_id(self.db, ids)]
+
+    def counts(self) -> dict[str, int]:
+        counts = queries.counts_by_state(self.db)
+        return {s.value: counts.get(s.value, 0) for s in S}
+
+    def search_log(self, ref: str, text: str, *, after: int = 0, limit: int = 1000) -> list[int]:
+        job_id = queries.resolve(self.db, ref)
+        return feed.search_logs(self.db, job_id, text, after=after, limit=limit)
 
     # -- feeds -----------------------------------------------------------------------
 

@@ -156,3 +156,23 @@ def job_events(db: Database, job_id: str, limit: int = 1000) -> list[RowMapping]
                 .limit(limit)
             ).mappings()
         )
+
+
+def search_logs(
+    db: Database, job_id: str, text: str, *, after: int = 0, limit: int = 1000
+) -> list[int]:
+    """Line numbers of a job's log that contain ``text`` (case-insensitive), from ``after``."""
+    needle = text.lower()
+    with db.read() as conn:
+        return list(
+            conn.execute(
+                sa.select(logs.c.seq)
+                .where(
+                    logs.c.job_id == job_id,
+                    logs.c.seq > after,
+                    sa.func.lower(logs.c.line).contains(needle, autoescape=True),
+                )
+                .order_by(logs.c.seq)
+                .limit(limit)
+            ).scalars()
+        )

@@ -213,3 +213,60 @@ def lock_rows(db: Database, limit: int = 5000) -> list[RowMapping]:
 def ping(db: Database) -> None:
     with db.read() as conn:
         conn.execute(sa.text("SELECT 1"))
+
+
+# -- the console's board: queue, running, history -------------------------------------
+
+
+def queue_rows(db: Database, limit: int) -> list[RowMapping]:
+    """Live jobs that are not running, in claim order (priority, then age)."""
+    pending = [S.AWAITING_APPROVAL.value, S.WAITING.value, S.SCHEDULED.value, S.QUEUED.value]
+    with db.read() as conn:
+        return list(
+            conn.execute(
+                sa.select(jobs)
+                .where(jobs.c.state.in_(pending))
+                .order_by(jobs.c.priority.desc(), jobs.c.created_at, jobs.c.id)
+                .limit(limit)
+            ).mappings()
+        )
+
+
+def running_rows(db: Database, limit: int) -> list[RowMapping]:
+    with db.read() as conn:
+        return list(
+            conn.execute(
+                sa.select(jobs)
+                .where(jobs.c.state == S.RUNNING.value)
+                .order_by(jobs.c.started_at, jobs.c.id)
+                .limit(limit)
+            ).mappings()
+        )
+
+
+def history_rows(
+    db: Database, f: JobFilter, *, before: tuple[datetime, str] | None, limit: int
+) -> list[RowMapping]:
+    """Finished jobs, newest first, keyset-paged by (finished_at, id): no OFFSET scans."""
+    cond = [*_where(f), jobs.c.state.in_([s.value for s in FINAL]), jobs.c.finished_at.is_not(None)]
+    if before is not None:
+        at, job_id = before
+        cond.append(
+            sa.or_(jobs.c.finished_at < at, sa.and_(jobs.c.finished_at == at, jobs.c.id < job_id))
+        )
+    with db.read() as conn:
+        return list(
+            conn.execute(
+                sa.select(jobs)
+                .where(*cond)
+                .order_by(jobs.c.finished_at.desc(), jobs.c.id.desc())
+                .limit(limit)
+            ).mappings()
+        )
+
+
+def rows_by_id(db: Database, ids: list[str]) -> list[RowMapping]:
+    if not ids:
+        return []
+    with db.read() as conn:
+        return list(conn.execute(sa.select(jobs).where(jobs.c.id.in_(ids))).mappings())
