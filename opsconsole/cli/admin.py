@@ -92,8 +92,8 @@ def health(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
     raise typer.Exit(ExitCode.OK if view.healthy else ExitCode.JOB_FAILED)
 
 
-def overview() -> None:
-    """What a bare ``opsconsole`` prints: the queue at a glance and where to go next."""
+def status() -> None:
+    """The queue at a glance, for a shell without the console (`opsconsole status`)."""
     svc = service()
     counts = svc.stats().counts
     workers = [w for w in svc.workers() if w.alive]
@@ -116,3 +116,4 @@ def register(app: Any) -> None:
     app.command("locks")(locks)
     app.command("stats")(stats)
     app.command("health")(health)
+    app.command("status")(status)

@@ -134,19 +134,19 @@ def root(
 ) -> None:
     """Operations console: submit, approve, watch and audit jobs from a terminal.
 
-    With no command, prints an overview of the queue (the console arrives in a later release).
+    With no command, opens the console (the same as `opsconsole tui`).
     """
     STATE.reset({"home": home, "db": db, "catalog": catalog}, verbose)
     if ctx.invoked_subcommand is None:
-        from opsconsole.cli.admin import overview
+        from opsconsole.cli.console import run_console
 
-        overview()
+        run_console(workers=None)
 
 
 def _register() -> None:
-    from opsconsole.cli import admin, catalog, jobs, logs, worker
+    from opsconsole.cli import admin, catalog, console, jobs, logs, worker
 
-    for module in (jobs, logs, catalog, worker, admin):
+    for module in (jobs, logs, catalog, worker, admin, console):
         module.register(app)
 
 

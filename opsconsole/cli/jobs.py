@@ -36,15 +36,9 @@ def parse_params(pairs: list[str]) -> dict[str, str]:
 
 
 def parse_at(text: str) -> datetime:
-    try:
-        value = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise InvalidParams(
-            f"invalid time '{text[:40]}': use ISO 8601, e.g. 2026-05-01T14:30 or 2026-05-01T14:30Z"
-        ) from None
-    if value.tzinfo is None:
-        value = value.astimezone()  # a time without zone is the operator's local time
-    return value
+    from opsconsole.core.clock import parse_datetime
+
+    return parse_datetime(text)
 
 
 def _finish_wait(view: JobView) -> None:

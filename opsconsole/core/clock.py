@@ -45,3 +45,16 @@ class SettableClock:
         with self._lock:
             self._now += timedelta(seconds=seconds)
             return self._now
+
+
+def parse_datetime(text: str) -> datetime:
+    """ISO 8601 from an operator; a time without a zone is their local time."""
+    from opsconsole.core.errors import InvalidParams
+
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidParams(
+            f"invalid time '{text[:40]}': use ISO 8601, e.g. 2026-05-01T14:30 or 2026-05-01T14:30Z"
+        ) from None
+    return value if value.tzinfo is not None else value.astimezone()

@@ -6,6 +6,7 @@ runs jobs. Errors are ``OpsError``s whose message is the one line a face shows.
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import time
@@ -59,6 +60,18 @@ from opsconsole.core.views import (
 
 S = JobState
 MAX_TAGS = 20
+
+
+def _pid_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 MAX_DEPENDENCIES = 100
 
 
@@ -510,6 +523,8 @@ class OpsService:
             r["state"] in ("running", "draining")
             and (now - r["heartbeat_at"]).total_seconds() <= self.settings.lease
         )
+        if alive and r["host"] == socket.gethostname() and not _pid_exists(r["pid"]):
+            alive = False  # it crashed on this host: no need to wait for its lease to run out
         return WorkerView(
             id=r["id"],
             host=r["host"],

@@ -1,0 +1,769 @@
+"""The Textual console: live queue, running, history and log tail over OpsService.
+
+Store access happens only in thread workers: the feed (``feed.py``) for everything live,
+``call`` for operator actions. A failing call becomes a notification; a failing store a
+banner. On the embedded defaults the app also runs a worker pool in this process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import subprocess
+import tempfile
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from textual import on
+from textual.app import App, ComposeResult
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.containers import Horizontal, Vertical
+from textual.events import Resize
+from textual.widgets import DataTable, Footer, Static, Tab, Tabs
+from textual.worker import get_current_worker
+
+from opsconsole.core.errors import OpsError
+from opsconsole.core.secrets import MASK
+from opsconsole.core.service import OpsService
+from opsconsole.core.states import PENDING, JobState
+from opsconsole.core.views import JobView, LogLine
+from opsconsole.tui import actions
+from opsconsole.tui.feed import Feed
+from opsconsole.tui.messages import (
+    CountsChanged,
+    EventsArrived,
+    JobsChanged,
+    LogLinesArrived,
+    ServiceCallFailed,
+    StoreStatus,
+)
+from opsconsole.tui.screens.dialogs import ConfirmScreen, PromptScreen, QuitScreen
+from opsconsole.tui.screens.help import HelpScreen
+from opsconsole.tui.screens.job import JobScreen
+from opsconsole.tui.screens.submit import SubmitScreen
+from opsconsole.tui.screens.views import (
+    EventsScreen,
+    LocksScreen,
+    StatsScreen,
+    TableView,
+    WorkersScreen,
+)
+from opsconsole.tui.widgets.job_table import JobTable
+from opsconsole.tui.widgets.log_pane import LogView
+from opsconsole.tui.widgets.status_bar import StatusBar
+
+if TYPE_CHECKING:
+    from opsconsole.engine.pool import WorkerPool
+
+T = TypeVar("T")
+S = JobState
+TAIL = 2000
+"""Log lines fetched when a job is selected; older ones load on scroll."""
+HISTORY_PAGE = 200
+NARROW_WIDTH = 120
+NARROW_HEIGHT = 32
+PANES = ("queue", "running", "history", "log")
+VIEWS = {
+    "queue": "pane:queue",
+    "running": "pane:running",
+    "history": "pane:history",
+    "log": "pane:log",
+    "locks": "show_locks",
+    "workers": "show_workers",
+    "events": "show_events",
+    "stats": "show_stats",
+    "help": "help",
+}
+
+
+class ActionCommands(Provider):
+    """Every registry action in the command palette (Ctrl+P)."""
+
+    async def discover(self) -> Hits:
+        for a in actions.ACTIONS:
+            yield DiscoveryHit(
+                a.description,
+                partial(self.app.run_action, a.name),
+                help=f"key {actions.key_label(a.key)}",
+            )
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for a in actions.ACTIONS:
+            score = matcher.match(a.description)
+            if score > 0:
+                yield Hit(
+                    score,
+                    matcher.highlight(a.description),
+                    partial(self.app.run_action, a.name),
+                    help=f"key {actions.key_label(a.key)}",
+                )
+
+
+class OpsConsole(App[None]):
+    CSS_PATH = "app.tcss"
+    TITLE = "opsconsole"
+    BINDINGS = actions.bindings()
+    COMMANDS = App.COMMANDS | {ActionCommands}
+
+    def __init__(
+        self,
+        service: OpsService,
+        *,
+        workers: int | None = None,
+        embed: bool | None = None,
+        start_feed: bool = True,
+    ) -> None:
+        """``workers``: run an embedded pool of that many slots; ``embed=None`` decides:
+        a pool runs when the store is SQLite and no other worker is alive."""
+        super().__init__()
+        self.service = service
+        self.embed = embed
+        self.embed_slots = workers
+        self.start_feed = start_feed
+        self.pool: WorkerPool | None = None
+        self.feed = Feed(service, self.post_message)
+        self.log_job: str | None = None
+        self.quitting = False
+        self._active_pane = "queue"
+        self._history_loading = False
+        self._history_done = False
+        self.history_text = ""
+        self.ready = False
+        """Set once the first load is on screen (tests and the benchmark wait on it)."""
+
+    # -- layout ----------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield StatusBar(self.service.store_description(), id="status")
+        yield Static("", id="banner", markup=False)
+        yield Tabs(
+            Tab("Queue", id="t-queue"),
+            Tab("Running", id="t-running"),
+            Tab("History", id="t-history"),
+            Tab("Log", id="t-log"),
+            id="tabs",
+        )
+        with Horizontal(id="board"):
+            with Vertical(id="left", classes="-table-active"):
+                with Vertical(id="pane-queue", classes="pane -active"):
+                    yield JobTable("queue", id="queue", clock=self.service.now)
+                with Vertical(id="pane-running", classes="pane"):
+                    yield JobTable("running", id="running", clock=self.service.now)
+                with Vertical(id="pane-history", classes="pane"):
+                    yield JobTable("history", id="history", clock=self.service.now)
+            with Vertical(id="pane-log", classes="pane"):
+                yield LogView(id="log")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        titles = {"queue": "Queue", "running": "Running", "history": "History", "log": "Log"}
+        for name, title in titles.items():
+            self.query_one(f"#pane-{name}").border_title = title
+        self._layout(self.size.width, self.size.height)
+        self.query_one("#queue", JobTable).focus()
+        self.call("load", self._initial_load, self._show_initial)
+
+    def on_resize(self, event: Resize) -> None:
+        self._layout(event.size.width, event.size.height)
+
+    def _layout(self, width: int, height: int) -> None:
+        self.screen.set_class(width < NARROW_WIDTH or height < NARROW_HEIGHT, "narrow")
+
+    # -- workers ----------------------------------------------------------------------------
+
+    def call(
+        self,
+        action: str,
+        fn: Callable[[], T],
+        on_ok: Callable[[T], Any] | None = None,
+        *,
+        on_error: Callable[[str], Any] | None = None,
+        quiet: bool = False,
+        group: str | None = None,
+    ) -> None:
+        """Run ``fn`` off the UI thread; results and errors come back on the UI thread."""
+
+        def run() -> None:
+            try:
+                result = fn()
+            except OpsError as exc:
+                message = str(exc)
+            except Exception as exc:
+                message = f"{type(exc).__name__}: {exc}"
+            else:
+                if on_ok is not None and not get_current_worker().is_cancelled:
+                    self.call_from_thread(on_ok, result)
+                return
+            if get_current_worker().is_cancelled:
+                return
+            if on_error is not None:
+                self.call_from_thread(on_error, message)
+            if not quiet:
+                self.post_message(ServiceCallFailed(action, message))
+
+        self.run_worker(
+            run,
+            thread=True,
+            group=group or "call",
+            exclusive=group is not None,
+            exit_on_error=False,
+            name=action,
+        )
+
+    def on_service_call_failed(self, msg: ServiceCallFailed) -> None:
+        self.notify(f"{msg.action}: {msg.message}", severity="error", timeout=8, markup=False)
+
+    def _initial_load(self) -> dict[str, Any]:
+        cursor = self.service.last_event_id()  # before the reads: nothing can slip between
+        data = {
+            "cursor": cursor,
+            "queue": self.service.queue(),
+            "running": self.service.running(),
+            "history": self.service.history(limit=HISTORY_PAGE),
+            "counts": self.service.counts(),
+            "workers": self.service.workers(),
+        }
+        data["pool"] = self._maybe_start_pool(data["workers"])
+        return data
+
+    def _maybe_start_pool(self, workers: list[Any]) -> str:
+        embed = self.embed
+        if embed is None:
+            others = [w for w in workers if w.alive]
+            embed = self.embed_slots is not None or (
+                self.service.db.dialect == "sqlite" and not others
+            )
+        if not embed:
+            return ""
+        from opsconsole.runtime import start_pool
+
+        self.pool = start_pool(self.service, slots=self.embed_slots)
+        return f"embedded pool: {self.pool.slots} slots"
+
+    def _show_initial(self, data: dict[str, Any]) -> None:
+        self.query_one("#queue", JobTable).upsert(data["queue"])
+        self.query_one("#running", JobTable).upsert(data["running"])
+        history = self.query_one("#history", JobTable)
+        history.upsert(data["history"])
+        self._history_done = len(data["history"]) < HISTORY_PAGE
+        status = self.query_one(StatusBar)
+        status.set_counts(data["counts"], data["workers"])
+        status.set_embedded(data["pool"])
+        self.feed.start_at(data["cursor"])
+        if self.start_feed:
+            self.run_worker(
+                self.feed.run, thread=True, name="feed", group="feed", exit_on_error=False
+            )
+        self.ready = True
+        self._select_first()
+
+    def _select_first(self) -> None:
+        for name in ("running", "queue", "history"):
+            table = self.query_one(f"#{name}", JobTable)
+            if table.row_count:
+                self.show_log(table.selected_id)
+                return
+
+    # -- the feed's messages --------------------------------------------------------------
+
+    def on_jobs_changed(self, msg: JobsChanged) -> None:
+        for name in ("queue", "running", "history"):
+            self.query_one(f"#{name}", JobTable).upsert(msg.jobs)
+        ids = {j.id for j in msg.jobs}
+        screen = self.screen
+        if isinstance(screen, JobScreen):
+            screen.on_jobs_changed(ids)
+        if self.log_job in ids:
+            self._update_log_title()
+
+    def on_events_arrived(self, msg: EventsArrived) -> None:
+        screen = self.screen
+        if isinstance(screen, EventsScreen):
+            screen.add_events(msg.events)
+        elif isinstance(screen, TableView):
+            screen.on_feed_tick()
+
+    def on_counts_changed(self, msg: CountsChanged) -> None:
+        self.query_one(StatusBar).set_counts(msg.counts, msg.workers)
+        self.query_one("#queue", JobTable).refresh_times()
+        self.query_one("#history", JobTable).refresh_times()
+        if self.pool is not None and self.quitting and self.pool.busy() == 0:
+            self.exit()
+
+    def on_log_lines_arrived(self, msg: LogLinesArrived) -> None:
+        if msg.job_id == self.log_job:
+            self.query_one(LogView).append(msg.lines)
+            self._update_log_title()
+
+    def on_store_status(self, msg: StoreStatus) -> None:
+        banner = self.query_one("#banner", Static)
+        banner.set_class(not msg.ok, "-visible")
+        banner.update("" if msg.ok else f"store unavailable: {msg.message} (retrying)")
+
+    # -- selection and the log tail ---------------------------------------------------------
+
+    @on(JobTable.Selected)
+    def _selected(self, msg: JobTable.Selected) -> None:
+        if msg.table.has_focus and msg.job_id:
+            self.show_log(msg.job_id)
+
+    @on(DataTable.RowSelected)
+    def _row_selected(self, event: DataTable.RowSelected) -> None:
+        if isinstance(event.data_table, JobTable):
+            self.action_detail()
+
+    def show_log(self, job_id: str | None) -> None:
+        """Point the log tail at ``job_id``: its last lines now, new ones as they come."""
+        if job_id is None or job_id == self.log_job:
+            return
+        self.log_job = job_id
+        view = self.query_one(LogView)
+        view.clear_log()
+        self.feed.follow(None, 0)
+        self._update_log_title()
+
+        def load() -> tuple[list[LogLine], bool]:
+            lines = self.service.log_tail(job_id, TAIL)
+            return lines, bool(lines) and lines[0].seq > 1
+
+        def show(result: tuple[list[LogLine], bool]) -> None:
+            if self.log_job != job_id:
+                return
+            lines, older = result
+            view.load(job_id, lines, has_older=older)
+            self.feed.follow(job_id, lines[-1].seq if lines else 0)
+            self._update_log_title()
+
+        self.call("log", load, show, group="log")
+
+    def _update_log_title(self) -> None:
+        pane = self.query_one("#pane-log")
+        view = self.query_one(LogView)
+        if self.log_job is None:
+            pane.border_title, pane.border_subtitle = "Log", ""
+            return
+        job = self._known(self.log_job)
+        what = f"{job.template} · {job.state.value}" if job else ""
+        pane.border_title = f"Log {self.log_job} {what}"
+        if view.tail_dropped or not view.following:
+            more = f" · {view.new_lines} new lines" if view.new_lines else ""
+            pane.border_subtitle = f"paused{more} · End to follow"
+        else:
+            pane.border_subtitle = "following"
+        if view.search_text:
+            pane.border_subtitle += f" · /{view.search_text}: {len(view.matches)} matches"
+
+    def _known(self, job_id: str) -> JobView | None:
+        for name in ("running", "queue", "history"):
+            v = self.query_one(f"#{name}", JobTable).views.get(job_id)
+            if v is not None:
+                return v
+        return None
+
+    @on(LogView.NeedOlder)
+    def _older(self, msg: LogView.NeedOlder) -> None:
+        def load() -> list[LogLine]:
+            return self.service.log_tail(msg.job_id, TAIL, before=msg.before)
+
+        def show(lines: list[LogLine]) -> None:
+            if msg.view.job_id == msg.job_id:
+                msg.view.prepend(lines, has_older=bool(lines) and lines[0].seq > 1)
+
+        self.call("log", load, show, group="log-older")
+
+    @on(LogView.NeedTail)
+    def _tail(self, msg: LogView.NeedTail) -> None:
+        self.log_job = None
+        self.show_log(msg.job_id)
+
+    def watch_log_following(self) -> None:  # pragma: no cover - hook for reactive watchers
+        self._update_log_title()
+
+    @on(JobTable.NearEnd)
+    def _more_history(self, msg: JobTable.NearEnd) -> None:
+        if self._history_loading or self._history_done:
+            return
+        self._history_loading = True
+        before = msg.table.oldest_finished()
+        text = self.history_text or None
+
+        def show(rows: list[JobView]) -> None:
+            self._history_loading = False
+            self._history_done = len(rows) < HISTORY_PAGE
+            msg.table.upsert(rows)
+
+        self.call(
+            "history",
+            lambda: self.service.history(before=before, limit=HISTORY_PAGE, text=text),
+            show,
+            group="history",
+        )
+
+    # -- actions ----------------------------------------------------------------------------
+
+    def _focused_table(self) -> JobTable | None:
+        focused = self.focused
+        return focused if isinstance(focused, JobTable) else None
+
+    def selected_job(self) -> str | None:
+        table = self._focused_table()
+        if table is not None:
+            return table.selected_id
+        return self.log_job
+
+    def action_submit(self) -> None:
+        def opened(templates: list[Any]) -> None:
+            self.push_screen(SubmitScreen(templates), self._submitted)
+
+        self.call("templates", self.service.templates, opened)
+
+    def _submitted(self, view: JobView | None) -> None:
+        if view is not None:
+            self.notify(f"submitted {view.id} ({view.template}): {view.state.value}", markup=False)
+            self.query_one("#queue", JobTable).upsert([view])
+            self.feed.poke()
+
+    def action_cancel(self, job_id: str | None = None) -> None:
+        job = job_id or self.selected_job()
+        if job is None:
+            self.notify("no job selected", severity="warning")
+            return
+        known = self._known(job)
+        what = f"{job} ({known.template}, {known.state.value})" if known else job
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.call("cancel", lambda: self.service.cancel(job), self._acted("cancel"))
+
+        self.push_screen(
+            ConfirmScreen(f"Cancel job {what}?", yes="Cancel job", no="Keep it"), confirmed
+        )
+
+    def _acted(self, verb: str) -> Callable[[JobView], None]:
+        def done(view: JobView) -> None:
+            self.notify(f"{verb}: {view.id} is {view.state.value}", markup=False)
+            self.post_message(JobsChanged([view]))
+            self.feed.poke()
+
+        return done
+
+    def action_retry(self, job_id: str | None = None) -> None:
+        job = job_id or self.selected_job()
+        if job is None:
+            self.notify("no job selected", severity="warning")
+            return
+
+        def got(view: JobView) -> None:
+            if not view.can_retry:
+                self.notify(f"cannot retry {view.id}: it is {view.state.value}", severity="warning")
+                return
+            secrets = [k for k, v in view.params.items() if v == MASK]
+            self._ask_secrets(view.id, secrets, {})
+
+        self.call("retry", lambda: self.service.get(job), got)
+
+    def _ask_secrets(self, job: str, names: list[str], given: dict[str, str]) -> None:
+        if not names:
+            self.call("retry", lambda: self.service.retry(job, params=given), self._acted("retry"))
+            return
+
+        def answered(value: str | None) -> None:
+            if value is None:
+                return
+            self._ask_secrets(job, names[1:], {**given, names[0]: value})
+
+        self.push_screen(
+            PromptScreen(
+                f"Secret '{names[0]}' for the retry of {job} (secrets are dropped when a job ends)",
+                password=True,
+            ),
+            answered,
+        )
+
+    def action_detail(self) -> None:
+        job = self.selected_job()
+        if job is not None:
+            self.push_screen(JobScreen(job))
+
+    def action_follow(self) -> None:
+        job = self.selected_job()
+        if job is not None and job != self.log_job:
+            self.show_log(job)
+        view = self.query_one(LogView)
+        view.action_follow()
+        if self.screen.has_class("narrow"):
+            self._activate("log")
+        view.focus()
+        self._update_log_title()
+
+    def action_priority(self) -> None:
+        job = self.selected_job()
+        known = self._known(job) if job else None
+        if job is None or known is None or known.state not in PENDING:
+            self.notify("select a job in the queue to change its priority", severity="warning")
+            return
+
+        def answered(value: str | None) -> None:
+            if value:
+                self.call(
+                    "priority",
+                    lambda: self.service.set_priority(job, value.strip()),
+                    self._acted("priority"),
+                )
+
+        self.push_screen(
+            PromptScreen(
+                f"Priority of {job} (low, normal, high, critical, 0-100)", value=str(known.priority)
+            ),
+            answered,
+        )
+
+    def action_filter(self) -> None:
+        if isinstance(self.focused, LogView):
+            self._search_log()
+            return
+        table = self._focused_table() or self.query_one("#queue", JobTable)
+
+        def answered(value: str | None) -> None:
+            if value is None:
+                return
+            table.set_filter(value)
+            if table.kind == "history":
+                self._reload_history(value.strip())
+            pane = self.query_one(f"#pane-{table.kind}")
+            pane.border_subtitle = f"filter: {value.strip()}" if value.strip() else ""
+
+        self.push_screen(
+            PromptScreen(
+                f"Filter {table.kind} (words match id, template, state, tag, params)",
+                value=table.filter_text,
+            ),
+            answered,
+        )
+
+    def _reload_history(self, text: str) -> None:
+        self.history_text = text
+        table = self.query_one("#history", JobTable)
+
+        def show(rows: list[JobView]) -> None:
+            table.upsert(rows)
+            self._history_done = len(rows) < HISTORY_PAGE
+
+        self.call(
+            "history",
+            lambda: self.service.history(limit=HISTORY_PAGE, text=text or None),
+            show,
+            group="history",
+        )
+
+    def _search_log(self) -> None:
+        view = self.query_one(LogView)
+        job = view.job_id
+        if job is None:
+            return
+
+        def answered(value: str | None) -> None:
+            if value is None:
+                return
+            query = value.strip()
+            if not query:
+                view.set_matches("", [])
+                self._update_log_title()
+                return
+
+            def found(seqs: list[int]) -> None:
+                view.set_matches(query, seqs)
+                self._update_log_title()
+                if seqs:
+                    self.action_next_match()
+                else:
+                    self.notify(f"no line matches '{query}'", severity="warning", markup=False)
+
+            self.call("search", lambda: self.service.search_log(job, query, limit=100_000), found)
+
+        self.push_screen(PromptScreen("Search the log", value=view.search_text), answered)
+
+    def _goto_match(self, forward: bool) -> None:
+        view = self.query_one(LogView)
+        if not view.matches or view.job_id is None:
+            return
+        current = view.match_at
+        if current is None:
+            first_visible = view.scroll_offset.y
+            idx = min(first_visible, len(view.lines) - 1) if view.lines else 0
+            current = view.lines[idx].seq - (1 if forward else -1) if view.lines else 0
+        if forward:
+            target = next((s for s in view.matches if s > current), view.matches[0])
+        else:
+            target = next((s for s in reversed(view.matches) if s < current), view.matches[-1])
+        if view.show_seq(target):
+            self._update_log_title()
+            return
+        job = view.job_id
+
+        def load() -> tuple[list[LogLine], bool]:
+            lines = self.service.logs_since(job, max(0, target - 500), limit=1000)
+            return lines, bool(lines) and lines[0].seq > 1
+
+        def show(result: tuple[list[LogLine], bool]) -> None:
+            lines, older = result
+            view.window_around(lines, older)
+            view.show_seq(target)
+            self._update_log_title()
+
+        self.call("log", load, show, group="log")
+
+    def action_next_match(self) -> None:
+        self._goto_match(True)
+
+    def action_prev_match(self) -> None:
+        self._goto_match(False)
+
+    def action_context(self) -> None:
+        view = self.query_one(LogView)
+        on_ = view.toggle_context()
+        self.notify("showing matching lines with context" if on_ else "showing every line")
+
+    def _dump_log(self, job: str, path: Path) -> Path:
+        """Write the whole stored log to ``path`` in batches (never all in memory)."""
+        after = 0
+        with path.open("w", encoding="utf-8", errors="replace") as fh:
+            while True:
+                lines = self.service.logs_since(job, after, limit=5000)
+                if not lines:
+                    return path
+                for ln in lines:
+                    fh.write(ln.text + "\n")
+                after = lines[-1].seq
+
+    def action_pager(self) -> None:
+        job = self.log_job
+        if job is None:
+            return
+        pager = os.environ.get("PAGER") or "less -R"
+
+        def dump() -> Path:
+            fd, name = tempfile.mkstemp(prefix=f"opsconsole-{job}-", suffix=".log")
+            os.close(fd)
+            return self._dump_log(job, Path(name))
+
+        def show(path: Path) -> None:
+            try:
+                with self.suspend():
+                    subprocess.run([*shlex.split(pager), str(path)], check=False)
+            except Exception as exc:
+                self.notify(f"cannot run $PAGER: {exc}", severity="error", markup=False)
+            finally:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+
+        self.call("pager", dump, show)
+
+    def action_save_log(self) -> None:
+        job = self.log_job
+        if job is None:
+            return
+        path = Path.cwd() / f"opsconsole-{job}.log"
+        self.call(
+            "save log",
+            lambda: self._dump_log(job, path),
+            lambda p: self.notify(f"saved the log of {job} to {p}", markup=False),
+        )
+
+    def action_goto(self) -> None:
+        def answered(value: str | None) -> None:
+            if not value:
+                return
+            name = value.strip().lower()
+            matches = [v for v in VIEWS if v.startswith(name)]
+            if not matches:
+                self.notify(
+                    f"no view '{name}': {', '.join(VIEWS)}", severity="warning", markup=False
+                )
+                return
+            target = VIEWS[matches[0]]
+            if target.startswith("pane:"):
+                self._activate(target[5:])
+            else:
+                self.run_action(target)
+
+        self.push_screen(PromptScreen("Go to view", placeholder=" | ".join(VIEWS)), answered)
+
+    def _activate(self, pane: str) -> None:
+        self._active_pane = pane
+        for name in PANES:
+            self.query_one(f"#pane-{name}").set_class(name == pane, "-active")
+        left = self.query_one("#left")
+        left.set_class(pane == "log", "-log-active")
+        left.set_class(pane != "log", "-table-active")
+        with contextlib.suppress(Exception):
+            self.query_one("#tabs", Tabs).active = f"t-{pane}"
+        widget = self.query_one(LogView) if pane == "log" else self.query_one(f"#{pane}", JobTable)
+        widget.focus()
+
+    @on(Tabs.TabActivated, "#tabs")
+    def _tab(self, event: Tabs.TabActivated) -> None:
+        pane = (event.tab.id or "t-queue")[2:]
+        if pane != self._active_pane:
+            self._activate(pane)
+
+    def action_next_pane(self) -> None:
+        order = list(PANES)
+        self._activate(order[(order.index(self._active_pane) + 1) % len(order)])
+
+    def action_show_locks(self) -> None:
+        self.push_screen(LocksScreen())
+
+    def action_show_workers(self) -> None:
+        self.push_screen(WorkersScreen())
+
+    def action_show_events(self) -> None:
+        self.push_screen(EventsScreen())
+
+    def action_show_stats(self) -> None:
+        self.push_screen(StatsScreen())
+
+    def action_toggle_theme(self) -> None:
+        self.theme = "textual-light" if self.theme == "textual-dark" else "textual-dark"
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    async def action_quit(self) -> None:
+        busy = self.pool.busy() if self.pool is not None else 0
+        if not busy:
+            self.exit()
+            return
+
+        def answered(choice: str | None) -> None:
+            if choice == "wait":
+                self.quitting = True
+                self.notify(f"quitting when the {busy} running job(s) end", timeout=10)
+                self.pool_drain()
+            elif choice == "cancel":
+                self.quitting = True
+                pool = self.pool
+                assert pool is not None
+                for job_id in [key[0] for key in pool._runs()]:
+                    self.call(
+                        "cancel", partial(self.service.cancel, job_id, reason="the console quit")
+                    )
+
+        self.push_screen(QuitScreen(busy), answered)
+
+    def pool_drain(self) -> None:
+        if self.pool is not None:
+            self.pool._claiming = False
+
+    def on_unmount(self) -> None:
+        self.feed.stop()
+        if self.pool is not None:
+            self.pool.stop(grace=self.service.settings.kill_grace)
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)

@@ -1,0 +1,119 @@
+"""The ONE thread worker that follows the store: events, running jobs, counts, one log.
+
+It reads forward from cursors (``job_events.id`` and the followed job's log line number)
+and posts messages; it never touches a widget. A failing store becomes a ``StoreStatus``
+message and a slower retry, never an exception in the UI.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from textual.message import Message
+
+from opsconsole.core.errors import OpsError
+from opsconsole.core.service import OpsService
+from opsconsole.tui.messages import (
+    CountsChanged,
+    EventsArrived,
+    JobsChanged,
+    LogLinesArrived,
+    StoreStatus,
+)
+
+INTERVAL = 0.2
+RUNNING_EVERY = 1.0
+COUNTS_EVERY = 2.0
+LOG_BATCH = 5000
+
+
+class Feed:
+    def __init__(self, service: OpsService, post: Callable[[Message], object]) -> None:
+        self.service = service
+        self.post = post
+        self.cursor = 0
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._log_job: str | None = None
+        self._log_cursor = 0
+        self._ok: bool | None = None
+
+    def start_at(self, cursor: int) -> None:
+        self.cursor = cursor
+
+    def follow(self, job_id: str | None, after: int) -> None:
+        """Follow ``job_id``'s log from line ``after`` (None: follow nothing)."""
+        with self._lock:
+            self._log_job = job_id
+            self._log_cursor = after
+        self._wake.set()
+
+    def poke(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def run(self) -> None:
+        last_running = last_counts = 0.0
+        failures = 0
+        while not self._stop.is_set():
+            now = time.monotonic()
+            try:
+                self._events()
+                if now - last_running >= RUNNING_EVERY:
+                    self.post(JobsChanged(self.service.running()))
+                    last_running = now
+                self._log()
+                if now - last_counts >= COUNTS_EVERY:
+                    self.post(CountsChanged(self.service.counts(), self.service.workers()))
+                    last_counts = now
+                self._status(True, "")
+                failures = 0
+            except OpsError as exc:
+                failures += 1
+                self._status(False, str(exc))
+            except Exception as exc:  # the feed must outlive any one bad read
+                failures += 1
+                self._status(False, f"{type(exc).__name__}: {exc}")
+            delay = INTERVAL if failures == 0 else min(5.0, INTERVAL * 2**failures)
+            self._wake.wait(delay)
+            self._wake.clear()
+
+    def _status(self, ok: bool, message: str) -> None:
+        if ok != self._ok:
+            self._ok = ok
+            self.post(StoreStatus(ok, message))
+
+    def _events(self) -> None:
+        while True:
+            events = self.service.events_since(self.cursor, limit=2000)
+            if not events:
+                return
+            self.cursor = events[-1].id
+            ids = list(dict.fromkeys(e.job_id for e in events))
+            for i in range(0, len(ids), 500):
+                self.post(JobsChanged(self.service.jobs_by_id(ids[i : i + 500])))
+            self.post(EventsArrived(events))
+            if len(events) < 2000:
+                return
+
+    def _log(self) -> None:
+        with self._lock:
+            job, after = self._log_job, self._log_cursor
+        if job is None:
+            return
+        lines = self.service.logs_since(job, after, limit=LOG_BATCH)
+        if not lines:
+            return
+        with self._lock:
+            if self._log_job != job:  # the operator switched jobs meanwhile
+                return
+            self._log_cursor = lines[-1].seq
+        self.post(LogLinesArrived(job, lines))
+        if len(lines) == LOG_BATCH:
+            self._wake.set()  # more to read: come back at once

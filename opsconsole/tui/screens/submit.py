@@ -1,0 +1,239 @@
+"""The submit form: pick a template, fill a form generated from its parameter schema.
+
+Choices become selects, booleans switches, secrets password inputs. Validation is the
+service's own (``OpsService.validate``), so the form shows the CLI's messages, next to the
+field they name.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, Select, Switch
+
+from opsconsole.core.clock import parse_datetime
+from opsconsole.core.errors import OpsError
+from opsconsole.core.service import SubmitRequest
+from opsconsole.core.views import JobView, ParamView, TemplateView
+
+if TYPE_CHECKING:
+    from opsconsole.tui.app import OpsConsole
+
+PRIORITIES = [
+    ("default", ""),
+    ("low", "low"),
+    ("normal", "normal"),
+    ("high", "high"),
+    ("critical", "critical"),
+]
+_PARAM = re.compile(r"parameter '([^']+)'")
+
+
+def field_id(name: str) -> str:
+    return "p-" + re.sub(r"[^A-Za-z0-9_-]", "_", name)
+
+
+class SubmitScreen(ModalScreen[JobView | None]):
+    BINDINGS = [
+        Binding("escape", "dismiss(None)", "Cancel"),
+        Binding("ctrl+s", "submit", "Submit"),
+    ]
+
+    def __init__(self, templates: list[TemplateView], *, selected: str | None = None) -> None:
+        super().__init__()
+        self.templates = {t.name: t for t in templates}
+        self.selected = selected if selected in self.templates else None
+        self.busy = False
+
+    @property
+    def ops(self) -> OpsConsole:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog form", id="submit-dialog"):
+            yield Label("Submit a job", classes="title")
+            yield Select(
+                [(f"{t.name} — {t.description}"[:70], t.name) for t in self.templates.values()],
+                prompt="template",
+                id="template",
+                value=self.selected or Select.NULL,
+            )
+            with VerticalScroll(id="fields"):
+                pass
+            with Horizontal(classes="row"):
+                yield Select(PRIORITIES, value="", id="priority", allow_blank=False)
+                yield Input(placeholder="run at: now | in 10m | 2026-05-01T14:30", id="run-at")
+            with Horizontal(classes="row"):
+                yield Input(placeholder="after jobs (ids, comma-separated)", id="after")
+                yield Label("dry run", classes="switch-label")
+                yield Switch(id="dry-run")
+            yield Label("", id="form-error", markup=False, classes="error")
+            with Horizontal(classes="buttons"):
+                yield Button("Submit (ctrl+s)", id="submit", variant="primary")
+                yield Button("Cancel (esc)", id="cancel")
+
+    async def on_mount(self) -> None:
+        if self.selected:
+            await self._build(self.selected)
+        self.query_one("#template", Select).focus()
+
+    @on(Select.Changed, "#template")
+    async def _template_changed(self, event: Select.Changed) -> None:
+        if isinstance(event.value, str) and event.value != self.selected:
+            self.selected = event.value
+            await self._build(event.value)
+
+    async def _build(self, name: str) -> None:
+        box = self.query_one("#fields", VerticalScroll)
+        await box.remove_children()
+        tpl = self.templates[name]
+        widgets: list[Any] = []
+        for p in tpl.params:
+            mark = " *" if p.required else ""
+            hint = f"  {p.description}" if p.description else ""
+            widgets.append(
+                Label(
+                    f"{p.name} ({p.type}{', secret' if p.secret else ''}){mark}{hint}",
+                    markup=False,
+                    classes="field-label",
+                )
+            )
+            widgets.append(self._widget(p))
+            widgets.append(Label("", id=field_id(p.name) + "-error", markup=False, classes="error"))
+        if not tpl.params:
+            widgets.append(Label("This template takes no parameters.", classes="dim"))
+        await box.mount_all(widgets)
+        self.query_one("#form-error", Label).update("")
+
+    @staticmethod
+    def _widget(p: ParamView) -> Any:
+        wid = field_id(p.name)
+        if p.type == "choice":
+            return Select(
+                [(c, c) for c in p.choices],
+                id=wid,
+                value=p.default or Select.NULL,
+                allow_blank=not p.required or p.default is None,
+            )
+        if p.type == "boolean":
+            return Switch(value=bool(p.default), id=wid)
+        default = "" if p.default is None or p.secret else p.default
+        if isinstance(default, list):
+            default = ",".join(str(x) for x in default)
+        placeholder = p.pattern or ("comma-separated" if p.type == "list" else p.type)
+        if p.min is not None or p.max is not None:
+            lo = "" if p.min is None else f"{p.min:g}"
+            hi = "" if p.max is None else f"{p.max:g}"
+            placeholder = f"{p.type} {lo}..{hi}"
+        return Input(value=str(default), placeholder=placeholder, password=p.secret, id=wid)
+
+    # -- building and checking the request ---------------------------------------------------
+
+    def request(self) -> SubmitRequest:
+        if not self.selected:
+            from opsconsole.core.errors import InvalidParams
+
+            raise InvalidParams("pick a template")
+        tpl = self.templates[self.selected]
+        params: dict[str, Any] = {}
+        for p in tpl.params:
+            w = self.query_one(f"#{field_id(p.name)}")
+            if isinstance(w, Switch):
+                params[p.name] = w.value
+            elif isinstance(w, Select):
+                if isinstance(w.value, str):
+                    params[p.name] = w.value
+            elif isinstance(w, Input) and w.value != "":
+                params[p.name] = w.value
+        when = self.query_one("#run-at", Input).value.strip()
+        run_at = run_in = None
+        if when and when != "now":
+            if when.startswith("in "):
+                run_in = when[3:].strip()
+            elif when[0].isdigit() and not re.match(r"^\d{4}-", when):
+                run_in = when
+            else:
+                run_at = parse_datetime(when)
+        after = tuple(
+            a.strip() for a in self.query_one("#after", Input).value.split(",") if a.strip()
+        )
+        priority = self.query_one("#priority", Select).value
+        return SubmitRequest(
+            template=self.selected,
+            params=params,
+            run_at=run_at,
+            run_in=run_in,
+            after=after,
+            priority=priority if isinstance(priority, str) and priority else None,
+            dry_run=self.query_one("#dry-run", Switch).value,
+        )
+
+    def show_error(self, message: str) -> None:
+        for label in self.query(".error"):
+            if isinstance(label, Label):
+                label.update("")
+        m = _PARAM.search(message)
+        if m and self.selected:
+            try:
+                self.query_one(f"#{field_id(m.group(1))}-error", Label).update(message)
+                return
+            except Exception:
+                pass
+        self.query_one("#form-error", Label).update(message)
+
+    @on(Input.Changed)
+    @on(Switch.Changed)
+    @on(Select.Changed)
+    def _changed(self, event: Any) -> None:
+        if getattr(event, "control", None) is not None and event.control.id == "template":
+            return
+        if self.selected:
+            self.ops.call(
+                "validate",
+                self._validate,
+                lambda _ok: self.show_error(""),
+                on_error=self.show_error,
+                quiet=True,
+                group="validate",
+            )
+
+    def _validate(self) -> bool:
+        req = self.app.call_from_thread(self.request)
+        self.ops.service.validate(req)
+        return True
+
+    @on(Button.Pressed, "#cancel")
+    def _cancel(self) -> None:
+        self.dismiss(None)
+
+    @on(Button.Pressed, "#submit")
+    def _submit_pressed(self) -> None:
+        self.action_submit()
+
+    def action_submit(self) -> None:
+        if self.busy:
+            return
+        try:
+            req = self.request()
+        except OpsError as exc:
+            self.show_error(str(exc))
+            return
+        self.busy = True
+
+        def done(view: JobView) -> None:
+            self.busy = False
+            self.dismiss(view)
+
+        def failed(message: str) -> None:
+            self.busy = False
+            self.show_error(message)
+
+        self.ops.call(
+            "submit", lambda: self.ops.service.submit(req), done, on_error=failed, quiet=True
+        )

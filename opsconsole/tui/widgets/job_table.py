@@ -1,0 +1,301 @@
+"""A table of jobs keyed by job id: rows are updated in place, never reloaded.
+
+Three kinds share it: the queue (claim order), running (oldest first, with a progress bar)
+and history (newest first, coloured by final state). Cells are plain ``Text``: job data is
+never read as markup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.text import Text
+from textual.message import Message
+from textual.widgets import DataTable
+
+from opsconsole.core.states import FINAL, PENDING, JobState
+from opsconsole.core.text import strip_escapes
+from opsconsole.core.views import JobView
+
+S = JobState
+STATE_STYLES = {
+    "awaiting_approval": "magenta",
+    "waiting": "yellow",
+    "scheduled": "cyan",
+    "queued": "blue",
+    "running": "bold",
+    "succeeded": "green",
+    "partial": "yellow",
+    "failed": "bold red",
+    "timed_out": "red",
+    "cancelled": "dim",
+    "rejected": "dim red",
+    "interrupted": "red",
+}
+HISTORY_MAX = 2000
+"""Rows kept in the history table; older ones are dropped and fetched again on scroll."""
+
+COLUMNS: dict[str, list[tuple[str, str]]] = {
+    "queue": [
+        ("id", "ID"),
+        ("template", "TEMPLATE"),
+        ("state", "STATE"),
+        ("pri", "PRI"),
+        ("when", "WHEN"),
+        ("params", "PARAMS"),
+    ],
+    "running": [
+        ("id", "ID"),
+        ("template", "TEMPLATE"),
+        ("params", "PARAMS"),
+        ("worker", "WORKER"),
+        ("elapsed", "ELAPSED"),
+        ("progress", "PROGRESS"),
+    ],
+    "history": [
+        ("id", "ID"),
+        ("template", "TEMPLATE"),
+        ("state", "STATE"),
+        ("finished", "FINISHED"),
+        ("duration", "DURATION"),
+        ("exit", "EXIT"),
+    ],
+}
+
+
+def ago(ts: datetime | None, now: datetime) -> str:
+    if ts is None:
+        return "-"
+    secs = (now - ts).total_seconds()
+    future, secs = secs < 0, abs(secs)
+    if secs < 60:
+        text = f"{secs:.0f}s"
+    elif secs < 3600:
+        text = f"{secs // 60:.0f}m"
+    elif secs < 86400:
+        text = f"{secs // 3600:.0f}h{(secs % 3600) // 60:02.0f}m"
+    else:
+        text = f"{secs // 86400:.0f}d"
+    return f"in {text}" if future else f"{text} ago"
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+    return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
+
+
+def key_params(view: JobView, width: int = 40) -> str:
+    """The parameters as k=v (secrets are already ***), cut to ``width``."""
+    text = " ".join(f"{k}={_short(v)}" for k, v in view.params.items() if v not in (None, "", []))
+    text = strip_escapes(text)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def progress_bar(percent: int | None, step: str | None, width: int = 10) -> Text:
+    pct = max(0, min(100, percent or 0))
+    filled = round(width * pct / 100)
+    t = Text("█" * filled, style="green")
+    t.append("░" * (width - filled), style="dim")
+    t.append(f" {pct:>3}%")
+    if step:
+        t.append(" " + strip_escapes(step)[:40])
+    return t
+
+
+class JobTable(DataTable[Any]):
+    """One pane's table. ``upsert`` applies changed jobs; rows keep their identity."""
+
+    class Selected(Message):
+        def __init__(self, table: JobTable, job_id: str | None) -> None:
+            super().__init__()
+            self.table = table
+            self.job_id = job_id
+
+    class NearEnd(Message):
+        """The cursor reached the last loaded rows: history loads its next page."""
+
+        def __init__(self, table: JobTable) -> None:
+            super().__init__()
+            self.table = table
+
+    def __init__(
+        self, kind: str, *, clock: Callable[[], datetime] | None = None, **kw: Any
+    ) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=False, **kw)
+        self.kind = kind
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.views: dict[str, JobView] = {}
+        self._cells: dict[str, tuple[Any, ...]] = {}
+        self.filter_text = ""
+        self.filtered_out: dict[str, JobView] = {}
+        """Rows the filter hides, kept so clearing the filter restores them."""
+
+    def on_mount(self) -> None:
+        for key, label in COLUMNS[self.kind]:
+            self.add_column(label, key=key)
+
+    # -- content ----------------------------------------------------------------------
+
+    def accepts(self, view: JobView) -> bool:
+        if self.kind == "queue":
+            return view.state in PENDING
+        if self.kind == "running":
+            return view.state == S.RUNNING
+        return view.state in FINAL
+
+    def cells(self, v: JobView) -> tuple[Any, ...]:
+        now = self.clock()
+        state = Text(v.state.value, style=STATE_STYLES.get(v.state.value, ""))
+        if self.kind == "queue":
+            if v.state == S.SCHEDULED:
+                when = ago(v.run_at, now)
+            elif v.state == S.WAITING:
+                when = "after " + ",".join(v.depends_on)
+            elif v.state == S.AWAITING_APPROVAL:
+                when = "needs approval"
+            else:
+                when = f"queued {ago(v.created_at, now)}"
+            return (
+                Text(v.id),
+                Text(v.template),
+                state,
+                Text(str(v.priority)),
+                Text(when),
+                Text(key_params(v)),
+            )
+        if self.kind == "running":
+            elapsed = (now - v.started_at).total_seconds() if v.started_at else None
+            cancel = " (cancelling)" if v.cancel_requested else ""
+            return (
+                Text(v.id),
+                Text(v.template),
+                Text(key_params(v, 30)),
+                Text((v.worker or "-").rsplit(":", 1)[0]),
+                Text(duration(elapsed) + cancel),
+                progress_bar(v.progress, v.step),
+            )
+        return (
+            Text(v.id),
+            Text(v.template),
+            state,
+            Text(ago(v.finished_at, now)),
+            Text(duration(v.duration_s)),
+            Text("" if v.exit_code is None else str(v.exit_code)),
+        )
+
+    def _matches(self, v: JobView) -> bool:
+        if not self.filter_text:
+            return True
+        hay = " ".join([v.id, v.template, v.state.value, " ".join(v.tags), key_params(v, 500)])
+        return all(word in hay.lower() for word in self.filter_text.lower().split())
+
+    def sort_key(self, v: JobView) -> tuple[Any, ...]:
+        if self.kind == "queue":
+            return (-v.priority, v.created_at, v.id)
+        if self.kind == "running":
+            return (v.started_at or v.created_at, v.id)
+        # history: newest first
+        return (-(v.finished_at or v.created_at).timestamp(), v.id)
+
+    def upsert(self, views: Iterable[JobView]) -> None:
+        """Apply changed jobs: update cells in place, add new rows, drop rows that left."""
+        selected = self.selected_id
+        reorder = False
+        for v in views:
+            known = v.id in self.views or v.id in self.filtered_out
+            if not self.accepts(v):
+                if known:
+                    self._drop(v.id)
+                continue
+            if not self._matches(v):
+                if v.id in self.views:
+                    self._drop(v.id)
+                self.filtered_out[v.id] = v
+                continue
+            self.filtered_out.pop(v.id, None)
+            old = self.views.get(v.id)
+            self.views[v.id] = v
+            new_cells = self.cells(v)
+            if old is None:
+                self.add_row(*new_cells, key=v.id)
+                reorder = True
+            else:
+                if self.sort_key(old) != self.sort_key(v):
+                    reorder = True
+                prev = self._cells.get(v.id, ())
+                for (col, _), cell, before in zip(
+                    COLUMNS[self.kind], new_cells, prev, strict=False
+                ):
+                    if cell != before:
+                        self.update_cell(v.id, col, cell)
+            self._cells[v.id] = new_cells
+        if self.kind == "history" and len(self.views) > HISTORY_MAX:
+            for job_id in sorted(self.views, key=lambda j: self.sort_key(self.views[j]))[
+                HISTORY_MAX:
+            ]:
+                self._drop(job_id)
+        if reorder:
+            self._resort(selected)
+
+    def _drop(self, job_id: str) -> None:
+        self.filtered_out.pop(job_id, None)
+        if job_id in self.views:
+            del self.views[job_id]
+            self._cells.pop(job_id, None)
+            self.remove_row(job_id)
+
+    def _resort(self, selected: str | None) -> None:
+        self.sort("id", key=lambda cell: self.sort_key(self.views[cell.plain]))
+        if selected and selected in self.views:
+            self.move_cursor(row=self.get_row_index(selected), scroll=False)
+
+    def refresh_times(self) -> None:
+        """Relative times ('in 4m', elapsed) move on even when no job changes."""
+        self.upsert(list(self.views.values()))
+
+    def set_filter(self, text: str) -> None:
+        self.filter_text = text.strip()
+        everything = [*self.views.values(), *self.filtered_out.values()]
+        self.filtered_out.clear()
+        for job_id in list(self.views):
+            self._drop(job_id)
+        self.upsert(everything)
+
+    @property
+    def selected_id(self) -> str | None:
+        if not self.row_count:
+            return None
+        try:
+            key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key
+        except Exception:
+            return None
+        return str(key.value) if key.value is not None else None
+
+    def oldest_finished(self) -> tuple[datetime, str] | None:
+        """The keyset cursor of the last loaded history row."""
+        if not self.views:
+            return None
+        last = min(self.views.values(), key=lambda v: (v.finished_at or v.created_at, v.id))
+        return (last.finished_at or last.created_at, last.id)
+
+    # -- events -------------------------------------------------------------------------
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        event.stop()
+        job_id = str(event.row_key.value) if event.row_key and event.row_key.value else None
+        self.post_message(self.Selected(self, job_id))
+        if self.kind == "history" and event.cursor_row >= self.row_count - 5:
+            self.post_message(self.NearEnd(self))

@@ -1,0 +1,64 @@
+"""The header: counts per state, workers alive and busy slots, the store, the embedded pool."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import Static
+
+from opsconsole.core.views import WorkerView
+from opsconsole.tui.widgets.job_table import STATE_STYLES
+
+SHOWN = [
+    ("awaiting_approval", "approval"),
+    ("waiting", "waiting"),
+    ("scheduled", "scheduled"),
+    ("queued", "queued"),
+    ("running", "running"),
+    ("succeeded", "ok"),
+    ("partial", "partial"),
+    ("failed", "failed"),
+    ("timed_out", "timed out"),
+    ("cancelled", "cancelled"),
+    ("interrupted", "interrupted"),
+]
+
+
+class StatusBar(Static):
+    def __init__(self, store: str, **kw: object) -> None:
+        super().__init__("", **kw)  # type: ignore[arg-type]
+        self.store = store
+        self.counts: dict[str, int] = {}
+        self.worker_views: list[WorkerView] = []
+        self.embedded = ""
+
+    def on_mount(self) -> None:
+        self.render_bar()
+
+    def set_counts(self, counts: dict[str, int], workers: list[WorkerView]) -> None:
+        self.counts = counts
+        self.worker_views = workers
+        self.render_bar()
+
+    def set_embedded(self, text: str) -> None:
+        self.embedded = text
+        self.render_bar()
+
+    def render_bar(self) -> None:
+        t = Text()
+        t.append(" opsconsole ", style="bold reverse")
+        t.append(" ")
+        for state, label in SHOWN:
+            n = self.counts.get(state, 0)
+            if n or state in ("queued", "running"):
+                t.append(f"{label} ", style="dim")
+                t.append(f"{n}  ", style=STATE_STYLES.get(state, "") if n else "")
+        alive = [w for w in self.worker_views if w.alive]
+        busy = sum(w.busy for w in alive)
+        slots = sum(w.slots for w in alive)
+        t.append("│ ", style="dim")
+        t.append(f"workers {len(alive)} ({busy}/{slots} busy)", style="" if alive else "yellow")
+        if self.embedded:
+            t.append(f" · {self.embedded}", style="cyan")
+        t.append(" │ ", style="dim")
+        t.append(self.store, style="dim")
+        self.update(t)
