@@ -1,4 +1,4 @@
-"""``locks``, ``stats``, ``health`` and the overview printed by a bare ``opsconsole``."""
+"""``locks``, ``stats``, ``health`` and ``status`` (the queue at a glance, headless)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``locks``, ``stats``, ``health`` and the bare ``opsconsole`` overview through the CLI."""
+"""``locks``, ``stats``, ``health`` and ``status`` through the CLI."""
 
 from __future__ import annotations
 
@@ -110,9 +110,17 @@ def test_health_is_ok_with_a_live_worker(cli, echo, start_pool):
     assert workers["detail"].startswith("1 alive")
 
 
-def test_bare_command_prints_an_overview(cli, echo, fails):
+def test_status_prints_an_overview(cli, echo, fails):
     submit(cli, echo)
-    out = ok(cli()).stdout
+    out = ok(cli("status")).stdout
     assert out.startswith("opsconsole on sqlite:")
     assert "queued 1" in out
     assert "templates (2): echo, fails" in out
+
+
+def test_bare_command_without_a_terminal_says_how_to_script_instead(cli):
+    """The console needs a terminal; a pipe gets one line and exit 2, not a broken screen."""
+    result = cli()
+    assert result.exit_code == 2
+    assert "needs a terminal" in result.stderr
+    assert "Traceback" not in result.stderr
