@@ -49,13 +49,26 @@ class Stop:
         self.reason: str | None = None
         self.message: str = ""
         self._lock = threading.Lock()
+        self._on_set: list[Callable[[], None]] = []
 
     def set(self, reason: str, message: str = "") -> None:
         with self._lock:
-            if self.reason is None:
+            first = self.reason is None
+            if first:
                 self.reason = reason
                 self.message = message
+            hooks = list(self._on_set) if first else []
         self.event.set()
+        for hook in hooks:
+            hook()
+
+    def on_set(self, hook: Callable[[], None]) -> None:
+        """Call ``hook`` once, when the stop is first set (at once if it already is)."""
+        with self._lock:
+            if self.reason is None:
+                self._on_set.append(hook)
+                return
+        hook()
 
     def is_set(self) -> bool:
         return self.event.is_set()

@@ -7,7 +7,6 @@ per line. Progress is coalesced the same way.
 
 from __future__ import annotations
 
-import re
 import threading
 from datetime import datetime
 
@@ -16,19 +15,13 @@ from opsconsole.core.secrets import Redactor
 from opsconsole.core.store import feed
 from opsconsole.core.store import jobs as job_store
 from opsconsole.core.store.db import Database
-
-# CSI/OSC/other escape sequences and C0 controls except tab: job output is untrusted
-_ESCAPES = re.compile(
-    r"\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)"  # OSC
-    r"|\x1b\[[0-?]*[ -/]*[@-~]"  # CSI
-    r"|\x1b[@-Z\\-_]"  # other two-byte escapes
-    r"|[\x00-\x08\x0b-\x1f\x7f]"  # C0 controls but tab
-)
+from opsconsole.core.text import overwrite_returns, strip_escapes
 
 
+# Escape sequences, and C0/C1 controls except tab: job output is untrusted
 def clean_line(text: str) -> str:
-    """Strip terminal escape sequences and control characters from one line of output."""
-    return _ESCAPES.sub("", text) if ("\x1b" in text or not text.isprintable()) else text
+    """What a terminal would show of one line of output, without escape sequences."""
+    return strip_escapes(overwrite_returns(text))
 
 
 class LogSink:
@@ -70,9 +63,10 @@ class LogSink:
         self._thread.start()
 
     def write(self, stream: str, text: str) -> None:
+        # redact before cutting, so a secret across the cut cannot leak its first characters
+        text = self.redactor.text(clean_line(text))
         if len(text) > self.line_max:
             text = text[: self.line_max] + f" … [{len(text) - self.line_max} chars truncated]"
-        text = self.redactor.text(clean_line(text))
         with self._lock:
             self._buf.append((self.clock.now(), stream, text))
             full = len(self._buf) >= self.batch

@@ -34,7 +34,7 @@ from opsconsole.core.secrets import Redactor
 from opsconsole.core.service import OpsService
 from opsconsole.core.states import JobState
 from opsconsole.core.store import claim as claim_store
-from opsconsole.core.store import feed
+from opsconsole.core.store import feed, queries
 from opsconsole.core.store import jobs as job_store
 from opsconsole.engine.context import RunContext, RunResult
 from opsconsole.engine.logsink import LogSink
@@ -308,15 +308,18 @@ class WorkerPool:
             catalog_dir=Path(self.settings.catalog),
             env=env,
         )
-        watchdog = None
-        in_thread = tpl.runner == "python" and not tpl.isolate
-        if in_thread and spec.timeout_s is not None:
-            # a handler that ignores ctx.cancelled cannot be killed: record it and move on
-            watchdog = threading.Timer(
-                spec.timeout_s + spec.kill_grace, self._abandon, args=(slot, run)
-            )
-            watchdog.daemon = True
-            watchdog.start()
+        watchdogs: list[threading.Timer] = []
+        if tpl.runner == "python" and not tpl.isolate:
+            # a handler that ignores ctx.cancelled (after a cancel, a timeout or a shutdown)
+            # cannot be killed: after the grace period, record it and move on
+            def arm() -> None:
+                timer = threading.Timer(spec.kill_grace, self._abandon, args=(slot, run))
+                timer.daemon = True
+                watchdogs.append(timer)
+                if not run.done.is_set():
+                    timer.start()
+
+            ctx.stop.on_set(arm)
         try:
             runner = RUNNERS.get(tpl.runner)
             if runner is None:
@@ -329,31 +332,34 @@ class WorkerPool:
                 f"internal error: {type(exc).__name__}: {exc}", kind="internal"
             )
         finally:
-            if watchdog is not None:
-                watchdog.cancel()
+            with self._lock:  # against _abandon: exactly one of us records this attempt
+                run.done.set()
+            for timer in watchdogs:
+                timer.cancel()
             sink.close()
             shutil.rmtree(workdir, ignore_errors=True)
         if not slot.abandoned and not sink.fenced:
             self._finish(row, result, redactor)
-        run.done.set()
         slot.run = None
 
     def _abandon(self, slot: Slot, run: Run) -> None:
-        if run.done.is_set() or slot.run is not run:
-            return
         with self._lock:
+            if run.done.is_set() or slot.run is not run or slot.abandoned:
+                return
             slot.abandoned = True
             if slot in self._slots:
                 self._slots.remove(slot)
         grace = self.settings.kill_grace
+        reason = run.ctx.stop.reason or "interrupted"
+        what = run.ctx.stop.message or reason.replace("_", " ")
         self._finish(
             run.row,
             RunResult(
-                outcome="timed_out",
+                outcome=reason,
                 error={
-                    "message": f"timed out; the handler ignored cancellation for {grace:g}s and "
+                    "message": f"{what}; the handler ignored cancellation for {grace:g}s and "
                     "was abandoned",
-                    "kind": "timed_out",
+                    "kind": reason,
                     "detail": None,
                 },
             ),
@@ -501,13 +507,19 @@ class WorkerPool:
                 "max_retries": 0,
                 "backoff_s": 0,
             }
+            outcome, message = "interrupted", why
+            with contextlib.suppress(OpsError):
+                current, _ = queries.get(self.db, job["id"])
+                if current["cancel_requested"]:  # asked of the vanished worker: never requeue
+                    outcome = "cancelled"
+                    message = f"{current['cancel_reason'] or 'cancelled'} ({why})"
             self._finish(
                 row,
                 RunResult(
-                    outcome="interrupted",
+                    outcome=outcome,
                     error={
-                        "message": why,
-                        "kind": "interrupted",
+                        "message": message,
+                        "kind": outcome,
                         "detail": {"worker": job["worker"]},
                     },
                 ),
@@ -539,10 +551,11 @@ class WorkerPool:
     def stop(self, grace: float | None = None) -> None:
         """Stop now: running jobs are stopped (TERM, then KILL) and recorded as interrupted."""
         self._claiming = False
-        for run in self._runs().values():
-            run.ctx.stop.set("interrupted", "the worker shut down")
         deadline = time.monotonic() + (self.settings.kill_grace if grace is None else grace) + 5
-        while self._runs() and time.monotonic() < deadline:
+        while (runs := self._runs()) and time.monotonic() < deadline:
+            # again each round: a slot may have claimed a job just as claiming stopped
+            for run in runs.values():
+                run.ctx.stop.set("interrupted", "the worker shut down")
             time.sleep(0.02)
         for key, run in self._runs().items():  # handlers that ignored the stop
             self._finish(

@@ -16,6 +16,10 @@ from opsconsole.engine.context import RunContext, RunResult
 from opsconsole.engine.procs import ProcOutcome, ProcSpec, Supervisor
 from opsconsole.engine.runners.base import MarkerParser, RunSpec
 
+# Room for the supervisor's " … [N bytes truncated]" marker, so the log sink, which caps a
+# line at ``line_max`` characters, never cuts it off and reports the marker as the loss.
+_MARKER_ROOM = 48
+
 
 def child_env(spec: RunSpec, extra: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPSCONSOLE_")}
@@ -79,7 +83,7 @@ def supervise(
             cwd=str(ctx.workdir),
             marker=f"{ctx.job_id}.{ctx.attempt}",
             stdin_data=stdin,
-            max_line_bytes=spec.line_max,
+            max_line_bytes=max(spec.line_max - _MARKER_ROOM, 1),
         ),
         parser.line,
     )
