@@ -6,9 +6,6 @@ runs jobs. Errors are ``OpsError``s whose message is the one line a face shows.
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -32,44 +29,24 @@ from opsconsole.core.errors import (
     InvalidParams,
     InvalidTransition,
     NotFound,
-    OpsError,
 )
 from opsconsole.core.identity import os_user
 from opsconsole.core.ids import new_job_id
+from opsconsole.core.reports import ReportsMixin
 from opsconsole.core.secrets import MASK, SecretBox, load_key, split_secrets
 from opsconsole.core.states import FINAL, JobState
-from opsconsole.core.store import claim as claim_store
 from opsconsole.core.store import feed, queries
 from opsconsole.core.store import jobs as job_store
 from opsconsole.core.store.db import Database
 from opsconsole.core.views import (
     EventView,
-    HealthCheck,
-    HealthView,
     JobView,
-    LockHolder,
-    LockView,
     LogLine,
     Page,
-    ParamView,
-    StatsView,
-    TemplateStatsView,
-    TemplateView,
-    WorkerView,
 )
 
 S = JobState
 MAX_TAGS = 20
-
-
-def _pid_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 MAX_DEPENDENCIES = 100
@@ -102,7 +79,7 @@ class ListRequest:
     page_size: int = 50
 
 
-class OpsService:
+class OpsService(ReportsMixin):
     """Built by ``runtime.open_service``; cheap to keep for the life of a process."""
 
     def __init__(
@@ -470,188 +447,3 @@ class OpsService:
     def log_tail(self, ref: str, lines: int, *, before: int | None = None) -> list[LogLine]:
         job_id = queries.resolve(self.db, ref)
         return [LogLine.from_row(r) for r in feed.logs_before(self.db, job_id, before, lines)]
-
-    # -- catalog -----------------------------------------------------------------------
-
-    def templates(self) -> list[TemplateView]:
-        return [self._template_view(self.catalog.get(n)) for n in self.catalog.names()]
-
-    def template(self, name: str) -> TemplateView:
-        return self._template_view(self.catalog.get(name))
-
-    def catalog_problems(self) -> list[str]:
-        return [str(p) for p in self.catalog.problems]
-
-    @staticmethod
-    def _template_view(t: Template) -> TemplateView:
-        return TemplateView(
-            name=t.name,
-            description=t.description,
-            runner=t.runner,
-            params=[
-                ParamView(
-                    name=p.name,
-                    type=p.type.value,
-                    required=p.required,
-                    default=MASK if p.secret and p.default not in (None, "") else p.default,
-                    secret=p.secret,
-                    description=p.description,
-                    choices=list(p.choices),
-                    pattern=p.pattern,
-                    min=p.min,
-                    max=p.max,
-                )
-                for p in t.params.values()
-            ],
-            priority=t.priority,
-            timeout_s=t.timeout_s,
-            retries=t.retries,
-            backoff_s=t.backoff_s,
-            concurrency_key=t.concurrency_key,
-            concurrency_limit=t.concurrency_limit,
-            on_interrupt=t.on_interrupt,
-            tags=list(t.tags),
-            source=t.source,
-            command=list(t.command) if t.command is not None else None,
-            handler=t.handler,
-        )
-
-    # -- workers, locks, stats, health ------------------------------------------------
-
-    def _worker_view(self, r: Mapping[str, Any], now: datetime) -> WorkerView:
-        alive = (
-            r["state"] in ("running", "draining")
-            and (now - r["heartbeat_at"]).total_seconds() <= self.settings.lease
-        )
-        if alive and r["host"] == socket.gethostname() and not _pid_exists(r["pid"]):
-            alive = False  # it crashed on this host: no need to wait for its lease to run out
-        return WorkerView(
-            id=r["id"],
-            host=r["host"],
-            pid=r["pid"],
-            slots=r["slots"],
-            desired_slots=r["desired_slots"],
-            busy=r["busy"],
-            state=r["state"],
-            started_at=r["started_at"],
-            heartbeat_at=r["heartbeat_at"],
-            alive=alive,
-            version=r["version"],
-        )
-
-    def workers(self, *, include_stopped: bool = False) -> list[WorkerView]:
-        now = self.now()
-        return [
-            self._worker_view(r, now)
-            for r in claim_store.list_workers(self.db, include_stopped=include_stopped)
-        ]
-
-    def resize_worker(self, ref: str, slots: int) -> WorkerView:
-        if not 1 <= slots <= 256:
-            raise InvalidParams("slots must be between 1 and 256")
-        matches = [w for w in self.workers() if w.id == ref] or [
-            w for w in self.workers() if w.id.startswith(ref)
-        ]
-        if not matches:
-            raise NotFound(f"no running worker matches '{ref[:40]}'")
-        if len(matches) > 1:
-            raise Conflict(f"'{ref}' matches several workers: type more")
-        row = claim_store.resize_worker(self.db, matches[0].id, slots)
-        if row is None:
-            raise NotFound(f"worker '{matches[0].id}' is no longer running")
-        self._poke()
-        return self._worker_view(row, self.now())
-
-    def locks(self) -> list[LockView]:
-        out: dict[str, dict[str, Any]] = {}
-        for r in queries.lock_rows(self.db):
-            entry = out.setdefault(
-                r["concurrency_key"],
-                {"limit": r["concurrency_limit"], "holders": [], "waiting": []},
-            )
-            if r["state"] == S.RUNNING.value:
-                entry["holders"].append(
-                    LockHolder(r["id"], r["template"], r["worker"], r["started_at"])
-                )
-            else:
-                entry["waiting"].append(r["id"])
-        return [
-            LockView(
-                key=k,
-                limit=v["limit"],
-                holders=v["holders"],
-                waiting=v["waiting"],
-                since=min((h.since for h in v["holders"] if h.since), default=None),
-            )
-            for k, v in out.items()
-        ]
-
-    def stats(self, since: str | None = None) -> StatsView:
-        start = None if not since else self.now() - timedelta(seconds=parse_duration(since))
-        counts = queries.counts_by_state(self.db, start)
-        templates = [
-            TemplateStatsView(
-                template=t.template,
-                runs=t.runs,
-                succeeded=t.succeeded,
-                failed=t.failed,
-                success_rate=round(t.succeeded / t.runs, 4) if t.runs else None,
-                p50_s=t.p50_s,
-                p95_s=t.p95_s,
-                recent=t.recent,
-            )
-            for t in queries.template_stats(self.db, start)
-        ]
-        return StatsView(
-            since=start, counts={s.value: counts.get(s.value, 0) for s in S}, templates=templates
-        )
-
-    def health(self) -> HealthView:
-        checks: list[HealthCheck] = []
-        try:
-            queries.ping(self.db)
-            checks.append(HealthCheck("store", True, self.db.describe()))
-        except OpsError as exc:
-            checks.append(HealthCheck("store", False, str(exc)))
-            return HealthView(checks)
-        workers = self.workers()
-        alive = [w for w in workers if w.alive]
-        stale = [w for w in workers if not w.alive]
-        counts = queries.counts_by_state(self.db)
-        ready = counts.get(S.QUEUED.value, 0)
-        if stale:
-            checks.append(
-                HealthCheck(
-                    "workers",
-                    False,
-                    f"{len(stale)} worker(s) stopped heartbeating: "
-                    + ", ".join(w.id for w in stale[:3]),
-                )
-            )
-        elif not alive and ready:
-            checks.append(
-                HealthCheck("workers", False, f"no live worker and {ready} job(s) queued")
-            )
-        else:
-            busy = sum(w.busy for w in alive)
-            slots = sum(w.slots for w in alive)
-            checks.append(
-                HealthCheck("workers", True, f"{len(alive)} alive, {busy}/{slots} slots busy")
-            )
-        home = Path(self.settings.home)
-        probe = home if home.exists() else home.parent
-        while not probe.exists() and probe != probe.parent:
-            probe = probe.parent
-        usage = shutil.disk_usage(probe)
-        free_pct = usage.free / usage.total * 100 if usage.total else 100.0
-        ok = usage.free > 256 * 1024 * 1024 and free_pct > 2.0
-        checks.append(
-            HealthCheck(
-                "disk", ok, f"{usage.free // (1024 * 1024)} MiB free ({free_pct:.0f}%) at {probe}"
-            )
-        )
-        return HealthView(checks)
-
-    @staticmethod
-    def hostname() -> str:
-        return socket.gethostname()
