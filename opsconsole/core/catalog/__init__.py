@@ -1,0 +1,54 @@
+"""The job template catalog: operator-written YAML templates, and the parameters they take.
+
+Templates and submitted parameters are both validated in this package, once, so the engine
+and the faces can trust what they get. Its public names are re-exported here: import them
+from ``opsconsole.core.catalog``, not from the modules that define them.
+"""
+
+from __future__ import annotations
+
+from opsconsole.core.catalog.durations import (
+    PRIORITIES,
+    format_duration,
+    parse_duration,
+    parse_priority,
+    priority_name,
+)
+from opsconsole.core.catalog.loader import Catalog, CatalogProblem
+from opsconsole.core.catalog.params import (
+    MAX_PARAM_BYTES,
+    ParamSpec,
+    ParamType,
+    validate_params,
+)
+from opsconsole.core.catalog.render import render, render_argv
+from opsconsole.core.catalog.schema import (
+    FUTURE_RUNNERS,
+    NAME_PATTERN,
+    ON_INTERRUPT,
+    RUNNERS,
+    Template,
+    template_from_dict,
+)
+
+__all__ = [
+    "FUTURE_RUNNERS",
+    "MAX_PARAM_BYTES",
+    "NAME_PATTERN",
+    "ON_INTERRUPT",
+    "PRIORITIES",
+    "RUNNERS",
+    "Catalog",
+    "CatalogProblem",
+    "ParamSpec",
+    "ParamType",
+    "Template",
+    "format_duration",
+    "parse_duration",
+    "parse_priority",
+    "priority_name",
+    "render",
+    "render_argv",
+    "template_from_dict",
+    "validate_params",
+]
