@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,16 +29,15 @@ from opsconsole import __version__
 from opsconsole.core import wake
 from opsconsole.core.catalog import template_from_dict
 from opsconsole.core.errors import OpsError
-from opsconsole.core.retry import next_attempt_at
 from opsconsole.core.secrets import Redactor
 from opsconsole.core.service import OpsService
 from opsconsole.core.states import JobState
 from opsconsole.core.store import claim as claim_store
-from opsconsole.core.store import feed, queries
 from opsconsole.core.store import jobs as job_store
 from opsconsole.engine.context import RunContext, RunResult
 from opsconsole.engine.logsink import LogSink
-from opsconsole.engine.procs import kill_marked, pid_alive
+from opsconsole.engine.outcome import settle
+from opsconsole.engine.reaper import reap
 from opsconsole.engine.runners.base import Runner, RunSpec
 from opsconsole.engine.runners.python import PythonRunner
 from opsconsole.engine.runners.shell import ShellRunner
@@ -370,65 +369,31 @@ class WorkerPool:
                 self._add_slot(slot.index)
 
     def _finish(self, row: dict[str, Any], result: RunResult, redactor: Redactor | None) -> None:
-        job_id, attempt = row["id"], row["attempts"]
+        """Record how an attempt ended (the policy is ``outcome.settle``); fenced by attempt."""
         now = self.clock.now()
-        red = redactor or Redactor()
-        outcome = result.outcome
-        values: dict[str, Any] = {
-            "exit_code": result.exit_code,
-            "result": red.value(result.result),
-            "error": red.value(result.error) if result.error else None,
-            "pid": None,
-        }
-        failures = attempt - row.get("retry_base", 0)
-        kind = None
-        message = red.text(result.message or (result.error or {}).get("message", "") or "")
-        if outcome == "succeeded":
-            new = S.SUCCEEDED
-            values["progress"] = 100
-        elif outcome == "partial":
-            new = S.PARTIAL
-        elif outcome in ("failed", "timed_out"):
-            if failures <= row["max_retries"]:
-                new = S.SCHEDULED
-                when = next_attempt_at(now, failures, row["backoff_s"])
-                values["run_at"] = when
-                kind = "retried"
-                delay = (when - now).total_seconds()
-                what = outcome.replace("_", " ")
-                message = f"attempt {attempt} {what}: {message}; retry in {delay:.1f}s"
-            else:
-                new = S.FAILED if outcome == "failed" else S.TIMED_OUT
-        elif outcome == "cancelled":
-            new = S.CANCELLED
-        elif outcome == "interrupted":
-            if row["on_interrupt"] == "requeue":
-                new, kind = S.QUEUED, "requeued"
-                values["run_at"] = now
-            else:
-                new = S.INTERRUPTED
-        else:  # lost: the store gave the job to someone else; write nothing
+        end = settle(row, result, redactor or Redactor(), now)
+        if end is None:  # lost: the store gave the job to someone else; write nothing
             return
         try:
             out = job_store.finish(
                 self.db,
-                job_id,
-                attempt,
-                new,
+                row["id"],
+                row["attempts"],
+                end.state,
                 now,
-                values=values,
-                kind=kind,
-                message=message[:500],
+                values=end.values,
+                kind=end.kind,
+                message=end.message,
                 actor=self.id,
             )
         except OpsError as exc:
-            log.error("job %s: cannot record its end: %s", job_id, exc)
+            log.error("job %s: cannot record its end: %s", row["id"], exc)
             return
         if out is None:
             return
-        self.outcomes.append((job_id, new.value))
-        if new == S.SCHEDULED:
-            self.arm_wake(values["run_at"])
+        self.outcomes.append((row["id"], end.state.value))
+        if end.state == S.SCHEDULED:
+            self.arm_wake(end.values["run_at"])
         self.wake_all()  # dependents may have been released
 
     # -- heartbeats, cancel, reaper -------------------------------------------------------
@@ -468,65 +433,8 @@ class WorkerPool:
                 run.ctx.stop.set("cancelled", reason)
 
     def reap(self, now: datetime | None = None) -> int:
-        """Settle jobs whose worker vanished: kill what is left of them here; mark or requeue."""
-        now = now or self.clock.now()
-        dead = [
-            w["id"]
-            for w in claim_store.workers_on_host(self.db, self.host)
-            if w["id"] != self.id and w["pid"] != os.getpid() and not pid_alive(w["pid"])
-        ]
-        stale = [
-            w["id"]
-            for w in claim_store.stale_workers(
-                self.db, now - timedelta(seconds=self.settings.lease)
-            )
-            if w["id"] != self.id
-        ]
-        gone = sorted(set(dead + stale))
-        claim_store.mark_workers_dead(self.db, gone, now)
-        settled = 0
-        for job in claim_store.orphaned_jobs(self.db, now, gone):
-            if job["worker"] == self.id:
-                continue
-            worker_host = (job["worker"] or "").rsplit(":", 2)[0]
-            if worker_host == self.host:
-                kill_marked(f"{job['id']}.{job['attempts']}", grace=self.settings.kill_grace)
-            why = f"worker {job['worker']} vanished"
-            with contextlib.suppress(OpsError):
-                feed.append_logs(
-                    self.db,
-                    job["id"],
-                    job["attempts"],
-                    [(now, "meta", f"attempt {job['attempts']} interrupted: {why}")],
-                    cap=self.settings.log_cap,
-                )
-            row = {
-                "id": job["id"],
-                "attempts": job["attempts"],
-                "on_interrupt": job["on_interrupt"],
-                "max_retries": 0,
-                "backoff_s": 0,
-            }
-            outcome, message = "interrupted", why
-            with contextlib.suppress(OpsError):
-                current, _ = queries.get(self.db, job["id"])
-                if current["cancel_requested"]:  # asked of the vanished worker: never requeue
-                    outcome = "cancelled"
-                    message = f"{current['cancel_reason'] or 'cancelled'} ({why})"
-            self._finish(
-                row,
-                RunResult(
-                    outcome=outcome,
-                    error={
-                        "message": message,
-                        "kind": outcome,
-                        "detail": {"worker": job["worker"]},
-                    },
-                ),
-                None,
-            )
-            settled += 1
-        return settled
+        """Settle jobs whose worker vanished (see ``reaper.reap``)."""
+        return reap(self, now or self.clock.now())
 
     def tick(self, now: datetime | None = None) -> None:
         """One heartbeat and one reap at ``now``: the pool's timers, by hand."""

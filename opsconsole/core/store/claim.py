@@ -235,7 +235,13 @@ def orphaned_jobs(db: Database, now: datetime, dead_workers: list[str]) -> list[
         return list(
             conn.execute(
                 sa.select(
-                    jobs.c.id, jobs.c.attempts, jobs.c.worker, jobs.c.on_interrupt, jobs.c.pid
+                    jobs.c.id,
+                    jobs.c.attempts,
+                    jobs.c.worker,
+                    jobs.c.on_interrupt,
+                    jobs.c.pid,
+                    jobs.c.cancel_requested,
+                    jobs.c.cancel_reason,
                 )
                 .where(jobs.c.state == S.RUNNING.value, cond)
                 .limit(500)
