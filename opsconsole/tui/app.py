@@ -64,6 +64,8 @@ S = JobState
 TAIL = 2000
 """Log lines fetched when a job is selected; older ones load on scroll."""
 HISTORY_PAGE = 200
+RELOAD_AFTER = 2.0
+"""Seconds between attempts at the first load while the store fails."""
 NARROW_WIDTH = 120
 NARROW_HEIGHT = 32
 PANES = ("queue", "running", "history", "log")
@@ -166,7 +168,21 @@ class OpsConsole(App[None]):
             self.query_one(f"#pane-{name}").border_title = title
         self._layout(self.size.width, self.size.height)
         self.query_one("#queue", JobTable).focus()
-        self.call("load", self._initial_load, self._show_initial)
+        # the log pane's subtitle says whether it follows and how many lines wait below
+        view = self.query_one(LogView)
+        self.watch(view, "following", lambda _v: self._update_log_title(), init=False)
+        self.watch(view, "new_lines", lambda _v: self._update_log_title(), init=False)
+        self._load()
+
+    def _load(self) -> None:
+        self.call(
+            "load", self._initial_load, self._show_initial, on_error=self._load_failed, quiet=True
+        )
+
+    def _load_failed(self, message: str) -> None:
+        """The store failed before the feed runs: show the banner and try again."""
+        self.post_message(StoreStatus(False, message))
+        self.set_timer(RELOAD_AFTER, self._load)
 
     def on_resize(self, event: Resize) -> None:
         self._layout(event.size.width, event.size.height)
@@ -255,6 +271,7 @@ class OpsConsole(App[None]):
         status.set_counts(data["counts"], data["workers"])
         status.set_embedded(data["pool"])
         self.feed.start_at(data["cursor"])
+        self.on_store_status(StoreStatus(True))  # before ``ready``: no stale banner on screen
         if self.start_feed:
             self.run_worker(
                 self.feed.run, thread=True, name="feed", group="feed", exit_on_error=False
@@ -272,6 +289,8 @@ class OpsConsole(App[None]):
     # -- the feed's messages --------------------------------------------------------------
 
     def on_jobs_changed(self, msg: JobsChanged) -> None:
+        if not self.is_running:  # shutting down: the feed's last messages find no widgets
+            return
         for name in ("queue", "running", "history"):
             self.query_one(f"#{name}", JobTable).upsert(msg.jobs)
         ids = {j.id for j in msg.jobs}
@@ -282,6 +301,8 @@ class OpsConsole(App[None]):
             self._update_log_title()
 
     def on_events_arrived(self, msg: EventsArrived) -> None:
+        if not self.is_running:
+            return
         screen = self.screen
         if isinstance(screen, EventsScreen):
             screen.add_events(msg.events)
@@ -289,6 +310,8 @@ class OpsConsole(App[None]):
             screen.on_feed_tick()
 
     def on_counts_changed(self, msg: CountsChanged) -> None:
+        if not self.is_running:
+            return
         self.query_one(StatusBar).set_counts(msg.counts, msg.workers)
         self.query_one("#queue", JobTable).refresh_times()
         self.query_one("#history", JobTable).refresh_times()
@@ -296,14 +319,19 @@ class OpsConsole(App[None]):
             self.exit()
 
     def on_log_lines_arrived(self, msg: LogLinesArrived) -> None:
+        if not self.is_running:
+            return
         if msg.job_id == self.log_job:
             self.query_one(LogView).append(msg.lines)
             self._update_log_title()
 
     def on_store_status(self, msg: StoreStatus) -> None:
+        if not self.is_running:
+            return
         banner = self.query_one("#banner", Static)
         banner.set_class(not msg.ok, "-visible")
-        banner.update("" if msg.ok else f"store unavailable: {msg.message} (retrying)")
+        reason = msg.message.removeprefix("store unavailable: ")  # StoreUnavailable says it too
+        banner.update("" if msg.ok else f"store unavailable: {reason} (retrying)")
 
     # -- selection and the log tail ---------------------------------------------------------
 
@@ -380,9 +408,6 @@ class OpsConsole(App[None]):
     def _tail(self, msg: LogView.NeedTail) -> None:
         self.log_job = None
         self.show_log(msg.job_id)
-
-    def watch_log_following(self) -> None:  # pragma: no cover - hook for reactive watchers
-        self._update_log_title()
 
     @on(JobTable.NearEnd)
     def _more_history(self, msg: JobTable.NearEnd) -> None:
@@ -690,7 +715,7 @@ class OpsConsole(App[None]):
             if target.startswith("pane:"):
                 self._activate(target[5:])
             else:
-                self.run_action(target)
+                self.call_next(self.run_action, target)  # a coroutine: let Textual await it
 
         self.push_screen(PromptScreen("Go to view", placeholder=" | ".join(VIEWS)), answered)
 

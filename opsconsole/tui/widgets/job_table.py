@@ -107,7 +107,8 @@ def _short(value: Any) -> str:
 def progress_bar(percent: int | None, step: str | None, width: int = 10) -> Text:
     pct = max(0, min(100, percent or 0))
     filled = round(width * pct / 100)
-    t = Text("█" * filled, style="green")
+    t = Text()  # no base style: it would colour the whole cell, not just the filled part
+    t.append("█" * filled, style="green")
     t.append("░" * (width - filled), style="dim")
     t.append(f" {pct:>3}%")
     if step:

@@ -95,7 +95,7 @@ class LogView(ScrollView, can_focus=True):
         self.has_older = has_older
         self._set(lines)
         self.following = True
-        self.scroll_end(animate=False, immediate=True)
+        self._scroll(None)
 
     def _set(self, lines: list[LogLine]) -> None:
         self.lines = lines
@@ -130,11 +130,11 @@ class LogView(ScrollView, can_focus=True):
             del self._texts[:overflow]
             self.has_older = True
             if not self.following:
-                self.scroll_to(y=max(0, self.scroll_y - overflow), animate=False, immediate=True)
+                self._scroll(max(0, self.scroll_y - overflow))
         self._recompute_shown()
         self._resize_virtual()
         if self.following:
-            self.scroll_end(animate=False, immediate=True)
+            self._scroll(None)
         else:
             self.new_lines += len(lines)
 
@@ -156,7 +156,18 @@ class LogView(ScrollView, can_focus=True):
         self._recompute_shown()
         self._resize_virtual()
         if self._shown is None:
-            self.scroll_to(y=self.scroll_y + len(lines), animate=False, immediate=True)
+            self._scroll(self.scroll_y + len(lines))
+
+    def _scroll(self, y: float | None) -> None:
+        """Scroll at once to row ``y``, or to the end when None.
+
+        Until the next layout shows the scrollbar for a new virtual size, Textual ignores
+        scrolls that are not forced: a freshly loaded log would stay at its first line.
+        """
+        if y is None:
+            self.scroll_end(animate=False, immediate=True, force=True)
+        else:
+            self.scroll_to(y=y, animate=False, immediate=True, force=True)
 
     def _resize_virtual(self) -> None:
         rows = len(self._shown) if self._shown is not None else len(self.lines)
@@ -176,6 +187,8 @@ class LogView(ScrollView, can_focus=True):
         self.context_only = not self.context_only and bool(self.search_text)
         self._recompute_shown()
         self._resize_virtual()
+        if self.match_at is not None:
+            self.show_seq(self.match_at)  # the rows moved: keep the current match in view
         return self.context_only
 
     def _recompute_shown(self) -> None:
@@ -212,9 +225,10 @@ class LogView(ScrollView, can_focus=True):
         row = self.index_of(seq)
         if row is None:
             return False
-        self.following = False
         self.match_at = seq
-        self.scroll_to(y=max(0, row - self.size.height // 3), animate=False, immediate=True)
+        self._scroll(max(0, row - self.size.height // 3))
+        # after the scroll: a match near the end must not resume following (and scroll away)
+        self.following = False
         self.refresh()
         return True
 
@@ -292,7 +306,7 @@ class LogView(ScrollView, can_focus=True):
         self.following = True
         self.new_lines = 0
         self._resize_virtual()
-        self.scroll_end(animate=False, immediate=True)
+        self._scroll(None)
 
     def action_top(self) -> None:
         self.following = False

@@ -1,0 +1,146 @@
+"""The queue, running and history panes: order, columns, live updates, keyset paging."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from textual.pilot import Pilot
+from tui_support import cell_text, drive, row_ids, until
+
+from opsconsole.core.clock import SettableClock
+from opsconsole.core.service import OpsService
+from opsconsole.core.states import JobState
+from opsconsole.core.store import claim as claim_store
+from opsconsole.core.store import jobs as job_store
+from opsconsole.tui.app import HISTORY_PAGE, OpsConsole
+from opsconsole.tui.messages import CountsChanged
+from opsconsole.tui.widgets.job_table import JobTable
+
+S = JobState
+
+
+def test_queue_is_in_claim_order_with_when_column(
+    clocked: OpsService, clock: SettableClock, put: Any
+) -> None:
+    put("qlow", priority=1, age=300)
+    put("qmid1", priority=5, age=200)
+    put("qmid2", priority=5, age=100)
+    put("qhigh", priority=10, age=10)
+    put("qsched", S.SCHEDULED, age=50, run_at=clock.now() + timedelta(minutes=4))
+    put("qwait", S.WAITING, age=40, after=("qmid1",))
+    put("qappr", S.AWAITING_APPROVAL, age=30)
+    app = OpsConsole(clocked, embed=False, start_feed=False)
+
+    async def script(pilot: Pilot[None]) -> None:
+        queue = app.query_one("#queue", JobTable)
+        order = ["qhigh", "qmid1", "qmid2", "qsched", "qwait", "qappr", "qlow"]
+        assert row_ids(queue) == order
+        assert cell_text(queue, "qsched", "when") == "in 4m"
+        assert cell_text(queue, "qwait", "when") == "after qmid1"
+        assert cell_text(queue, "qappr", "when") == "needs approval"
+        assert cell_text(queue, "qmid1", "when") == "queued 3m ago"
+        assert cell_text(queue, "qhigh", "pri") == "10"
+        assert queue.get_cell("qwait", "state").style == "yellow"
+
+        # relative times move with the clock on the feed's next counts message
+        clock.advance(150)
+        app.post_message(CountsChanged(clocked.counts(), []))
+        await until(pilot, lambda: cell_text(queue, "qsched", "when") == "in 1m")
+        assert cell_text(queue, "qmid1", "when") == "queued 5m ago"
+
+    drive(app, script)
+
+    # the store claims the ready rows in the order the pane shows them (qsched is not due)
+    claimed = []
+    while (row := claim_store.claim(clocked.db, "w", clock.now(), 30)) is not None:
+        claimed.append(row["id"])
+    assert claimed == ["qhigh", "qmid1", "qmid2", "qlow"]
+
+
+def test_running_shows_progress_and_follows_it(
+    clocked: OpsService, clock: SettableClock, put: Any
+) -> None:
+    put("run1", S.RUNNING, age=90)
+    put("run2", S.RUNNING, age=30, template="deploy", params={"env": "prod"})
+    assert job_store.update_progress(
+        clocked.db, "run1", 1, clock.now(), progress=40, step="Querying data"
+    )
+    app = OpsConsole(clocked, embed=False)
+
+    async def script(pilot: Pilot[None]) -> None:
+        running = app.query_one("#running", JobTable)
+        assert row_ids(running) == ["run1", "run2"]  # oldest first
+        assert cell_text(running, "run1", "progress") == "████░░░░░░  40% Querying data"
+        assert cell_text(running, "run2", "progress") == "░░░░░░░░░░   0%"
+        assert cell_text(running, "run1", "elapsed") == "1m30s"
+        assert cell_text(running, "run1", "worker") == "host-a:w1"
+        assert cell_text(running, "run2", "params") == "env=prod"
+        bar = running.get_cell("run1", "progress")
+        styles = {bar.plain[span.start : span.end]: str(span.style) for span in bar.spans}
+        assert (bar.style, styles) == ("", {"████": "green", "░░░░░░": "dim"})
+
+        # another writer moves the job on: the feed updates the row in place
+        assert job_store.update_progress(
+            clocked.db, "run1", 1, clock.now(), progress=70, step="Uploading"
+        )
+        await until(
+            pilot,
+            lambda: cell_text(running, "run1", "progress") == "███████░░░  70% Uploading",
+            what="the feed updated the progress",
+        )
+        assert row_ids(running) == ["run1", "run2"]
+
+    drive(app, script)
+
+
+def test_history_is_newest_first_with_state_colours(
+    clocked: OpsService, put: Any, end: Any
+) -> None:
+    put("hok", S.SUCCEEDED, ended=30, took=1.5)
+    put("hfail", S.FAILED, ended=10, took=75, exit_code=2)
+    put("hcancel", S.CANCELLED, ended=20, exit_code=None)
+    put("htime", S.TIMED_OUT, ended=3700, took=4000, exit_code=None)
+    app = OpsConsole(clocked, embed=False, start_feed=False)
+
+    async def script(pilot: Pilot[None]) -> None:
+        history = app.query_one("#history", JobTable)
+        assert row_ids(history) == ["hfail", "hcancel", "hok", "htime"]
+        styles = {j: history.get_cell(j, "state").style for j in row_ids(history)}
+        assert styles == {"hfail": "bold red", "hcancel": "dim", "hok": "green", "htime": "red"}
+        assert [cell_text(history, j, "duration") for j in row_ids(history)] == [
+            "1m15s",
+            "1.5s",
+            "1.5s",
+            "1h06m",
+        ]
+        assert cell_text(history, "hcancel", "duration") == "1.5s"
+        assert [cell_text(history, j, "exit") for j in row_ids(history)] == ["2", "", "0", ""]
+        assert cell_text(history, "hfail", "finished") == "10s ago"
+        assert cell_text(history, "htime", "finished") == "1h01m ago"
+
+    drive(app, script)
+
+
+def test_history_loads_older_pages_at_the_bottom(
+    clocked: OpsService, clock: SettableClock, put: Any
+) -> None:
+    total = HISTORY_PAGE + 50
+    for i in range(total):
+        put(f"h{i:04d}", S.SUCCEEDED, ended=i)  # h0000 is the newest
+    app = OpsConsole(clocked, embed=False, start_feed=False)
+
+    async def script(pilot: Pilot[None]) -> None:
+        history = app.query_one("#history", JobTable)
+        assert history.row_count == HISTORY_PAGE
+        history.focus()
+        await pilot.press("ctrl+end")
+        await until(pilot, lambda: history.row_count == total, what="the second page")
+        assert row_ids(history) == [f"h{i:04d}" for i in range(total)]
+        # the last page was short: no more requests, and the cursor stayed where it was
+        await pilot.press("up", "ctrl+end")
+        await pilot.pause()
+        assert history.row_count == total
+        assert history.selected_id == f"h{total - 1:04d}"
+
+    drive(app, script)
