@@ -29,14 +29,16 @@ ACTIONS: tuple[Action, ...] = (
     Action("retry", "r", "Retry", "Retry the selected job"),
     Action("detail", "enter", "Detail", "Open the selected job", footer=False),
     Action("follow", "f", "Follow log", "Follow the selected job's log"),
-    Action("priority", "p", "Priority", "Change the priority of a queued job"),
     Action("filter", "slash", "Filter", "Filter the focused table / search the log"),
+    Action("goto", "colon", "Go to", "Jump to a view by name", group="views"),
+    Action("help", "question_mark", "Help", "All keys", group="app"),
+    Action("quit", "q", "Quit", "Quit", group="app"),
+    Action("priority", "p", "Priority", "Change the priority of a queued job"),
     Action("next_match", "n", "Next", "Next search match in the log", False, group="log"),
     Action("prev_match", "N", "Prev", "Previous search match in the log", False, group="log"),
     Action("context", "x", "Context", "Log: only matching lines, with context", False, group="log"),
     Action("pager", "o", "Pager", "Open the whole log in $PAGER", False, group="log"),
     Action("save_log", "w", "Save", "Save the whole log to a file", False, group="log"),
-    Action("goto", "colon", "Go to", "Jump to a view by name", group="views"),
     Action(
         "show_locks",
         "L",
@@ -59,8 +61,6 @@ ACTIONS: tuple[Action, ...] = (
         group="views",
     ),
     Action("toggle_theme", "t", "Theme", "Toggle dark / light theme", False, group="app"),
-    Action("help", "question_mark", "Help", "All keys", group="app"),
-    Action("quit", "q", "Quit", "Quit", group="app"),
 )
 
 BY_NAME = {a.name: a for a in ACTIONS}

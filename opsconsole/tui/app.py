@@ -280,9 +280,11 @@ class OpsConsole(App[None]):
         self._select_first()
 
     def _select_first(self) -> None:
+        """Start on what matters most: a running job, else the queue's head, else the newest."""
         for name in ("running", "queue", "history"):
             table = self.query_one(f"#{name}", JobTable)
             if table.row_count:
+                self._activate(name)
                 self.show_log(table.selected_id)
                 return
 
@@ -331,7 +333,12 @@ class OpsConsole(App[None]):
         banner = self.query_one("#banner", Static)
         banner.set_class(not msg.ok, "-visible")
         reason = msg.message.removeprefix("store unavailable: ")  # StoreUnavailable says it too
-        banner.update("" if msg.ok else f"store unavailable: {reason} (retrying)")
+        if msg.ok:
+            banner.update("")
+        elif reason.startswith("the store has not answered"):
+            banner.update(f"{reason}; still waiting (the screen stays usable)")
+        else:
+            banner.update(f"store unavailable: {reason} (retrying)")
 
     # -- selection and the log tail ---------------------------------------------------------
 

@@ -27,6 +27,8 @@ INTERVAL = 0.2
 RUNNING_EVERY = 1.0
 COUNTS_EVERY = 2.0
 LOG_BATCH = 5000
+SLOW_AFTER = 3.0
+"""Seconds one round of reads may take before the console says the store is slow."""
 
 
 class Feed:
@@ -40,6 +42,8 @@ class Feed:
         self._log_job: str | None = None
         self._log_cursor = 0
         self._ok: bool | None = None
+        self._status_lock = threading.Lock()
+        self._cycle_started: float | None = None
 
     def start_at(self, cursor: int) -> None:
         self.cursor = cursor
@@ -61,8 +65,10 @@ class Feed:
     def run(self) -> None:
         last_running = last_counts = 0.0
         failures = 0
+        threading.Thread(target=self._watch_slowness, name="feed-watchdog", daemon=True).start()
         while not self._stop.is_set():
             now = time.monotonic()
+            self._cycle_started = now
             try:
                 self._events()
                 if now - last_running >= RUNNING_EVERY:
@@ -80,14 +86,27 @@ class Feed:
             except Exception as exc:  # the feed must outlive any one bad read
                 failures += 1
                 self._status(False, f"{type(exc).__name__}: {exc}")
+            self._cycle_started = None
             delay = INTERVAL if failures == 0 else min(5.0, INTERVAL * 2**failures)
             self._wake.wait(delay)
             self._wake.clear()
 
+    def _watch_slowness(self) -> None:
+        """A read that hangs (a locked SQLite file, a stalled server) shows as a banner too."""
+        while not self._stop.wait(0.5):
+            started = self._cycle_started
+            if started is not None and time.monotonic() - started > SLOW_AFTER:
+                waited = time.monotonic() - started
+                self._status(False, f"the store has not answered for {waited:.0f}s")
+
     def _status(self, ok: bool, message: str) -> None:
-        if ok != self._ok:
+        with self._status_lock:
+            if ok == self._ok and ok:
+                return
+            if not ok and self._ok is False and "not answered" not in message:
+                return  # one banner per failure, not one per retry
             self._ok = ok
-            self.post(StoreStatus(ok, message))
+        self.post(StoreStatus(ok, message))
 
     def _events(self) -> None:
         while True:

@@ -113,6 +113,9 @@ def test_cancel_asks_first_then_cancels(clocked: OpsService, put: Any) -> None:
     app = OpsConsole(clocked, embed=False, start_feed=False)
 
     async def script(pilot: Pilot[None]) -> None:
+        await until(pilot, lambda: app.ready)
+        assert app.focused is table(app, "running")  # the console starts on what runs
+        table(app, "queue").focus()
         await pilot.press("c")
         confirm = await until(
             pilot, lambda: app.screen if isinstance(app.screen, ConfirmScreen) else None

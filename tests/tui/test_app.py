@@ -157,6 +157,42 @@ def test_a_failing_store_shows_a_banner_and_recovers(
     drive(app, script)
 
 
+def test_a_slow_store_shows_a_banner_while_the_screen_stays_usable(
+    clocked: OpsService, put: Any, monkeypatch: Any
+) -> None:
+    """A store that stops answering (a stalled network to PostgreSQL) is said on screen.
+
+    The stall is simulated at the service boundary, the one thing here off this machine.
+    """
+    import threading
+
+    put("q1")
+    app = OpsConsole(clocked, embed=False)
+    stalled = threading.Event()
+    release = threading.Event()
+    real = clocked.events_since
+
+    def slow_events_since(*args: Any, **kw: Any) -> Any:
+        if stalled.is_set():
+            release.wait(20)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(clocked, "events_since", slow_events_since)
+
+    async def script(pilot: Pilot[None]) -> None:
+        banner = app.query_one("#banner", Static)
+        stalled.set()
+        await until(pilot, lambda: banner.has_class("-visible"), timeout=10, what="the banner")
+        assert "has not answered" in label_text(banner)
+        await pilot.press("]")  # the UI thread is not blocked by the stalled read
+        assert app._active_pane == "running"
+        stalled.clear()
+        release.set()
+        await until(pilot, lambda: not banner.has_class("-visible"), timeout=10, what="recovery")
+
+    drive(app, script)
+
+
 def test_a_store_failing_at_start_shows_the_banner_until_it_loads(
     clocked: OpsService, settings: Settings, put: Any
 ) -> None:

@@ -82,13 +82,13 @@ def settled(app: OpsConsole, job_id: str, lines: int, *keys: str) -> Any:
 
 
 def test_main_screen_narrow(board: OpsService, snap_compare: Any) -> None:
-    """80x24 at start: tabs, the queue in claim order, the first job's (empty) log."""
+    """80x24 at start: tabs, on the running pane (what matters first), its first job's log."""
     app = OpsConsole(board, embed=False, start_feed=False)
-    assert snap_compare(app, terminal_size=NARROW, run_before=settled(app, "b7k2m9", 0))
+    assert snap_compare(app, terminal_size=NARROW, run_before=settled(app, "g5h6j7", len(LOG)))
 
 
 def test_main_screen_wide(board: OpsService, snap_compare: Any) -> None:
-    """160x50, every pane; the running pane focused and its first job's log followed."""
+    """160x50, every pane; the running pane focused at start and its first job's log."""
     app = OpsConsole(board, embed=False, start_feed=False)
-    run_before = settled(app, "g5h6j7", len(LOG), "right_square_bracket", "f")
+    run_before = settled(app, "g5h6j7", len(LOG))
     assert snap_compare(app, terminal_size=WIDE, run_before=run_before)

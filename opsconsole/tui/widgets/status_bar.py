@@ -43,22 +43,35 @@ class StatusBar(Static):
         self.embedded = text
         self.render_bar()
 
+    def on_resize(self) -> None:
+        self.render_bar()
+
     def render_bar(self) -> None:
+        """Full labels on wide screens; on 80 columns the same facts, abbreviated."""
+        compact = 0 < self.size.width < 120
         t = Text()
-        t.append(" opsconsole ", style="bold reverse")
+        t.append(" ops " if compact else " opsconsole ", style="bold reverse")
         t.append(" ")
         for state, label in SHOWN:
             n = self.counts.get(state, 0)
             if n or state in ("queued", "running"):
-                t.append(f"{label} ", style="dim")
-                t.append(f"{n}  ", style=STATE_STYLES.get(state, "") if n else "")
+                t.append(f"{label[:4] if compact else label} ", style="dim")
+                t.append(
+                    f"{n} " if compact else f"{n}  ", style=STATE_STYLES.get(state, "") if n else ""
+                )
         alive = [w for w in self.worker_views if w.alive]
         busy = sum(w.busy for w in alive)
         slots = sum(w.slots for w in alive)
         t.append("│ ", style="dim")
-        t.append(f"workers {len(alive)} ({busy}/{slots} busy)", style="" if alive else "yellow")
+        workers = (
+            f"w {len(alive)} {busy}/{slots}"
+            if compact
+            else (f"workers {len(alive)} ({busy}/{slots} busy)")
+        )
+        t.append(workers, style="" if alive else "yellow")
         if self.embedded:
-            t.append(f" · {self.embedded}", style="cyan")
-        t.append(" │ ", style="dim")
-        t.append(self.store, style="dim")
+            t.append(" · embedded" if compact else f" · {self.embedded}", style="cyan")
+        if not compact:
+            t.append(" │ ", style="dim")
+            t.append(self.store, style="dim")
         self.update(t)
