@@ -188,7 +188,12 @@ class OpsConsole(App[None]):
         self._layout(event.size.width, event.size.height)
 
     def _layout(self, width: int, height: int) -> None:
-        self.screen.set_class(width < NARROW_WIDTH or height < NARROW_HEIGHT, "narrow")
+        narrow = width < NARROW_WIDTH or height < NARROW_HEIGHT
+        self.screen.set_class(narrow, "narrow")
+        with contextlib.suppress(Exception):  # the footer is not mounted yet on first layout
+            footer = self.screen.query_one(Footer)
+            footer.compact = width < 100
+            footer.show_command_palette = width >= 100
 
     # -- workers ----------------------------------------------------------------------------
 
