@@ -189,6 +189,9 @@ class OpsConsole(App[None]):
 
     def _layout(self, width: int, height: int) -> None:
         narrow = width < NARROW_WIDTH or height < NARROW_HEIGHT
+        if narrow:
+            with contextlib.suppress(Exception):  # not composed yet: compose set them
+                self._show_pane(self._active_pane)
         self.screen.set_class(narrow, "narrow")
         with contextlib.suppress(Exception):  # the footer is not mounted yet on first layout
             footer = self.screen.query_one(Footer)
@@ -733,6 +736,16 @@ class OpsConsole(App[None]):
 
     def _activate(self, pane: str) -> None:
         self._active_pane = pane
+        if self.screen.has_class("narrow"):
+            self._show_pane(pane)
+        widget = self.query_one(LogView) if pane == "log" else self.query_one(f"#{pane}", JobTable)
+        widget.focus()
+
+    def _show_pane(self, pane: str) -> None:
+        """The narrow layout's one visible pane and its tab. Wide layouts show every pane,
+        so ``_activate`` leaves these classes alone there: changing them restyles all three
+        tables, which made ``]`` take 50-100 ms (bench/tui_bench.py); ``_layout`` sets them
+        when the terminal turns narrow."""
         for name in PANES:
             self.query_one(f"#pane-{name}").set_class(name == pane, "-active")
         left = self.query_one("#left")
@@ -740,8 +753,6 @@ class OpsConsole(App[None]):
         left.set_class(pane != "log", "-table-active")
         with contextlib.suppress(Exception):
             self.query_one("#tabs", Tabs).active = f"t-{pane}"
-        widget = self.query_one(LogView) if pane == "log" else self.query_one(f"#{pane}", JobTable)
-        widget.focus()
 
     @on(Tabs.TabActivated, "#tabs")
     def _tab(self, event: Tabs.TabActivated) -> None:

@@ -1,0 +1,15 @@
+# Developer shortcuts; the README's two commands stay the way in.
+PYTHON ?= .venv/bin/python
+
+.PHONY: test screenshots bench
+
+test:
+	$(PYTHON) -m pytest
+
+# SVGs of the real console on fixed sample data (screenshots/*.svg, shown in the README)
+screenshots:
+	$(PYTHON) scripts/screenshots.py
+
+# the console under load (100,000 jobs, 20 chatty jobs, a 500,000-line log): a few minutes
+bench:
+	$(PYTHON) bench/tui_bench.py

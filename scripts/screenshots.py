@@ -1,0 +1,439 @@
+"""SVG screenshots of the real console on fixed sample data: ``screenshots/*.svg``.
+
+    .venv/bin/python scripts/screenshots.py      (or: make screenshots)
+
+A temporary store is seeded through the real store functions (insert, claim, log batches,
+progress, finish) on a settable clock, with fixed job ids, so every run draws the same
+pictures: the same ids, the same "5m ago". The app runs in-process (``App.run_test``)
+with no embedded pool and no live feed, and each screen is reached with the keys an
+operator would press.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sys
+import tempfile
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from textual.pilot import Pilot
+from textual.widgets import Input, Select
+
+from opsconsole.config import load_settings
+from opsconsole.core.clock import SettableClock
+from opsconsole.core.service import OpsService, SubmitRequest
+from opsconsole.core.states import JobState
+from opsconsole.core.store import claim as claim_store
+from opsconsole.core.store import feed
+from opsconsole.core.store import jobs as job_store
+from opsconsole.runtime import open_service
+from opsconsole.tui.app import PANES, OpsConsole
+from opsconsole.tui.screens.job import JobScreen
+from opsconsole.tui.screens.submit import SubmitScreen, field_id
+from opsconsole.tui.widgets.job_table import JobTable
+from opsconsole.tui.widgets.log_pane import LogView
+
+REPO = Path(__file__).resolve().parents[1]
+OUT = REPO / "screenshots"
+NOW = datetime(2026, 5, 1, 14, 30, tzinfo=UTC)
+WORKER = "ops1:4242:a1b2"
+STORE = "sqlite:/home/ops/.local/share/opsconsole/opsconsole.db"
+"""What the header shows: the default store path, not this run's temporary directory."""
+S = JobState
+
+MAIN_LOG_JOB = "r7kd2m"
+"""The running deploy whose log tail the main screen shows."""
+LONG_LOG_JOB = "b8kw3n"
+"""A finished deploy with a few hundred log lines (log.svg)."""
+DETAIL_JOB = "m3hv6c"
+"""A health check that failed once and succeeded on its retry (job.svg)."""
+ALL_IDS = {
+    "main.svg": [MAIN_LOG_JOB, "s9fb3x", "d4hq8n", "h5xk9p", "c8tn4w", "w3vj6b", "f2nq8d"],
+    "log.svg": [LONG_LOG_JOB],
+    "submit.svg": [],
+    "job.svg": [DETAIL_JOB],
+}
+
+
+def at(minutes: float) -> datetime:
+    """``minutes`` before NOW."""
+    return NOW - timedelta(minutes=minutes)
+
+
+# -- seeding through the store ------------------------------------------------------------
+
+
+class Seeder:
+    def __init__(self, service: OpsService, clock: SettableClock) -> None:
+        self.service = service
+        self.db = service.db
+        self.clock = clock
+
+    def submit(
+        self,
+        job_id: str,
+        template: str,
+        params: dict[str, Any],
+        when: datetime,
+        **options: Any,
+    ) -> None:
+        """Insert a job with a fixed id, validated like ``OpsService.submit`` does it."""
+        self.clock.set(when)
+        req = SubmitRequest(template=template, params=params, actor="ops", **options)
+        row, after = self.service._prepare(req)
+        job_store.insert(self.db, {**row, "id": job_id}, after, actor="ops", now=when)
+
+    def start(self, job_id: str, when: datetime) -> None:
+        self.clock.set(when)
+        row = claim_store.claim(self.db, WORKER, when, self.service.settings.lease)
+        assert row is not None and row["id"] == job_id, (job_id, row and row["id"])
+
+    def log(self, job_id: str, attempt: int, start: datetime, lines: list[tuple[str, str]]) -> None:
+        """(stream, text) lines, a quarter second apart from ``start``."""
+        batch = [
+            (start + timedelta(seconds=i / 4), stream, text)
+            for i, (stream, text) in enumerate(lines)
+        ]
+        for i in range(0, len(batch), 500):
+            feed.append_logs(
+                self.db, job_id, attempt, batch[i : i + 500], cap=self.service.settings.log_cap
+            )
+
+    def progress(self, job_id: str, attempt: int, when: datetime, pct: int, step: str) -> None:
+        self.clock.set(when)
+        job_store.update_progress(self.db, job_id, attempt, when, progress=pct, step=step)
+
+    def finish(
+        self,
+        job_id: str,
+        attempt: int,
+        state: JobState,
+        when: datetime,
+        *,
+        exit_code: int | None = 0,
+        result: Any = None,
+        error: dict[str, Any] | None = None,
+        message: str = "",
+        kind: str | None = None,
+        values: dict[str, Any] | None = None,
+    ) -> None:
+        self.clock.set(when)
+        vals = {"exit_code": exit_code, "result": result, "error": error, "pid": None}
+        if state == S.SUCCEEDED:
+            vals["progress"] = 100
+        vals.update(values or {})
+        out = job_store.finish(
+            self.db,
+            job_id,
+            attempt,
+            state,
+            when,
+            values=vals,
+            kind=kind,
+            message=message,
+            actor=WORKER,
+        )
+        assert out is not None, job_id
+
+
+def deploy_lines(app: str, version: str, env: str, instances: int) -> list[tuple[str, str]]:
+    out = [
+        ("out", f"deploying {app} {version} to {env}"),
+        ("out", f"pulling registry.example.com/{app}:{version}"),
+    ]
+    for layer in range(1, 9):
+        out.append(("out", f"  layer {layer}/8 sha256:{(layer * 7919) % 65536:04x}… done"))
+    out += [
+        ("out", "running database migrations"),
+        ("out", "  0042_add_order_index ... ok (1.8s)"),
+        ("out", "  0043_backfill_sku ... ok (12.4s)"),
+    ]
+    for i in range(1, instances + 1):
+        name = f"{app}-web-{i:02d}"
+        out.append(("out", f"[{i}/{instances}] draining {name}"))
+        out.append(("out", f"[{i}/{instances}] {name}: stopped 1.3.9, starting {version}"))
+        if i % 7 == 3:
+            out.append(("err", f"WARN {name}: health check slow (2.1s > 2.0s), retrying"))
+        out.append(("out", f"[{i}/{instances}] {name}: healthy after {1 + i % 4}.{i % 10}s"))
+        out.append(("out", f"[{i}/{instances}] {name}: back in the pool"))
+    return out
+
+
+def seed(service: OpsService, clock: SettableClock) -> None:
+    s = Seeder(service, clock)
+    token = {"token": "s3cr3t-token"}
+
+    # -- history: finished jobs, oldest first --------------------------------------------
+    s.submit("g7tq2b", "hello", {"name": "ops"}, at(68))
+    s.start("g7tq2b", at(68))
+    s.log("g7tq2b", 1, at(68), [("out", "Hello, ops!")])
+    s.finish("g7tq2b", 1, S.SUCCEEDED, at(67.9))
+
+    shop = {"app": "shop", "version": "1.4.1", "env": "production", **token}
+    s.submit(LONG_LOG_JOB, "deploy-app", shop, at(62))
+    s.start(LONG_LOG_JOB, at(62))
+    lines = deploy_lines("shop", "1.4.1", "production", 60)
+    s.log(LONG_LOG_JOB, 1, at(62), lines)
+    s.finish(
+        LONG_LOG_JOB,
+        1,
+        S.SUCCEEDED,
+        at(62) + timedelta(seconds=len(lines) / 4 + 2),
+        result={"app": "shop", "version": "1.4.1", "instances": 60},
+    )
+
+    s.submit("n6zc4k", "disk-report", {"path": "/var", "top": 5}, at(55))
+    s.start("n6zc4k", at(55))
+    s.finish("n6zc4k", 1, S.SUCCEEDED, at(54.8), result={"path": "/var", "used_percent": 71})
+
+    s.submit("t2xw9g", "rotate-logs", {"files": ["/var/log/app.log", "/nope"]}, at(47))
+    s.start("t2xw9g", at(47))
+    s.log("t2xw9g", 1, at(47), [("out", "rotated /var/log/app.log"), ("err", "/nope: missing")])
+    s.finish("t2xw9g", 1, S.PARTIAL, at(46.9), exit_code=3, message="1 of 2 files missing")
+
+    # the detail screen's job: a failed first attempt, a retry after backoff, a success
+    url = {"url": "https://shop.example.com/health", "expect": 200}
+    s.submit(DETAIL_JOB, "http-check", url, at(40), tags=("smoke",))
+    s.start(DETAIL_JOB, at(40))
+    s.log(DETAIL_JOB, 1, at(40), [("err", "GET https://shop.example.com/health: 503")])
+    s.finish(
+        DETAIL_JOB,
+        1,
+        S.SCHEDULED,
+        at(39.9),
+        exit_code=None,
+        error={"message": "GET returned 503, expected 200", "kind": "http", "detail": None},
+        kind="retried",
+        message="attempt 1 failed: GET returned 503, expected 200; retry in 5.2s",
+        values={"run_at": at(39.9) + timedelta(seconds=5.2)},
+    )
+    s.start(DETAIL_JOB, at(39.8))
+    s.log(DETAIL_JOB, 2, at(39.8), [("out", "GET https://shop.example.com/health: 200 (84 ms)")])
+    s.finish(
+        DETAIL_JOB,
+        2,
+        S.SUCCEEDED,
+        at(39.8) + timedelta(seconds=0.4),
+        exit_code=None,
+        result={"status": 200, "elapsed_ms": 84},
+    )
+
+    s.submit("v5jp8r", "deploy-app", {**shop, "version": "1.4.2", "env": "staging"}, at(33))
+    s.start("v5jp8r", at(33))
+    s.log("v5jp8r", 1, at(33), [("out", "deploying shop 1.4.2 to staging"), ("err", "denied")])
+    s.finish(
+        "v5jp8r",
+        1,
+        S.FAILED,
+        at(32.5),
+        exit_code=1,
+        error={"message": "exit code 1", "kind": "exit", "detail": None},
+    )
+
+    s.submit("x9mb5d", "disk-report", {"path": "/srv", "top": 5}, at(28), timeout="30s")
+    s.start("x9mb5d", at(28))
+    s.progress("x9mb5d", 1, at(27.9), 40, "Measuring the largest directories under /srv")
+    s.finish(
+        "x9mb5d",
+        1,
+        S.TIMED_OUT,
+        at(28) + timedelta(seconds=30.4),
+        exit_code=None,
+        error={"message": "timed out after 30s", "kind": "timeout", "detail": None},
+    )
+
+    s.submit("k3cw7q", "hello", {"name": "team"}, at(21))
+    s.clock.set(at(20))
+    service.cancel("k3cw7q", reason="not needed", actor="ops")
+
+    hosts = ["web1", "web2", "db1"]
+    s.submit("f2nq8d", "sync-inventory", {"hosts": hosts, "fail": ["db1"]}, at(12))
+    s.start("f2nq8d", at(12))
+    s.log("f2nq8d", 1, at(12), [("out", "web1: 42 records synced"), ("err", "db1: unreachable")])
+    s.finish(
+        "f2nq8d",
+        1,
+        S.PARTIAL,
+        at(11.9),
+        exit_code=None,
+        result={"synced": ["web1", "web2"], "failed": ["db1"]},
+        message="1 of 3 hosts failed",
+    )
+
+    # -- running: three jobs on the worker, with progress ---------------------------------
+    s.submit(MAIN_LOG_JOB, "deploy-app", {**shop, "version": "1.4.2"}, at(2.5))
+    s.start(MAIN_LOG_JOB, at(2.5))
+    lines = deploy_lines("shop", "1.4.2", "production", 60)[:150]
+    s.log(MAIN_LOG_JOB, 1, at(2.5), lines)
+    s.progress(MAIN_LOG_JOB, 1, at(0.2), 60, "Rolling out web tier")
+
+    fleet = [f"web{i}" for i in range(1, 9)]
+    s.submit("s9fb3x", "sync-inventory", {"hosts": fleet}, at(1.1))
+    s.start("s9fb3x", at(1.1))
+    s.log("s9fb3x", 1, at(1.1), [("out", f"{h}: 42 records synced") for h in fleet[:3]])
+    s.progress("s9fb3x", 1, at(0.1), 37, "Syncing web4")
+
+    s.submit("d4hq8n", "disk-report", {"path": "/var", "top": 10}, at(0.3))
+    s.start("d4hq8n", at(0.3))
+    s.progress("d4hq8n", 1, at(0.05), 40, "Measuring /var")
+
+    # -- the queue: ready, urgent, scheduled, waiting ---------------------------------------
+    s.submit("h5xk9p", "hello", {"name": "ops"}, at(0.9))
+    s.submit("z8rd3f", "rotate-logs", {"files": ["/var/log/nginx/access.log"]}, at(0.6))
+    s.submit("j4ns6v", "disk-report", {"path": "/home"}, at(0.4), priority="critical")
+    s.submit("c8tn4w", "http-check", {"url": "https://shop.example.com/"}, at(0.8), run_in="15m")
+    s.submit("w3vj6b", "hello", {"name": "after-deploy"}, at(0.7), after=(MAIN_LOG_JOB,))
+
+    # -- the worker that runs them ---------------------------------------------------------------
+    s.clock.set(NOW)
+    claim_store.register_worker(
+        service.db, WORKER, host="ops1", pid=4242, slots=4, now=at(90), version="0.1.0"
+    )
+    claim_store.heartbeat(
+        service.db,
+        WORKER,
+        NOW,
+        lease_s=service.settings.lease,
+        slots=4,
+        busy=3,
+        state="running",
+        running=[],
+    )
+
+
+# -- driving the app -------------------------------------------------------------------------
+
+
+async def until(pilot: Pilot[Any], what: str, condition: Callable[[], object]) -> None:
+    for _ in range(400):
+        if condition():
+            await pilot.pause()
+            return
+        await pilot.pause(0.025)
+    raise SystemExit(f"screenshots: timed out waiting for {what}")
+
+
+def log_loaded(app: OpsConsole, job_id: str) -> Callable[[], bool]:
+    def check() -> bool:
+        view = app.query_one(LogView)
+        return view.job_id == job_id and bool(view.lines)
+
+    return check
+
+
+async def shoot(
+    service: OpsService,
+    name: str,
+    size: tuple[int, int],
+    drive: Callable[[OpsConsole, Pilot[Any]], Awaitable[None]],
+) -> Path:
+    app = OpsConsole(service, embed=False, start_feed=False)
+    async with app.run_test(size=size) as pilot:
+        await until(pilot, "the first load", lambda: app.ready)
+        await drive(app, pilot)
+        await pilot.pause()
+        path = Path(app.save_screenshot(name, str(OUT)))
+    return path
+
+
+async def select_in_history(app: OpsConsole, pilot: Pilot[Any], job_id: str) -> None:
+    """] (next pane) until History has the focus, then the cursor down to the job."""
+    history = app.query_one("#history", JobTable)
+    for _ in range(len(PANES)):
+        if history.has_focus:
+            break
+        await pilot.press("right_square_bracket")
+    await until(pilot, "the history pane", lambda: history.has_focus)
+    await pilot.press(*["down"] * history.get_row_index(job_id))
+    await until(pilot, "the job's row", lambda: history.selected_id == job_id)
+
+
+async def main_screen(app: OpsConsole, pilot: Pilot[Any]) -> None:
+    await until(pilot, "the log tail", log_loaded(app, MAIN_LOG_JOB))
+
+
+async def log_screen(app: OpsConsole, pilot: Pilot[Any]) -> None:
+    """A narrow terminal: the panes become tabs. History, the job, f: its log fills it."""
+    await select_in_history(app, pilot, LONG_LOG_JOB)
+    await pilot.press("f")
+    await until(pilot, "the long log", log_loaded(app, LONG_LOG_JOB))
+    await pilot.press("slash")  # search the log: the matches light up
+    await until(pilot, "the search prompt", lambda: isinstance(app.focused, Input))
+    await pilot.press(*"warn", "enter")
+    await until(pilot, "the matches", lambda: bool(app.query_one(LogView).matches))
+
+
+async def submit_screen(app: OpsConsole, pilot: Pilot[Any]) -> None:
+    await pilot.press("s")
+    await until(pilot, "the submit form", lambda: isinstance(app.screen, SubmitScreen))
+    form = app.screen
+    form.query_one("#template", Select).value = "deploy-app"
+    await until(pilot, "the fields", lambda: bool(form.query(f"#{field_id('token')}")))
+    for name, value in (("app", "shop"), ("version", "1.4.3"), ("token", "s3cr3t-token")):
+        field = form.query_one(f"#{field_id(name)}", Input)
+        field.focus()
+        await pilot.press(*value)
+    form.query_one(f"#{field_id('env')}", Select).value = "production"
+    form.query_one("#run-at", Input).focus()
+    await pilot.press(*"in 10m")
+    form.query_one(f"#{field_id('version')}", Input).focus()
+    for field in form.query(Input):
+        field.cursor_blink = False  # a blinking cursor would make every run differ
+    await pilot.pause(0.3)  # the form validates as you type (in a worker): let it answer
+
+
+async def job_screen(app: OpsConsole, pilot: Pilot[Any]) -> None:
+    await select_in_history(app, pilot, DETAIL_JOB)
+    await pilot.press("enter")
+
+    def loaded() -> bool:
+        screen = app.screen
+        return isinstance(screen, JobScreen) and screen.job_view is not None
+
+    await until(pilot, "the job detail", loaded)
+
+
+async def run() -> list[Path]:
+    OUT.mkdir(exist_ok=True)
+    home = Path(tempfile.mkdtemp(prefix="opsconsole-screenshots-"))
+    try:
+        settings = load_settings(
+            home=home, catalog=REPO / "data", db=f"sqlite:///{home / 'opsconsole.db'}"
+        )
+        clock = SettableClock(NOW)
+        service = open_service(settings, clock=clock)
+        seed(service, clock)
+        clock.set(NOW)
+        service.store_description = lambda: STORE  # type: ignore[method-assign]
+        shots = [
+            await shoot(service, "main.svg", (160, 50), main_screen),
+            await shoot(service, "log.svg", (110, 34), log_screen),
+            await shoot(service, "submit.svg", (160, 50), submit_screen),
+            await shoot(service, "job.svg", (160, 40), job_screen),
+        ]
+        service.db.dispose()
+        return shots
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def main() -> int:
+    shots = asyncio.run(run())
+    missing = []
+    for path in shots:
+        text = path.read_text()
+        lost = [job for job in ALL_IDS[path.name] if job not in text]
+        missing += [f"{path.name}: {job}" for job in lost]
+        print(f"{path.relative_to(REPO)}  {len(text) // 1024} KiB")
+    if missing:
+        print("screenshots: job ids missing from the pictures: " + ", ".join(missing))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
