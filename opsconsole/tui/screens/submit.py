@@ -64,8 +64,8 @@ class SubmitScreen(ModalScreen[JobView | None]):
                 id="template",
                 value=self.selected or Select.NULL,
             )
-            with VerticalScroll(id="fields"):
-                pass
+            # not a Tab stop of its own: Tab goes from field to field
+            yield VerticalScroll(id="fields", can_focus=False)
             with Horizontal(classes="row"):
                 yield Select(PRIORITIES, value="", id="priority", allow_blank=False)
                 yield Input(placeholder="run at: now | in 10m | 2026-05-01T14:30", id="run-at")

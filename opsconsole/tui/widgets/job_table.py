@@ -241,7 +241,8 @@ class JobTable(DataTable[Any]):
                     COLUMNS[self.kind], new_cells, prev, strict=False
                 ):
                     if cell != before:
-                        self.update_cell(v.id, col, cell)
+                        # running rows grow (a step appears): let their columns widen
+                        self.update_cell(v.id, col, cell, update_width=self.kind == "running")
             self._cells[v.id] = new_cells
         if self.kind == "history" and len(self.views) > HISTORY_MAX:
             for job_id in sorted(self.views, key=lambda j: self.sort_key(self.views[j]))[

@@ -38,6 +38,8 @@ class LogView(ScrollView, can_focus=True):
         Binding("home", "top", "Top", show=False),
         Binding("G", "follow", show=False),
         Binding("g", "top", show=False),
+        Binding("pageup", "page(-1)", show=False),
+        Binding("pagedown", "page(1)", show=False),
     ]
 
     following: reactive[bool] = reactive(True)
@@ -307,6 +309,10 @@ class LogView(ScrollView, can_focus=True):
         self.new_lines = 0
         self._resize_virtual()
         self._scroll(None)
+
+    def action_page(self, direction: int) -> None:
+        """A page at once, without animation: repeated PageUp moves a page per press."""
+        self.scroll_to(y=self.scroll_y + direction * max(1, self.size.height - 1), animate=False)
 
     def action_top(self) -> None:
         self.following = False
