@@ -91,7 +91,7 @@ def duration(seconds: float | None) -> str:
     return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
 
 
-def key_params(view: JobView, width: int = 40) -> str:
+def key_params(view: JobView, width: int = 32) -> str:
     """The parameters as k=v (secrets are already ***), cut to ``width``."""
     text = " ".join(f"{k}={_short(v)}" for k, v in view.params.items() if v not in (None, "", []))
     text = strip_escapes(text)
@@ -112,7 +112,7 @@ def progress_bar(percent: int | None, step: str | None, width: int = 10) -> Text
     t.append("░" * (width - filled), style="dim")
     t.append(f" {pct:>3}%")
     if step:
-        t.append(" " + strip_escapes(step)[:40])
+        t.append(" " + strip_escapes(step)[:24])
     return t
 
 
@@ -183,7 +183,7 @@ class JobTable(DataTable[Any]):
             return (
                 Text(v.id),
                 Text(v.template),
-                Text(key_params(v, 30)),
+                Text(key_params(v, 20)),
                 Text((v.worker or "-").rsplit(":", 1)[0]),
                 Text(duration(elapsed) + cancel),
                 progress_bar(v.progress, v.step),
