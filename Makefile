@@ -3,8 +3,8 @@ PYTHON ?= .venv/bin/python
 
 .PHONY: test screenshots bench
 
-test:
-	$(PYTHON) -m pytest
+test:  ## the whole suite, installing what it needs (the README's test command)
+	bash scripts/test.sh
 
 # SVGs of the real console on fixed sample data (screenshots/*.svg, shown in the README)
 screenshots:

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs on a fresh Debian machine, then runs the whole suite.
+# System packages: tmux (the console's end-to-end test drives the real app in it).
+# Python: a virtualenv in .venv with the project and its test extras.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+if ! command -v tmux >/dev/null 2>&1; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq && $sudo apt-get install -y -qq tmux >/dev/null || exit 1
+fi
+python3 -m venv .venv && .venv/bin/pip install -q -e '.[test]' || exit 1
+.venv/bin/python -m pytest "$@"
+rc=$?
+if [ "$rc" -eq 5 ]; then
+  echo "pytest collected no tests: failing the run" >&2
+  exit 1
+fi
+exit "$rc"
