@@ -15,26 +15,15 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from opsconsole.core import text
+
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.text import Text
 
     from opsconsole.core.views import JobView, LogLine
 
-STATE_STYLES = {
-    "awaiting_approval": "magenta",
-    "waiting": "yellow",
-    "scheduled": "cyan",
-    "queued": "blue",
-    "running": "bold blue",
-    "succeeded": "green",
-    "partial": "yellow",
-    "failed": "red",
-    "timed_out": "red",
-    "cancelled": "dim",
-    "rejected": "dim red",
-    "interrupted": "red",
-}
+STATE_STYLES = text.STATE_STYLES
 
 # C0 and C1 controls but tab and newline: ESC and the 8-bit CSI/OSC/DCS start sequences
 _ESC = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -70,33 +59,10 @@ def styled_state(state: str) -> Text:
 
 
 def ago(ts: datetime | None, now: datetime | None = None) -> str:
-    if ts is None:
-        return "-"
-    now = now or datetime.now(UTC)
-    secs = (now - ts).total_seconds()
-    future = secs < 0
-    secs = abs(secs)
-    if secs < 60:
-        text = f"{secs:.0f}s"
-    elif secs < 3600:
-        text = f"{secs // 60:.0f}m"
-    elif secs < 86400:
-        text = f"{secs // 3600:.0f}h"
-    else:
-        text = f"{secs // 86400:.0f}d"
-    return f"in {text}" if future else f"{text} ago"
+    return text.ago(ts, now or datetime.now(UTC))
 
 
-def fmt_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 10:
-        return f"{seconds:.2f}s"
-    if seconds < 120:
-        return f"{seconds:.0f}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f}m"
-    return f"{seconds / 3600:.1f}h"
+fmt_duration = text.duration
 
 
 def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:

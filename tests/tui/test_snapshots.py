@@ -74,6 +74,7 @@ def settled(app: OpsConsole, job_id: str, lines: int, *keys: str) -> Any:
         await until(
             pilot,
             lambda: view.job_id == job_id and len(view.lines) == lines,
+            timeout=20,
             what=f"{job_id}'s log",
         )
         await pilot.pause()

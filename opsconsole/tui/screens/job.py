@@ -13,9 +13,8 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from opsconsole.core.text import strip_escapes
+from opsconsole.core.text import STATE_STYLES, duration, strip_escapes
 from opsconsole.core.views import JobView
-from opsconsole.tui.widgets.job_table import STATE_STYLES, duration
 
 if TYPE_CHECKING:
     from opsconsole.tui.app import OpsConsole

@@ -12,10 +12,9 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
-from opsconsole.core.text import strip_escapes
+from opsconsole.core.text import STATE_STYLES, ago, duration, strip_escapes
 from opsconsole.core.views import EventView, LockView, StatsView, WorkerView
 from opsconsole.tui.screens.dialogs import PromptScreen
-from opsconsole.tui.widgets.job_table import STATE_STYLES, ago, duration
 
 if TYPE_CHECKING:
     from opsconsole.tui.app import OpsConsole

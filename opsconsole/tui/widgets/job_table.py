@@ -16,24 +16,10 @@ from textual.message import Message
 from textual.widgets import DataTable
 
 from opsconsole.core.states import FINAL, PENDING, JobState
-from opsconsole.core.text import strip_escapes
+from opsconsole.core.text import STATE_STYLES, ago, duration, strip_escapes
 from opsconsole.core.views import JobView
 
 S = JobState
-STATE_STYLES = {
-    "awaiting_approval": "magenta",
-    "waiting": "yellow",
-    "scheduled": "cyan",
-    "queued": "blue",
-    "running": "bold",
-    "succeeded": "green",
-    "partial": "yellow",
-    "failed": "bold red",
-    "timed_out": "red",
-    "cancelled": "dim",
-    "rejected": "dim red",
-    "interrupted": "red",
-}
 HISTORY_MAX = 2000
 """Rows kept in the history table; older ones are dropped and fetched again on scroll."""
 
@@ -63,32 +49,6 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("exit", "EXIT"),
     ],
 }
-
-
-def ago(ts: datetime | None, now: datetime) -> str:
-    if ts is None:
-        return "-"
-    secs = (now - ts).total_seconds()
-    future, secs = secs < 0, abs(secs)
-    if secs < 60:
-        text = f"{secs:.0f}s"
-    elif secs < 3600:
-        text = f"{secs // 60:.0f}m"
-    elif secs < 86400:
-        text = f"{secs // 3600:.0f}h{(secs % 3600) // 60:02.0f}m"
-    else:
-        text = f"{secs // 86400:.0f}d"
-    return f"in {text}" if future else f"{text} ago"
-
-
-def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    if seconds < 3600:
-        return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
-    return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
 
 
 def key_params(view: JobView, width: int = 32) -> str:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
+from opsconsole.core.text import STATE_STYLES
 from opsconsole.core.views import WorkerView
-from opsconsole.tui.widgets.job_table import STATE_STYLES
 
 SHOWN = [
     ("awaiting_approval", "approval"),
