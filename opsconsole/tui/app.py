@@ -8,14 +8,9 @@ banner. On the embedded defaults the app also runs a worker pool in this process
 from __future__ import annotations
 
 import contextlib
-import os
-import shlex
-import subprocess
-import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from textual import on
@@ -30,9 +25,10 @@ from opsconsole.core.errors import OpsError
 from opsconsole.core.secrets import MASK
 from opsconsole.core.service import OpsService
 from opsconsole.core.states import PENDING, JobState
-from opsconsole.core.views import JobView, LogLine
+from opsconsole.core.views import JobView
 from opsconsole.tui import actions
 from opsconsole.tui.feed import Feed
+from opsconsole.tui.log_actions import LogTail
 from opsconsole.tui.messages import (
     CountsChanged,
     EventsArrived,
@@ -61,8 +57,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 S = JobState
-TAIL = 2000
-"""Log lines fetched when a job is selected; older ones load on scroll."""
 HISTORY_PAGE = 200
 RELOAD_AFTER = 2.0
 """Seconds between attempts at the first load while the store fails."""
@@ -106,7 +100,7 @@ class ActionCommands(Provider):
                 )
 
 
-class OpsConsole(App[None]):
+class OpsConsole(LogTail, App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "opsconsole"
     BINDINGS = actions.bindings()
@@ -360,69 +354,12 @@ class OpsConsole(App[None]):
         if isinstance(event.data_table, JobTable):
             self.action_detail()
 
-    def show_log(self, job_id: str | None) -> None:
-        """Point the log tail at ``job_id``: its last lines now, new ones as they come."""
-        if job_id is None or job_id == self.log_job:
-            return
-        self.log_job = job_id
-        view = self.query_one(LogView)
-        view.clear_log()
-        self.feed.follow(None, 0)
-        self._update_log_title()
-
-        def load() -> tuple[list[LogLine], bool]:
-            lines = self.service.log_tail(job_id, TAIL)
-            return lines, bool(lines) and lines[0].seq > 1
-
-        def show(result: tuple[list[LogLine], bool]) -> None:
-            if self.log_job != job_id:
-                return
-            lines, older = result
-            view.load(job_id, lines, has_older=older)
-            self.feed.follow(job_id, lines[-1].seq if lines else 0)
-            self._update_log_title()
-
-        self.call("log", load, show, group="log")
-
-    def _update_log_title(self) -> None:
-        pane = self.query_one("#pane-log")
-        view = self.query_one(LogView)
-        if self.log_job is None:
-            pane.border_title, pane.border_subtitle = "Log", ""
-            return
-        job = self._known(self.log_job)
-        what = f"{job.template} · {job.state.value}" if job else ""
-        pane.border_title = f"Log {self.log_job} {what}"
-        if view.tail_dropped or not view.following:
-            more = f" · {view.new_lines} new lines" if view.new_lines else ""
-            pane.border_subtitle = f"paused{more} · End to follow"
-        else:
-            pane.border_subtitle = "following"
-        if view.search_text:
-            pane.border_subtitle += f" · /{view.search_text}: {len(view.matches)} matches"
-
     def _known(self, job_id: str) -> JobView | None:
         for name in ("running", "queue", "history"):
             v = self.query_one(f"#{name}", JobTable).views.get(job_id)
             if v is not None:
                 return v
         return None
-
-    @on(LogView.NeedOlder)
-    def _older(self, msg: LogView.NeedOlder) -> None:
-        def load() -> list[LogLine]:
-            return self.service.log_tail(msg.job_id, TAIL, before=msg.before)
-
-        def show(lines: list[LogLine]) -> None:
-            if msg.view.job_id == msg.job_id:
-                msg.view.prepend(lines, has_older=bool(lines) and lines[0].seq > 1)
-
-        self.call("log", load, show, group="log-older")
-
-    @on(LogView.NeedTail)
-    def _tail(self, msg: LogView.NeedTail) -> None:
-        self.log_job = None
-        self.show_log(msg.job_id)
 
     @on(JobTable.NearEnd)
     def _more_history(self, msg: JobTable.NearEnd) -> None:
@@ -599,120 +536,6 @@ class OpsConsole(App[None]):
             lambda: self.service.history(limit=HISTORY_PAGE, text=text or None),
             show,
             group="history",
-        )
-
-    def _search_log(self) -> None:
-        view = self.query_one(LogView)
-        job = view.job_id
-        if job is None:
-            return
-
-        def answered(value: str | None) -> None:
-            if value is None:
-                return
-            query = value.strip()
-            if not query:
-                view.set_matches("", [])
-                self._update_log_title()
-                return
-
-            def found(seqs: list[int]) -> None:
-                view.set_matches(query, seqs)
-                self._update_log_title()
-                if seqs:
-                    self.action_next_match()
-                else:
-                    self.notify(f"no line matches '{query}'", severity="warning", markup=False)
-
-            self.call("search", lambda: self.service.search_log(job, query, limit=100_000), found)
-
-        self.push_screen(PromptScreen("Search the log", value=view.search_text), answered)
-
-    def _goto_match(self, forward: bool) -> None:
-        view = self.query_one(LogView)
-        if not view.matches or view.job_id is None:
-            return
-        current = view.match_at
-        if current is None:
-            first_visible = view.scroll_offset.y
-            idx = min(first_visible, len(view.lines) - 1) if view.lines else 0
-            current = view.lines[idx].seq - (1 if forward else -1) if view.lines else 0
-        if forward:
-            target = next((s for s in view.matches if s > current), view.matches[0])
-        else:
-            target = next((s for s in reversed(view.matches) if s < current), view.matches[-1])
-        if view.show_seq(target):
-            self._update_log_title()
-            return
-        job = view.job_id
-
-        def load() -> tuple[list[LogLine], bool]:
-            lines = self.service.logs_since(job, max(0, target - 500), limit=1000)
-            return lines, bool(lines) and lines[0].seq > 1
-
-        def show(result: tuple[list[LogLine], bool]) -> None:
-            lines, older = result
-            view.window_around(lines, older)
-            view.show_seq(target)
-            self._update_log_title()
-
-        self.call("log", load, show, group="log")
-
-    def action_next_match(self) -> None:
-        self._goto_match(True)
-
-    def action_prev_match(self) -> None:
-        self._goto_match(False)
-
-    def action_context(self) -> None:
-        view = self.query_one(LogView)
-        on_ = view.toggle_context()
-        self.notify("showing matching lines with context" if on_ else "showing every line")
-
-    def _dump_log(self, job: str, path: Path) -> Path:
-        """Write the whole stored log to ``path`` in batches (never all in memory)."""
-        after = 0
-        with path.open("w", encoding="utf-8", errors="replace") as fh:
-            while True:
-                lines = self.service.logs_since(job, after, limit=5000)
-                if not lines:
-                    return path
-                for ln in lines:
-                    fh.write(ln.text + "\n")
-                after = lines[-1].seq
-
-    def action_pager(self) -> None:
-        job = self.log_job
-        if job is None:
-            return
-        pager = os.environ.get("PAGER") or "less -R"
-
-        def dump() -> Path:
-            fd, name = tempfile.mkstemp(prefix=f"opsconsole-{job}-", suffix=".log")
-            os.close(fd)
-            return self._dump_log(job, Path(name))
-
-        def show(path: Path) -> None:
-            try:
-                with self.suspend():
-                    subprocess.run([*shlex.split(pager), str(path)], check=False)
-            except Exception as exc:
-                self.notify(f"cannot run $PAGER: {exc}", severity="error", markup=False)
-            finally:
-                with contextlib.suppress(OSError):
-                    path.unlink()
-
-        self.call("pager", dump, show)
-
-    def action_save_log(self) -> None:
-        job = self.log_job
-        if job is None:
-            return
-        path = Path.cwd() / f"opsconsole-{job}.log"
-        self.call(
-            "save log",
-            lambda: self._dump_log(job, path),
-            lambda p: self.notify(f"saved the log of {job} to {p}", markup=False),
         )
 
     def action_goto(self) -> None:

@@ -11,7 +11,8 @@ from tui_support import drive, log_screen, notes, until
 
 from opsconsole.core.service import OpsService
 from opsconsole.core.states import JobState
-from opsconsole.tui.app import TAIL, OpsConsole
+from opsconsole.tui.app import OpsConsole
+from opsconsole.tui.log_actions import TAIL
 from opsconsole.tui.screens.dialogs import PromptScreen
 from opsconsole.tui.widgets.job_table import JobTable
 from opsconsole.tui.widgets.log_pane import RENDER_MAX, TRUNCATED, LogView
