@@ -207,6 +207,14 @@ class WorkerPool:
         with self._lock:
             return sum(1 for s in self._slots if s.run is not None and not s.abandoned)
 
+    def running_jobs(self) -> list[str]:
+        """Ids of the jobs this pool runs now."""
+        return [job_id for job_id, _attempt in self._runs()]
+
+    def stop_claiming(self) -> None:
+        """Let running jobs finish but take no new ones (the console's "wait for them")."""
+        self._claiming = False
+
     @property
     def slots(self) -> int:
         return self._target

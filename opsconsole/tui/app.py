@@ -620,7 +620,8 @@ class OpsConsole(LogTail, App[None]):
                 self.quitting = True
                 pool = self.pool
                 assert pool is not None
-                for job_id in [key[0] for key in pool._runs()]:
+                pool.stop_claiming()  # nothing new starts while the running ones stop
+                for job_id in pool.running_jobs():
                     self.call(
                         "cancel", partial(self.service.cancel, job_id, reason="the console quit")
                     )
@@ -629,7 +630,7 @@ class OpsConsole(LogTail, App[None]):
 
     def pool_drain(self) -> None:
         if self.pool is not None:
-            self.pool._claiming = False
+            self.pool.stop_claiming()
 
     def on_unmount(self) -> None:
         self.feed.stop()
