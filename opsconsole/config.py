@@ -83,10 +83,6 @@ class Settings:
     )
     page_size: int = _doc("Rows per page of `jobs list`.", default=50)
 
-    @property
-    def db_url(self) -> str:
-        return self.db
-
     def doc(self, name: str) -> str:
         return next(f.metadata["doc"] for f in fields(self) if f.name == name)
 

@@ -243,7 +243,3 @@ class ReportsMixin:
             )
         )
         return HealthView(checks)
-
-    @staticmethod
-    def hostname() -> str:
-        return socket.gethostname()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -636,6 +635,3 @@ class OpsConsole(LogTail, App[None]):
         self.feed.stop()
         if self.pool is not None:
             self.pool.stop(grace=self.service.settings.kill_grace)
-
-    def now(self) -> datetime:
-        return datetime.now(UTC)

@@ -9,7 +9,6 @@ holds a reader open between calls.
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -155,8 +154,3 @@ class Database:
 def _reason(exc: sa.exc.DBAPIError) -> str:
     text = str(exc.orig) if exc.orig is not None else str(exc)
     return text.splitlines()[0] if text else type(exc).__name__
-
-
-def file_mode_private(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        os.chmod(path, 0o600)
