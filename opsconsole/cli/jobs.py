@@ -35,6 +35,39 @@ def parse_params(pairs: list[str]) -> dict[str, str]:
     return out
 
 
+def fill_secrets(params: dict[str, str], secrets: list[str], required: list[str]) -> None:
+    """Secrets without the screen or shell history: ``-p token=@FILE`` reads a file
+    (``@-``: stdin), and a required secret left out is asked for, unechoed, on a terminal."""
+    import sys
+
+    for name in secrets:
+        value = params.get(name)
+        if value is not None and value.startswith("@"):
+            params[name] = _read_secret(name, value[1:])
+    missing = [name for name in required if name not in params]
+    if missing and sys.stdin.isatty():
+        import getpass
+
+        for name in missing:
+            params[name] = getpass.getpass(f"{name} (secret, not echoed): ")
+
+
+def _read_secret(name: str, source: str) -> str:
+    import sys
+
+    try:
+        if source == "-":
+            text = sys.stdin.read()
+        else:
+            with open(source, encoding="utf-8") as fh:
+                text = fh.read()
+    except OSError as exc:
+        raise InvalidParams(f"parameter '{name}': cannot read {source}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise InvalidParams(f"parameter '{name}': {source} is not UTF-8 text") from None
+    return text.rstrip("\r\n")
+
+
 def parse_at(text: str) -> datetime:
     from opsconsole.core.clock import parse_datetime
 
@@ -97,7 +130,12 @@ def submit(
     ],
     param: Annotated[
         list[str] | None,
-        typer.Option("-p", "--param", help="KEY=VALUE; repeat for each parameter."),
+        typer.Option(
+            "-p",
+            "--param",
+            help="KEY=VALUE; repeat for each parameter. Secrets: KEY=@FILE (@- for stdin), "
+            "or leave them out to be asked on a terminal.",
+        ),
     ] = None,
     priority: Annotated[
         str | None, typer.Option(help="low, normal, high, critical or 0-100.", show_default=False)
@@ -132,9 +170,16 @@ def submit(
     """Submit a job from a template."""
     from opsconsole.core.service import SubmitRequest
 
+    params = parse_params(param or [])
+    secret = [p for p in service().template(template).params if p.secret]
+    fill_secrets(
+        params,
+        [p.name for p in secret],
+        [p.name for p in secret if p.required and p.default is None],
+    )
     req = SubmitRequest(
         template=template,
-        params=parse_params(param or []),
+        params=params,
         priority=priority,
         run_at=parse_at(at) if at else None,
         run_in=in_,
@@ -253,13 +298,20 @@ def retry(
     param: Annotated[
         list[str] | None,
         typer.Option(
-            "-p", "--param", help="Secret KEY=VALUE again (secrets are dropped when a job ends)."
+            "-p",
+            "--param",
+            help="Secret KEY=VALUE (or KEY=@FILE) again: secrets are dropped when a job ends.",
         ),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Queue a new attempt of a failed, timed out, cancelled or interrupted job."""
-    view = service().retry(job, params=parse_params(param or []))
+    params = parse_params(param or [])
+    current = service().get(job)
+    if current.can_retry:  # the job's secrets were dropped when it ended: ask again
+        masked = [k for k, v in current.params.items() if v == "***"]
+        fill_secrets(params, masked, masked)
+    view = service().retry(job, params=params)
     _print(view, as_json)
 
 
