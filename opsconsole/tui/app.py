@@ -279,6 +279,23 @@ class OpsConsole(LogTail, App[None]):
             )
         self.ready = True
         self._select_first()
+        self._pane_hints()
+
+    EMPTY = {
+        "queue": "nothing waiting · s submits a job",
+        "running": "nothing running",
+        "history": "no finished jobs yet",
+    }
+
+    def _pane_hints(self) -> None:
+        """A pane's subtitle: its filter, or what an empty pane means and what to do."""
+        for name, hint in self.EMPTY.items():
+            table = self.query_one(f"#{name}", JobTable)
+            pane = self.query_one(f"#pane-{name}")
+            if table.filter_text:
+                pane.border_subtitle = f"filter: {table.filter_text}"
+            else:
+                pane.border_subtitle = "" if table.row_count else hint
 
     def _select_first(self) -> None:
         """Start on what matters most: a running job, else the queue's head, else the newest."""
@@ -296,6 +313,7 @@ class OpsConsole(LogTail, App[None]):
             return
         for name in ("queue", "running", "history"):
             self.query_one(f"#{name}", JobTable).upsert(msg.jobs)
+        self._pane_hints()
         ids = {j.id for j in msg.jobs}
         screen = self.screen
         if isinstance(screen, JobScreen):
@@ -511,8 +529,7 @@ class OpsConsole(LogTail, App[None]):
             table.set_filter(value)
             if table.kind == "history":
                 self._reload_history(value.strip())
-            pane = self.query_one(f"#pane-{table.kind}")
-            pane.border_subtitle = f"filter: {value.strip()}" if value.strip() else ""
+            self._pane_hints()
 
         self.push_screen(
             PromptScreen(

@@ -339,3 +339,19 @@ def test_quit_and_wait_exits_when_the_job_ends(
 
     drive(app, script)
     assert service.get(job).state == S.SUCCEEDED
+
+
+def test_empty_panes_say_what_to_do(clocked: OpsService, put: Any) -> None:
+    """A first start on an empty store explains itself; a job arriving clears the hint."""
+    app = OpsConsole(clocked, embed=False, start_feed=False)
+
+    async def script(pilot: Pilot[None]) -> None:
+        await until(pilot, lambda: app.ready)
+        assert app.query_one("#pane-queue").border_subtitle == "nothing waiting · s submits a job"
+        assert app.query_one("#pane-running").border_subtitle == "nothing running"
+        assert app.query_one("#pane-history").border_subtitle == "no finished jobs yet"
+        put("q1")
+        app.post_message(JobsChanged(clocked.queue()))
+        await until(pilot, lambda: not app.query_one("#pane-queue").border_subtitle)
+
+    drive(app, script)
