@@ -121,7 +121,20 @@ def _convert(name: str, value: Any, origin: str) -> Any:
         raise InvalidParams(f"{origin}: '{name}' must be a finite number, got {value!r}")
     if conv in (int, float) and out < 0:
         raise InvalidParams(f"{origin}: '{name}' must not be negative")
+    if name == "workers" and out != 0:  # 0 means "the CPU count"
+        check_slots(out, f"{origin}: 'workers'")
     return out
+
+
+MAX_SLOTS = 256
+"""Worker slots one pool may have: threads, each maybe with a process tree."""
+
+
+def check_slots(value: int, origin: str) -> int:
+    """The one rule for a slot count, wherever it comes from (setting, flag, resize)."""
+    if not 1 <= value <= MAX_SLOTS:
+        raise InvalidParams(f"{origin} must be between 1 and {MAX_SLOTS}, got {value}")
+    return value
 
 
 def config_file_candidates(home: Path | None) -> list[Path]:

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from opsconsole.cli.app import service
+from opsconsole.config import check_slots
 from opsconsole.core.errors import InvalidParams
 
 
@@ -37,8 +38,8 @@ def tui(
     ] = False,
 ) -> None:
     """Open the console. On SQLite with no other worker alive it runs a pool in-process."""
-    if workers is not None and not 1 <= workers <= 256:
-        raise InvalidParams("--workers must be between 1 and 256")
+    if workers is not None:
+        check_slots(workers, "--workers")
     run_console(workers, no_workers)
 
 

@@ -24,11 +24,11 @@ def worker(
     ] = False,
 ) -> None:
     """Run a worker pool until SIGTERM/SIGINT (the first drains, a second stops at once)."""
-    from opsconsole.core.errors import InvalidParams
+    from opsconsole.config import check_slots
     from opsconsole.runtime import start_pool
 
-    if workers is not None and not 1 <= workers <= 256:
-        raise InvalidParams("--workers must be between 1 and 256")
+    if workers is not None:
+        check_slots(workers, "--workers")
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

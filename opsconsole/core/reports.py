@@ -14,8 +14,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from opsconsole.config import check_slots
 from opsconsole.core.catalog import Template, parse_duration
-from opsconsole.core.errors import Conflict, InvalidParams, NotFound, OpsError
+from opsconsole.core.errors import Conflict, NotFound, OpsError
 from opsconsole.core.secrets import MASK
 from opsconsole.core.states import JobState
 from opsconsole.core.store import claim as claim_store
@@ -139,8 +140,7 @@ class ReportsMixin:
         ]
 
     def resize_worker(self, ref: str, slots: int) -> WorkerView:
-        if not 1 <= slots <= 256:
-            raise InvalidParams("slots must be between 1 and 256")
+        check_slots(slots, "slots")
         matches = [w for w in self.workers() if w.id == ref] or [
             w for w in self.workers() if w.id.startswith(ref)
         ]

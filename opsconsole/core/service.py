@@ -117,6 +117,11 @@ class OpsService(ReportsMixin):
     def now(self) -> datetime:
         return self.clock.now()
 
+    @property
+    def embedded_store(self) -> bool:
+        """A store on this host only (SQLite): the console may run its own worker pool."""
+        return self.db.dialect == "sqlite"
+
     def store_description(self) -> str:
         return self.db.describe()
 

@@ -8,6 +8,7 @@ per line. Progress is coalesced the same way.
 from __future__ import annotations
 
 import threading
+import time
 from datetime import datetime
 
 from opsconsole.core.clock import Clock
@@ -87,8 +88,6 @@ class LogSink:
 
     def _loop(self) -> None:
         last_progress = 0.0
-        import time
-
         while True:
             self._wake.wait(self.interval)
             self._wake.clear()

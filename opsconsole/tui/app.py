@@ -252,9 +252,7 @@ class OpsConsole(LogTail, App[None]):
         embed = self.embed
         if embed is None:
             others = [w for w in workers if w.alive]
-            embed = self.embed_slots is not None or (
-                self.service.db.dialect == "sqlite" and not others
-            )
+            embed = self.embed_slots is not None or (self.service.embedded_store and not others)
         if not embed:
             return ""
         from opsconsole.runtime import start_pool

@@ -130,3 +130,24 @@ def test_every_setting_is_documented_and_configurable(monkeypatch):
     assert s.page_size == 3
     assert s.home == Path("/tmp/x")
     assert s.secret_key == "3"
+
+
+def test_a_slot_count_out_of_range_is_refused_from_any_source(monkeypatch, tmp_path):
+    """One rule for slots: the environment and the config file get it too, not only flags."""
+    import pytest
+
+    from opsconsole.config import check_slots, load_settings
+    from opsconsole.core.errors import InvalidParams
+
+    monkeypatch.setenv("OPSCONSOLE_WORKERS", "999")
+    with pytest.raises(
+        InvalidParams, match="OPSCONSOLE_WORKERS: 'workers' must be between 1 and 256"
+    ):
+        load_settings()
+    monkeypatch.setenv("OPSCONSOLE_WORKERS", "8")
+    assert load_settings().workers == 8
+    monkeypatch.delenv("OPSCONSOLE_WORKERS")
+    assert load_settings().workers >= 1  # 0 / unset: the CPU count
+    assert check_slots(256, "--workers") == 256
+    with pytest.raises(InvalidParams, match="--workers must be between 1 and 256, got 0"):
+        check_slots(0, "--workers")
