@@ -91,6 +91,8 @@ class Job(SQLModel, table=True):
     pid: int | None = None
     log_lines: int = 0
     log_dropped: int = 0
+    interruptions: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    """Times a worker vanished while this job ran; past the cap the job ends failed."""
 
 
 class JobDependency(SQLModel, table=True):
@@ -142,3 +144,14 @@ class Worker(SQLModel, table=True):
     started_at: datetime = _ts()
     heartbeat_at: datetime = _ts()
     version: str = ""
+    problem: str | None = Field(default=None, sa_type=sa.Text)
+    """Why this pool cannot work as it should (None when healthy); said by its heartbeat."""
+
+
+class StoreMeta(SQLModel, table=True):
+    """Facts about the store itself, e.g. the fingerprint of the key that seals secrets."""
+
+    __tablename__ = "store_meta"
+
+    key: str = Field(primary_key=True, max_length=64)
+    value: str = Field(sa_type=sa.Text)

@@ -20,9 +20,9 @@ from sqlalchemy.engine import Connection, Engine
 from opsconsole.core import model
 from opsconsole.core.errors import StoreUnavailable
 
-SCHEMA_REVISION = "0001"
+SCHEMA_REVISION = "0002"
 """The newest Alembic revision this code knows; a test keeps it equal to the scripts' head."""
-KNOWN_REVISIONS = ("0001",)
+KNOWN_REVISIONS = ("0001", "0002")
 BUSY_TIMEOUT_MS = 60_000
 
 metadata = model.SQLModel.metadata
@@ -31,6 +31,7 @@ deps = model.JobDependency.__table__
 events = model.JobEvent.__table__
 logs = model.JobLog.__table__
 workers = model.Worker.__table__
+meta = model.StoreMeta.__table__
 
 
 def _sqlite_path(url: sa.URL) -> Path | None:
