@@ -146,6 +146,8 @@ class Worker(SQLModel, table=True):
     version: str = ""
     problem: str | None = Field(default=None, sa_type=sa.Text)
     """Why this pool cannot work as it should (None when healthy); said by its heartbeat."""
+    supervision: str | None = Field(default=None, max_length=32)
+    """How this worker makes sure nothing of a job survives it: ``cgroup`` or ``pgroup``."""
 
 
 class StoreMeta(SQLModel, table=True):

@@ -44,7 +44,9 @@ def _sqlite_path(url: sa.URL) -> Path | None:
 class Database:
     """One engine per store URL; ``read()`` and ``write()`` are the only ways in."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, busy_timeout: float = BUSY_TIMEOUT_MS / 1000) -> None:
+        self.busy_timeout = busy_timeout
+        """Seconds a write waits for another process's write lock before it fails."""
         try:
             self.url = sa.make_url(url)
         except sa.exc.ArgumentError:
@@ -58,7 +60,7 @@ class Database:
                     path.parent.mkdir(parents=True, exist_ok=True)
                 except OSError as exc:
                     raise StoreUnavailable(f"cannot create {path.parent}: {exc.strerror}") from None
-            kwargs["connect_args"] = {"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
+            kwargs["connect_args"] = {"timeout": busy_timeout, "check_same_thread": False}
         else:
             kwargs["pool_pre_ping"] = True
         try:
@@ -66,17 +68,17 @@ class Database:
         except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as exc:
             raise StoreUnavailable(f"cannot use store {self.describe()}: {exc}") from None
         if self.dialect == "sqlite":
-            self._setup_sqlite(self.engine)
+            self._setup_sqlite(self.engine, int(busy_timeout * 1000))
         self._writer = self.engine.execution_options(opsconsole_write=True)
 
     @staticmethod
-    def _setup_sqlite(engine: Engine) -> None:
+    def _setup_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_conn: Any, _record: Any) -> None:
             # take transaction control from the driver so we can BEGIN IMMEDIATE
             dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
-            cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            cur.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")

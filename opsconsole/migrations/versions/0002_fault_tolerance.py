@@ -22,6 +22,7 @@ def upgrade() -> None:
         )
     with op.batch_alter_table("workers", schema=None) as batch_op:
         batch_op.add_column(sa.Column("problem", sa.Text(), nullable=True))
+        batch_op.add_column(sa.Column("supervision", sa.String(length=32), nullable=True))
     op.create_table(
         "store_meta",
         sa.Column("key", sa.String(length=64), nullable=False),
@@ -33,6 +34,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("store_meta")
     with op.batch_alter_table("workers", schema=None) as batch_op:
+        batch_op.drop_column("supervision")
         batch_op.drop_column("problem")
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.drop_column("interruptions")
