@@ -82,6 +82,12 @@ class Settings:
         "Bytes kept of one log line; the rest is replaced by a marker.", default=16384
     )
     page_size: int = _doc("Rows per page of `jobs list`.", default=50)
+    max_interruptions: int = _doc(
+        "Times in a row a job with `on_interrupt: requeue` is requeued after its worker "
+        "vanished while running it; past this it ends `failed` (it may be what crashes the "
+        "worker).",
+        default=3,
+    )
 
     def doc(self, name: str) -> str:
         return next(f.metadata["doc"] for f in fields(self) if f.name == name)
@@ -101,6 +107,7 @@ _CONVERTERS: dict[str, type] = {
     "log_cap": int,
     "log_line_max": int,
     "page_size": int,
+    "max_interruptions": int,
 }
 
 

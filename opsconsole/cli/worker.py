@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from opsconsole.cli import output
 from opsconsole.cli.app import service
 from opsconsole.cli.exit_codes import ExitCode
+
+if TYPE_CHECKING:
+    from opsconsole.core.views import WorkerView
 
 workers_app = typer.Typer(help="Running worker pools: list and resize.", no_args_is_help=True)
 
@@ -63,7 +66,7 @@ def list_workers(
     now = svc.now()
     output.table(
         None,
-        ["WORKER", "HOST", "PID", "SLOTS", "BUSY", "STATE", "HEARTBEAT"],
+        ["WORKER", "HOST", "PID", "SLOTS", "BUSY", "STATE", "HEARTBEAT", "PROBLEM"],
         [
             (
                 w.id,
@@ -71,14 +74,22 @@ def list_workers(
                 w.pid,
                 w.slots if w.slots == w.desired_slots else f"{w.slots}->{w.desired_slots}",
                 w.busy,
-                output.styled_state("running" if w.alive else "failed")
-                if w.state == "running" and not w.alive
-                else w.state,
+                _state(w),
                 output.ago(w.heartbeat_at, now),
+                w.problem or "",
             )
             for w in views
         ],
     )
+
+
+def _state(w: WorkerView) -> Any:
+    """What an operator must know first: a live pool that cannot work is not "running"."""
+    if w.state in ("running", "draining") and not w.alive:
+        return output.styled_state("failed") if w.state == "running" else w.state
+    if w.alive and w.problem:
+        return "unhealthy"
+    return w.state
 
 
 @workers_app.command("resize")

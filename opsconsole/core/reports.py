@@ -130,6 +130,8 @@ class ReportsMixin:
             heartbeat_at=r["heartbeat_at"],
             alive=alive,
             version=r["version"],
+            problem=r["problem"],
+            supervision=r["supervision"],
         )
 
     def workers(self, *, include_stopped: bool = False) -> list[WorkerView]:
@@ -209,6 +211,7 @@ class ReportsMixin:
         workers = self.workers()
         alive = [w for w in workers if w.alive]
         stale = [w for w in workers if not w.alive]
+        troubled = [w for w in alive if w.problem]
         counts = queries.counts_by_state(self.db)
         ready = counts.get(S.QUEUED.value, 0)
         if stale:
@@ -227,9 +230,13 @@ class ReportsMixin:
         else:
             busy = sum(w.busy for w in alive)
             slots = sum(w.slots for w in alive)
-            checks.append(
-                HealthCheck("workers", True, f"{len(alive)} alive, {busy}/{slots} slots busy")
-            )
+            how = sorted({w.supervision for w in alive if w.supervision})
+            detail = f"{len(alive)} alive, {busy}/{slots} slots busy"
+            if how:
+                detail += f"; job processes contained by {', '.join(how)}"
+            checks.append(HealthCheck("workers", True, detail))
+        for w in troubled:
+            checks.append(HealthCheck(f"worker {w.id}", False, w.problem or ""))
         home = Path(self.settings.home)
         probe = home if home.exists() else home.parent
         while not probe.exists() and probe != probe.parent:

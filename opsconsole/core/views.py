@@ -280,9 +280,18 @@ class WorkerView:
     heartbeat_at: datetime
     alive: bool
     version: str
+    problem: str | None = None
+    """Why this pool cannot work as it should (None when healthy), or how it vanished."""
+    supervision: str | None = None
+    """How it makes sure nothing of a job survives it: ``cgroup`` or ``pgroup``."""
+
+    @property
+    def healthy(self) -> bool:
+        return self.alive and not self.problem
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        d["healthy"] = self.healthy
         d["started_at"] = iso(self.started_at)
         d["heartbeat_at"] = iso(self.heartbeat_at)
         return d

@@ -28,10 +28,35 @@ class Settlement:
     message: str
 
 
+KNOWN = frozenset({"succeeded", "partial", "failed", "timed_out", "cancelled", "interrupted"})
+"""The outcomes a run may end with; anything else is a handler's bug and ends the job failed."""
+VANISHED = "worker_vanished"
+"""The error kind of an interruption by a worker that died (not one that shut down)."""
+
+
 def settle(
-    row: Mapping[str, Any], result: RunResult, red: Redactor, now: datetime
+    row: Mapping[str, Any],
+    result: RunResult,
+    red: Redactor,
+    now: datetime,
+    *,
+    max_interruptions: int = 3,
 ) -> Settlement | None:
-    """The state an attempt ends in; None for a run the store already gave to another worker."""
+    """The state an attempt ends in; None for a run the store already gave to another worker.
+
+    A job whose worker vanished is requeued (``on_interrupt: requeue``) at most
+    ``max_interruptions`` times in a row: a job that kills its worker each time it runs must
+    not take the pool (and every bystander) down forever, so past the cap it ends failed.
+    """
+    if result.outcome == "lost":
+        return None
+    if result.outcome not in KNOWN:
+        shown = red.text(str(result.outcome))[:40]
+        result = RunResult.failed(
+            f"the run ended with an unknown outcome {shown!r} "
+            f"(one of {', '.join(sorted(KNOWN - {'interrupted'}))} was expected)",
+            kind="unknown_outcome",
+        )
     attempt = row["attempts"]
     values: dict[str, Any] = {
         "exit_code": result.exit_code,
@@ -42,6 +67,8 @@ def settle(
     kind = None
     message = red.text(result.message or (result.error or {}).get("message", "") or "")
     outcome = result.outcome
+    if outcome != "interrupted":
+        values["interruptions"] = 0  # the cap counts crashes in a row
     if outcome == "succeeded":
         new = S.SUCCEEDED
         values["progress"] = 100
@@ -60,12 +87,25 @@ def settle(
             new = S.FAILED if outcome == "failed" else S.TIMED_OUT
     elif outcome == "cancelled":
         new = S.CANCELLED
-    elif outcome == "interrupted":
-        if row["on_interrupt"] == "requeue":
+    else:  # interrupted: by a worker that shut down, or one that vanished
+        crashed = (result.error or {}).get("kind") == VANISHED
+        count = int(row.get("interruptions") or 0) + (1 if crashed else 0)
+        values["interruptions"] = count
+        if row["on_interrupt"] != "requeue":
+            new = S.INTERRUPTED
+        elif crashed and count >= max_interruptions:
+            new, kind = S.FAILED, "failed"
+            message = (
+                f"interrupted {count} times in a row, each time because its worker vanished "
+                f"while running it: not requeued again (it may be what crashes the worker); "
+                f"last: {message}"
+            )
+            values["error"] = {
+                "message": message,
+                "kind": "interrupted_repeatedly",
+                "detail": {"interruptions": count, "last": values["error"]},
+            }
+        else:
             new, kind = S.QUEUED, "requeued"
             values["run_at"] = now
-        else:
-            new = S.INTERRUPTED
-    else:
-        return None
     return Settlement(new, values, kind, message[:500])

@@ -1,63 +1,53 @@
-"""The worker pool: slots that claim and run jobs, heartbeats, cancel, timeouts, the reaper.
+"""The worker pool: one claimer feeding slot threads, heartbeats, the reaper, stopping.
 
-Slots are threads. An idle slot sleeps on a condition that a local submit wakes at once
-(the wake-up channel) and that polling wakes at the latest every ``poll_interval``. The
-pool's timers (heartbeats, the reaper, the wake-up for the next due job) run on an embedded
-APScheduler ``BackgroundScheduler``. ``tick(now)`` does one heartbeat and one reap by hand,
-so tests drive time instead of sleeping.
+One claimer per pool takes work for free slots: idle slots never touch the store (sixteen
+idle slots cost one read per poll, not sixteen write transactions). The claimer sleeps on a
+condition that a local submit wakes at once (the wake-up channel) and that polling wakes at
+the latest every ``poll_interval``. Every loop survives store errors: it backs off,
+retries, says what is wrong in ``problem`` (which the heartbeat writes to the worker's
+row, for ``workers list``, ``health`` and the console) and recovers when the store is back.
+A slot thread that dies is replaced. The timers (heartbeats, the reaper, the wake-up for the
+next due job) run on an embedded APScheduler ``BackgroundScheduler``; ``tick(now)`` does
+one heartbeat and one reap by hand, so tests drive time instead of sleeping.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import secrets
-import shutil
 import signal
 import socket
-import tempfile
+import sys
 import threading
 import time
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from opsconsole import __version__
 from opsconsole.core import wake
-from opsconsole.core.catalog import template_from_dict
-from opsconsole.core.errors import OpsError
-from opsconsole.core.secrets import Redactor
+from opsconsole.core.errors import OpsError, StoreUnavailable
 from opsconsole.core.service import OpsService
 from opsconsole.core.states import JobState
 from opsconsole.core.store import claim as claim_store
-from opsconsole.core.store import jobs as job_store
-from opsconsole.engine.context import RunContext, RunResult
-from opsconsole.engine.logsink import LogSink
-from opsconsole.engine.outcome import settle
-from opsconsole.engine.reaper import reap
-from opsconsole.engine.runners.base import Runner, RunSpec
-from opsconsole.engine.runners.python import PythonRunner
-from opsconsole.engine.runners.shell import ShellRunner
+from opsconsole.engine.attempt import AttemptEnv, Run, execute
+from opsconsole.engine.context import RunResult
+from opsconsole.engine.reaper import Reaper
+from opsconsole.engine.recorder import Recorder
 
 log = logging.getLogger("opsconsole.worker")
 S = JobState
 
-RUNNERS: dict[str, Callable[[], Runner]] = {"shell": ShellRunner, "python": PythonRunner}
-
-
-@dataclass
-class Run:
-    """One attempt in progress on a slot."""
-
-    job_id: str
-    attempt: int
-    ctx: RunContext
-    row: dict[str, Any]
-    started: float = field(default_factory=time.monotonic)
-    done: threading.Event = field(default_factory=threading.Event)
+BACKOFF_FIRST = 0.1
+BACKOFF_MAX = 5.0
+SLOT_DEATHS_WINDOW = 60.0
+"""Seconds over which slot threads that keep dying make the pool unhealthy."""
+RECENT_OUTCOMES = 1000
+PRUNE_EVERY = 600.0
+"""Seconds between two passes that forget long-gone workers."""
 
 
 @dataclass
@@ -65,7 +55,34 @@ class Slot:
     index: int
     thread: threading.Thread | None = None
     run: Run | None = None
+    """The attempt handed to this slot (claimed, maybe not started yet), if any."""
+    wake: threading.Event = field(default_factory=threading.Event)
     abandoned: bool = False
+    retired: bool = False
+    reserved: bool = False
+    """Picked by the claimer for the job it is claiming: the slot must not retire meanwhile."""
+
+
+class _Problems:
+    """What keeps the pool from working, by source; ``None`` clears a source."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_source: dict[str, str] = {}
+
+    def set(self, source: str, message: str | None) -> bool:
+        """Record (or clear) a source's problem; True if that changed anything."""
+        with self._lock:
+            old = self._by_source.get(source)
+            if message is None:
+                self._by_source.pop(source, None)
+            else:
+                self._by_source[source] = message
+            return old != message
+
+    def all(self) -> list[str]:
+        with self._lock:
+            return list(self._by_source.values())
 
 
 class WorkerPool:
@@ -92,24 +109,51 @@ class WorkerPool:
         self._target = slots
         self._slots: list[Slot] = []
         self._lock = threading.RLock()
-        self._idle = threading.Condition(threading.Lock())
+        self._cond = threading.Condition(threading.Lock())
+        self._poked = False
         self._claiming = True
-        self._stopped = threading.Event()
-        """Tells slots and timers to stop."""
+        self._stopping = threading.Event()
+        """Tells the claimer, slots and timers to stop; running jobs are being stopped."""
         self._finished = threading.Event()
         """Set when ``stop`` has recorded everything: the process may exit."""
+        self._once_done = threading.Event()
         self._state = "running"
         self._listener: wake.Listener | None = None
-        self._listen_thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._scheduler: Any = None
-        self.outcomes: list[tuple[str, str]] = []
-        """(job, final or retry state) of every attempt this pool finished."""
+        self._problems = _Problems()
+        self._slot_deaths: deque[float] = deque(maxlen=16)
+        self._abandoned: list[threading.Thread] = []
+        self._timer_failures: dict[str, float] = {}
+        self._last_prune: float | None = None
+        self.fatal: str | None = None
+        """Set when this pool must not go on (its store file was replaced): it stops."""
+        self.outcomes: deque[tuple[str, str]] = deque(maxlen=RECENT_OUTCOMES)
+        """(job, final or retry state) of the attempts this pool finished most recently."""
+        self.counts: Counter[str] = Counter()
+        """How many attempts this pool ended in each state."""
         self._signals = 0
+        self.recorder = Recorder(
+            self.db,
+            self.clock,
+            self.id,
+            max_interruptions=self.settings.max_interruptions,
+            stopping=self._stopping,
+        )
+        self.reaper = Reaper(self.db, self.settings, self.id, self.host, self._held, self.recorder)
+        self._env = AttemptEnv(
+            db=self.db,
+            settings=self.settings,
+            clock=self.clock,
+            box=lambda: self.service.box,
+            stopping=self._stopping,
+            abandon=self._abandon,
+        )
 
     # -- life cycle ------------------------------------------------------------------
 
     def start(self) -> WorkerPool:
-        self.service.db.ensure_schema()
+        self.db.ensure_schema()
         claim_store.register_worker(
             self.db,
             self.id,
@@ -122,14 +166,19 @@ class WorkerPool:
         self.reap()
         self._listener = wake.Listener(self.settings.db)
         if self._listener.sock is not None:
-            self._listen_thread = threading.Thread(target=self._listen, name="wake", daemon=True)
-            self._listen_thread.start()
+            self._spawn(self._listen, "wake")
         if self.use_scheduler:
             self._start_scheduler()
         with self._lock:
             for i in range(self._target):
                 self._add_slot(i)
+        self._spawn(self._claim_loop, "claimer")
         return self
+
+    def _spawn(self, target: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        self._threads.append(thread)
+        thread.start()
 
     def _start_scheduler(self) -> None:
         from apscheduler.schedulers.background import BackgroundScheduler
@@ -152,36 +201,51 @@ class WorkerPool:
         self._scheduler = sched
 
     def _safe(self, fn: Callable[[], Any]) -> Callable[[], None]:
+        """A timer that never dies and never floods the log: one line per outage and recovery."""
+        name = getattr(fn, "__name__", "timer")
+
         def call() -> None:
             try:
                 fn()
-            except OpsError as exc:
-                log.warning("%s: %s", getattr(fn, "__name__", "timer"), exc)
-            except Exception:
-                log.exception("%s failed", getattr(fn, "__name__", "timer"))
+            except Exception as exc:
+                first = name not in self._timer_failures
+                last = self._timer_failures.get(name, 0.0)
+                if first or time.monotonic() - last > 60:
+                    self._timer_failures[name] = time.monotonic()
+                    if isinstance(exc, OpsError):
+                        log.warning("%s failed (retrying): %s", name, exc)
+                    else:
+                        log.exception("%s failed (retrying)", name)
+                return
+            if self._timer_failures.pop(name, None) is not None:
+                log.warning("%s works again", name)
 
         return call
 
     def wake_all(self) -> None:
-        with self._idle:
-            self._idle.notify_all()
+        """Wake the claimer (a job may be ready); it hands work to free slots."""
+        with self._cond:
+            self._poked = True
+            self._cond.notify_all()
 
     def _listen(self) -> None:
         assert self._listener is not None
-        while not self._stopped.is_set():
+        while not self._stopping.is_set():
             if self._listener.wait(0.5):
                 self.wake_all()
                 if self.busy():
                     self._safe(self.check_cancels)()
 
     def arm_wake(self, when: datetime) -> None:
-        """Wake idle slots when a scheduled job or retry becomes due."""
+        """Wake the claimer when a scheduled job or retry becomes due."""
         if self._scheduler is None:
             return
-        with contextlib.suppress(Exception):
+        try:
             self._scheduler.add_job(
                 self.wake_all, "date", run_date=when, id="wake-next", replace_existing=True
             )
+        except Exception:  # the scheduler is shutting down; polling still finds the job
+            log.debug("cannot arm a wake-up", exc_info=True)
 
     def _check_due(self) -> None:
         nxt = claim_store.next_run_at(self.db)
@@ -192,7 +256,93 @@ class WorkerPool:
         elif (nxt - self.clock.now()).total_seconds() < 3600:
             self.arm_wake(nxt)
 
-    # -- slots -----------------------------------------------------------------------
+    # -- the claimer -------------------------------------------------------------------
+
+    def _claim_loop(self) -> None:
+        """Claim work for free slots until the pool stops; never ends on an error."""
+        delay = 0.0
+        probe = True  # a read first: most pools start with nothing to do
+        while not self._stopping.is_set():
+            row = None
+            try:
+                self._tend_slots()
+                slot = self._free_slot() if self._claiming else None
+                if slot is None:
+                    self._wait(self.settings.poll_interval)
+                    continue
+                now = self.clock.now()
+                try:
+                    if probe and not claim_store.any_ready(self.db, now):
+                        row = None
+                    else:
+                        row = claim_store.claim(self.db, self.id, now, self.settings.lease)
+                finally:
+                    if row is None:
+                        self._unreserve(slot)
+            except Exception as exc:
+                delay = min(max(delay * 2, BACKOFF_FIRST), BACKOFF_MAX)
+                message = f"cannot claim jobs: {exc}"
+                if not isinstance(exc, StoreUnavailable):
+                    message = f"cannot claim jobs: internal error: {type(exc).__name__}: {exc}"
+                if self._problems.set("claim", message):
+                    if isinstance(exc, StoreUnavailable):
+                        log.error("%s (retrying)", message)
+                    else:
+                        log.exception("%s (retrying)", message)
+                self._stopping.wait(delay)
+                probe = False
+                continue
+            if delay:
+                delay = 0.0
+                log.warning("claiming works again")
+            self._problems.set("claim", None)
+            if row is None:
+                if self.once and self.busy() == 0:
+                    self._once_done.set()
+                    self._wait(0.05)
+                else:
+                    probe = not self._wait(self.settings.poll_interval)
+                continue
+            probe = False
+            self._hand(slot, dict(row))
+
+    def _wait(self, timeout: float) -> bool:
+        """Sleep until poked or ``timeout``; True if poked (something may be ready)."""
+        with self._cond:
+            if not self._poked:
+                self._cond.wait(timeout)
+            poked, self._poked = self._poked, False
+            return poked
+
+    def _free_slot(self) -> Slot | None:
+        with self._lock:
+            for slot in self._slots:
+                if (
+                    slot.run is None
+                    and not slot.abandoned
+                    and not slot.retired
+                    and slot.index < self._target
+                    and not slot.reserved
+                    and slot.thread is not None
+                    and slot.thread.is_alive()
+                ):
+                    slot.reserved = True
+                    return slot
+        return None
+
+    def _unreserve(self, slot: Slot) -> None:
+        with self._lock:
+            slot.reserved = False
+        slot.wake.set()
+
+    def _hand(self, slot: Slot, row: dict[str, Any]) -> None:
+        run = Run(row["id"], row["attempts"], row)
+        with self._lock:
+            slot.run = run
+            slot.reserved = False
+        slot.wake.set()
+
+    # -- slots -------------------------------------------------------------------------
 
     def _add_slot(self, index: int) -> Slot:
         slot = Slot(index)
@@ -202,6 +352,55 @@ class WorkerPool:
         self._slots.append(slot)
         slot.thread.start()
         return slot
+
+    def _tend_slots(self) -> None:
+        """Replace slot threads that died: a slot must never stop silently."""
+        with self._lock:
+            dead = [
+                s
+                for s in self._slots
+                if s.thread is not None and not s.thread.is_alive() and not s.retired
+            ]
+            for slot in dead:
+                self._slots.remove(slot)
+                self._slot_deaths.append(time.monotonic())
+                log.error("slot %s died; starting a new one", slot.index)
+                if not self._stopping.is_set() and not slot.abandoned:
+                    self._add_slot(slot.index)
+        recent = [t for t in self._slot_deaths if time.monotonic() - t < SLOT_DEATHS_WINDOW]
+        self._problems.set(
+            "slots",
+            f"{len(recent)} slot threads died in the last minute" if len(recent) >= 3 else None,
+        )
+
+    def _slot_loop(self, slot: Slot) -> None:
+        try:
+            while True:
+                slot.wake.wait(1.0)
+                slot.wake.clear()
+                with self._lock:
+                    run = slot.run
+                    if run is None:
+                        if slot.reserved:
+                            continue
+                        if self._stopping.is_set() or slot.index >= self._target:
+                            slot.retired = True
+                            if slot in self._slots:
+                                self._slots.remove(slot)
+                            return
+                        continue
+                self._run(slot, run)
+                with self._lock:
+                    slot.run = None
+                if slot.abandoned:
+                    return
+                self.wake_all()
+        except BaseException:
+            if slot.abandoned:
+                return  # an abandoned handler's thread, interrupted: it may end
+            log.exception("slot %s stopped", slot.index)
+        finally:
+            self.wake_all()
 
     def busy(self) -> int:
         with self._lock:
@@ -223,143 +422,65 @@ class WorkerPool:
         """Add slots at once; surplus slots leave as they come free."""
         n = max(1, n)
         # the store's desired size is what heartbeats apply: keep it, or the next one undoes this
-        with contextlib.suppress(OpsError):
+        try:
             claim_store.resize_worker(self.db, self.id, n)
+        except OpsError as exc:
+            log.warning("resize: %s", exc)
         self._apply_size(n)
 
     def _apply_size(self, n: int) -> None:
         with self._lock:
             self._target = max(1, n)
-            live = {s.index for s in self._slots if not s.abandoned}
+            live = {s.index for s in self._slots if not s.abandoned and not s.retired}
             for i in range(self._target):
                 if i not in live:
                     self._add_slot(i)
+            for slot in self._slots:
+                slot.wake.set()  # surplus slots retire when free
         self.wake_all()
-
-    def _slot_loop(self, slot: Slot) -> None:
-        try:
-            while not self._stopped.is_set() and self._claiming and not slot.abandoned:
-                if slot.index >= self._target:
-                    break
-                row = claim_store.claim(self.db, self.id, self.clock.now(), self.settings.lease)
-                if row is None:
-                    if self.once and self.busy() == 0:
-                        break
-                    with self._idle:
-                        self._idle.wait(self.settings.poll_interval if not self.once else 0.05)
-                    continue
-                self._execute(slot, dict(row))
-        except Exception:
-            log.exception("slot %s stopped", slot.index)
-        finally:
-            with self._lock:
-                if slot in self._slots:
-                    self._slots.remove(slot)
-                last = not any(not s.abandoned for s in self._slots)
-            if self.once and last:
-                self._stopped.set()
-            self.wake_all()
 
     # -- running one attempt ------------------------------------------------------------
 
-    def _execute(self, slot: Slot, row: dict[str, Any]) -> None:
-        job_id, attempt = row["id"], row["attempts"]
-        try:
-            tpl = template_from_dict(row["spec"])
-            params = {**row["params"], **self.service.box.open(row["secret_blob"])}
-        except OpsError as exc:
-            self._finish(row, RunResult.failed(str(exc), kind="setup"), None)
+    def _run(self, slot: Slot, run: Run) -> None:
+        result = execute(self._env, run)
+        if run.finish():  # not abandoned meanwhile
+            fenced = run.sink is not None and run.sink.fenced
+            if not fenced:
+                self.record(run.row, result, run)
+
+    def record(self, row: dict[str, Any], result: RunResult, run: Run | None = None) -> None:
+        """Record how an attempt ended (the policy is ``outcome.settle``); fenced by attempt."""
+        end = self.recorder.record(row, result, run.redactor if run is not None else None)
+        if end is None:
             return
-        secret_values = [params[n] for n in tpl.secret_names() if params.get(n) not in (None, "")]
-        redactor = Redactor(secret_values)
-        workdir = Path(tempfile.mkdtemp(prefix=f"opsconsole-{job_id}-"))
-        sink = LogSink(
-            self.db,
-            job_id,
-            attempt,
-            self.clock,
-            redactor,
-            cap=self.settings.log_cap,
-            line_max=self.settings.log_line_max,
-        )
+        self.outcomes.append((row["id"], end.state.value))
+        self.counts[end.state.value] += 1
+        if end.state == S.SCHEDULED:
+            self.arm_wake(end.values["run_at"])
+        self.wake_all()  # dependents may have been released
 
-        def record_pid(pid: int) -> None:
-            with contextlib.suppress(OpsError):
-                job_store.set_pid(self.db, job_id, attempt, pid)
-
-        ctx = RunContext(
-            job_id=job_id,
-            attempt=attempt,
-            template=tpl.name,
-            params=params,
-            dry_run=bool(row["dry_run"]),
-            workdir=workdir,
-            log_fn=sink.write,
-            progress_fn=sink.progress,
-            pid_fn=record_pid,
-        )
-        run = Run(job_id, attempt, ctx, row)
-        slot.run = run
-        env = {
-            "OPSCONSOLE_JOB_ID": job_id,
-            "OPSCONSOLE_ATTEMPT": str(attempt),
-            "OPSCONSOLE_WORKDIR": str(workdir),
-        }
-        if ctx.dry_run:
-            env["OPSCONSOLE_DRY_RUN"] = "1"
-        spec = RunSpec(
-            template=tpl,
-            timeout_s=row["timeout_s"],
-            kill_grace=self.settings.kill_grace,
-            line_max=self.settings.log_line_max,
-            catalog_dir=Path(self.settings.catalog),
-            env=env,
-        )
-        watchdogs: list[threading.Timer] = []
-        if tpl.runner == "python" and not tpl.isolate:
-            # a handler that ignores ctx.cancelled (after a cancel, a timeout or a shutdown)
-            # cannot be killed: after the grace period, record it and move on
-            def arm() -> None:
-                timer = threading.Timer(spec.kill_grace, self._abandon, args=(slot, run))
-                timer.daemon = True
-                watchdogs.append(timer)
-                if not run.done.is_set():
-                    timer.start()
-
-            ctx.stop.on_set(arm)
-        try:
-            runner = RUNNERS.get(tpl.runner)
-            if runner is None:
-                result = RunResult.failed(f"runner '{tpl.runner}' is not available", kind="setup")
-            else:
-                result = runner().run(spec, ctx)
-        except Exception as exc:
-            log.exception("job %s crashed its runner", job_id)
-            result = RunResult.failed(
-                f"internal error: {type(exc).__name__}: {exc}", kind="internal"
-            )
-        finally:
-            with self._lock:  # against _abandon: exactly one of us records this attempt
-                run.done.set()
-            for timer in watchdogs:
-                timer.cancel()
-            sink.close()
-            shutil.rmtree(workdir, ignore_errors=True)
-        if not slot.abandoned and not sink.fenced:
-            self._finish(row, result, redactor)
-        slot.run = None
-
-    def _abandon(self, slot: Slot, run: Run) -> None:
+    def _abandon(self, run: Run) -> None:
+        """An in-thread handler ignored its stop for the grace period: record it, move on."""
+        if not run.abandon():
+            return
         with self._lock:
-            if run.done.is_set() or slot.run is not run or slot.abandoned:
-                return
-            slot.abandoned = True
-            if slot in self._slots:
+            slot = next((s for s in self._slots if s.run is run), None)
+            if slot is not None:
+                slot.abandoned = True
                 self._slots.remove(slot)
+                if not self._stopping.is_set():
+                    self._add_slot(slot.index)
+            self._abandoned.append(run.thread)
+        stop = run.ctx.stop if run.ctx is not None else None
+        reason = (stop.reason if stop else None) or "interrupted"
+        what = (stop.message if stop else "") or reason.replace("_", " ")
         grace = self.settings.kill_grace
-        reason = run.ctx.stop.reason or "interrupted"
-        what = run.ctx.stop.message or reason.replace("_", " ")
-        self._finish(
+        log.error(
+            "job %s: its handler ignored cancellation for %gs; abandoning its thread",
+            run.job_id,
+            grace,
+        )
+        self.record(
             run.row,
             RunResult(
                 outcome=reason,
@@ -370,47 +491,46 @@ class WorkerPool:
                     "detail": None,
                 },
             ),
-            None,
+            run,
         )
-        if not self._stopped.is_set() and self._claiming:
-            with self._lock:
-                self._add_slot(slot.index)
+        self.wake_all()
 
-    def _finish(self, row: dict[str, Any], result: RunResult, redactor: Redactor | None) -> None:
-        """Record how an attempt ended (the policy is ``outcome.settle``); fenced by attempt."""
-        now = self.clock.now()
-        end = settle(row, result, redactor or Redactor(), now)
-        if end is None:  # lost: the store gave the job to someone else; write nothing
-            return
-        try:
-            out = job_store.finish(
-                self.db,
-                row["id"],
-                row["attempts"],
-                end.state,
-                now,
-                values=end.values,
-                kind=end.kind,
-                message=end.message,
-                actor=self.id,
-            )
-        except OpsError as exc:
-            log.error("job %s: cannot record its end: %s", row["id"], exc)
-            return
-        if out is None:
-            return
-        self.outcomes.append((row["id"], end.state.value))
-        if end.state == S.SCHEDULED:
-            self.arm_wake(end.values["run_at"])
-        self.wake_all()  # dependents may have been released
-
-    # -- heartbeats, cancel, reaper -------------------------------------------------------
+    # -- heartbeats, cancel, reaper, health ------------------------------------------------
 
     def _runs(self) -> dict[tuple[str, int], Run]:
         with self._lock:
-            return {(s.run.job_id, s.run.attempt): s.run for s in self._slots if s.run is not None}
+            return {
+                (s.run.job_id, s.run.attempt): s.run
+                for s in self._slots
+                if s.run is not None and not s.abandoned
+            }
+
+    def _held(self) -> set[tuple[str, int]]:
+        return set(self._runs())
+
+    def problem(self) -> str | None:
+        """Why this pool cannot work as it should right now; None when it can."""
+        parts = self._problems.all()
+        if self.fatal:
+            parts.insert(0, self.fatal)
+        for run in self._runs().values():
+            sink_problem = run.sink.problem if run.sink is not None else None
+            if sink_problem:
+                parts.append(f"job {run.job_id}: its log is not landing: {sink_problem}")
+        recording = self.recorder.problem
+        if recording:
+            parts.append(recording)
+        with self._lock:
+            self._abandoned = [t for t in self._abandoned if t.is_alive()]
+            stuck = len(self._abandoned)
+        if stuck:
+            parts.append(
+                f"{stuck} abandoned handler thread(s) still running (they ignored cancellation)"
+            )
+        return "; ".join(parts)[:2000] if parts else None
 
     def heartbeat(self, now: datetime | None = None) -> None:
+        self._check_store_file()
         runs = self._runs()
         reply = claim_store.heartbeat(
             self.db,
@@ -421,15 +541,27 @@ class WorkerPool:
             busy=len(runs),
             state=self._state,
             running=list(runs),
+            problem=self.problem(),
         )
         for job_id, attempt, reason in reply.cancel:
             run = runs.get((job_id, attempt))
             if run is not None:
-                run.ctx.stop.set("cancelled", reason)
+                run.stop.set("cancelled", reason)
         for key in reply.lost:
-            runs[key].ctx.stop.set("lost", "the store gave this job to another worker")
+            runs[key].stop.set("lost", "the store gave this job to another worker")
         if reply.desired_slots != self._target and self._claiming:
             self._apply_size(reply.desired_slots)
+
+    def _check_store_file(self) -> None:
+        """A SQLite file removed or replaced under a running worker: stop, loudly."""
+        if self.fatal:
+            return
+        try:
+            self.db.check_file()
+        except StoreUnavailable as exc:
+            self.fatal = f"{exc}: this worker no longer claims jobs (restart it)"
+            self._claiming = False
+            log.error("%s", self.fatal)
 
     def check_cancels(self) -> None:
         runs = self._runs()
@@ -438,11 +570,18 @@ class WorkerPool:
         for job_id, attempt, reason in claim_store.cancel_requests(self.db, self.id):
             run = runs.get((job_id, attempt))
             if run is not None:
-                run.ctx.stop.set("cancelled", reason)
+                run.stop.set("cancelled", reason)
 
     def reap(self, now: datetime | None = None) -> int:
-        """Settle jobs whose worker vanished (see ``reaper.reap``)."""
-        return reap(self, now or self.clock.now())
+        """Settle jobs no live worker holds (see ``reaper.Reaper``)."""
+        now = now or self.clock.now()
+        settled = self.reaper.reap(now)
+        if self._last_prune is None or time.monotonic() - self._last_prune > PRUNE_EVERY:
+            self._last_prune = time.monotonic()
+            self.reaper.prune(now)
+        if settled:
+            self.wake_all()
+        return settled
 
     def tick(self, now: datetime | None = None) -> None:
         """One heartbeat and one reap at ``now``: the pool's timers, by hand."""
@@ -457,52 +596,61 @@ class WorkerPool:
         self._claiming = False
         self._state = "draining"
         self.wake_all()
-        with contextlib.suppress(OpsError):
+        try:
             claim_store.set_worker_state(self.db, self.id, "draining", self.clock.now())
+        except OpsError as exc:
+            log.warning("cannot record draining: %s", exc)
         deadline = time.monotonic() + grace
-        while self._runs() and time.monotonic() < deadline and not self._stopped.is_set():
+        while self._runs() and time.monotonic() < deadline and not self._stopping.is_set():
             time.sleep(0.05)
         self.stop()
 
     def stop(self, grace: float | None = None) -> None:
         """Stop now: running jobs are stopped (TERM, then KILL) and recorded as interrupted."""
         self._claiming = False
+        self._stopping.set()
+        self.wake_all()
+        with self._lock:
+            for slot in self._slots:
+                slot.wake.set()
         deadline = time.monotonic() + (self.settings.kill_grace if grace is None else grace) + 5
         while (runs := self._runs()) and time.monotonic() < deadline:
-            # again each round: a slot may have claimed a job just as claiming stopped
             for run in runs.values():
-                run.ctx.stop.set("interrupted", "the worker shut down")
+                run.stop.set("interrupted", "the worker shut down")
             time.sleep(0.02)
-        for key, run in self._runs().items():  # handlers that ignored the stop
-            self._finish(
-                run.row,
-                RunResult(
-                    outcome="interrupted",
-                    error={
-                        "message": "the worker shut down",
-                        "kind": "interrupted",
-                        "detail": None,
-                    },
-                ),
-                None,
-            )
-            del key
-        self._stopped.set()
-        self.wake_all()
+        for run in self._runs().values():  # handlers that ignored the stop
+            if run.abandon():
+                self.record(
+                    run.row,
+                    RunResult(
+                        outcome="interrupted",
+                        error={
+                            "message": "the worker shut down",
+                            "kind": "interrupted",
+                            "detail": None,
+                        },
+                    ),
+                    run,
+                )
         if self._scheduler is not None:
-            with contextlib.suppress(Exception):
+            try:
                 self._scheduler.shutdown(wait=False)
+            except Exception:
+                log.debug("scheduler shutdown", exc_info=True)
             self._scheduler = None
-        if self._listen_thread is not None:
+        if self._listener is not None:
             # closing the socket under a select() in progress would crash the listen thread:
-            # poke it awake (it sees _stopped) and let it end first
+            # poke it awake (it sees the stop) and let it end first
             wake.notify(self.settings.db)
-            self._listen_thread.join(timeout=2)
+        for thread in self._threads:
+            thread.join(timeout=2)
         if self._listener is not None:
             self._listener.close()
         self._state = "stopped"
-        with contextlib.suppress(OpsError):
+        try:
             claim_store.set_worker_state(self.db, self.id, "stopped", self.clock.now())
+        except OpsError as exc:
+            log.warning("cannot record that this worker stopped: %s", exc)
         # last: run_forever returns (and the process may exit) once this is set
         self._finished.set()
 
@@ -510,7 +658,10 @@ class WorkerPool:
         return self._finished.wait(timeout)
 
     def run_forever(self) -> None:
-        """Run until SIGTERM/SIGINT: the first drains, a second stops at once."""
+        """Run until SIGTERM/SIGINT: the first drains, a second stops at once.
+
+        Raises StoreUnavailable after stopping when the store file was replaced under it.
+        """
 
         def on_signal(signum: int, _frame: Any) -> None:
             self._signals += 1
@@ -524,11 +675,23 @@ class WorkerPool:
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
+        draining = False
         while not self._finished.wait(0.5):
-            pass
+            if self.fatal and not draining:
+                draining = True
+                threading.Thread(target=self.drain, name="drain", daemon=True).start()
+        if self.fatal:
+            raise StoreUnavailable(self.fatal)
 
     def run_once(self) -> bool:
         """Run every job that is ready now; True if all of them succeeded."""
-        self._stopped.wait()
+        while not self._once_done.wait(0.5):
+            if self._stopping.is_set():
+                break
         self.stop(grace=0)
-        return all(state == S.SUCCEEDED.value for _, state in self.outcomes)
+        return all(state == S.SUCCEEDED.value for state in self.counts)
+
+
+def reexec_argv() -> list[str]:
+    """The command line that started this interpreter, to replace the process with a fresh one."""
+    return [sys.executable, *sys.orig_argv[1:]]

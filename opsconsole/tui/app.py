@@ -24,7 +24,7 @@ from opsconsole.core.errors import OpsError
 from opsconsole.core.secrets import MASK
 from opsconsole.core.service import OpsService
 from opsconsole.core.states import PENDING, JobState
-from opsconsole.core.views import JobView
+from opsconsole.core.views import JobView, WorkerView
 from opsconsole.tui import actions
 from opsconsole.tui.feed import Feed
 from opsconsole.tui.log_actions import LogTail
@@ -136,6 +136,7 @@ class OpsConsole(LogTail, App[None]):
     def compose(self) -> ComposeResult:
         yield StatusBar(self.service.store_description(), id="status")
         yield Static("", id="banner", markup=False)
+        yield Static("", id="workers-banner", markup=False)
         yield Tabs(
             Tab("Queue", id="t-queue"),
             Tab("Running", id="t-running"),
@@ -332,6 +333,7 @@ class OpsConsole(LogTail, App[None]):
         if not self.is_running:
             return
         self.query_one(StatusBar).set_counts(msg.counts, msg.workers)
+        self._show_worker_problems(msg.workers)
         self.query_one("#queue", JobTable).refresh_times()
         self.query_one("#history", JobTable).refresh_times()
         if self.pool is not None and self.quitting and self.pool.busy() == 0:
@@ -343,6 +345,18 @@ class OpsConsole(LogTail, App[None]):
         if msg.job_id == self.log_job:
             self.query_one(LogView).append(msg.lines)
             self._update_log_title()
+
+    def _show_worker_problems(self, workers: list[WorkerView]) -> None:
+        """A pool that is alive but cannot work is as urgent as a store that is away."""
+        troubled = [w for w in workers if w.alive and w.problem]
+        banner = self.query_one("#workers-banner", Static)
+        banner.set_class(bool(troubled), "-visible")
+        if not troubled:
+            banner.update("")
+            return
+        first = troubled[0]
+        more = f" (and {len(troubled) - 1} more worker(s))" if len(troubled) > 1 else ""
+        banner.update(f"worker {first.id} cannot work: {first.problem}{more}  (W: workers)")
 
     def on_store_status(self, msg: StoreStatus) -> None:
         if not self.is_running:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import wait_until, write_template
+from support import wait_until, write_lock_held, write_template
 
 from opsconsole.config import Settings
 from opsconsole.core.service import OpsService, SubmitRequest
@@ -162,6 +162,7 @@ wait
 
 
 def test_a_frozen_worker_that_comes_back_cannot_touch_its_successors_attempt(
+    settings: Settings,
     service: OpsService,
     catalog: Path,
     start_pool: Any,
@@ -194,7 +195,10 @@ wait
     wait_until(lambda: any(ln.stream == "out" for ln in service.logs_since(job)))
     first = runs.pids("frozen", 1)
 
-    os.kill(old.pid, signal.SIGSTOP)  # alive but silent: only its lease running out tells
+    with write_lock_held(Path(settings.db.removeprefix("sqlite:///"))):
+        # frozen while we hold the write lock, so it cannot be frozen inside a write of its own
+        # (which would lock every other process out of the store)
+        os.kill(old.pid, signal.SIGSTOP)  # alive but silent: only its lease running out tells
     try:
         pool = start_pool(1)
         view = wait_until(
@@ -225,3 +229,46 @@ wait
         (1, "attempt 1 says hello"),
         (2, "attempt 2 says hello"),
     ]
+
+
+@pytest.mark.slow
+def test_a_job_that_kills_its_worker_is_requeued_at_most_max_interruptions_times(
+    service: OpsService, catalog: Path, worker_process: Any, tmp_path: Path
+) -> None:
+    gate = tmp_path / "gate"
+    (catalog / "poison_handler.py").write_text(
+        "import os\n\n"
+        "def run(ctx):\n"
+        "    ctx.log('about to take the worker down')\n"
+        "    os._exit(1)\n"
+    )
+    write_template(
+        catalog,
+        "poison",
+        "runner: python\nhandler: poison_handler:run\nisolate: false\non_interrupt: requeue\n",
+    )
+    write_template(catalog, "bystander", bash(f"while [ ! -e {gate} ]; do sleep 0.05; done"))
+    bystander = service.submit(SubmitRequest("bystander")).id
+    first = worker_process()
+    wait_until(lambda: service.get(bystander).state == S.RUNNING, 20)
+    poison = service.submit(SubmitRequest("poison")).id
+    crashed = [first]
+    assert first.wait(20) == 1  # the poison took its worker, and the bystander, down
+    for _ in range(2):  # a supervisor restarts the worker; the poison is requeued, runs again
+        crashed.append(worker_process())
+        assert crashed[-1].wait(20) == 1
+    survivor = worker_process()
+    view = final(service, poison, timeout=20)
+    assert view.state == S.FAILED
+    assert view.attempts == 3
+    assert view.error is not None
+    assert "interrupted 3 times in a row" in view.error["message"]
+    assert survivor.poll() is None  # the fourth worker lives: the poison is not run again
+    # the crashed worker's record names what it was running; the bystander names the poison
+    dead = next(w for w in service.workers(include_stopped=True) if f":{first.pid}:" in w.id)
+    assert dead.state == "dead"
+    assert dead.problem is not None and poison in dead.problem and bystander in dead.problem
+    view = final(service, bystander)
+    assert view.state == S.INTERRUPTED
+    assert view.error is not None
+    assert f":{first.pid}:" in view.error["message"] and poison in view.error["message"]

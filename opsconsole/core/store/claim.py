@@ -109,11 +109,25 @@ def next_run_at(db: Database) -> datetime | None:
         ).scalar()
 
 
+def any_ready(db: Database, now: datetime) -> bool:
+    """Is a job ready to claim? A read, so an idle pool's polls never take the write lock."""
+    with db.read() as conn:
+        return conn.execute(_ready_subquery(now, skip_locked=False)).first() is not None
+
+
 # -- workers and heartbeats -----------------------------------------------------------
 
 
 def register_worker(
-    db: Database, worker_id: str, *, host: str, pid: int, slots: int, now: datetime, version: str
+    db: Database,
+    worker_id: str,
+    *,
+    host: str,
+    pid: int,
+    slots: int,
+    now: datetime,
+    version: str,
+    supervision: str | None = None,
 ) -> None:
     with db.write() as conn:
         conn.execute(
@@ -128,6 +142,7 @@ def register_worker(
                 started_at=now,
                 heartbeat_at=now,
                 version=version,
+                supervision=supervision,
             )
         )
 
@@ -151,20 +166,32 @@ def heartbeat(
     busy: int,
     state: str,
     running: list[tuple[str, int]],
+    problem: str | None = None,
 ) -> HeartbeatReply:
-    """Renew this worker's row and its jobs' leases; report cancels and lost jobs."""
+    """Renew this worker's row and the leases of the runs it holds; report cancels and losses.
+
+    Only the runs in ``running`` are renewed: a row this worker owns but no longer holds (a
+    run whose end could not be written, a slot that died) must let its lease run out, so
+    the reaper settles it instead of it staying ``running`` forever.
+    """
+    held = {job for job, _attempt in running}
     with db.write() as conn:
         desired = conn.execute(
             workers.update()
             .where(workers.c.id == worker_id)
-            .values(heartbeat_at=now, slots=slots, busy=busy, state=state)
+            .values(heartbeat_at=now, slots=slots, busy=busy, state=state, problem=problem)
             .returning(workers.c.desired_slots)
         ).scalar()
-        conn.execute(
-            jobs.update()
-            .where(jobs.c.worker == worker_id, jobs.c.state == S.RUNNING.value)
-            .values(lease_until=now + timedelta(seconds=lease_s))
-        )
+        if held:
+            conn.execute(
+                jobs.update()
+                .where(
+                    jobs.c.worker == worker_id,
+                    jobs.c.state == S.RUNNING.value,
+                    jobs.c.id.in_(sorted(held)),
+                )
+                .values(lease_until=now + timedelta(seconds=lease_s))
+            )
         owned = {
             (r.id, r.attempts): (bool(r.cancel_requested), r.cancel_reason or "cancelled")
             for r in conn.execute(
@@ -236,28 +263,33 @@ def orphaned_jobs(db: Database, now: datetime, dead_workers: list[str]) -> list[
             conn.execute(
                 sa.select(
                     jobs.c.id,
+                    jobs.c.template,
                     jobs.c.attempts,
                     jobs.c.worker,
                     jobs.c.on_interrupt,
+                    jobs.c.interruptions,
                     jobs.c.pid,
                     jobs.c.cancel_requested,
                     jobs.c.cancel_reason,
                 )
                 .where(jobs.c.state == S.RUNNING.value, cond)
+                .order_by(jobs.c.worker, jobs.c.started_at, jobs.c.id)
                 .limit(500)
             ).mappings()
         )
 
 
-def mark_workers_dead(db: Database, worker_ids: list[str], now: datetime) -> None:
-    if not worker_ids:
+def mark_workers_dead(db: Database, problems: dict[str, str], now: datetime) -> None:
+    """Record workers as dead, each with what it was doing when it vanished."""
+    if not problems:
         return
     with db.write() as conn:
-        conn.execute(
-            workers.update()
-            .where(workers.c.id.in_(worker_ids), workers.c.state != "stopped")
-            .values(state="dead", busy=0)
-        )
+        for worker_id, problem in problems.items():
+            conn.execute(
+                workers.update()
+                .where(workers.c.id == worker_id, workers.c.state != "stopped")
+                .values(state="dead", busy=0, problem=problem)
+            )
 
 
 def stale_workers(db: Database, older_than: datetime) -> list[RowMapping]:
@@ -282,3 +314,23 @@ def workers_on_host(db: Database, host: str) -> list[RowMapping]:
                 )
             ).mappings()
         )
+
+
+def prune_workers(db: Database, older_than: datetime, *, batch: int = 500) -> int:
+    """Delete rows of workers that stopped or died before ``older_than``; returns how many."""
+    with db.write() as conn:
+        ids = (
+            conn.execute(
+                sa.select(workers.c.id)
+                .where(
+                    workers.c.state.in_(["stopped", "dead"]),
+                    workers.c.heartbeat_at < older_than,
+                )
+                .limit(batch)
+            )
+            .scalars()
+            .all()
+        )
+        if ids:
+            conn.execute(workers.delete().where(workers.c.id.in_(ids)))
+        return len(ids)

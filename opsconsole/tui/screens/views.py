@@ -88,7 +88,7 @@ class LocksScreen(TableView):
 
 class WorkersScreen(TableView):
     TITLE = "Workers (r: resize the selected worker)"
-    COLUMNS = ("WORKER", "HOST", "PID", "SLOTS", "BUSY", "STATE", "HEARTBEAT")
+    COLUMNS = ("WORKER", "HOST", "PID", "SLOTS", "BUSY", "STATE", "HEARTBEAT", "PROBLEM")
     BINDINGS = [*TableView.BINDINGS, Binding("r", "resize", "Resize")]
 
     def __init__(self) -> None:
@@ -111,14 +111,17 @@ class WorkersScreen(TableView):
         for w in workers:
             slots = str(w.slots) if w.slots == w.desired_slots else f"{w.slots}→{w.desired_slots}"
             state = w.state if w.alive else f"{w.state} (no heartbeat)"
+            if w.alive and w.problem:
+                state = "unhealthy"
             self.table.add_row(
                 Text(w.id),
                 Text(w.host),
                 Text(str(w.pid)),
                 Text(slots),
                 Text(str(w.busy)),
-                Text(state, style="green" if w.alive else "red"),
+                Text(state, style="green" if w.healthy else "red"),
                 Text(ago(w.heartbeat_at, now)),
+                Text(w.problem or ""),
                 key=w.id,
             )
         if workers:
