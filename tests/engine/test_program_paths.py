@@ -7,6 +7,7 @@ and the worker resolves the program right before it starts it.
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -165,3 +166,32 @@ def test_a_bare_name_comes_from_path(service: OpsService, catalog: Path, start_p
     assert final(service, job.id).state == S.SUCCEEDED
     assert [ln.text for ln in service.logs_since(job.id) if ln.stream == "out"] == ["hello"]
 
+
+@pytest.mark.parametrize("isolate", [False, True], ids=["in-thread", "isolated"])
+def test_a_handler_module_linked_out_after_submit_is_not_imported(
+    service: OpsService, catalog: Path, start_pool: Any, tmp_path: Path, isolate: bool
+) -> None:
+    ran = tmp_path / "evil-ran"
+    module = f"inv_{uuid.uuid4().hex[:10]}"
+    (catalog / f"{module}.py").write_text("def run(ctx):\n    return 'catalog'\n")
+    outside = tmp_path / "outside" / f"{module}.py"
+    outside.parent.mkdir()
+    outside.write_text(f"open({str(ran)!r}, 'w').close()\ndef run(ctx):\n    return 'evil'\n")
+    write_template(
+        catalog, "inv", f"runner: python\nhandler: {module}:run\nisolate: {str(isolate).lower()}\n"
+    )
+    assert service.catalog_problems() == []
+    job = service.submit(SubmitRequest("inv"))
+
+    (catalog / f"{module}.py").unlink()
+    (catalog / f"{module}.py").symlink_to(outside)
+
+    start_pool(1)
+    view = final(service, job.id)
+    assert view.state == S.FAILED
+    assert view.error is not None
+    assert view.error["message"].startswith(
+        f"handler module file {catalog.resolve() / (module + '.py')} resolves to "
+        f"{outside.resolve()}, outside the catalog {catalog.resolve()}"
+    )
+    assert not ran.exists()
