@@ -1,7 +1,8 @@
 """The log tail's side of the console: which job it shows, search, pager and save.
 
 A mixin of ``OpsConsole``: every store read here runs through ``OpsConsole.call`` (a
-thread worker); the LogView widget only ever receives lines.
+thread worker); the LogView widget only ever receives lines. Saving creates a new file and
+never follows a link or overwrites anything: a taken name moves on to the next free one.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ import shlex
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
+from opsconsole.core.errors import OpsError
 from opsconsole.core.views import LogLine
 from opsconsole.tui.screens.dialogs import PromptScreen
 from opsconsole.tui.widgets.log_pane import LogView
@@ -24,6 +26,30 @@ if TYPE_CHECKING:
 
 TAIL = 2000
 """Log lines fetched when a job is selected; older ones load on scroll."""
+
+SAVE_NAMES = 100
+"""How many names (``opsconsole-JOB.log``, ``opsconsole-JOB-2.log``, ...) saving tries."""
+
+_CREATE_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def create_log_file(directory: Path, job: str) -> tuple[Path, TextIO]:
+    """A new file (mode 0600) for a saved log: never a link followed, never a file replaced.
+
+    ``O_EXCL`` fails on any existing name, a planted symbolic link included, so a taken name
+    moves on to ``opsconsole-JOB-2.log`` and so on.
+    """
+    for n in range(1, SAVE_NAMES + 1):
+        path = directory / (f"opsconsole-{job}.log" if n == 1 else f"opsconsole-{job}-{n}.log")
+        try:
+            fd = os.open(path, _CREATE_NEW, 0o600)
+        except FileExistsError:
+            continue
+        return path, os.fdopen(fd, "w", encoding="utf-8", errors="replace")
+    raise OpsError(
+        f"not saved: opsconsole-{job}.log to opsconsole-{job}-{SAVE_NAMES}.log all exist "
+        f"in {directory}"
+    )
 
 
 class LogTail:
@@ -156,17 +182,16 @@ class LogTail:
         on_ = view.toggle_context()
         self.notify("showing matching lines with context" if on_ else "showing every line")
 
-    def _dump_log(self, job: str, path: Path) -> Path:
-        """Write the whole stored log to ``path`` in batches (never all in memory)."""
+    def _dump_log(self, job: str, fh: TextIO) -> None:
+        """Write the whole stored log to ``fh`` in batches (never all in memory)."""
         after = 0
-        with path.open("w", encoding="utf-8", errors="replace") as fh:
-            while True:
-                lines = self.service.logs_since(job, after, limit=5000)
-                if not lines:
-                    return path
-                for ln in lines:
-                    fh.write(ln.text + "\n")
-                after = lines[-1].seq
+        while True:
+            lines = self.service.logs_since(job, after, limit=5000)
+            if not lines:
+                return
+            for ln in lines:
+                fh.write(ln.text + "\n")
+            after = lines[-1].seq
 
     def action_pager(self) -> None:
         job = self.log_job
@@ -176,8 +201,13 @@ class LogTail:
 
         def dump() -> Path:
             fd, name = tempfile.mkstemp(prefix=f"opsconsole-{job}-", suffix=".log")
-            os.close(fd)
-            return self._dump_log(job, Path(name))
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8", errors="replace") as fh:
+                    self._dump_log(job, fh)
+            except BaseException:
+                os.unlink(name)
+                raise
+            return Path(name)
 
         def show(path: Path) -> None:
             try:
@@ -195,9 +225,29 @@ class LogTail:
         job = self.log_job
         if job is None:
             return
-        path = Path.cwd() / f"opsconsole-{job}.log"
-        self.call(
-            "save log",
-            lambda: self._dump_log(job, path),
-            lambda p: self.notify(f"saved the log of {job} to {p}", markup=False),
-        )
+
+        def save() -> Path:
+            path, fh = create_log_file(Path.cwd(), job)
+            made = os.fstat(fh.fileno())
+            try:
+                with fh:
+                    self._dump_log(job, fh)
+            except BaseException:
+                _remove_if_same(path, made)
+                raise
+            return path
+
+        def saved(path: Path) -> None:
+            taken = path.name != f"opsconsole-{job}.log"
+            note = f" (opsconsole-{job}.log already exists)" if taken else ""
+            self.notify(f"saved the log of {job} to {path}{note}", markup=False)
+
+        self.call("save log", save, saved)
+
+
+def _remove_if_same(path: Path, made: os.stat_result) -> None:
+    """Remove a half-written save, but only if ``path`` is still the file this process made."""
+    with contextlib.suppress(OSError):
+        now = os.lstat(path)
+        if (now.st_dev, now.st_ino) == (made.st_dev, made.st_ino):
+            path.unlink()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import textwrap
-import time
 from pathlib import Path
 from typing import Any
 
@@ -828,13 +827,9 @@ def test_not_a_template_mapping(tmp_path: Path, text: str, message: str) -> None
     assert problem.message.startswith(message)
 
 
-def test_loading_200_templates_is_fast(tmp_path: Path) -> None:
+def test_loading_200_templates(tmp_path: Path) -> None:
     for i in range(200):
         write(tmp_path, f"t{i:03d}.yaml", FULL.replace("restart-service", f"job-{i:03d}"))
-    Catalog.load(tmp_path)  # warm the file cache
-    start = time.perf_counter()
     catalog = Catalog.load(tmp_path)
-    elapsed = time.perf_counter() - start
     assert len(catalog.names()) == 200
     assert catalog.problems == []
-    assert elapsed < 0.5  # ~50 ms here; generous for slow CI machines

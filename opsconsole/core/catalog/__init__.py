@@ -14,13 +14,14 @@ from opsconsole.core.catalog.durations import (
     parse_priority,
     priority_name,
 )
-from opsconsole.core.catalog.loader import Catalog, CatalogProblem
+from opsconsole.core.catalog.loader import MAX_TEMPLATE_BYTES, Catalog, CatalogProblem
 from opsconsole.core.catalog.params import (
     MAX_PARAM_BYTES,
     ParamSpec,
     ParamType,
     validate_params,
 )
+from opsconsole.core.catalog.paths import check_handler_files, program_path
 from opsconsole.core.catalog.render import render, render_argv
 from opsconsole.core.catalog.schema import (
     FUTURE_RUNNERS,
@@ -34,6 +35,7 @@ from opsconsole.core.catalog.schema import (
 __all__ = [
     "FUTURE_RUNNERS",
     "MAX_PARAM_BYTES",
+    "MAX_TEMPLATE_BYTES",
     "NAME_PATTERN",
     "ON_INTERRUPT",
     "PRIORITIES",
@@ -43,10 +45,12 @@ __all__ = [
     "ParamSpec",
     "ParamType",
     "Template",
+    "check_handler_files",
     "format_duration",
     "parse_duration",
     "parse_priority",
     "priority_name",
+    "program_path",
     "render",
     "render_argv",
     "template_from_dict",

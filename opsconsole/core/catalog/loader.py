@@ -1,12 +1,16 @@
 """The catalog on disk: the only place that reads template files.
 
 ``Catalog.load`` turns each bad file into a ``CatalogProblem``, with its line where one can
-be found, so one broken template never hides the rest.
+be found, so one broken template never hides the rest. A template file is read only if it
+resolves inside the template directory, and never past ``MAX_TEMPLATE_BYTES``; the programs
+and handler modules a template names must resolve inside the catalog (``paths.py``).
 """
 
 from __future__ import annotations
 
 import difflib
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,8 +18,19 @@ from typing import Any
 import yaml
 
 from opsconsole.core.catalog.messages import _short_list, _show
+from opsconsole.core.catalog.paths import (
+    check_handler_files,
+    is_inside,
+    program_path,
+    real,
+    show_path,
+)
 from opsconsole.core.catalog.schema import Template, _SchemaError, template_from_dict
 from opsconsole.core.errors import InvalidParams, NotFound
+
+MAX_TEMPLATE_BYTES = 256 * 1024
+"""A template is a small YAML file: a bigger one is a mistake, and parsing it would stall
+every command that loads the catalog, so it is refused unread past this size."""
 
 
 @dataclass(frozen=True)
@@ -25,6 +40,8 @@ class CatalogProblem:
     path: str
     line: int | None
     message: str
+    template: str | None = None
+    """The template name the file declares, when it got that far: ``get`` names the problem."""
 
     def __str__(self) -> str:
         if self.line is None:
@@ -53,6 +70,14 @@ class Catalog:
         if not directory.is_dir():
             problem = CatalogProblem(str(directory), None, "template directory not found")
             return cls({}, [problem], root)
+        home = real(directory)
+        if not is_inside(home, real(root)):
+            message = (
+                f"template directory resolves to {show_path(home)}, outside the catalog "
+                f"{show_path(real(root))}: make templates/ a directory of the catalog, or "
+                "point the catalog setting at the directory that holds it"
+            )
+            return cls({}, [CatalogProblem(str(directory), None, message)], root)
         templates: dict[str, Template] = {}
         problems: list[CatalogProblem] = []
         try:
@@ -62,7 +87,7 @@ class Catalog:
                     for path in directory.iterdir()
                     if path.suffix in (".yaml", ".yml")
                     and not path.name.startswith(".")  # editor lock and swap files
-                    and path.is_file()
+                    and (path.is_symlink() or not path.is_dir())  # a link is checked, not skipped
                 ),
                 key=lambda path: path.name,
             )
@@ -70,7 +95,7 @@ class Catalog:
             problem = CatalogProblem(str(directory), None, f"cannot list: {exc.strerror or exc}")
             return cls({}, [problem], root)
         for path in files:
-            loaded = _load_file(path)
+            loaded = _load_file(path, home, root)
             if isinstance(loaded, CatalogProblem):
                 problems.append(loaded)
                 continue
@@ -78,7 +103,8 @@ class Catalog:
             first = templates.get(template.name)
             if first is not None:
                 message = f"duplicate template name '{template.name}' (already in {first.source})"
-                problems.append(CatalogProblem(str(path), _find_line(text, ("name",)), message))
+                line = _find_line(text, ("name",))
+                problems.append(CatalogProblem(str(path), line, message, template.name))
                 continue
             templates[template.name] = template
         return cls(templates, problems, root)
@@ -87,6 +113,9 @@ class Catalog:
         template = self.templates.get(name)
         if template is not None:
             return template
+        for problem in self.problems:
+            if problem.template == name:
+                raise NotFound(f"template '{_show(name)}' is not loaded: {problem}")
         if not self.templates:
             raise NotFound(f"unknown template '{_show(name)}' (no templates are loaded)")
         close = difflib.get_close_matches(name, self.templates, n=3, cutoff=0.6)
@@ -126,12 +155,12 @@ class _StrictLoader(_BaseLoader):  # type: ignore[misc, valid-type]
         return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
 
 
-def _load_file(path: Path) -> tuple[Template, str] | CatalogProblem:
+def _load_file(path: Path, home: str, root: Path) -> tuple[Template, str] | CatalogProblem:
+    """One template file; ``home`` is the resolved template directory, ``root`` the catalog."""
     where = str(path)
-    try:
-        data_bytes = path.read_bytes()
-    except OSError as exc:
-        return CatalogProblem(where, None, f"cannot read file: {exc.strerror or exc}")
+    data_bytes = _read_template(path, home)
+    if isinstance(data_bytes, CatalogProblem):
+        return data_bytes
     try:
         text = data_bytes.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -149,12 +178,98 @@ def _load_file(path: Path) -> tuple[Template, str] | CatalogProblem:
         return CatalogProblem(where, line, f"invalid YAML: {exc.reason} (#x{exc.character:04x})")
     except yaml.YAMLError as exc:
         return CatalogProblem(where, None, f"invalid YAML: {exc}")
+    declared = data.get("name") if isinstance(data, dict) else None
+    name = declared if isinstance(declared, str) else None
     try:
-        return template_from_dict(data, where), text
+        template = template_from_dict(data, where)
     except _SchemaError as exc:
-        return CatalogProblem(where, _find_line(text, exc.path), str(exc))
+        return CatalogProblem(where, _find_line(text, exc.path), str(exc), name)
     except InvalidParams as exc:
-        return CatalogProblem(where, None, str(exc))
+        return CatalogProblem(where, None, str(exc), name)
+    outside = _outside_the_catalog(template, root)
+    if outside is not None:
+        key, message = outside
+        return CatalogProblem(where, _find_line(text, key), message, name)
+    return template, text
+
+
+def _outside_the_catalog(
+    template: Template, root: Path
+) -> tuple[tuple[str | int, ...], str] | None:
+    """The key and message of a program or handler module that resolves outside the catalog."""
+    try:
+        if template.command is not None:
+            program_path(template.command[0], root)
+    except InvalidParams as exc:
+        return ("command", 0), f"command[0]: {exc}"
+    try:
+        if template.handler is not None:
+            check_handler_files(template.handler, root)
+    except InvalidParams as exc:
+        return ("handler",), f"handler: {exc}"
+    return None
+
+
+def _read_template(path: Path, home: str) -> bytes | CatalogProblem:
+    """The file's bytes, if it resolves inside ``home`` and is at most the size cap.
+
+    The resolved path is checked before the file is opened (nothing outside is even opened)
+    and again on the open descriptor, so a link swapped in between is caught too.
+    """
+    where = str(path)
+    target = real(path)
+    if not is_inside(target, home):
+        return _outside(where, target, home)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as exc:
+        return CatalogProblem(where, None, f"cannot read file: {exc.strerror or exc}")
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return CatalogProblem(where, None, "not a regular file")
+        opened = _opened_path(fd)
+        if opened is not None and not is_inside(opened, home):
+            return _outside(where, opened, home)
+        data = _read_at_most(fd, MAX_TEMPLATE_BYTES + 1)
+    except OSError as exc:
+        return CatalogProblem(where, None, f"cannot read file: {exc.strerror or exc}")
+    finally:
+        os.close(fd)
+    if len(data) > MAX_TEMPLATE_BYTES:
+        message = (
+            f"file is larger than {MAX_TEMPLATE_BYTES // 1024} KiB and was not read: "
+            "a template is a short YAML file (keep data in files the job reads)"
+        )
+        return CatalogProblem(where, None, message)
+    return data
+
+
+def _outside(where: str, target: str, home: str) -> CatalogProblem:
+    message = (
+        f"resolves to {show_path(target)}, outside the template directory "
+        f"{show_path(home)}: copy the template into the catalog instead of linking to it"
+    )
+    return CatalogProblem(where, None, message)
+
+
+def _opened_path(fd: int) -> str | None:
+    """What an open descriptor really is (Linux ``/proc``); None where that cannot be known."""
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return None
+
+
+def _read_at_most(fd: int, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = os.read(fd, min(limit - size, 64 * 1024))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 def _find_line(text: str, path: tuple[str | int, ...]) -> int | None:

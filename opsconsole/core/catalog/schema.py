@@ -110,6 +110,7 @@ def template_from_dict(data: Any, source: str = "") -> Template:
     command, env, handler, isolate, partial = _parse_runner_keys(data, runner)
     concurrency_key, concurrency_limit = _parse_concurrency(data.get("concurrency"))
 
+    _check_program_is_fixed(command, env)
     texts: list[tuple[str, tuple[str | int, ...]]] = []
     texts += [(item, ("command", i)) for i, item in enumerate(command or ())]
     texts += [(value, ("env", key)) for key, value in env.items()]
@@ -249,6 +250,26 @@ def _argv_text(item: Any, path: tuple[str | int, ...]) -> str:
     if "\x00" in text:
         raise _SchemaError(f"{label} contains a NUL byte", path)
     return text
+
+
+def _check_program_is_fixed(command: tuple[str, ...] | None, env: dict[str, str]) -> None:
+    """Parameters never choose what runs: no placeholder in the program or in PATH."""
+    if command and _has_placeholder(command[0]):
+        raise _SchemaError(
+            "command[0]: the program may not contain a placeholder (parameters never choose "
+            "what runs): name it in the template, as a bare name from PATH or a script inside "
+            "the catalog (scripts/deploy.sh), and pass the parameter as an argument",
+            ("command", 0),
+        )
+    if "PATH" in env and _has_placeholder(env["PATH"]):
+        raise _SchemaError(
+            "env.PATH may not contain a placeholder: it chooses the program a bare name runs",
+            ("env", "PATH"),
+        )
+
+
+def _has_placeholder(text: str) -> bool:
+    return bool(_PLACEHOLDER_RE.search(text) or _EXPRESSION_RE.search(text))
 
 
 def _check_placeholders(

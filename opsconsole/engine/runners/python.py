@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from opsconsole.core.catalog import render
+from opsconsole.core.catalog import check_handler_files, render
 from opsconsole.core.errors import InvalidParams
 from opsconsole.engine.context import RunContext, RunResult
 from opsconsole.engine.runners.base import RunSpec
@@ -30,6 +30,7 @@ def load_handler(ref: str, catalog_dir: Path) -> Callable[[RunContext], Any]:
     module_name, _, func_name = ref.partition(":")
     if not module_name or not func_name:
         raise InvalidParams(f"handler '{ref}' must look like module:function")
+    check_handler_files(ref, catalog_dir)  # links in the catalog may have changed since load
     with _import_lock:
         root = str(catalog_dir)
         if catalog_dir.is_dir() and root not in sys.path:

@@ -1,9 +1,10 @@
 """Shell runner: an argv list (never a shell string) in its own process group and work dir.
 
 Each item of ``command`` is rendered alone, so a parameter value is one argv item whatever
-it contains. A relative program path with a slash (``scripts/deploy.sh``) is taken from the
-catalog dir. Children inherit the worker's environment minus ``OPSCONSOLE_*`` (the secret
-key must never reach a job), plus the template's ``env`` and the job's own variables.
+it contains. The program is a bare name from PATH or a path inside the catalog dir
+(``scripts/deploy.sh``), resolved right before exec and exec'd exactly as resolved.
+Children inherit the worker's environment minus ``OPSCONSOLE_*`` (the secret key must never
+reach a job), plus the template's ``env`` and the job's own variables.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from __future__ import annotations
 import os
 import sys
 
-from opsconsole.core.catalog import render, render_argv
+from opsconsole.core.catalog import program_path, render, render_argv
+from opsconsole.core.errors import InvalidParams
 from opsconsole.engine.context import RunContext, RunResult
 from opsconsole.engine.procs import ProcOutcome, ProcSpec, Supervisor
 from opsconsole.engine.runners.base import MarkerParser, RunSpec
@@ -64,9 +66,13 @@ class ShellRunner:
         tpl = spec.template
         assert tpl.command is not None
         argv = render_argv(tpl.command, ctx.params)
-        if argv and "/" in argv[0] and not os.path.isabs(argv[0]):
-            # a script shipped with the catalog: `scripts/x.sh` is relative to the catalog dir
-            argv[0] = str(spec.catalog_dir / argv[0])
+        try:
+            # checked again here: links in the catalog may have changed since it was loaded
+            program = program_path(argv[0], spec.catalog_dir)
+        except InvalidParams as exc:
+            return RunResult.failed(f"not started: {exc}", kind="program")
+        if program is not None:
+            argv[0] = program
         extra = {k: render(v, ctx.params) for k, v in tpl.env.items()}
         env = child_env(spec, extra)
         return supervise(argv, env, spec, ctx, stdin=None)
