@@ -289,7 +289,7 @@ class OpsService(ReportsMixin):
     def retry(
         self, ref: str, *, params: Mapping[str, Any] | None = None, actor: str | None = None
     ) -> JobView:
-        """Queue a new attempt of a failed, timed out, cancelled or interrupted job.
+        """Queue a new attempt of a failed, timed out, cancelled, interrupted or partial job.
 
         What this reads first only shapes the questions (which secrets to ask for again);
         the store refuses the retry unless the job is still in a state it can be retried

@@ -53,8 +53,10 @@ INITIAL: frozenset[JobState] = frozenset({S.AWAITING_APPROVAL, S.WAITING, S.SCHE
 """The states a job may be submitted into."""
 CLAIMABLE: frozenset[JobState] = frozenset({S.QUEUED, S.SCHEDULED})
 """A scheduled job whose run time has come is claimed directly: one statement per claim."""
-RETRYABLE: frozenset[JobState] = frozenset({S.FAILED, S.TIMED_OUT, S.CANCELLED, S.INTERRUPTED})
-"""Final states an operator may start again."""
+RETRYABLE: frozenset[JobState] = frozenset(
+    {S.FAILED, S.TIMED_OUT, S.CANCELLED, S.INTERRUPTED, S.PARTIAL}
+)
+"""Final states an operator may start again; a partial job did some of its work wrong."""
 ENDINGS: frozenset[JobState] = (FINAL - {S.REJECTED}) | {S.SCHEDULED}
 """Where an attempt ends: a final state, or ``scheduled`` for a retry after backoff."""
 
@@ -71,8 +73,8 @@ class Verb(StrEnum):
     REQUEUE = "requeue"
     """Queue a running job again because its worker vanished (``on_interrupt: requeue``)."""
     RETRY = "retry"
-    """An operator starts a job that ended badly again: failed, timed out, cancelled or
-    interrupted. Never a live job: that would fence off its worker."""
+    """An operator starts a job that ended badly again: failed, timed out, cancelled,
+    interrupted or partial. Never a live job: that would fence off its worker."""
     CANCEL = "cancel"
     """Cancel a pending job at once; ask the worker of a running one to stop it (the job
     stays running, with ``cancel_requested``, until the worker finishes it cancelled)."""

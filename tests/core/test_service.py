@@ -224,6 +224,17 @@ def test_retry_a_failed_job(clocked, echo, clock):
     assert claim_store.claim(clocked.db, "w1", clock.now(), 30)["attempts"] == 2
 
 
+def test_retry_a_partial_job(clocked, echo, clock):
+    """Some of its work failed: an operator can run it again."""
+    job = submit(clocked)
+    run(clocked, job.id, S.PARTIAL)
+    assert clocked.get(job.id).can_retry
+    out = clocked.retry(job.id, actor="bob")
+    assert (out.state, out.error, out.finished_at) == (S.QUEUED, None, None)
+    assert clocked.get(job.id, with_events=True).events[-1].kind == "retried"
+    assert claim_store.claim(clocked.db, "w1", clock.now(), 30)["attempts"] == 2
+
+
 def test_a_stale_retry_of_a_running_job_is_refused_and_changes_nothing(clocked, echo, clock):
     """An operator read the job as failed; since then it was retried and a worker claimed it."""
     job = submit(clocked)

@@ -70,12 +70,14 @@ def test_can_cancel_exactly_the_live_states(state):
 
 @pytest.mark.parametrize("state", list(JobState))
 def test_can_retry_exactly_the_retryable_states(state):
-    retryable = {S.FAILED, S.TIMED_OUT, S.CANCELLED, S.INTERRUPTED}
+    retryable = {S.FAILED, S.TIMED_OUT, S.CANCELLED, S.INTERRUPTED, S.PARTIAL}
     assert can_retry(state) is (state in retryable)
     assert can_retry(state) is (state in RETRYABLE)
 
 
-def test_a_live_job_is_never_retried():
+def test_a_partial_job_can_be_retried_but_a_live_one_never():
+    assert can_retry(S.PARTIAL)
+    assert S.QUEUED in TRANSITIONS[S.PARTIAL]
     assert not any(can_retry(s) for s in LIVE)
     assert sources(V.RETRY) == RETRYABLE
 
