@@ -305,7 +305,7 @@ def retry(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Queue a new attempt of a failed, timed out, cancelled or interrupted job."""
+    """Queue a new attempt of a failed, timed out, cancelled, interrupted or partial job."""
     params = parse_params(param or [])
     current = service().get(job)
     if current.can_retry:  # the job's secrets were dropped when it ended: ask again

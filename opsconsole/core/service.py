@@ -144,7 +144,7 @@ class OpsService(ReportsMixin):
         actor, now = row["submitted_by"], row["created_at"]
         for _ in range(5):
             try:
-                out = job_store.insert(
+                out = job_store.submit(
                     self.db, {**row, "id": new_job_id()}, after, actor=actor, now=now
                 )
                 break
@@ -289,7 +289,11 @@ class OpsService(ReportsMixin):
     def retry(
         self, ref: str, *, params: Mapping[str, Any] | None = None, actor: str | None = None
     ) -> JobView:
-        """Queue a new attempt of a failed, timed out, cancelled or interrupted job.
+        """Queue a new attempt of a failed, timed out, cancelled, interrupted or partial job.
+
+        What this reads first only shapes the questions (which secrets to ask for again);
+        the store refuses the retry unless the job is still in a state it can be retried
+        from when the write happens, so a stale retry never requeues a running job.
 
         Args:
             params: secret parameters again (they are dropped when a job ends); other
@@ -319,29 +323,12 @@ class OpsService(ReportsMixin):
         wanted = {k: v for k, v in view.params.items() if k not in dropped}
         values = validate_params(tpl, {**wanted, **given})
         _, secret = split_secrets(values, tpl.secret_names())
-        now = self.now()
-        row = job_store.transition_or_raise(
+        row = job_store.retry(
             self.db,
             job_id,
-            S.QUEUED,
-            now,
-            kind="retried",
-            verb="retry",
+            self.now(),
             actor=actor or os_user(),
-            message="manual retry",
-            values={
-                "secret_blob": self.box.seal(secret),
-                "run_at": now,
-                "finished_at": None,
-                "retry_base": view.attempts,
-                "error": None,
-                "exit_code": None,
-                "result": None,
-                "progress": None,
-                "step": None,
-                "cancel_requested": False,
-                "cancel_reason": None,
-            },
+            secret_blob=self.box.seal(secret),
         )
         self._poke()
         return JobView.from_row(row, depends_on=view.depends_on)

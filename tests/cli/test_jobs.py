@@ -290,3 +290,21 @@ def test_show_neutralises_control_characters_in_untrusted_text(cli, echo):
     assert "\\x1b[2Jgone\\x9d" in out  # the error and the event message
     shown = as_json(cli("jobs", "show", job["id"], "--json"))
     assert shown["params"]["msg"] == "\x1b]0;title\x07\x1b[31mred"  # JSON keeps the value
+
+
+def test_retry_a_partial_job_end_to_end(cli, catalog):
+    """Some of its work failed: `jobs show` offers a retry and `jobs retry` runs it again."""
+    write_template(
+        catalog, "halfway", "runner: shell\ncommand: [sh, -c, 'exit 3']\npartial_exit_codes: [3]\n"
+    )
+    job = submit(cli, "halfway")
+    ok(cli("worker", "--once"), 1)
+    shown = as_json(cli("jobs", "show", job["id"], "--json"))
+    assert (shown["state"], shown["can_retry"]) == ("partial", True)
+    assert "retry" in ok(cli("jobs", "show", job["id"])).stdout
+    retried = as_json(cli("jobs", "retry", job["id"], "--json"))
+    assert (retried["state"], retried["error"]) == ("queued", None)
+    ok(cli("worker", "--once"), 1)
+    again = as_json(cli("jobs", "show", job["id"], "--json"))
+    assert (again["state"], again["attempts"]) == ("partial", 2)
+    assert [e["kind"] for e in again["events"]].count("retried") == 1

@@ -3,16 +3,19 @@ prefixes, listings, stats, locks and health, all against a real store and a sett
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from support import write_template
 
+from opsconsole.core.clock import SettableClock
 from opsconsole.core.errors import Conflict, InvalidParams, InvalidTransition, NotFound
-from opsconsole.core.service import ListRequest, SubmitRequest
+from opsconsole.core.service import ListRequest, OpsService, SubmitRequest
 from opsconsole.core.states import JobState
 from opsconsole.core.store import claim as claim_store
 from opsconsole.core.store import jobs as job_store
+from opsconsole.core.store.db import Database
 
 S = JobState
 
@@ -219,6 +222,83 @@ def test_retry_a_failed_job(clocked, echo, clock):
     last = clocked.get(job.id, with_events=True).events[-1]
     assert (last.kind, last.actor) == ("retried", "bob")
     assert claim_store.claim(clocked.db, "w1", clock.now(), 30)["attempts"] == 2
+
+
+def test_retry_a_partial_job(clocked, echo, clock):
+    """Some of its work failed: an operator can run it again."""
+    job = submit(clocked)
+    run(clocked, job.id, S.PARTIAL)
+    assert clocked.get(job.id).can_retry
+    out = clocked.retry(job.id, actor="bob")
+    assert (out.state, out.error, out.finished_at) == (S.QUEUED, None, None)
+    assert clocked.get(job.id, with_events=True).events[-1].kind == "retried"
+    assert claim_store.claim(clocked.db, "w1", clock.now(), 30)["attempts"] == 2
+
+
+def test_a_stale_retry_of_a_running_job_is_refused_and_changes_nothing(clocked, echo, clock):
+    """An operator read the job as failed; since then it was retried and a worker claimed it."""
+    job = submit(clocked)
+    run(clocked, job.id, S.FAILED)
+    assert clocked.get(job.id).can_retry  # what the operator saw
+    clocked.retry(job.id, actor="carol")
+    claim_store.claim(clocked.db, "w2", clock.now(), 30)
+    with pytest.raises(InvalidTransition, match=f"^cannot retry job {job.id}: it is running$"):
+        clocked.retry(job.id, actor="bob")
+    assert_still_running_on_w2(clocked, job.id)
+
+
+class RacingClock(SettableClock):
+    """A settable clock that lets another writer in the first time it is read after ``arm``:
+    ``retry`` reads the time after it has looked at the job, just before it writes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._meanwhile: Callable[[], None] | None = None
+        self.raced = False
+
+    def arm(self, meanwhile: Callable[[], None]) -> None:
+        self._meanwhile = meanwhile
+
+    def now(self) -> datetime:
+        meanwhile, self._meanwhile = self._meanwhile, None
+        if meanwhile is not None:
+            meanwhile()
+            self.raced = True
+        return super().now()
+
+
+def test_a_retry_racing_a_retry_and_a_claim_is_refused_by_its_write(settings, echo):
+    """The read says failed, the row changes before the write: the write must not requeue it."""
+    clock = RacingClock()
+    bob = OpsService(settings, Database(settings.db), clock=clock)
+    carol = OpsService(settings, Database(settings.db), clock=SettableClock(clock.now()))
+    try:
+        job = submit(bob)
+        run(bob, job.id, S.FAILED)
+
+        def carol_retries_and_a_worker_claims() -> None:
+            carol.retry(job.id, actor="carol")
+            claimed = claim_store.claim(carol.db, "w2", carol.now(), 30)
+            assert claimed is not None and claimed["id"] == job.id
+
+        clock.arm(carol_retries_and_a_worker_claims)
+        with pytest.raises(InvalidTransition, match=f"^cannot retry job {job.id}: it is running$"):
+            bob.retry(job.id, actor="bob")
+        assert clock.raced
+        assert_still_running_on_w2(bob, job.id)
+    finally:
+        bob.db.dispose()
+        carol.db.dispose()
+
+
+def assert_still_running_on_w2(svc, job_id):
+    """Same attempt, same worker, and that worker can still record the end of its run."""
+    view = svc.get(job_id, with_events=True)
+    assert (view.state, view.attempts, view.worker) == (S.RUNNING, 2, "w2")
+    assert [e.kind for e in view.events].count("retried") == 1
+    assert view.events[-1].kind == "started"
+    out = job_store.finish(svc.db, job_id, 2, S.SUCCEEDED, svc.now(), values={})
+    assert out is not None and out["state"] == S.SUCCEEDED.value
 
 
 def test_retry_refuses_new_public_params(clocked, echo):

@@ -1,8 +1,10 @@
-"""Job writes: insert with its first event, guarded transitions, finishes fenced by attempt.
+"""Job writes: submit with its first event, verb-guarded transitions, fenced finishes.
 
-Every state change is an UPDATE guarded by the transition table (``WHERE state IN
-(sources)``) and writes its event in the same transaction, so the audit trail and the
-change feed can never disagree with the jobs table.
+Every state change names its verb (``core.states.Verb``) and is one UPDATE whose WHERE
+clause holds the states that verb may act from, so a decision made on an earlier read can
+never move a job the verb does not allow (a stale retry of a running job changes nothing).
+The change writes its event in the same transaction, so the audit trail and the change
+feed can never disagree with the jobs table.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
 from opsconsole.core.errors import Conflict, InvalidParams, InvalidTransition
-from opsconsole.core.states import FINAL, JobState, sources_of
+from opsconsole.core.states import EVENTS, FINAL, INITIAL, KEEPS, JobState, Verb, sources
 from opsconsole.core.store.db import Database, deps, events, jobs
 
 S = JobState
+V = Verb
 
 
 def add_event(
@@ -60,10 +63,12 @@ def insert(
     now: datetime,
     message: str = "",
 ) -> RowMapping:
-    """Insert a job, its dependency edges and its ``submitted`` event in one transaction.
+    """Insert a job as given, its dependency edges and its ``submitted`` event in one transaction.
 
-    Dependencies are checked inside the write lock: a dependency that ended in any state but
-    succeeded is refused, so a dependent can never wait forever.
+    The row may be in any state: this is how fixtures and imports seed a store. Operators'
+    jobs enter through ``submit``, which allows only the first states. Dependencies are
+    checked inside the write lock: a dependency that ended in any state but succeeded is
+    refused, so a dependent can never wait forever.
     """
     dep_ids = list(dict.fromkeys(depends_on))
     with db.write() as conn:
@@ -99,13 +104,36 @@ def insert(
     return out
 
 
+def submit(
+    db: Database,
+    row: Mapping[str, Any],
+    depends_on: Iterable[str],
+    *,
+    actor: str,
+    now: datetime,
+    message: str = "",
+) -> RowMapping:
+    """Insert a new job in one of its first states (``INITIAL``); refuse any other state."""
+    if row["state"] not in INITIAL:
+        raise InvalidTransition(f"cannot submit job {row['id']}: it would be {row['state']}")
+    return insert(db, row, depends_on, actor=actor, now=now, message=message)
+
+
+def refusal(conn: Connection, job_id: str, what: str) -> InvalidTransition:
+    """The one-line refusal naming the job's state now (read after the guarded write)."""
+    current = fetch(conn, job_id)
+    state = current["state"] if current else "gone"
+    return InvalidTransition(f"cannot {what} job {job_id}: it is {state}")
+
+
 def transition(
     conn: Connection,
     job_id: str,
     new: JobState,
     now: datetime,
     *,
-    kind: str,
+    verb: Verb,
+    kind: str | None = None,
     actor: str = "",
     message: str = "",
     attempt: int | None = None,
@@ -113,12 +141,14 @@ def transition(
     values: Mapping[str, Any] | None = None,
     data: dict[str, Any] | None = None,
 ) -> RowMapping | None:
-    """Move a job to ``new`` if the table allows it from its current state; None if not.
+    """Move a job to ``new`` by ``verb`` if the verb allows it from the job's state; None if not.
 
-    ``attempt`` fences the write: a worker replaced after its lease expired holds an older
-    attempt number and changes nothing.
+    The verb's source states are the UPDATE's WHERE clause, so what the caller read before
+    does not matter. ``attempt`` fences the write: a worker replaced after its lease expired
+    holds an older attempt number and changes nothing. ``kind`` is the event to write (the
+    verb's own by default; a finish writes the state's name).
     """
-    allowed = sources_of(new)
+    allowed = sources(verb, new)
     if only_from is not None:
         allowed = allowed & frozenset(only_from)
     if not allowed:
@@ -137,7 +167,7 @@ def transition(
     add_event(
         conn,
         job_id,
-        kind,
+        kind or (new.value if verb == V.FINISH else EVENTS[verb]),
         now,
         actor=actor,
         state=new.value,
@@ -156,19 +186,22 @@ def transition_or_raise(
     new: JobState,
     now: datetime,
     *,
-    kind: str,
-    verb: str,
+    verb: Verb,
+    kind: str | None = None,
     actor: str = "",
     message: str = "",
     only_from: Iterable[JobState] | None = None,
     values: Mapping[str, Any] | None = None,
 ) -> RowMapping:
+    """``transition`` in its own transaction; a refusal is ``InvalidTransition`` naming the
+    state the job is in ("cannot retry job X: it is running")."""
     with db.write() as conn:
         row = transition(
             conn,
             job_id,
             new,
             now,
+            verb=verb,
             kind=kind,
             actor=actor,
             message=message,
@@ -176,10 +209,46 @@ def transition_or_raise(
             values=values,
         )
         if row is None:
-            current = fetch(conn, job_id)
-            state = current["state"] if current else "gone"
-            raise InvalidTransition(f"cannot {verb} job {job_id}: it is {state}")
+            raise refusal(conn, job_id, verb.value)
         return row
+
+
+def retry(
+    db: Database,
+    job_id: str,
+    now: datetime,
+    *,
+    actor: str,
+    secret_blob: str | None,
+    message: str = "manual retry",
+) -> RowMapping:
+    """Queue a new attempt of a job that ended badly; ``InvalidTransition`` from any other state.
+
+    The guard is the UPDATE itself: a job retried and claimed since the caller looked at it
+    is running, and stays running with its worker.
+    """
+    return transition_or_raise(
+        db,
+        job_id,
+        S.QUEUED,
+        now,
+        verb=V.RETRY,
+        actor=actor,
+        message=message,
+        values={
+            "secret_blob": secret_blob,
+            "run_at": now,
+            "finished_at": None,
+            "retry_base": jobs.c.attempts,  # the row's own count, not the caller's read
+            "error": None,
+            "exit_code": None,
+            "result": None,
+            "progress": None,
+            "step": None,
+            "cancel_requested": False,
+            "cancel_reason": None,
+        },
+    )
 
 
 def settle_dependents(conn: Connection, job_id: str, final: JobState, now: datetime) -> None:
@@ -201,7 +270,7 @@ def settle_dependents(conn: Connection, job_id: str, final: JobState, now: datet
                 child_id,
                 S.CANCELLED,
                 now,
-                kind="cancelled",
+                verb=V.CANCEL,
                 message=error["message"],
                 values={"error": error},
                 only_from=[S.WAITING],
@@ -218,7 +287,7 @@ def settle_dependents(conn: Connection, job_id: str, final: JobState, now: datet
                 child_id,
                 S.SCHEDULED if run_at > now else S.QUEUED,
                 now,
-                kind="released",
+                verb=V.RELEASE,
                 message="all dependencies succeeded",
                 only_from=[S.WAITING],
             )
@@ -252,14 +321,12 @@ def dependencies_of(conn: Connection, job_id: str) -> list[str]:
 def add_dependencies(
     db: Database, job_id: str, after: list[str], *, actor: str, now: datetime
 ) -> RowMapping:
-    """Make a job that has not started wait for more jobs; refuse unknown ids and cycles."""
+    """Make a pending job wait for more jobs (the ``wait`` verb); refuse unknown ids and cycles.
+
+    A queued or scheduled job moves to waiting unless every new dependency already
+    succeeded; the UPDATE that records the dependencies is the state guard.
+    """
     with db.write() as conn:
-        row = fetch(conn, job_id)
-        assert row is not None
-        if row["state"] not in (S.QUEUED, S.SCHEDULED, S.WAITING, S.AWAITING_APPROVAL):
-            raise InvalidTransition(
-                f"cannot add dependencies to job {job_id}: it is {row['state']}"
-            )
         existing = set(dependencies_of(conn, job_id))
         new = [a for a in dict.fromkeys(after) if a not in existing]
         for dep in new:
@@ -271,48 +338,52 @@ def add_dependencies(
             if dep_row["state"] in FINAL and dep_row["state"] != S.SUCCEEDED:
                 raise InvalidParams(f"dependency '{dep}' already ended {dep_row['state']}")
         if not new:
+            row = fetch(conn, job_id)
+            if row is None or row["state"] not in KEEPS[V.WAIT]:
+                raise refusal(conn, job_id, "add dependencies to")
             return row
-        conn.execute(deps.insert(), [{"job_id": job_id, "depends_on": d} for d in new])
-        all_deps = [*existing, *new]
+        all_deps = sorted([*existing, *new])
         unfinished = conn.execute(
             sa.select(sa.func.count()).where(
                 jobs.c.id.in_(all_deps), jobs.c.state != S.SUCCEEDED.value
             )
         ).scalar_one()
-        values = {"depends_on": sorted(all_deps)}
-        if unfinished and row["state"] in (S.QUEUED, S.SCHEDULED):
+        values = {"depends_on": all_deps}
+        message = "waits for " + ", ".join(new)
+        out = None
+        if unfinished:
             out = transition(
                 conn,
                 job_id,
                 S.WAITING,
                 now,
-                kind="dependency_added",
+                verb=V.WAIT,
                 actor=actor,
-                message="waits for " + ", ".join(new),
+                message=message,
                 values=values,
             )
-        else:
+        if out is None:  # it keeps its state: it waits already, awaits approval, or is ready
             out = (
                 conn.execute(
                     jobs.update()
-                    .where(jobs.c.id == job_id)
+                    .where(jobs.c.id == job_id, jobs.c.state.in_(_names(KEEPS[V.WAIT])))
                     .values(updated_at=now, **values)
                     .returning(jobs)
                 )
                 .mappings()
                 .first()
             )
+            if out is None:
+                raise refusal(conn, job_id, "add dependencies to")
             add_event(
-                conn,
-                job_id,
-                "dependency_added",
-                now,
-                actor=actor,
-                state=row["state"],
-                message="waits for " + ", ".join(new),
+                conn, job_id, EVENTS[V.WAIT], now, actor=actor, state=out["state"], message=message
             )
-        assert out is not None
+        conn.execute(deps.insert(), [{"job_id": job_id, "depends_on": d} for d in new])
         return out
+
+
+def _names(states: Iterable[JobState]) -> list[str]:
+    return sorted(s.value for s in states)
 
 
 def _reaches(conn: Connection, start: str, target: str) -> bool:
@@ -335,16 +406,12 @@ def _reaches(conn: Connection, start: str, target: str) -> bool:
 def set_priority(
     db: Database, job_id: str, priority: int, *, actor: str, now: datetime
 ) -> RowMapping:
+    """Change the priority of a job that has not started (the ``reprioritise`` verb)."""
     with db.write() as conn:
         row = (
             conn.execute(
                 jobs.update()
-                .where(
-                    jobs.c.id == job_id,
-                    jobs.c.state.in_(
-                        [s.value for s in (S.QUEUED, S.SCHEDULED, S.WAITING, S.AWAITING_APPROVAL)]
-                    ),
-                )
+                .where(jobs.c.id == job_id, jobs.c.state.in_(_names(KEEPS[V.REPRIORITISE])))
                 .values(priority=priority, updated_at=now)
                 .returning(jobs)
             )
@@ -352,13 +419,11 @@ def set_priority(
             .first()
         )
         if row is None:
-            current = fetch(conn, job_id)
-            state = current["state"] if current else "gone"
-            raise InvalidTransition(f"cannot change the priority of job {job_id}: it is {state}")
+            raise refusal(conn, job_id, "change the priority of")
         add_event(
             conn,
             job_id,
-            "priority_changed",
+            EVENTS[V.REPRIORITISE],
             now,
             actor=actor,
             state=row["state"],
@@ -371,55 +436,59 @@ def set_priority(
 def request_cancel(
     db: Database, job_id: str, *, reason: str, actor: str, now: datetime
 ) -> RowMapping:
-    """Cancel a pending job at once; ask the worker of a running one to stop it."""
+    """Cancel a pending job at once; ask the worker of a running one to stop it.
+
+    Two guarded UPDATEs in one transaction, each checking the state it acts from: the
+    answer never depends on what the caller (or this function) read before.
+    """
+    msg = reason or f"cancelled by {actor}"
     with db.write() as conn:
-        row = fetch(conn, job_id)
-        if row is None:
-            raise InvalidTransition(f"cannot cancel job {job_id}: it is gone")
-        state = S(row["state"])
-        msg = reason or f"cancelled by {actor}"
-        if state == S.RUNNING:
-            if row["cancel_requested"]:
-                return row
-            out = (
-                conn.execute(
-                    jobs.update()
-                    .where(jobs.c.id == job_id, jobs.c.state == S.RUNNING.value)
-                    .values(cancel_requested=True, cancel_reason=msg, updated_at=now)
-                    .returning(jobs)
-                )
-                .mappings()
-                .first()
-            )
-            if out is not None:
-                add_event(
-                    conn,
-                    job_id,
-                    "cancel_requested",
-                    now,
-                    actor=actor,
-                    state=state.value,
-                    attempt=row["attempts"],
-                    message=msg,
-                )
-                return out
-            row = fetch(conn, job_id)
-            assert row is not None
-            state = S(row["state"])
         out = transition(
             conn,
             job_id,
             S.CANCELLED,
             now,
-            kind="cancelled",
+            verb=V.CANCEL,
             actor=actor,
             message=msg,
-            only_from=[state],
             values={"error": {"message": msg, "kind": "cancelled", "detail": {"by": actor}}},
         )
-        if out is None:
-            raise InvalidTransition(f"cannot cancel job {job_id}: it is {state.value}")
-        return out
+        if out is not None:
+            return out
+        out = (
+            conn.execute(
+                jobs.update()
+                .where(
+                    jobs.c.id == job_id,
+                    jobs.c.state.in_(_names(KEEPS[V.CANCEL])),
+                    jobs.c.cancel_requested.is_(False),
+                )
+                .values(cancel_requested=True, cancel_reason=msg, updated_at=now)
+                .returning(jobs)
+            )
+            .mappings()
+            .first()
+        )
+        if out is not None:
+            add_event(
+                conn,
+                job_id,
+                "cancel_requested",
+                now,
+                actor=actor,
+                state=out["state"],
+                attempt=out["attempts"],
+                message=msg,
+            )
+            return out
+        current = fetch(conn, job_id)
+        if current is not None and current["state"] in KEEPS[V.CANCEL]:
+            return current  # asked already: the first request's event stands
+        raise refusal(conn, job_id, V.CANCEL.value)
+
+
+ENDING_VERBS: dict[JobState, Verb] = {S.QUEUED: V.REQUEUE, S.AWAITING_APPROVAL: V.PARK}
+"""How ``finish`` reads its ``new`` state; any other state is an attempt's end."""
 
 
 def finish(
@@ -434,18 +503,23 @@ def finish(
     message: str = "",
     actor: str = "",
 ) -> RowMapping | None:
-    """End an attempt; None when the attempt was fenced off (a successor owns the job)."""
+    """End an attempt; None when the attempt was fenced off (a successor owns the job).
+
+    ``new`` names the verb: ``queued`` requeues the job (its worker vanished),
+    ``awaiting_approval`` parks it, anything else finishes it (a final state, or
+    ``scheduled`` for a retry after backoff).
+    """
     with db.write() as conn:
         return transition(
             conn,
             job_id,
             new,
             now,
-            kind=kind or new.value,
+            verb=ENDING_VERBS.get(new, V.FINISH),
+            kind=kind,
             actor=actor,
             message=message,
             attempt=attempt,
-            only_from=[S.RUNNING],
             values=values,
         )
 

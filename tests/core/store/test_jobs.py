@@ -3,20 +3,26 @@ fenced finishes, cancel requests and priority changes."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.engine import RowMapping
 
 from opsconsole.core.errors import Conflict, InvalidParams, InvalidTransition
-from opsconsole.core.states import FINAL, TRANSITIONS, JobState
+from opsconsole.core.states import EVENTS, FINAL, INITIAL, KEEPS, JobState, Verb, allows, targets
 from opsconsole.core.store import claim as claim_store
 from opsconsole.core.store import feed
 from opsconsole.core.store import jobs as job_store
-from opsconsole.core.store.db import events, jobs
+from opsconsole.core.store.db import Database, events, jobs
 
 S = JobState
-PAIRS = list(itertools.product(JobState, JobState))
+V = Verb
+LATER = datetime(2030, 1, 1, tzinfo=UTC)
 
 
 def kinds(db, job_id):
@@ -44,38 +50,38 @@ def test_insert_with_a_taken_id_is_a_conflict(db, put_job):
     assert kinds(db, "dup234") == ["submitted"]
 
 
-def test_walk_the_transition_table(db, put_job, clock):
-    """Every pair in TRANSITIONS is accepted by the store; every other pair is refused."""
-    accepted = refused = 0
-    for i, (old, new) in enumerate(PAIRS):
-        job_id = put_job(old, id=f"w{i:04d}")["id"]
-        with db.write() as conn:
-            row = job_store.transition(conn, job_id, new, clock.now(), kind="walked")
-        if new in TRANSITIONS[old]:
-            assert row is not None, f"{old} -> {new} should be accepted"
-            assert row["state"] == new.value
-            assert state_of(db, job_id) == new.value
-            assert kinds(db, job_id) == ["submitted", "walked"]
-            accepted += 1
-        else:
-            assert row is None, f"{old} -> {new} should be refused"
-            assert state_of(db, job_id) == old.value
-            assert kinds(db, job_id) == ["submitted"]
-            refused += 1
-    assert accepted == sum(len(t) for t in TRANSITIONS.values())
-    assert accepted + refused == len(JobState) ** 2
-
-
-def test_transition_or_raise_names_the_current_state(db, put_job, clock):
+def test_transition_or_raise_names_the_verb_and_the_current_state(db, put_job, clock):
     put_job(S.SUCCEEDED, id="fin234")
     with pytest.raises(InvalidTransition, match="cannot retry job fin234: it is succeeded"):
-        job_store.transition_or_raise(
-            db, "fin234", S.QUEUED, clock.now(), kind="retried", verb="retry"
-        )
+        job_store.transition_or_raise(db, "fin234", S.QUEUED, clock.now(), verb=V.RETRY)
     with pytest.raises(InvalidTransition, match="it is gone"):
-        job_store.transition_or_raise(
-            db, "nope23", S.QUEUED, clock.now(), kind="retried", verb="retry"
-        )
+        job_store.transition_or_raise(db, "nope23", S.QUEUED, clock.now(), verb=V.RETRY)
+
+
+def test_transition_refuses_a_move_its_verb_does_not_name(db, put_job, clock):
+    """running -> queued is in the table (a requeue) but never a retry."""
+    put_job(S.QUEUED, id="run234")
+    claim_store.claim(db, "w1", clock.now(), 30)
+    with db.write() as conn:
+        assert job_store.transition(conn, "run234", S.QUEUED, clock.now(), verb=V.RETRY) is None
+        assert job_store.transition(conn, "run234", S.QUEUED, clock.now(), verb=V.REQUEUE)
+    assert kinds(db, "run234") == ["submitted", "started", "requeued"]
+
+
+def test_finish_reads_its_new_state_as_the_verb(db, put_job, clock):
+    """The engine's one call: queued requeues, awaiting_approval parks, the rest finish."""
+    for job_id, new, kind in [
+        ("prk234", S.AWAITING_APPROVAL, "parked"),
+        ("bak234", S.SCHEDULED, "scheduled"),
+        ("par234", S.PARTIAL, "partial"),
+        ("req234", S.QUEUED, "requeued"),  # last: a queued job is claimable again
+    ]:
+        put_job(S.QUEUED, id=job_id, priority=9)
+        assert claim_store.claim(db, "w1", clock.now(), 30)["id"] == job_id
+        row = job_store.finish(db, job_id, 1, new, clock.now(), values={"run_at": LATER})
+        assert row["state"] == new.value
+        assert kinds(db, job_id)[-1] == kind
+    assert job_store.ENDING_VERBS == {S.QUEUED: V.REQUEUE, S.AWAITING_APPROVAL: V.PARK}
 
 
 def test_final_transition_drops_secrets_and_lease_and_stamps_finished_at(db, put_job, clock):
@@ -267,3 +273,179 @@ def test_every_state_change_writes_exactly_one_event(db, put_job, clock):
         ("started", "running", 1),
         ("succeeded", "succeeded", 1),
     ]
+
+
+# -- every verb against every state ----------------------------------------------------------
+
+ROUTED = (V.FINISH, V.REQUEUE, V.RELEASE, V.APPROVE, V.REJECT, V.PARK)
+"""Verbs walked through ``transition`` against every target state (their callers name the
+target: the worker, the reaper, the approvals to come)."""
+REFUSED_AS = {
+    V.RETRY: "retry",
+    V.CANCEL: "cancel",
+    V.WAIT: "add dependencies to",
+    V.REPRIORITISE: "change the priority of",
+}
+"""The operator verbs refuse with ``InvalidTransition`` ("cannot retry job X: it is S");
+the engine's verbs and ``claim`` return None."""
+
+
+class Walk:
+    """Real rows in one real store, each brought to its state by the verbs themselves."""
+
+    def __init__(self, db: Database, now: datetime) -> None:
+        self.db, self.now, self.count = db, now, 0
+
+    def next_id(self) -> str:
+        self.count += 1
+        return f"w{self.count:05d}"
+
+    def submit(self, state: JobState, after: tuple[str, ...] = (), job_id: str = "") -> str:
+        job_id = job_id or self.next_id()
+        row = {
+            "id": job_id,
+            "template": "echo",
+            "state": state.value,
+            "priority": self.count,  # the newest job is the one the next claim takes
+            "run_at": self.now,
+            "created_at": self.now,
+            "updated_at": self.now,
+        }
+        job_store.submit(self.db, row, after, actor="tester", now=self.now)
+        return job_id
+
+    def blocker(self) -> str:
+        """An unfinished job that nothing claims: something to wait for."""
+        return self.submit(S.AWAITING_APPROVAL)
+
+    def reach(self, state: JobState) -> str:
+        if state in INITIAL:
+            return self.submit(state, (self.blocker(),) if state == S.WAITING else ())
+        if state == S.REJECTED:
+            job_id = self.submit(S.AWAITING_APPROVAL)
+            with self.db.write() as conn:
+                assert job_store.transition(conn, job_id, state, self.now, verb=V.REJECT)
+            return job_id
+        job_id = self.submit(S.QUEUED)
+        claimed = claim_store.claim(self.db, "w1", self.now, 30)
+        assert claimed is not None and claimed["id"] == job_id
+        if state != S.RUNNING:
+            assert job_store.finish(self.db, job_id, 1, state, self.now, values={})
+        return job_id
+
+    def act(self, verb: Verb, job_id: str, new: JobState, dep: str) -> RowMapping | None:
+        """The verb's own entry in the store, as its callers use it."""
+        db, now = self.db, self.now
+        if verb == V.CLAIM:
+            return claim_store.claim(db, "w2", now, 30)
+        if verb == V.RETRY:
+            return job_store.retry(db, job_id, now, actor="op", secret_blob=None)
+        if verb == V.CANCEL:
+            return job_store.request_cancel(db, job_id, reason="", actor="op", now=now)
+        if verb == V.WAIT:
+            return job_store.add_dependencies(db, job_id, [dep], actor="op", now=now)
+        if verb == V.REPRIORITISE:
+            return job_store.set_priority(db, job_id, 99, actor="op", now=now)
+        with db.write() as conn:
+            return job_store.transition(conn, job_id, new, now, verb=verb)
+
+    def snapshot(self, job_id: str) -> tuple[dict[str, Any] | None, list[str], list[Any]]:
+        with self.db.read() as conn:
+            row = job_store.fetch(conn, job_id)
+            trail = conn.execute(
+                sa.select(events).where(events.c.job_id == job_id).order_by(events.c.id)
+            ).mappings()
+            return (
+                dict(row) if row else None,
+                job_store.dependencies_of(conn, job_id),
+                [dict(e) for e in trail],
+            )
+
+
+@contextlib.contextmanager
+def events_refused(db: Database) -> Iterator[None]:
+    """Make every event insert fail: a change committed apart from its event would show."""
+    with db.write() as conn:
+        conn.exec_driver_sql(
+            "CREATE TRIGGER refuse_events BEFORE INSERT ON job_events "
+            "BEGIN SELECT RAISE(ABORT, 'events refused'); END"
+        )
+    try:
+        yield
+    finally:
+        with db.write() as conn:
+            conn.exec_driver_sql("DROP TRIGGER refuse_events")
+
+
+def expected_after(verb: Verb, old: JobState, new: JobState) -> JobState | None:
+    """Where ``verb`` takes a job in ``old`` (asked for ``new``), per the verb table."""
+    if verb in ROUTED:
+        return new if old != new and allows(verb, old, new) else None
+    moved = targets(verb, old) - {old}
+    if moved:
+        [only] = moved
+        return only
+    return old if old in KEEPS[verb] else None
+
+
+def event_of(verb: Verb, old: JobState, new: JobState) -> str:
+    if verb == V.FINISH:
+        return new.value
+    if verb == V.CANCEL and new == old:
+        return "cancel_requested"
+    return EVENTS[verb]
+
+
+@pytest.mark.parametrize(
+    ("verb", "old"), list(itertools.product([v for v in Verb if v != V.SUBMIT], JobState))
+)
+def test_every_verb_against_every_state(db, clock, verb, old):
+    """Allowed: the row moves (or keeps its state) and its event is in the same transaction.
+    Anything else: the documented refusal, and neither the row nor its trail changes."""
+    walk = Walk(db, clock.now())
+    for new in JobState if verb in ROUTED else [old]:
+        job_id = walk.reach(old)
+        dep = walk.blocker() if verb == V.WAIT else ""
+        before = walk.snapshot(job_id)
+        expected = expected_after(verb, old, new)
+        if expected is None:
+            if verb in REFUSED_AS:
+                refusal = f"^cannot {REFUSED_AS[verb]} job {job_id}: it is {old.value}$"
+                with pytest.raises(InvalidTransition, match=refusal):
+                    walk.act(verb, job_id, new, dep)
+            else:
+                assert walk.act(verb, job_id, new, dep) is None, (verb, old, new)
+            assert walk.snapshot(job_id) == before, (verb, old, new)
+            continue
+        with events_refused(db), pytest.raises(sa.exc.IntegrityError, match="events refused"):
+            walk.act(verb, job_id, new, dep)
+        assert walk.snapshot(job_id) == before, f"{verb} {old} -> {expected} without its event"
+        out = walk.act(verb, job_id, new, dep)
+        assert out is not None and out["id"] == job_id and out["state"] == expected.value
+        row, _, trail = walk.snapshot(job_id)
+        assert row is not None and row["state"] == expected.value
+        assert trail[:-1] == before[2], "exactly one event"
+        last = trail[-1]
+        assert (last["kind"], last["state"]) == (event_of(verb, old, expected), expected.value)
+
+
+@pytest.mark.parametrize("state", list(JobState))
+def test_submit_against_every_state(db, clock, state):
+    walk = Walk(db, clock.now())
+    after = (walk.blocker(),) if state == S.WAITING else ()
+    empty = (None, [], [])
+    if state not in INITIAL:
+        with pytest.raises(
+            InvalidTransition, match=f"cannot submit job new234: it would be {state}"
+        ):
+            walk.submit(state, after, job_id="new234")
+        assert walk.snapshot("new234") == empty
+        return
+    with events_refused(db), pytest.raises(sa.exc.IntegrityError, match="events refused"):
+        walk.submit(state, after, job_id="new234")
+    assert walk.snapshot("new234") == empty
+    walk.submit(state, after, job_id="new234")
+    row, deps_, trail = walk.snapshot("new234")
+    assert row is not None and row["state"] == state.value
+    assert deps_ == list(after)
+    assert [(e["kind"], e["state"]) for e in trail] == [("submitted", state.value)]
