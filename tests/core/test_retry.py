@@ -70,7 +70,7 @@ def fail_next(svc, pool, outcome="failed"):
     row = claim_store.claim(svc.db, pool.id, svc.now(), 30)
     assert row is not None
     result = RunResult.failed("exit 1") if outcome == "failed" else RunResult(outcome=outcome)
-    pool._finish(dict(row), result, None)
+    pool.record(dict(row), result)
     return row["attempts"], svc.get(row["id"], with_events=True)
 
 

@@ -240,6 +240,7 @@ def retry(
             "run_at": now,
             "finished_at": None,
             "retry_base": jobs.c.attempts,  # the row's own count, not the caller's read
+            "interruptions": 0,  # an operator chose to run it again: the crash cap starts over
             "error": None,
             "exit_code": None,
             "result": None,

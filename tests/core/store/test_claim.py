@@ -148,7 +148,7 @@ def test_stale_workers_and_resize(db, clock):
     stale = claim_store.stale_workers(db, clock.now() - timedelta(seconds=5))
     assert [w["id"] for w in stale] == ["w1"]
     assert claim_store.resize_worker(db, "w2", 4)["desired_slots"] == 4
-    claim_store.mark_workers_dead(db, ["w1"], clock.now())
+    claim_store.mark_workers_dead(db, {"w1": "vanished"}, clock.now())
     assert claim_store.resize_worker(db, "w1", 4) is None
     assert [w["id"] for w in claim_store.list_workers(db)] == ["w2"]
     assert {w["id"] for w in claim_store.list_workers(db, include_stopped=True)} == {"w1", "w2"}
