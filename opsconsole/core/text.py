@@ -100,7 +100,9 @@ def to_json(obj: Any) -> str:
 
     ``json.dumps`` with ``ensure_ascii=False`` leaves C1 controls, bidirectional overrides
     and line separators raw; they can only occur inside strings, where ``\\uXXXX`` means
-    the same character, so escaping them in the output keeps the value exact.
+    the same character, so escaping them in the output keeps the value exact. (As in any
+    JSON, a lone high surrogate right before a lone low one reads back as the pair's
+    character; undecodable bytes only ever become low surrogates.)
     """
     out = json.dumps(obj, ensure_ascii=False, default=str)
     return out if out.isprintable() else _UNSAFE_JSON.sub(_json_escaped, out)
