@@ -22,6 +22,8 @@ from opsconsole.tui.widgets.log_pane import LogView
 S = JobState
 RLO = "\u202e"
 CSI = "\x9b"
+LOADED = 20.0
+"""Seconds a load may take on a loaded machine (a bound, not an expectation)."""
 
 
 def rows(table: DataTable[Any]) -> list[list[str]]:
@@ -52,7 +54,7 @@ def test_a_log_line_and_a_job_message_render_escaped(
 
     async def script(pilot: Pilot[None]) -> None:
         view = app.query_one(LogView)
-        await until(pilot, lambda: view.job_id == "evil" and len(view.lines) == 2)
+        await until(pilot, lambda: view.job_id == "evil" and len(view.lines) == 2, LOADED)
         await pilot.pause()
         shown = [row for row in log_screen(view) if row]
         # the sequences of job output are stripped; what is left is shown escaped
@@ -66,7 +68,7 @@ def test_a_log_line_and_a_job_message_render_escaped(
         await app.push_screen(JobScreen("broke"))
         screen = app.screen
         assert isinstance(screen, JobScreen)
-        await until(pilot, lambda: screen.job_view is not None, what="the job loaded")
+        await until(pilot, lambda: screen.job_view is not None, LOADED, "the job loaded")
         await pilot.pause()
         fields = plain(screen.query_one("#job-fields", Static).content)
         assert CSI not in fields
@@ -77,7 +79,7 @@ def test_a_log_line_and_a_job_message_render_escaped(
         screen = app.screen
         assert isinstance(screen, JobScreen)
         events = screen.query_one("#job-events", DataTable)
-        await until(pilot, lambda: events.row_count == 2, what="the job's two events")
+        await until(pilot, lambda: events.row_count == 2, LOADED, "the job's two events")
         messages = [row[-1] for row in rows(events)]
         assert clean(messages)
         assert "bad \\u202ereason\\u2028forged line" in messages
@@ -85,19 +87,19 @@ def test_a_log_line_and_a_job_message_render_escaped(
 
         await pilot.press("E")
         stream = await until(
-            pilot, lambda: app.screen if isinstance(app.screen, EventsScreen) else None
+            pilot, lambda: app.screen if isinstance(app.screen, EventsScreen) else None, LOADED
         )
         table = stream.query_one("#events-table", DataTable)
-        await until(pilot, lambda: table.row_count >= 4, what="the events")
+        await until(pilot, lambda: table.row_count >= 4, LOADED, "the events")
         assert clean([cell for row in rows(table) for cell in row])
         assert any("bad \\u202ereason" in row[-1] for row in rows(table))
         await pilot.press("escape")
 
         await pilot.press("L")
         locks = await until(
-            pilot, lambda: app.screen if isinstance(app.screen, LocksScreen) else None
+            pilot, lambda: app.screen if isinstance(app.screen, LocksScreen) else None, LOADED
         )
-        await until(pilot, lambda: locks.table.row_count == 1, what="the lock")
+        await until(pilot, lambda: locks.table.row_count == 1, LOADED, "the lock")
         assert rows(locks.table)[0][0] == "deploy-\\u202eprod"
 
     drive(app, script)
