@@ -52,7 +52,7 @@ def show_template(
         return
     output.line(v.name, style="bold")
     if v.description:
-        output.line(v.description)
+        output.line(v.description, multiline=True)
     what = " ".join(json.dumps(c) if " " in c else c for c in v.command) if v.command else v.handler
     output.line(f"runner: {v.runner}   runs: {what}")
     extras = [f"priority {v.to_dict()['priority_name']}", f"retries {v.retries}"]
@@ -93,7 +93,7 @@ def _warn(problems: list[str]) -> None:
     import sys
 
     for p in problems:
-        sys.stderr.write(f"opsconsole: warning: skipped template: {p}\n")
+        sys.stderr.write(f"opsconsole: warning: skipped template: {output.visible(p)}\n")
 
 
 def register(app: Any) -> None:

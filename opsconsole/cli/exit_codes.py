@@ -53,7 +53,14 @@ def code_for(exc: OpsError) -> ExitCode:
 
 
 def fail(message: str) -> None:
-    """Write the one line an operator sees for an error (never a traceback)."""
-    text = " ".join(str(message).split()) or "error"
+    """Write the one line an operator sees for an error (never a traceback).
+
+    The message can quote what was typed or stored (a job prefix, a template name, a file
+    name), so unsafe characters are shown escaped, as on stdout.
+    """
+    from opsconsole.core.text import visible
+
+    # shown first, so only real line breaks and spaces fold into the one line
+    text = " ".join(visible(str(message), multiline=True).split()) or "error"
     sys.stderr.write(f"opsconsole: error: {text}\n")
     sys.stderr.flush()

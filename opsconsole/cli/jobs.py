@@ -98,7 +98,8 @@ def _wait(job_id: str, timeout: float | None, as_json: bool) -> JobView:
         task = progress.add_task("job", total=100, job=job_id, state="", step="")
 
         def update(v: JobView) -> None:
-            step = (v.step or "").replace("[", "(")  # Progress fields go through markup
+            # Progress fields go through markup
+            step = output.visible(v.step or "").replace("[", "(")
             progress.update(task, completed=v.progress or 0, state=v.state.value, step=step[:60])
 
         return svc.wait(job_id, timeout=timeout, on_update=update)

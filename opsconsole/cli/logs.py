@@ -24,7 +24,8 @@ def logs(
         int | None, typer.Option("-n", "--tail", help="Only the last N lines.", show_default=False)
     ] = None,
     raw: Annotated[
-        bool, typer.Option("--raw", help="Do not neutralise control characters.")
+        bool,
+        typer.Option("--raw", help="Print control and bidi characters as they are, not escaped."),
     ] = False,
 ) -> None:
     """Print a job's log (from the store: works for a job on any worker)."""
@@ -105,9 +106,9 @@ def _print_events(batch: list[Any], as_json: bool, cursor: int) -> int:
         from rich.text import Text
 
         for e in batch:
-            t = Text(f"{e.ts:%Y-%m-%d %H:%M:%S}Z  {e.job_id}  ")
+            t = Text(f"{e.ts:%Y-%m-%d %H:%M:%S}Z  {output.visible(e.job_id)}  ")
             t.append(f"{e.kind:<16}", style=output.STATE_STYLES.get(e.state or "", ""))
-            t.append(output.neutralise(f" {e.actor}  {e.message}"))
+            t.append(output.visible(f" {e.actor}  {e.message}"))
             output.console().print(t)
     return batch[-1].id
 

@@ -1,14 +1,16 @@
 """The only stdout writer: Rich tables for people, JSON for scripts.
 
-With ``--json`` nothing but JSON reaches stdout. Untrusted text (job output, parameters,
-messages) is rendered as plain ``Text``, never as markup, and log lines have terminal
-escape sequences neutralised unless the caller asks for raw output.
+With ``--json`` nothing but JSON reaches stdout, written by ``core.text.to_json``. Untrusted
+text (job output, parameters, messages, catalog text) is rendered as plain ``Text``, never
+as markup, and every string a person reads goes through ``visible``: controls, bidirectional
+overrides and invisible characters show as ``\\x9b`` / ``\\u202e`` (log lines too, unless
+the caller asks for ``--raw``).
 """
 
 from __future__ import annotations
 
 import json
-import re
+import logging
 import sys
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -24,9 +26,7 @@ if TYPE_CHECKING:
     from opsconsole.core.views import JobView, LogLine
 
 STATE_STYLES = text.STATE_STYLES
-
-# C0 and C1 controls but tab and newline: ESC and the 8-bit CSI/OSC/DCS start sequences
-_ESC = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+visible = text.visible
 
 
 @cache
@@ -42,14 +42,15 @@ def is_terminal() -> bool:
 
 
 def emit_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
+    """One JSON document on one line: unsafe characters ``\\uXXXX``-escaped (NDJSON-safe)."""
+    sys.stdout.write(text.to_json(obj) + "\n")
     sys.stdout.flush()
 
 
 def plain(value: Any) -> Text:
     from rich.text import Text
 
-    return Text("" if value is None else neutralise(str(value)))
+    return Text("" if value is None else visible(str(value)))
 
 
 def styled_state(state: str) -> Text:
@@ -77,10 +78,10 @@ def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any
     console().print(t)
 
 
-def line(text: str = "", style: str | None = None) -> None:
+def line(message: str = "", style: str | None = None, *, multiline: bool = False) -> None:
     from rich.text import Text
 
-    console().print(Text(neutralise(text), style=style or ""))
+    console().print(Text(visible(message, multiline=multiline), style=style or ""))
 
 
 def job_summary(view: JobView) -> None:
@@ -89,12 +90,12 @@ def job_summary(view: JobView) -> None:
 
     t = Text()
     t.append(view.id, style="bold")
-    t.append(f"  {view.template}  ")
+    t.append(f"  {visible(view.template)}  ")
     t.append_text(styled_state(view.state.value))
     if view.state.value == "scheduled":
         t.append(f"  runs {ago(view.run_at)}")
     if view.depends_on:
-        t.append("  after " + ", ".join(view.depends_on))
+        t.append("  after " + visible(", ".join(view.depends_on)))
     console().print(t)
 
 
@@ -138,7 +139,8 @@ def job_detail(view: JobView) -> None:
     if view.result is not None:
         fields.append(("result", json.dumps(view.result, ensure_ascii=False)))
     if view.error:
-        fields.append(("error", Text(neutralise(str(view.error.get("message", ""))), style="red")))
+        message = visible(str(view.error.get("message", "")), multiline=True)
+        fields.append(("error", Text(message, style="red")))
     if view.log_dropped:
         fields.append(("log", f"{view.log_lines} lines, {view.log_dropped} truncated"))
     fields.append(
@@ -162,18 +164,19 @@ def job_detail(view: JobView) -> None:
         )
 
 
-def neutralise(text: str) -> str:
-    """Make control characters visible instead of letting them drive the terminal."""
-    if text.isprintable():
-        return text
-    return _ESC.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+class LogFormatter(logging.Formatter):
+    """The worker's log on stderr: a record can quote a job's error or a traceback of a
+    handler, so unsafe characters are shown escaped (a traceback keeps its lines)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return visible(super().format(record), multiline=True)
 
 
 def log_lines(lines: Iterable[LogLine], *, raw: bool = False) -> None:
     out = sys.stdout
     for ln in lines:
-        text = ln.text if raw else neutralise(ln.text)
+        shown = ln.text if raw else visible(ln.text)
         if ln.stream == "meta":
-            text = f"--- {text} ---"
-        out.write(text + "\n")
+            shown = f"--- {shown} ---"
+        out.write(shown + "\n")
     out.flush()

@@ -8,6 +8,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label
 
+from opsconsole.core.text import visible
+
 
 class ConfirmScreen(ModalScreen[bool]):
     """Yes/no before anything destructive; Escape or n says no."""
@@ -24,7 +26,7 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(self.question, markup=False, classes="question")
+            yield Label(visible(self.question, multiline=True), markup=False, classes="question")
             with Horizontal(classes="buttons"):
                 yield Button(f"{self.yes} (y)", id="yes", variant="error")
                 yield Button(f"{self.no} (n)", id="no", variant="primary")
@@ -55,7 +57,7 @@ class PromptScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(self.question, markup=False, classes="question")
+            yield Label(visible(self.question, multiline=True), markup=False, classes="question")
             yield Input(
                 value=self.value, placeholder=self.placeholder, password=self.password, id="answer"
             )

@@ -13,7 +13,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from opsconsole.core.text import STATE_STYLES, duration, strip_escapes
+from opsconsole.core.text import STATE_STYLES, duration, visible
 from opsconsole.core.views import JobView
 
 if TYPE_CHECKING:
@@ -25,21 +25,21 @@ def _plain(value: Any) -> Text:
         return Text("-", style="dim")
     if not isinstance(value, str):
         value = json.dumps(value, ensure_ascii=False)
-    return Text(strip_escapes(value))
+    return Text(visible(value))
 
 
 def detail_table(v: JobView) -> Table:
     t = Table.grid(padding=(0, 2))
     t.add_column(style="bold", no_wrap=True)
     t.add_column()
-    t.add_row("job", Text(f"{v.id}  {v.template}"))
+    t.add_row("job", _plain(f"{v.id}  {v.template}"))
     t.add_row("state", Text(v.state.value, style=STATE_STYLES.get(v.state.value, "")))
     t.add_row("priority", Text(str(v.priority)))
     t.add_row("attempts", Text(f"{v.attempts} (automatic retries allowed: {v.max_retries})"))
-    t.add_row("submitted", Text(f"{v.created_at:%Y-%m-%d %H:%M:%S}Z by {v.submitted_by}"))
+    t.add_row("submitted", _plain(f"{v.created_at:%Y-%m-%d %H:%M:%S}Z by {v.submitted_by}"))
     t.add_row("run at", Text(f"{v.run_at:%Y-%m-%d %H:%M:%S}Z"))
     if v.started_at:
-        t.add_row("started", Text(f"{v.started_at:%Y-%m-%d %H:%M:%S}Z on {v.worker or '-'}"))
+        t.add_row("started", _plain(f"{v.started_at:%Y-%m-%d %H:%M:%S}Z on {v.worker or '-'}"))
     if v.finished_at:
         t.add_row(
             "finished", Text(f"{v.finished_at:%Y-%m-%d %H:%M:%S}Z  ({duration(v.duration_s)})")
@@ -59,7 +59,8 @@ def detail_table(v: JobView) -> Table:
         t.add_row(f"param {name}", _plain(value))
     t.add_row("result", _plain(v.result))
     if v.error:
-        t.add_row("error", Text(strip_escapes(str(v.error.get("message", ""))), style="red"))
+        message = visible(str(v.error.get("message", "")), multiline=True)
+        t.add_row("error", Text(message, style="red"))
         if v.error.get("kind"):
             t.add_row("error kind", _plain(v.error.get("kind")))
     if v.log_dropped:
@@ -114,8 +115,8 @@ class JobScreen(Screen[None]):
                 Text(e.kind),
                 Text(e.state or "", style=STATE_STYLES.get(e.state or "", "")),
                 Text("" if e.attempt is None else str(e.attempt)),
-                Text(e.actor),
-                Text(strip_escapes(e.message)),
+                Text(visible(e.actor)),
+                Text(visible(e.message)),
             )
 
     def on_jobs_changed(self, job_ids: set[str]) -> None:

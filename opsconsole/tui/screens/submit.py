@@ -20,6 +20,7 @@ from textual.widgets import Button, Input, Label, Select, Switch
 from opsconsole.core.clock import parse_datetime
 from opsconsole.core.errors import OpsError
 from opsconsole.core.service import SubmitRequest
+from opsconsole.core.text import visible
 from opsconsole.core.views import JobView, ParamView, TemplateView
 
 if TYPE_CHECKING:
@@ -59,7 +60,10 @@ class SubmitScreen(ModalScreen[JobView | None]):
         with Vertical(classes="dialog form", id="submit-dialog"):
             yield Label("Submit a job", classes="title")
             yield Select(
-                [(f"{t.name} — {t.description}"[:70], t.name) for t in self.templates.values()],
+                [
+                    (visible(f"{t.name} — {t.description}")[:70], t.name)
+                    for t in self.templates.values()
+                ],
                 prompt="template",
                 id="template",
                 value=self.selected or Select.NULL,
@@ -99,7 +103,7 @@ class SubmitScreen(ModalScreen[JobView | None]):
             hint = f"  {p.description}" if p.description else ""
             widgets.append(
                 Label(
-                    f"{p.name} ({p.type}{', secret' if p.secret else ''}){mark}{hint}",
+                    visible(f"{p.name} ({p.type}{', secret' if p.secret else ''}){mark}{hint}"),
                     markup=False,
                     classes="field-label",
                 )
@@ -175,6 +179,7 @@ class SubmitScreen(ModalScreen[JobView | None]):
         )
 
     def show_error(self, message: str) -> None:
+        message = visible(message)
         for label in self.query(".error"):
             if isinstance(label, Label):
                 label.update("")

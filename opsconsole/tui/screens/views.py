@@ -12,7 +12,7 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
-from opsconsole.core.text import STATE_STYLES, ago, duration, strip_escapes
+from opsconsole.core.text import STATE_STYLES, ago, duration, visible
 from opsconsole.core.views import EventView, LockView, StatsView, WorkerView
 from opsconsole.tui.screens.dialogs import PromptScreen
 
@@ -76,11 +76,11 @@ class LocksScreen(TableView):
         for lk in locks:
             holders = ", ".join(f"{h.job} ({h.template})" for h in lk.holders) or "-"
             self.table.add_row(
-                Text(strip_escapes(lk.key)),
+                Text(visible(lk.key)),
                 Text(str(lk.limit)),
-                Text(holders),
+                Text(visible(holders)),
                 Text(ago(lk.since, now) if lk.since else "-"),
-                Text(" ".join(lk.waiting) or "-"),
+                Text(visible(" ".join(lk.waiting)) or "-"),
             )
         if not locks:
             self.table.add_row(Text("no concurrency key is in use", style="dim"), "", "", "", "")
@@ -114,8 +114,8 @@ class WorkersScreen(TableView):
             if w.alive and w.problem:
                 state = "unhealthy"
             self.table.add_row(
-                Text(w.id),
-                Text(w.host),
+                Text(visible(w.id)),
+                Text(visible(w.host)),
                 Text(str(w.pid)),
                 Text(slots),
                 Text(str(w.busy)),
@@ -205,11 +205,11 @@ class EventsScreen(Screen[None]):
     def _add_row(t: DataTable[Any], e: EventView) -> None:
         t.add_row(
             Text(f"{e.ts:%H:%M:%S}"),
-            Text(e.job_id),
+            Text(visible(e.job_id)),
             Text(e.kind),
             Text(e.state or "", style=STATE_STYLES.get(e.state or "", "")),
-            Text(e.actor),
-            Text(strip_escapes(e.message)[:200]),
+            Text(visible(e.actor)),
+            Text(visible(e.message)[:200]),
         )
 
     @on(Input.Changed, "#events-filter")
@@ -245,7 +245,7 @@ class StatsScreen(TableView):
                 spark.append(ch, style=style)
             rate = "-" if t.success_rate is None else f"{t.success_rate * 100:.0f}%"
             self.table.add_row(
-                Text(t.template),
+                Text(visible(t.template)),
                 Text(str(t.runs)),
                 Text(str(t.succeeded)),
                 Text(str(t.failed)),

@@ -2,7 +2,7 @@
 
 Three kinds share it: the queue (claim order), running (oldest first, with a progress bar)
 and history (newest first, coloured by final state). Cells are plain ``Text``: job data is
-never read as markup.
+never read as markup, and unsafe characters in it are shown escaped.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from textual.message import Message
 from textual.widgets import DataTable
 
 from opsconsole.core.states import FINAL, PENDING, JobState
-from opsconsole.core.text import STATE_STYLES, ago, duration, strip_escapes
+from opsconsole.core.text import STATE_STYLES, ago, duration, visible
 from opsconsole.core.views import JobView
 
 S = JobState
@@ -54,7 +54,7 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
 def key_params(view: JobView, width: int = 32) -> str:
     """The parameters as k=v (secrets are already ***), cut to ``width``."""
     text = " ".join(f"{k}={_short(v)}" for k, v in view.params.items() if v not in (None, "", []))
-    text = strip_escapes(text)
+    text = visible(text)
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -72,7 +72,7 @@ def progress_bar(percent: int | None, step: str | None, width: int = 10) -> Text
     t.append("░" * (width - filled), style="dim")
     t.append(f" {pct:>3}%")
     if step:
-        t.append(" " + strip_escapes(step)[:24])
+        t.append(" " + visible(step, strip_sequences=True)[:24])
     return t
 
 
@@ -124,14 +124,14 @@ class JobTable(DataTable[Any]):
             if v.state == S.SCHEDULED:
                 when = ago(v.run_at, now)
             elif v.state == S.WAITING:
-                when = "after " + ",".join(v.depends_on)
+                when = "after " + visible(",".join(v.depends_on))
             elif v.state == S.AWAITING_APPROVAL:
                 when = "needs approval"
             else:
                 when = f"queued {ago(v.created_at, now)}"
             return (
                 Text(v.id),
-                Text(v.template),
+                Text(visible(v.template)),
                 state,
                 Text(str(v.priority)),
                 Text(when),
@@ -142,15 +142,15 @@ class JobTable(DataTable[Any]):
             cancel = " (cancelling)" if v.cancel_requested else ""
             return (
                 Text(v.id),
-                Text(v.template),
+                Text(visible(v.template)),
                 Text(key_params(v, 20)),
-                Text((v.worker or "-").rsplit(":", 1)[0]),
+                Text(visible((v.worker or "-").rsplit(":", 1)[0])),
                 Text(duration(elapsed) + cancel),
                 progress_bar(v.progress, v.step),
             )
         return (
             Text(v.id),
-            Text(v.template),
+            Text(visible(v.template)),
             state,
             Text(ago(v.finished_at, now)),
             Text(duration(v.duration_s)),

@@ -3,7 +3,8 @@
 It holds a bounded window of a job's log; scrolling to its top asks for older lines from
 the store, so a 500,000-line log costs what the screen shows. While following, new lines
 scroll into view; once the operator scrolls up it stops following and counts "N new lines"
-instead of yanking the view. Text is shown as plain text with escape sequences stripped.
+instead of yanking the view. Text is shown as plain text, escape sequences stripped and
+other unsafe characters shown escaped (``core.text.visible``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from opsconsole.core.text import strip_escapes
+from opsconsole.core.text import visible
 from opsconsole.core.views import LogLine
 
 WINDOW = 100_000
@@ -108,7 +109,7 @@ class LogView(ScrollView, can_focus=True):
 
     @staticmethod
     def _prepare(line: LogLine) -> str:
-        text = strip_escapes(line.text[:RENDER_MAX]).expandtabs(8)
+        text = visible(line.text[:RENDER_MAX], strip_sequences=True).expandtabs(8)
         if len(line.text) > RENDER_MAX:
             text += f" … [{len(line.text) - RENDER_MAX} more characters]"
         return text

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from opsconsole.core.text import STATE_STYLES
+from opsconsole.core.text import STATE_STYLES, visible
 from opsconsole.core.views import WorkerView
 
 SHOWN = [
@@ -73,5 +73,5 @@ class StatusBar(Static):
             t.append(" · embedded" if compact else f" · {self.embedded}", style="cyan")
         if not compact:
             t.append(" │ ", style="dim")
-            t.append(self.store, style="dim")
+            t.append(visible(self.store), style="dim")
         self.update(t)

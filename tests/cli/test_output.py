@@ -1,0 +1,186 @@
+"""Terminal and data hygiene of everything the CLI prints: unsafe characters (controls,
+bidirectional overrides, invisible format characters) are shown escaped on screen and
+escaped as ``\\uXXXX`` in JSON, which still decodes to the exact original text."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import textwrap
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cli_support import Cli, as_json, ok, one_error_line, submit
+from support import write_template
+
+from opsconsole.cli.output import LogFormatter
+from opsconsole.core.text import UNSAFE_MULTILINE
+
+RLO = "\u202e"  # right-to-left override: "invoice_\u202egnp.exe" reads "invoice_exe.png"
+CSI = "\x9b"  # the 8-bit control sequence introducer: "\x9b2J" clears a VT220's screen
+
+
+def raw_unsafe(text: str) -> list[str]:
+    """The unsafe characters left raw in ``text`` (newlines are a sink's own)."""
+    return UNSAFE_MULTILINE.findall(text)
+
+
+@pytest.fixture(autouse=True)
+def forget_handlers(catalog: Path) -> Iterator[None]:
+    """Handlers are imported from the catalog dir: unimport them and drop it from sys.path."""
+    before = set(sys.modules)
+    yield
+    root = str(catalog)
+    while root in sys.path:
+        sys.path.remove(root)
+    for name in set(sys.modules) - before:
+        if str(getattr(sys.modules.get(name), "__file__", "") or "").startswith(root):
+            del sys.modules[name]
+
+
+@pytest.fixture
+def hostile(catalog: Path) -> str:
+    """A Python handler whose log line carries U+202E and whose error carries U+009B."""
+    module = f"handlers_{uuid.uuid4().hex[:10]}"
+    (catalog / f"{module}.py").write_text(
+        textwrap.dedent(
+            """
+            def run(ctx):
+                ctx.log("attached: invoice_\\u202egnp.exe")
+                raise RuntimeError("disk \\x9b2J full")
+            """
+        )
+    )
+    write_template(catalog, "hostile", f"runner: python\nhandler: {module}:run\n")
+    return "hostile"
+
+
+@pytest.fixture
+def hostile_job(cli: Cli, hostile: str) -> str:
+    """The hostile job, run to its end by a real worker pool."""
+    job = submit(cli, hostile)["id"]
+    ok(cli("worker", "--once"), 1)
+    return job
+
+
+def test_json_escapes_a_handlers_c1_control_and_decodes_back_to_it(
+    cli: Cli, hostile_job: str
+) -> None:
+    out = ok(cli("jobs", "show", hostile_job, "--json")).stdout
+    assert CSI not in out
+    assert "\\u009b2J" in out
+    shown = json.loads(out)
+    assert shown["state"] == "failed"
+    assert f"disk {CSI}2J full" in shown["error"]["message"]  # the exact value, decoded
+
+
+def test_logs_show_a_handlers_bidi_override_escaped(cli: Cli, hostile_job: str) -> None:
+    out = ok(cli("logs", hostile_job)).stdout
+    assert RLO not in out
+    assert "attached: invoice_\\u202egnp.exe" in out.splitlines()
+    assert RLO in ok(cli("logs", hostile_job, "--raw")).stdout  # --raw is verbatim, on request
+
+
+def test_every_view_of_the_hostile_job_is_clean(cli: Cli, hostile_job: str) -> None:
+    for args in (
+        ("jobs", "show", hostile_job),
+        ("jobs", "list"),
+        ("events", "--job", hostile_job),
+        ("logs", hostile_job),
+    ):
+        out = ok(cli(*args)).stdout
+        assert raw_unsafe(out) == [], args
+    assert "disk \\x9b2J full" in ok(cli("jobs", "show", hostile_job)).stdout
+    for args in (
+        ("jobs", "show", hostile_job, "--json"),
+        ("jobs", "list", "--json"),
+        ("events", "--job", hostile_job, "--json"),
+    ):
+        out = ok(cli(*args)).stdout
+        assert raw_unsafe(out.rstrip("\n")) == [], args
+        for line in out.splitlines():
+            json.loads(line)
+
+
+def test_json_keeps_ordinary_non_ascii_readable_and_round_trips(cli: Cli, echo: str) -> None:
+    value = f"café 日本 ok{RLO}\u2028{CSI}\u200b\U000e0041 👍\u200d"
+    job = submit(cli, echo, "-p", f"msg={value}")["id"]
+    out = ok(cli("jobs", "show", job, "--json")).stdout
+    assert "café 日本" in out and "👍\u200d" in out  # readable, not \u-escaped
+    assert "\\u202e\\u2028\\u009b\\u200b\\udb40\\udc41" in out
+    assert raw_unsafe(out.rstrip("\n")) == []
+    assert json.loads(out)["params"]["msg"] == value
+
+
+def test_events_follow_json_is_one_clean_object_per_line(cli: Cli, echo: str) -> None:
+    job = submit(cli, echo)["id"]
+    reason = f"line one\u2028line two{RLO}\x85"
+    ok(cli("jobs", "cancel", job, "--reason", reason))
+    out = ok(cli("events", "--job", job, "--json")).stdout
+    lines = out.splitlines()
+    assert len(lines) == 2  # U+2028 and NEL split no line of the stream
+    assert raw_unsafe(out.rstrip("\n")) == []
+    assert json.loads(lines[-1])["message"].endswith(reason)
+
+
+def test_error_lines_show_what_the_user_typed_escaped(cli: Cli, echo: str) -> None:
+    line = one_error_line(ok(cli("jobs", "show", f"zz{RLO}{CSI}2J"), 3))
+    assert raw_unsafe(line) == []
+    assert "zz\\u202e\\x9b2" in line.lower()  # ids are case-insensitive
+    line = one_error_line(ok(cli("templates", "show", f"nope{RLO}"), 3))
+    assert raw_unsafe(line) == []
+
+
+def test_templates_show_hostile_catalog_text_escaped(cli: Cli, catalog: Path) -> None:
+    write_template(
+        catalog,
+        "spoof",
+        'description: "deploy\\u202e to prod\\x1b]0;pwned\\x07"\n'
+        "runner: shell\ncommand: [echo, '{{ env }}']\n"
+        'params:\n  env: {type: string, default: "d\\u2066ev", description: "x\\x9by"}\n',
+    )
+    (catalog / "templates" / f"broken{RLO}.yaml").write_text("name: [unclosed\n")
+    listed = ok(cli("templates", "list"))
+    assert raw_unsafe(listed.stdout) == [] and raw_unsafe(listed.stderr) == []
+    assert "deploy\\u202e to prod\\x1b]0;pwned\\x07" in listed.stdout
+    assert "broken\\u202e.yaml" in listed.stderr
+    shown = ok(cli("templates", "show", "spoof")).stdout
+    assert raw_unsafe(shown) == []
+    assert "d\\u2066ev" in shown and "x\\x9by" in shown
+    data = as_json(cli("templates", "list", "--json"))
+    assert data["templates"][0]["description"] == "deploy\u202e to prod\x1b]0;pwned\x07"
+
+
+def test_locks_show_a_hostile_concurrency_key_escaped(cli: Cli, catalog: Path) -> None:
+    write_template(
+        catalog,
+        "locked",
+        "runner: shell\ncommand: ['true']\n"
+        "concurrency: {key: 'deploy-{{ env }}', limit: 1}\n"
+        "params:\n  env: {type: string, required: true}\n",
+    )
+    submit(cli, "locked", "-p", f"env=prod{RLO}")
+    out = ok(cli("locks")).stdout
+    assert raw_unsafe(out) == []
+    assert "deploy-prod\\u202e" in out
+    assert as_json(cli("locks", "--json"))["locks"][0]["key"] == f"deploy-prod{RLO}"
+    for args in (("stats",), ("health",), ("status",)):
+        result = cli(*args)
+        assert raw_unsafe(result.stdout) == [] and raw_unsafe(result.stderr) == [], args
+
+
+def test_the_workers_log_shows_a_quoted_error_and_its_traceback_escaped() -> None:
+    try:
+        raise RuntimeError(f"disk {CSI}2J full{RLO}")
+    except RuntimeError:
+        exc_info = sys.exc_info()
+    record = logging.LogRecord(
+        "opsconsole.engine.pool", logging.ERROR, __file__, 1, "job %s crashed", ("j1",), exc_info
+    )
+    out = LogFormatter("%(levelname)s %(name)s: %(message)s").format(record)
+    assert raw_unsafe(out) == []
+    assert out.startswith("ERROR opsconsole.engine.pool: job j1 crashed\nTraceback")
+    assert out.endswith("RuntimeError: disk \\x9b2J full\\u202e")  # the traceback keeps its lines
