@@ -24,6 +24,7 @@ from opsconsole.core.errors import OpsError
 from opsconsole.core.secrets import MASK
 from opsconsole.core.service import OpsService
 from opsconsole.core.states import PENDING, JobState
+from opsconsole.core.text import visible
 from opsconsole.core.views import JobView, WorkerView
 from opsconsole.tui import actions
 from opsconsole.tui.feed import Feed
@@ -356,7 +357,9 @@ class OpsConsole(LogTail, App[None]):
             return
         first = troubled[0]
         more = f" (and {len(troubled) - 1} more worker(s))" if len(troubled) > 1 else ""
-        banner.update(f"worker {first.id} cannot work: {first.problem}{more}  (W: workers)")
+        banner.update(
+            visible(f"worker {first.id} cannot work: {first.problem}{more}  (W: workers)")
+        )
 
     def on_store_status(self, msg: StoreStatus) -> None:
         if not self.is_running:

@@ -106,7 +106,7 @@ def test_failures_retry_after_backoff_until_the_retries_run_out(clocked, flaky, 
     assert view.state == S.FAILED
     assert view.error["message"] == "exit 1"
     assert [e.kind for e in view.events].count("retried") == 2
-    assert pool.outcomes == [(job.id, "scheduled"), (job.id, "scheduled"), (job.id, "failed")]
+    assert list(pool.outcomes) == [(job.id, "scheduled"), (job.id, "scheduled"), (job.id, "failed")]
 
     # a manual retry starts the automatic retries afresh (retry_base)
     clock.advance(60)

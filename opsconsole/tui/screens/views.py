@@ -121,7 +121,7 @@ class WorkersScreen(TableView):
                 Text(str(w.busy)),
                 Text(state, style="green" if w.healthy else "red"),
                 Text(ago(w.heartbeat_at, now)),
-                Text(w.problem or ""),
+                Text(visible(w.problem or "")),
                 key=w.id,
             )
         if workers:
