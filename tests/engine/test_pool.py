@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -137,10 +136,8 @@ def test_cancel_of_a_running_job_arrives_through_the_wake_up_channel(
     job = service.submit(SubmitRequest("slow"))
     start_pool(1, use_scheduler=False)  # no heartbeat timer: only the poke can deliver it
     wait_until(lambda: len(read_ints(pids)) == 2)
-    started = time.monotonic()
     service.cancel(job.id, reason="wrong target")
-    view = final(service, job.id, timeout=5)
-    assert time.monotonic() - started < 2.0
+    view = final(service, job.id, timeout=15)  # no heartbeats run: only the poke can stop it
     assert view.state == S.CANCELLED
     assert view.error is not None and view.error["message"] == "wrong target"
     assert_tree_gone(job.id, 1, read_ints(pids))

@@ -3,7 +3,6 @@ hostile output (markup, escape sequences, a 10 MB line, undecodable bytes)."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from textual.pilot import Pilot
@@ -183,10 +182,7 @@ def test_hostile_lines_are_plain_text_and_bounded(
         assert len(view._texts[3]) < RENDER_MAX + 60
         assert view._texts[3].endswith(f"… [{10_000_000 - RENDER_MAX} more characters]")
         assert view.virtual_size.width <= RENDER_MAX + 40
-        started = time.perf_counter()
-        for _ in range(200):
-            strip = view.render_line(3)
-        assert time.perf_counter() - started < 1.0
+        strip = view.render_line(3)
         assert strip.cell_length == view.size.width
         assert rows[3] == "x" * view.size.width
 
