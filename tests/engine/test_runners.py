@@ -708,3 +708,28 @@ def test_interrupt_thread_stops_an_in_thread_handler_that_ignores_its_stop(
     assert res.error is not None
     assert res.error["message"] == "stop it; the handler ignored it and was interrupted"
     assert interrupt_thread(thread) is False  # a thread that ended is left alone
+
+
+@pytest.mark.parametrize("isolate", [False, True], ids=["in-thread", "isolated"])
+def test_a_handler_calling_sys_exit_fails_its_job_and_the_slot_goes_on(
+    service: OpsService, catalog: Path, start_pool: Any, handler: Any, isolate: bool
+) -> None:
+    ref = handler(
+        """
+        import sys
+
+        def run(ctx):
+            sys.exit(3)
+        """
+    )
+    python_template(catalog, "py-exit", ref, isolate=isolate)
+    write_template(catalog, "quick", "command: [echo, quick]\n")
+    job = service.submit(SubmitRequest("py-exit"))
+    pool = start_pool(1)
+    view = final(service, job.id)
+    assert view.state == S.FAILED
+    assert view.error is not None
+    assert view.error["message"] == "handler called sys.exit(3) instead of returning"
+    quick = service.submit(SubmitRequest("quick"))
+    assert final(service, quick.id).state == S.SUCCEEDED
+    assert pool.slots == 1
