@@ -161,6 +161,15 @@ def test_python_runner() -> None:
     )
 
 
+@pytest.mark.parametrize(("extra", "isolate"), [({}, True), ({"isolate": False}, False)])
+def test_python_handlers_run_isolated_unless_told_otherwise(
+    extra: dict[str, bool], isolate: bool
+) -> None:
+    t = template_from_dict({"name": "probe", "runner": "python", "handler": "m:f", **extra})
+    assert t.isolate is isolate
+    assert template_from_dict(t.raw).isolate is isolate
+
+
 @pytest.mark.parametrize(
     ("data", "message"),
     [
@@ -179,7 +188,13 @@ def test_python_runner() -> None:
             "command is only for runner shell",
         ),
         (
-            {"name": "a", "runner": "python", "handler": "m:f", "env": {"A": "1"}},
+            {
+                "name": "a",
+                "runner": "python",
+                "handler": "m:f",
+                "isolate": False,
+                "env": {"A": "1"},
+            },
             "env needs isolate: true",
         ),
         ({"name": "a", "command": ["x"], "handler": "m:f"}, "handler is only for runner python"),

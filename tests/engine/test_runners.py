@@ -1,21 +1,31 @@
-"""Shell and Python runners end to end: markers, results, partial, dry run, handler timeouts."""
+"""Shell and Python runners end to end: markers, results, partial, dry run, timeouts, isolation."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import textwrap
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from support import wait_until, write_template
 
+from opsconsole.config import Settings
+from opsconsole.core.catalog import template_from_dict
 from opsconsole.core.service import OpsService, SubmitRequest
 from opsconsole.core.states import FINAL, JobState
 from opsconsole.core.views import JobView
+from opsconsole.engine.context import RunContext, RunResult
 from opsconsole.engine.procs import find_marked, pid_alive
+from opsconsole.engine.runners.base import RunSpec
+from opsconsole.engine.runners.python import PythonRunner, interrupt_thread
 
 S = JobState
 
@@ -420,3 +430,306 @@ def test_shutdown_records_an_in_thread_handler_that_ignores_it(
         assert view.error is not None and "abandoned" in view.error["message"]
     finally:
         release.touch()
+
+
+# -- isolation: one bad handler never takes the worker down ----------------------------------
+
+
+class Worker:
+    """A worker pool in a process of its own, so a handler that kills its process shows it."""
+
+    def __init__(self, settings: Settings, tmp_path: Path, slots: int) -> None:
+        code = (
+            "from opsconsole.config import load_settings\n"
+            "from opsconsole.runtime import open_service, start_pool\n"
+            f"s = load_settings(home={str(settings.home)!r}, catalog={str(settings.catalog)!r},"
+            f" db={settings.db!r}, lease=3, heartbeat_interval=0.2, kill_grace=0.5,"
+            " poll_interval=0.05)\n"
+            f"start_pool(open_service(s), slots={slots}).run_forever()\n"
+        )
+        self.stdout = tmp_path / "worker.out"
+        self.stderr = tmp_path / "worker.err"
+        with self.stdout.open("wb") as out, self.stderr.open("wb") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", code], stdout=out, stderr=err, cwd=tmp_path
+            )
+
+    def stop(self) -> None:
+        """Drain and exit as on SIGTERM, so whatever it buffered reaches its stdout."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def worker_process(settings: Settings, tmp_path: Path) -> Iterator[Callable[[int], Worker]]:
+    workers: list[Worker] = []
+
+    def start(slots: int = 1) -> Worker:
+        workers.append(Worker(settings, tmp_path, slots))
+        return workers[-1]
+
+    yield start
+    for w in workers:
+        if w.proc.poll() is None:
+            w.proc.kill()
+        w.proc.wait(10)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("crash", "message"),
+    [
+        ("os._exit(1)", "handler process died: exit code 1"),
+        ("ctypes.string_at(0)", "handler process died: killed by SIGSEGV"),
+    ],
+    ids=["os._exit", "segfault"],
+)
+def test_a_handler_that_kills_its_process_fails_alone_and_the_worker_lives_on(
+    service: OpsService,
+    catalog: Path,
+    handler: Any,
+    worker_process: Callable[[int], Worker],
+    tmp_path: Path,
+    crash: str,
+    message: str,
+) -> None:
+    release = tmp_path / "release"
+    bystander = handler(
+        f"""
+        import os, time
+
+        def run(ctx):
+            ctx.progress(1, "waiting")
+            while not os.path.exists({str(release)!r}):
+                time.sleep(0.01)
+            return "bystander done"
+        """
+    )
+    poison = handler(
+        f"""
+        import ctypes, os
+
+        def run(ctx):
+            {crash}
+        """
+    )
+    # no isolate key: the default is what is on trial
+    write_template(catalog, "bystander", f"runner: python\nhandler: {bystander}\n")
+    write_template(catalog, "poison", f"runner: python\nhandler: {poison}\n")
+    waiting = service.submit(SubmitRequest("bystander"))
+    worker = worker_process(2)
+    try:
+        wait_until(lambda: service.get(waiting.id).step == "waiting", 30)
+        bad = service.submit(SubmitRequest("poison"))
+        view = final(service, bad.id, timeout=30)
+        assert view.state == S.FAILED
+        assert view.error is not None and view.error["message"] == message
+        assert worker.proc.poll() is None
+        assert service.get(waiting.id).state == S.RUNNING
+    finally:
+        release.touch()
+    assert final(service, waiting.id, timeout=30).result == "bystander done"
+    assert worker.proc.poll() is None
+
+
+def test_a_handler_that_ignores_cancel_is_killed_and_burns_no_cpu_after(
+    service: OpsService, catalog: Path, start_pool: Any, handler: Any, tmp_path: Path
+) -> None:
+    release, pid_file = tmp_path / "release", tmp_path / "pid"
+    ref = handler(
+        f"""
+        import os
+
+        def run(ctx):
+            with open({str(pid_file)!r}, "w") as f:
+                f.write(str(os.getpid()))
+            while not os.path.exists({str(release)!r}):  # busy, never looks at ctx.cancelled
+                pass
+        """
+    )
+    write_template(catalog, "py-spin", f"runner: python\nhandler: {ref}\ntimeout: 0.5s\n")
+    job = service.submit(SubmitRequest("py-spin"))
+    start_pool(1)
+    try:
+        view = final(service, job.id, timeout=10)
+        assert view.state == S.TIMED_OUT
+        assert view.error is not None and view.error["message"] == "timed out after 0.5s"
+        pid = int(pid_file.read_text())
+        assert pid != os.getpid()
+        assert not pid_alive(pid)
+    finally:
+        release.touch()
+
+
+SECRET = "tok-s3cr3t-value"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("isolate", [None, False], ids=["default", "in-thread"])
+def test_what_a_handler_prints_reaches_its_log_masked_never_the_worker_stdout(
+    service: OpsService,
+    catalog: Path,
+    handler: Any,
+    worker_process: Callable[[int], Worker],
+    isolate: bool | None,
+) -> None:
+    ref = handler(
+        """
+        import sys, threading
+
+        def run(ctx):
+            token = ctx.params["token"]
+            print("print says", token)
+            sys.stdout.write(f"write says {token}\\n")
+            print("stderr says", token, file=sys.stderr)
+            helper = threading.Thread(target=print, args=("another thread says", token))
+            helper.start()
+            helper.join()
+            sys.stdout.write("no newline " + token)
+            return "done"
+        """
+    )
+    write_template(
+        catalog,
+        "py-print",
+        f"runner: python\nhandler: {ref}\n"
+        + ("" if isolate is None else f"isolate: {str(isolate).lower()}\n")
+        + "params: {token: {type: string, secret: true, required: true}}\n",
+    )
+    job = service.submit(SubmitRequest("py-print", {"token": SECRET}))
+    worker = worker_process(1)
+    view = final(service, job.id, timeout=30)
+    assert (view.state, view.result) == (S.SUCCEEDED, "done")  # an open line ate no marker
+    worker.stop()
+    stdout, stderr = worker.stdout.read_text(), worker.stderr.read_text()
+    assert SECRET not in stdout and SECRET not in stderr
+    lines = service.logs_since(job.id)
+    assert not any(SECRET in ln.text for ln in lines)
+    out = [ln.text for ln in lines if ln.stream == "out"]
+    assert {"print says ***", "write says ***", "no newline ***"} <= set(out)
+    assert [ln.text for ln in lines if ln.stream == "err"] == ["stderr says ***"]
+    if isolate is None:  # the whole process is the job's: its other threads too
+        assert "another thread says ***" in out
+    else:  # other threads print to the worker's stdout, with running handlers' secrets masked
+        assert "another thread says ***" in stdout.splitlines()
+        assert "another thread says ***" not in out
+
+
+def test_an_in_thread_handler_prints_into_its_log_and_stdout_is_given_back(
+    catalog: Path, handler: Any, tmp_path: Path
+) -> None:
+    ref = handler(
+        """
+        import sys
+
+        def run(ctx):
+            print("one", end="")
+            print(" line")
+            sys.stderr.write("partial")
+            return "ok"
+        """
+    )
+    lines: list[tuple[str, str]] = []
+    ctx = RunContext(
+        job_id="j",
+        attempt=1,
+        template="t",
+        params={},
+        dry_run=False,
+        workdir=tmp_path,
+        log_fn=lambda stream, text: lines.append((stream, text)),
+        progress_fn=lambda _pct, _step: None,
+    )
+    before = (sys.stdout, sys.stderr)
+    res = PythonRunner().run(in_thread_spec(catalog, ref), ctx)
+    assert res.result == "ok"
+    assert lines == [("out", "one line"), ("err", "partial")]
+    assert (sys.stdout, sys.stderr) == before
+
+
+def in_thread_spec(catalog: Path, ref: str) -> RunSpec:
+    tpl = template_from_dict({"name": "t", "runner": "python", "handler": ref, "isolate": False})
+    return RunSpec(
+        template=tpl, timeout_s=None, kill_grace=0.5, line_max=1000, catalog_dir=catalog, env={}
+    )
+
+
+def test_interrupt_thread_stops_an_in_thread_handler_that_ignores_its_stop(
+    catalog: Path, handler: Any, tmp_path: Path
+) -> None:
+    release = tmp_path / "release"
+    ref = handler(
+        f"""
+        import os
+
+        def run(ctx):
+            ctx.progress(1, "spinning")
+            while not os.path.exists({str(release)!r}):  # pure Python, deaf to ctx.cancelled
+                try:
+                    pass
+                except Exception:  # what it cannot catch: HandlerInterrupted is no Exception
+                    pass
+            return "released"
+        """
+    )
+    steps: list[str | None] = []
+    ctx = RunContext(
+        job_id="j",
+        attempt=1,
+        template="t",
+        params={},
+        dry_run=False,
+        workdir=tmp_path,
+        log_fn=lambda _stream, _text: None,
+        progress_fn=lambda _pct, step: steps.append(step),
+    )
+    results: list[RunResult] = []
+    thread = threading.Thread(
+        target=lambda: results.append(PythonRunner().run(in_thread_spec(catalog, ref), ctx)),
+        daemon=True,
+    )
+    thread.start()
+    try:
+        wait_until(lambda: steps == ["spinning"])
+        ctx.stop.set("cancelled", "stop it")
+        assert thread.is_alive()  # it ignores the stop
+        assert interrupt_thread(thread) is True
+        thread.join(10)
+        assert not thread.is_alive()
+    finally:
+        release.touch()
+    [res] = results
+    assert res.outcome == "cancelled"
+    assert res.error is not None
+    assert res.error["message"] == "stop it; the handler ignored it and was interrupted"
+    assert interrupt_thread(thread) is False  # a thread that ended is left alone
+
+
+@pytest.mark.parametrize("isolate", [False, True], ids=["in-thread", "isolated"])
+def test_a_handler_calling_sys_exit_fails_its_job_and_the_slot_goes_on(
+    service: OpsService, catalog: Path, start_pool: Any, handler: Any, isolate: bool
+) -> None:
+    ref = handler(
+        """
+        import sys
+
+        def run(ctx):
+            sys.exit(3)
+        """
+    )
+    python_template(catalog, "py-exit", ref, isolate=isolate)
+    write_template(catalog, "quick", "command: [echo, quick]\n")
+    job = service.submit(SubmitRequest("py-exit"))
+    pool = start_pool(1)
+    view = final(service, job.id)
+    assert view.state == S.FAILED
+    assert view.error is not None
+    assert view.error["message"] == "handler called sys.exit(3) instead of returning"
+    quick = service.submit(SubmitRequest("quick"))
+    assert final(service, quick.id).state == S.SUCCEEDED
+    assert pool.slots == 1

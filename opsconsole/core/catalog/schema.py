@@ -55,6 +55,8 @@ class Template:
     env: dict[str, str]
     handler: str | None
     isolate: bool
+    """python: run the handler in a process of its own (default); false runs a trusted one
+    on the worker's thread, where a crash or ``os._exit`` takes the worker down."""
     params: dict[str, ParamSpec]
     priority: int
     timeout_s: float | None
@@ -201,7 +203,7 @@ def _parse_runner_keys(
                 f"handler must look like 'package.module:function', got {_describe(handler)}",
                 ("handler",),
             )
-        isolate = data.get("isolate", False) if "isolate" in present else False
+        isolate = data["isolate"] if "isolate" in present else True
         if not isinstance(isolate, bool):
             raise _SchemaError(
                 f"isolate must be true or false, got {_describe(isolate)}", ("isolate",)

@@ -1,8 +1,9 @@
 """Entry point of an isolated Python handler: ``python -m opsconsole.engine.runners.child``.
 
-Reads the job (parameters included) as JSON on stdin, never from argv or the environment,
-and reports through the stdout marker protocol. SIGTERM sets ``ctx.cancelled``; the
-worker sends KILL if the handler does not stop within the grace period.
+The same ``main`` runs in a fresh interpreter or in a process forked from the worker's
+handler host (``runners/zygote.py``). It reads the job (parameters included) as JSON on stdin,
+never from argv or the environment, and reports through the stdout marker protocol. SIGTERM
+sets ``ctx.cancelled``; the worker sends KILL if the handler does not stop within the grace.
 """
 
 from __future__ import annotations
@@ -13,7 +14,43 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
+
+
+class _Stdout:
+    """The handler's ``sys.stdout``: knows whether it left a line open, so markers start a line.
+
+    Without it, ``sys.stdout.write("no newline")`` followed by ``::result`` would be one line
+    of log text, and the job would lose its result.
+    """
+
+    def __init__(self, real: TextIO) -> None:
+        self._real = real
+        self._lock = threading.RLock()
+        self._open_line = False
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            n = self._real.write(text)
+            if text:
+                self._open_line = not text.endswith("\n")
+            return n
+
+    def writelines(self, lines: list[str]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def line(self, text: str) -> None:
+        """Write ``text`` as a line of its own, now."""
+        with self._lock:
+            if self._open_line:
+                self._real.write("\n")
+            self._real.write(text + "\n")
+            self._real.flush()
+            self._open_line = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
 
 
 def main() -> int:
@@ -21,13 +58,11 @@ def main() -> int:
     from opsconsole.engine.runners.python import call_handler, error_of, load_handler
 
     job = json.loads(sys.stdin.read())
-    out = sys.stdout
-    lock = threading.Lock()
+    out = _Stdout(sys.stdout)
+    sys.stdout = out  # type: ignore[assignment]
 
     def emit(text: str) -> None:
-        with lock:
-            out.write(text + "\n")
-            out.flush()
+        out.line(text)
 
     def log(stream: str, text: str) -> None:
         if stream == "err":
