@@ -37,6 +37,8 @@ from opsconsole.engine.attempt import AttemptEnv, Run, execute
 from opsconsole.engine.context import RunResult
 from opsconsole.engine.reaper import Reaper
 from opsconsole.engine.recorder import Recorder
+from opsconsole.engine.runners import zygote
+from opsconsole.engine.runners.python import interrupt_thread
 
 log = logging.getLogger("opsconsole.worker")
 S = JobState
@@ -46,6 +48,9 @@ BACKOFF_MAX = 5.0
 SLOT_DEATHS_WINDOW = 60.0
 """Seconds over which slot threads that keep dying make the pool unhealthy."""
 RECENT_OUTCOMES = 1000
+_live_pools: set[str] = set()
+"""Pools running in this process: the last one to stop shuts the shared handler host down."""
+_live_lock = threading.Lock()
 PRUNE_EVERY = 600.0
 """Seconds between two passes that forget long-gone workers."""
 
@@ -123,7 +128,8 @@ class WorkerPool:
         self._scheduler: Any = None
         self._problems = _Problems()
         self._slot_deaths: deque[float] = deque(maxlen=16)
-        self._abandoned: list[threading.Thread] = []
+        self._abandoned: list[tuple[threading.Thread, float]] = []
+        """Threads of handlers that ignored their stop, and when they were abandoned."""
         self._timer_failures: dict[str, float] = {}
         self._last_prune: float | None = None
         self.fatal: str | None = None
@@ -173,6 +179,8 @@ class WorkerPool:
             for i in range(self._target):
                 self._add_slot(i)
         self._spawn(self._claim_loop, "claimer")
+        with _live_lock:
+            _live_pools.add(self.id)
         return self
 
     def _spawn(self, target: Callable[[], None], name: str) -> None:
@@ -470,7 +478,8 @@ class WorkerPool:
                 self._slots.remove(slot)
                 if not self._stopping.is_set():
                     self._add_slot(slot.index)
-            self._abandoned.append(run.thread)
+            if run.thread is not None:
+                self._abandoned.append((run.thread, time.monotonic()))
         stop = run.ctx.stop if run.ctx is not None else None
         reason = (stop.reason if stop else None) or "interrupted"
         what = (stop.message if stop else "") or reason.replace("_", " ")
@@ -493,7 +502,20 @@ class WorkerPool:
             ),
             run,
         )
+        if run.thread is not None and interrupt_thread(run.thread):
+            log.warning("job %s: interrupting its abandoned handler thread", run.job_id)
         self.wake_all()
+
+    def stuck_threads(self, older_than: float = 0.0) -> int:
+        """Abandoned handler threads still alive ``older_than`` seconds after abandonment.
+
+        An interrupted pure-Python loop ends; a thread blocked in C (or catching
+        BaseException) does not, and keeps its resources for the life of the process.
+        """
+        now = time.monotonic()
+        with self._lock:
+            self._abandoned = [(t, since) for t, since in self._abandoned if t.is_alive()]
+            return sum(1 for _t, since in self._abandoned if now - since >= older_than)
 
     # -- heartbeats, cancel, reaper, health ------------------------------------------------
 
@@ -520,9 +542,7 @@ class WorkerPool:
         recording = self.recorder.problem
         if recording:
             parts.append(recording)
-        with self._lock:
-            self._abandoned = [t for t in self._abandoned if t.is_alive()]
-            stuck = len(self._abandoned)
+        stuck = self.stuck_threads()
         if stuck:
             parts.append(
                 f"{stuck} abandoned handler thread(s) still running (they ignored cancellation)"
@@ -644,6 +664,11 @@ class WorkerPool:
             wake.notify(self.settings.db)
         for thread in self._threads:
             thread.join(timeout=2)
+        with _live_lock:
+            _live_pools.discard(self.id)
+            last = not _live_pools
+        if last:
+            zygote.shutdown()
         if self._listener is not None:
             self._listener.close()
         self._state = "stopped"
@@ -675,13 +700,30 @@ class WorkerPool:
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
-        draining = False
+        draining = replace = False
         while not self._finished.wait(0.5):
-            if self.fatal and not draining:
+            if draining:
+                continue
+            if self.fatal:
                 draining = True
+            elif self.stuck_threads(older_than=2 * self.settings.kill_grace + 1):
+                # threads that cannot be stopped keep their CPU and memory for the life of
+                # the process: finish the other jobs, then start afresh in place
+                log.error(
+                    "%d abandoned handler thread(s) cannot be stopped: draining, then "
+                    "replacing this worker process",
+                    self.stuck_threads(),
+                )
+                draining = replace = True
+            if draining:
                 threading.Thread(target=self.drain, name="drain", daemon=True).start()
         if self.fatal:
             raise StoreUnavailable(self.fatal)
+        if replace and self._signals == 0:
+            argv = reexec_argv()
+            log.warning("replacing this worker process: %s", " ".join(argv[:3]))
+            logging.shutdown()
+            os.execv(argv[0], argv)
 
     def run_once(self) -> bool:
         """Run every job that is ready now; True if all of them succeeded."""
