@@ -174,6 +174,20 @@ def test_a_line_larger_than_the_buffer_is_taken_when_the_buffer_is_empty(
     ]
 
 
+def test_progress_lands_on_the_row_and_not_in_the_event_feed(
+    service: OpsService, running_job: tuple[str, int]
+) -> None:
+    job_id = running_job[0]
+    before = service.events_since(0, job=job_id)
+    sink = make_sink(service, running_job, progress_interval=60)
+    for pct in range(101):
+        sink.progress(pct, f"step {pct // 10}")
+    assert sink.close()
+    view = service.get(job_id)
+    assert (view.progress, view.step) == (100, "step 10")
+    assert service.events_since(0, job=job_id) == before
+
+
 # -- job output through the shell runner -----------------------------------------------------
 
 

@@ -118,11 +118,21 @@ def test_events_since_reads_forward_in_id_order(db, put_job, clock):
     assert feed.events_since(db, ids[-1]) == []
 
 
-def test_the_audit_trail_leaves_out_progress_ticks(db, put_job, clock):
+def test_progress_updates_the_row_and_writes_no_event(db, put_job, clock):
+    """Progress ticks are not facts for the audit trail or the change feed."""
     attempt = running(db, put_job, clock)
-    assert job_store.update_progress(db, "aaa234", attempt, clock.now(), progress=50, step="half")
+    before = feed.last_event_id(db)
+    for pct in range(0, 101, 10):
+        assert job_store.update_progress(db, "aaa234", attempt, clock.now(), progress=pct, step="s")
+    assert feed.events_since(db, before) == []
     assert [e["kind"] for e in feed.job_events(db, "aaa234")] == ["submitted", "started"]
-    assert [e["kind"] for e in feed.events_since(db, 0)][-1] == "progress"
+    with db.read() as conn:
+        row = job_store.fetch(conn, "aaa234")
+    assert (row["progress"], row["step"]) == (100, "s")
+    # a fenced-off attempt moves nothing
+    assert not job_store.update_progress(
+        db, "aaa234", attempt + 1, clock.now(), progress=1, step="x"
+    )
 
 
 # -- the cap, against a model ----------------------------------------------------------------
