@@ -90,7 +90,6 @@ def locked_db(db_path: Path) -> Iterator[Database]:
 # -- a full disk -----------------------------------------------------------------------------
 
 
-@pytest.mark.slow
 def test_a_full_disk_delays_the_log_and_loses_nothing_once_grown(
     disk: Path, disk_db: Database, sink_log: pytest.LogCaptureFixture
 ) -> None:
@@ -130,7 +129,6 @@ def test_a_full_disk_delays_the_log_and_loses_nothing_once_grown(
     assert len(messages(sink_log, RESUMED)) == 1
 
 
-@pytest.mark.slow
 def test_close_on_a_full_disk_reports_false_then_lands_everything_after_recovery(
     disk: Path, disk_db: Database
 ) -> None:
@@ -155,7 +153,6 @@ def test_close_on_a_full_disk_reports_false_then_lands_everything_after_recovery
 # -- a write lock held past the busy timeout -------------------------------------------------
 
 
-@pytest.mark.slow
 def test_a_write_lock_held_past_the_busy_timeout_loses_and_reorders_nothing(
     db_path: Path, locked_db: Database, sink_log: pytest.LogCaptureFixture
 ) -> None:
@@ -186,7 +183,6 @@ def test_a_write_lock_held_past_the_busy_timeout_loses_and_reorders_nothing(
 # -- backpressure ----------------------------------------------------------------------------
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(
     "bound",
     [{"buffer_lines": 40}, {"buffer_bytes": 40 * 100}],
@@ -224,7 +220,6 @@ def test_a_full_buffer_blocks_the_producer_until_the_store_takes_lines(
     assert out_lines(locked_db) == [f"{i:05d}".ljust(100, ".") for i in range(total)]
 
 
-@pytest.mark.slow
 def test_close_never_deadlocks_with_a_blocked_producer(db_path: Path, locked_db: Database) -> None:
     """The line a blocked producer was writing when the job closed its log still lands."""
     attempt = start_job(locked_db)
