@@ -177,3 +177,27 @@ def test_logs_show_markup_in_parameters_as_text(cli, echo):
     job = ran(cli, echo, "-p", "msg=[red]not red[/red]")
     assert "[red]not red[/red]" in ok(cli("logs", job)).stdout.splitlines()
     assert as_json(cli("jobs", "show", job, "--json"))["params"] == {"msg": "[red]not red[/red]"}
+
+
+def test_progress_reaches_jobs_show_and_stays_out_of_events(cli, catalog, start_pool, tmp_path):
+    """Progress lives on the job's row: ``jobs show`` has it; the event stream has no ticks."""
+    release = tmp_path / "release"
+    write_template(
+        catalog,
+        "steps",
+        "runner: shell\ncommand:\n  - sh\n  - -c\n  - |\n"
+        "    for i in 1 2 3 4; do echo ::progress $((i * 10)) step $i; done\n"
+        f"    while [ ! -e {release} ]; do sleep 0.02; done\n",
+    )
+    job = submit(cli, "steps")["id"]
+    start_pool(1)
+    shown = wait_until(
+        lambda: (v := as_json(ok(cli("jobs", "show", job, "--json"))))["progress"] == 40 and v, 30
+    )
+    assert (shown["state"], shown["step"]) == ("running", "step 4")
+    assert "40% step 4" in ok(cli("jobs", "show", job)).stdout
+    release.touch()
+    wait_until(lambda: as_json(ok(cli("jobs", "show", job, "--json")))["state"] == "succeeded", 30)
+    out = ok(cli("events", "--job", job, "--json")).stdout
+    kinds = [json.loads(line)["kind"] for line in out.splitlines()]
+    assert kinds == ["submitted", "started", "succeeded"]

@@ -155,9 +155,37 @@ def test_sink_refuses_to_write_for_a_replaced_attempt(
     job_id, attempt = running_job
     sink = make_sink(service, (job_id, attempt + 1))  # an attempt the store does not know
     sink.write("out", "from a ghost")
-    sink.close()
-    assert sink.fenced
+    assert sink.close() is True  # nothing left to write: the store will take none of it
+    assert sink.fenced and sink.problem is None
     assert [ln.text for ln in all_lines(service, job_id) if ln.stream == "out"] == []
+
+
+def test_a_line_larger_than_the_buffer_is_taken_when_the_buffer_is_empty(
+    service: OpsService, running_job: tuple[str, int]
+) -> None:
+    """The bound never refuses a line outright: that would block its writer forever."""
+    sink = make_sink(service, running_job, buffer_bytes=10, buffer_lines=1)
+    sink.write("out", "x" * 100)
+    sink.write("out", "y" * 100)
+    assert sink.close()
+    assert [ln.text for ln in all_lines(service, running_job[0]) if ln.stream == "out"] == [
+        "x" * 100,
+        "y" * 100,
+    ]
+
+
+def test_progress_lands_on_the_row_and_not_in_the_event_feed(
+    service: OpsService, running_job: tuple[str, int]
+) -> None:
+    job_id = running_job[0]
+    before = service.events_since(0, job=job_id)
+    sink = make_sink(service, running_job, progress_interval=60)
+    for pct in range(101):
+        sink.progress(pct, f"step {pct // 10}")
+    assert sink.close()
+    view = service.get(job_id)
+    assert (view.progress, view.step) == (100, "step 10")
+    assert service.events_since(0, job=job_id) == before
 
 
 # -- job output through the shell runner -----------------------------------------------------

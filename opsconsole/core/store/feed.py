@@ -21,6 +21,22 @@ def truncation_marker(dropped: int, cap: int) -> str:
     return f"[opsconsole] log truncated: {dropped} lines dropped here (log cap {cap} lines)"
 
 
+def _cap_cut(total: int, cap: int) -> tuple[int, int] | None:
+    """Where a log of ``total`` lines is cut: (marker line number, last dropped line number).
+
+    Lines up to the marker's number minus one are the head; the marker line replaces the
+    line of its number; lines after the last dropped one are the tail. None: keep everything.
+    """
+    if total <= cap:
+        return None
+    head = max(cap // 2, 1)
+    tail = max(cap - head - 1, 1)
+    marker_seq, cut_to = head + 1, total - tail
+    if cut_to <= marker_seq:
+        return None
+    return marker_seq, cut_to
+
+
 def append_logs(
     db: Database,
     job_id: str,
@@ -29,7 +45,11 @@ def append_logs(
     *,
     cap: int,
 ) -> bool:
-    """Write (ts, stream, text) lines for a running attempt; False when fenced off."""
+    """Write (ts, stream, text) lines for a running attempt; False when fenced off.
+
+    Past the cap only the lines that stay are inserted (a chatty job past its cap costs
+    one small write per batch, not an insert and a delete of every line).
+    """
     if not lines:
         return True
     n = len(lines)
@@ -47,42 +67,48 @@ def append_logs(
         if total is None:
             return False
         first = total - n + 1
-        conn.execute(
-            logs.insert(),
-            [
-                {
-                    "job_id": job_id,
-                    "seq": first + i,
-                    "ts": ts,
-                    "attempt": attempt,
-                    "stream": stream,
-                    "line": text,
-                }
-                for i, (ts, stream, text) in enumerate(lines)
-            ],
-        )
-        if total > cap:
-            _apply_cap(conn, job_id, total, cap)
+        cut = _cap_cut(total, cap)
+        rows = [
+            {
+                "job_id": job_id,
+                "seq": first + i,
+                "ts": ts,
+                "attempt": attempt,
+                "stream": stream,
+                "line": text,
+            }
+            for i, (ts, stream, text) in enumerate(lines)
+        ]
+        if cut is not None:
+            marker_seq, cut_to = cut
+            marker = truncation_marker(cut_to - marker_seq + 1, cap)
+            rows = [r for r in rows if r["seq"] <= marker_seq or r["seq"] > cut_to]
+            for r in rows:
+                if r["seq"] == marker_seq:
+                    r.update(stream="meta", line=marker)
+        if rows:
+            conn.execute(logs.insert(), rows)
+        if cut is not None:
+            if marker_seq < first:  # the marker's line is stored already
+                _recut(conn, job_id, marker_seq, min(cut_to, first - 1), marker)
+            dropped = cut_to - marker_seq + 1
+            conn.execute(jobs.update().where(jobs.c.id == job_id).values(log_dropped=dropped))
     return True
 
 
-def _apply_cap(conn: sa.Connection, job_id: str, total: int, cap: int) -> None:
-    head = max(cap // 2, 1)
-    tail = max(cap - head - 1, 1)
-    marker_seq = head + 1
-    cut_to = total - tail
-    if cut_to <= marker_seq:
-        return
-    conn.execute(
-        logs.delete().where(logs.c.job_id == job_id, logs.c.seq > marker_seq, logs.c.seq <= cut_to)
-    )
-    dropped = cut_to - head
+def _recut(conn: sa.Connection, job_id: str, marker_seq: int, last: int, marker: str) -> None:
+    """Drop the stored lines after the marker up to ``last``; the marker says the new count."""
+    if last > marker_seq:
+        conn.execute(
+            logs.delete().where(
+                logs.c.job_id == job_id, logs.c.seq > marker_seq, logs.c.seq <= last
+            )
+        )
     conn.execute(
         logs.update()
         .where(logs.c.job_id == job_id, logs.c.seq == marker_seq)
-        .values(stream="meta", line=truncation_marker(dropped, cap))
+        .values(stream="meta", line=marker)
     )
-    conn.execute(jobs.update().where(jobs.c.id == job_id).values(log_dropped=dropped))
 
 
 def logs_since(db: Database, job_id: str, after: int, limit: int) -> list[RowMapping]:
@@ -146,7 +172,7 @@ def last_event_id(db: Database) -> int:
 
 
 def job_events(db: Database, job_id: str, limit: int = 1000) -> list[RowMapping]:
-    """The audit trail of one job; progress ticks are left out (they are feed noise)."""
+    """The audit trail of one job (without the progress ticks an older store may hold)."""
     with db.read() as conn:
         return list(
             conn.execute(

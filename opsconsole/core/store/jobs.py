@@ -533,37 +533,24 @@ def update_progress(
     *,
     progress: int | None,
     step: str | None,
-    result: Any = None,
-    set_result: bool = False,
-    event: bool = True,
 ) -> bool:
+    """Set a running attempt's progress and step on its row; False when fenced off.
+
+    No event: progress ticks are not facts for the audit trail, and the faces read them
+    from the row (the console refreshes running rows; ``jobs show`` and ``wait`` read it).
+    """
     vals: dict[str, Any] = {"updated_at": now}
     if progress is not None:
         vals["progress"] = progress
     if step is not None:
         vals["step"] = step
-    if set_result:
-        vals["result"] = result
     with db.write() as conn:
         res = conn.execute(
             jobs.update()
             .where(jobs.c.id == job_id, jobs.c.attempts == attempt, jobs.c.state == S.RUNNING.value)
             .values(**vals)
         )
-        if res.rowcount != 1:
-            return False
-        if event:
-            add_event(
-                conn,
-                job_id,
-                "progress",
-                now,
-                state=S.RUNNING.value,
-                attempt=attempt,
-                message=step or "",
-                data={"progress": progress, "step": step},
-            )
-        return True
+        return res.rowcount == 1
 
 
 def set_pid(db: Database, job_id: str, attempt: int, pid: int | None) -> None:

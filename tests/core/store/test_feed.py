@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import random
+from datetime import timedelta
+
+import pytest
+
 from opsconsole.core.states import JobState
 from opsconsole.core.store import claim as claim_store
 from opsconsole.core.store import feed
@@ -113,8 +118,114 @@ def test_events_since_reads_forward_in_id_order(db, put_job, clock):
     assert feed.events_since(db, ids[-1]) == []
 
 
-def test_the_audit_trail_leaves_out_progress_ticks(db, put_job, clock):
+def test_progress_updates_the_row_and_writes_no_event(db, put_job, clock):
+    """Progress ticks are not facts for the audit trail or the change feed."""
     attempt = running(db, put_job, clock)
-    assert job_store.update_progress(db, "aaa234", attempt, clock.now(), progress=50, step="half")
+    before = feed.last_event_id(db)
+    for pct in range(0, 101, 10):
+        assert job_store.update_progress(db, "aaa234", attempt, clock.now(), progress=pct, step="s")
+    assert feed.events_since(db, before) == []
     assert [e["kind"] for e in feed.job_events(db, "aaa234")] == ["submitted", "started"]
-    assert [e["kind"] for e in feed.events_since(db, 0)][-1] == "progress"
+    with db.read() as conn:
+        row = job_store.fetch(conn, "aaa234")
+    assert (row["progress"], row["step"]) == (100, "s")
+    # a fenced-off attempt moves nothing
+    assert not job_store.update_progress(
+        db, "aaa234", attempt + 1, clock.now(), progress=1, step="x"
+    )
+
+
+# -- the cap, against a model ----------------------------------------------------------------
+
+
+@pytest.fixture
+def inserted(db):
+    """Every row SQLite inserts into job_logs, seen by a trigger; ``take()`` reads and clears."""
+    with db.write() as conn:
+        conn.exec_driver_sql("CREATE TABLE test_inserted (job_id TEXT, seq INTEGER)")
+        conn.exec_driver_sql(
+            "CREATE TRIGGER test_log_inserted AFTER INSERT ON job_logs "
+            "BEGIN INSERT INTO test_inserted VALUES (NEW.job_id, NEW.seq); END"
+        )
+
+    def take():
+        with db.write() as conn:
+            rows = conn.exec_driver_sql("SELECT job_id, seq FROM test_inserted").all()
+            conn.exec_driver_sql("DELETE FROM test_inserted")
+        return [tuple(r) for r in rows]
+
+    return take
+
+
+def model(all_lines, cap):
+    """What a log of ``all_lines`` keeps under ``cap``: the rule, said plainly.
+
+    The first half of the cap, then a marker in place of the next line saying how many lines
+    it stands for, then the newest lines that fill the rest (at least one line each side).
+    """
+    total = len(all_lines)
+    head = max(cap // 2, 1)
+    tail = max(cap - head - 1, 1)
+    if total <= cap or total - tail <= head + 1:
+        return all_lines, 0
+    dropped = total - tail - head
+    seq, ts, attempt, _, _ = all_lines[head]
+    marker = (seq, ts, attempt, "meta", feed.truncation_marker(dropped, cap))
+    return [*all_lines[:head], marker, *all_lines[total - tail :]], dropped
+
+
+def full_rows(db, job_id):
+    return [
+        (r["seq"], r["ts"], r["attempt"], r["stream"], r["line"])
+        for r in feed.logs_since(db, job_id, 0, 100_000)
+    ]
+
+
+def test_the_cap_keeps_what_the_model_keeps_and_never_inserts_a_line_it_drops(
+    db, put_job, clock, inserted
+):
+    """Many caps and batch sizes (batches larger than the cap too), checked after each batch."""
+    rng = random.Random(7)
+    for case in range(120):
+        job_id = f"cap{case:04d}"
+        cap = rng.choice([1, 2, 3, 4, 5, 6, 7, 10, 11, 25])
+        attempt = running(db, put_job, clock, job_id)
+        every = full_rows(db, job_id)  # the "attempt started" line
+        inserted()
+        for _ in range(rng.randint(1, 8)):
+            n = rng.choice(
+                [1, rng.randint(1, 3), max(cap - 1, 1), cap, cap + 1, rng.randint(cap, 4 * cap + 9)]
+            )
+            batch = [
+                (
+                    clock.now() + timedelta(milliseconds=len(every) + i),
+                    rng.choice(["out", "err"]),
+                    f"{job_id} line {len(every) + i}",
+                )
+                for i in range(n)
+            ]
+            assert feed.append_logs(db, job_id, attempt, batch, cap=cap)
+            every += [
+                (len(every) + 1 + i, ts, attempt, stream, text)
+                for i, (ts, stream, text) in enumerate(batch)
+            ]
+            kept, lost = model(every, cap)
+            where = f"case {case}: cap {cap}, {len(every)} lines so far"
+            assert full_rows(db, job_id) == kept, where
+            with db.read() as conn:
+                row = job_store.fetch(conn, job_id)
+            assert (row["log_lines"], row["log_dropped"]) == (len(every), lost), where
+            stored = {seq for seq, *_ in kept}
+            new = inserted()
+            assert all(seq in stored for _, seq in new), f"{where}: inserted, then deleted"
+            assert len(new) <= n
+
+
+def test_a_batch_past_the_cap_inserts_only_the_lines_it_keeps(db, put_job, clock, inserted):
+    attempt = running(db, put_job, clock)
+    inserted()
+    assert feed.append_logs(db, "aaa234", attempt, lines(clock, ["x"] * 100_000), cap=10)
+    assert len(inserted()) == 9  # lines 2-5 (1 is the attempt's), the marker, the last 4
+    assert feed.append_logs(db, "aaa234", attempt, lines(clock, ["y"] * 5000), cap=10)
+    assert [seq for _, seq in inserted()] == [104_998, 104_999, 105_000, 105_001]
+    assert len(stored(db, "aaa234")) == 10
