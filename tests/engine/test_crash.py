@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import wait_until, write_lock_held, write_template
+from store_faults import write_lock
+from support import wait_until, write_template
 
 from opsconsole.config import Settings
 from opsconsole.core.service import OpsService, SubmitRequest
@@ -195,7 +196,7 @@ wait
     wait_until(lambda: any(ln.stream == "out" for ln in service.logs_since(job)))
     first = runs.pids("frozen", 1)
 
-    with write_lock_held(Path(settings.db.removeprefix("sqlite:///"))):
+    with write_lock(Path(settings.db.removeprefix("sqlite:///"))):
         # frozen while we hold the write lock, so it cannot be frozen inside a write of its own
         # (which would lock every other process out of the store)
         os.kill(old.pid, signal.SIGSTOP)  # alive but silent: only its lease running out tells

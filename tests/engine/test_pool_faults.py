@@ -7,10 +7,7 @@ on a store error and were never replaced, a job whose end could not be written s
 
 from __future__ import annotations
 
-import contextlib
-import os
 import shutil
-import subprocess
 import textwrap
 import uuid
 from collections.abc import Iterator
@@ -19,7 +16,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from support import wait_until, write_lock_held, write_template
+from store_faults import fill, tmpfs, write_lock
+from support import wait_until, write_template
 
 from opsconsole.config import Settings, load_settings
 from opsconsole.core.clock import SettableClock
@@ -72,7 +70,7 @@ def test_a_write_lock_held_past_the_busy_timeout_does_not_stop_the_slots(
     write_template(catalog, "hello", "command: [echo, hi]\n")
     pool = WorkerPool(impatient, slots=3, use_scheduler=False).start()
     try:
-        with write_lock_held(db_path):
+        with write_lock(db_path):
             pool.wake_all()  # what a submit's poke does: the claimer claims at once
             wait_until(lambda: "cannot claim jobs" in (pool.problem() or ""), 15)
         jobs = [impatient.submit(SubmitRequest("hello")).id for _ in range(3)]
@@ -86,30 +84,8 @@ def test_a_write_lock_held_past_the_busy_timeout_does_not_stop_the_slots(
 @pytest.fixture
 def tiny_disk(tmp_path: Path) -> Iterator[Path]:
     """A 16 MiB tmpfs: a disk the test can fill and free again."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mnt)], check=True)
-    try:
+    with tmpfs(tmp_path / "disk", "16m") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
-
-
-def fill(disk: Path) -> Path:
-    """Fill ``disk`` to the last byte; returns the filler to delete."""
-    filler = disk / "filler"
-    chunk = b"\0" * 65536
-    with contextlib.suppress(OSError), filler.open("wb") as fh:  # close may fail too
-        while True:
-            fh.write(chunk)
-            fh.flush()
-    with contextlib.suppress(OSError), filler.open("ab") as fh:
-        while True:
-            fh.write(b"\0")
-            fh.flush()
-    return filler
 
 
 @pytest.fixture
