@@ -231,9 +231,14 @@ class WorkerPool:
         return call
 
     def wake_all(self) -> None:
-        """Wake the claimer (a job may be ready); it hands work to free slots."""
+        """Wake the claimer: a job is ready (a submit, a due time); it claims at once."""
         with self._cond:
             self._poked = True
+            self._cond.notify_all()
+
+    def _nudge(self) -> None:
+        """Wake the claimer: a slot came free, a job may be ready; it looks with a read first."""
+        with self._cond:
             self._cond.notify_all()
 
     def _listen(self) -> None:
@@ -402,13 +407,13 @@ class WorkerPool:
                     slot.run = None
                 if slot.abandoned:
                     return
-                self.wake_all()
+                self._nudge()
         except BaseException:
             if slot.abandoned:
                 return  # an abandoned handler's thread, interrupted: it may end
             log.exception("slot %s stopped", slot.index)
         finally:
-            self.wake_all()
+            self._nudge()
 
     def busy(self) -> int:
         with self._lock:
@@ -465,7 +470,7 @@ class WorkerPool:
         self.counts[end.state.value] += 1
         if end.state == S.SCHEDULED:
             self.arm_wake(end.values["run_at"])
-        self.wake_all()  # dependents may have been released
+        self._nudge()  # dependents may have been released
 
     def _abandon(self, run: Run) -> None:
         """An in-thread handler ignored its stop for the grace period: record it, move on."""
