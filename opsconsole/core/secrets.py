@@ -36,10 +36,18 @@ def split_secrets(
 
 
 class Redactor:
-    """Replaces every occurrence of the given secret values with ``***``."""
+    """Replaces every occurrence of the given secret values with ``***``.
+
+    A multi-line value (a PEM or SSH key) is masked line by line too, since programs print
+    it a line at a time; and each piece also in the escaped forms a program prints
+    (Python ``repr``, JSON), where a newline is the two characters ``\\n``.
+    """
 
     def __init__(self, values: Iterable[Any] = ()) -> None:
-        vals = {str(v) for v in values if v is not None and len(str(v)) >= MIN_REDACT_LEN}
+        vals: set[str] = set()
+        for v in values:
+            if v is not None:
+                vals |= printed_forms(str(v))
         # longest first so a secret containing another is masked whole
         self._values = sorted(vals, key=len, reverse=True)
 
@@ -63,6 +71,23 @@ class Redactor:
         if isinstance(value, dict):
             return {self.text(str(k)): self.value(v) for k, v in value.items()}
         return value
+
+
+def printed_forms(value: str) -> set[str]:
+    """The texts a program may print for ``value``: itself, each of its lines, each escaped.
+
+    Pieces shorter than ``MIN_REDACT_LEN`` (blank or short lines) are left out: masking
+    them would blank ordinary output.
+    """
+    lines = value.splitlines()
+    pieces = {value, *lines, *(line.strip() for line in lines)}
+    out: set[str] = set()
+    for piece in pieces:
+        out.add(piece)
+        out.add(repr(piece)[1:-1])
+        out.add(json.dumps(piece)[1:-1])
+        out.add(json.dumps(piece, ensure_ascii=False)[1:-1])
+    return {f for f in out if len(f.strip()) >= MIN_REDACT_LEN}
 
 
 def load_key(home: Path, configured: str = "") -> bytes:

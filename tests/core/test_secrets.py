@@ -14,6 +14,7 @@ from support import write_template
 from opsconsole.core.errors import InvalidParams
 from opsconsole.core.secrets import (
     MASK,
+    MIN_REDACT_LEN,
     Redactor,
     SecretBox,
     load_key,
@@ -48,6 +49,45 @@ def test_redactor():
     assert red.value(value) == {"out": ["x***", 3, {"k": "***"}], "***": None}
     assert not Redactor([])
     assert Redactor([]).value({"a": SECRET}) == {"a": SECRET}
+
+
+PEM = (
+    "-----BEGIN OPENSSH PRIVATE KEY-----\n"
+    "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n"
+    "QyNTUxOQAAACDtF0k6rB7ZcGz1nq7Qe1W0bA9d4h8m9uZ0m3ScD4I9YwAAAJgq9Ag1KvQI\n"
+    "AAAAC3NzaC1lZDI1NTE5AAAAIO0XSTqsHtlwbPWertB7VbRsD13iHyb25nSbdJwPgj1j\n"
+    "Zw==\n"
+    "-----END OPENSSH PRIVATE KEY-----"
+)
+
+
+def test_every_line_of_a_multi_line_secret_is_masked():
+    red = Redactor([PEM])
+    for line in PEM.splitlines():
+        assert red.text(f"> {line} <") == "> *** <"
+        assert red.text(f"  {line}  ") == "  ***  "
+    assert red.text(PEM) == MASK
+    shuffled = "\n".join(reversed(PEM.splitlines()))  # lines out of order: each still masked
+    assert red.text(shuffled) == "\n".join([MASK] * len(PEM.splitlines()))
+
+
+def test_the_escaped_forms_a_program_prints_are_masked():
+    red = Redactor([PEM, 'tab\there "quoted" \\ back-slashed\nand\u00e9'])
+    assert red.text(repr(PEM)) == "'***'"  # print(repr(key)): one line, backslash-n inside
+    assert red.text(json.dumps({"key": PEM})) == '{"key": "***"}'
+    assert red.text(json.dumps(PEM, ensure_ascii=False)) == '"***"'
+    assert red.text(str(PEM.encode())) == "b'***'"
+    # each line of a secret in its escaped form, too
+    assert red.text(json.dumps('tab\there "quoted" \\ back-slashed')) == '"***"'
+    assert red.text(repr("and\u00e9")) == "'***'"
+    assert red.text(json.dumps("and\u00e9")) == '"***"'
+
+
+def test_short_and_blank_lines_of_a_secret_are_left_alone():
+    red = Redactor(["first-line-of-it\n\n  \nab\nlast-line-of-it"])
+    assert MIN_REDACT_LEN == 3
+    assert red.text("ab  cd") == "ab  cd"  # masking these would blank ordinary output
+    assert red.text("x first-line-of-it y") == "x *** y"
 
 
 def test_secret_box_round_trip_and_wrong_key(home: Path):
