@@ -52,6 +52,12 @@ class Settings:
         "first use.",
         default="",
     )
+    share_group: str = _doc(
+        "A group whose members share the store (several operators on one host): the state "
+        "directory is made setgid 2770, the store files 0660 and the key file 0640, in that "
+        "group. Default: private to the user (directory 0700, files 0600).",
+        default="",
+    )
     workers: int = _doc("Worker slots of `opsconsole worker`. Default: the CPU count.", default=0)
     poll_interval: float = _doc(
         "Seconds between idle polls for ready jobs; local submits wake workers at once, so "
@@ -92,6 +98,7 @@ _CONVERTERS: dict[str, type] = {
     "db": str,
     "catalog": Path,
     "secret_key": str,
+    "share_group": str,
     "workers": int,
     "poll_interval": float,
     "heartbeat_interval": float,
