@@ -48,8 +48,9 @@ class Settings:
     )
     secret_key: str = _doc(
         "Fernet key that encrypts secret parameters at rest. Set the same key on every host "
-        "sharing a store. Default: a 0600 key file `$OPSCONSOLE_HOME/secret.key`, created on "
-        "first use.",
+        "sharing a store. Default: a 0600 key file `$OPSCONSOLE_HOME/secret.key`, created for "
+        "a store that has no key yet. The store records the key's fingerprint and refuses "
+        "any other key (`opsconsole db reset-key` if it is lost).",
         default="",
     )
     share_group: str = _doc(

@@ -47,6 +47,11 @@ def open_service(
 
 
 def start_pool(service: OpsService, *, slots: int | None = None, once: bool = False) -> WorkerPool:
+    """Start a worker pool; refused when this host's secret key is not the store's.
+
+    Checked before any claim: a wrong key would otherwise fail every job with a secret.
+    """
     from opsconsole.engine.pool import WorkerPool
 
+    service.key_status()
     return WorkerPool(service, slots=slots or service.settings.workers, once=once).start()

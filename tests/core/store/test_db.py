@@ -285,3 +285,15 @@ def test_a_lock_held_past_the_busy_timeout_fails_naming_the_store(db_path: Path)
         assert db.current_revision() == SCHEMA_REVISION  # the body never ran
     finally:
         db.dispose()
+
+
+def test_health_says_who_can_read_the_store_files(clocked, db_path: Path):
+    checks = {c.name: c for c in clocked.health().checks}
+    assert checks["files"].ok
+    assert checks["files"].detail == "store files private to their owner (0600)"
+    db_path.chmod(0o644)  # loosened behind the open store's back
+    health = clocked.health()
+    checks = {c.name: c for c in health.checks}
+    assert not health.healthy
+    assert not checks["files"].ok
+    assert checks["files"].detail.endswith(f"(mode 0644): run chmod 600 {db_path}")
