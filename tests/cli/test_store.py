@@ -3,6 +3,7 @@ private and said, a store removed under a running worker, and a wait on a locked
 
 from __future__ import annotations
 
+import grp
 import json
 import logging
 import os
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from cli_support import ok, one_error_line, submit
-from support import write_lock_held
+from support import write_lock_held, write_template
 from typer.testing import CliRunner
 
 from opsconsole.cli.app import app, notice
@@ -148,3 +149,43 @@ def test_a_locked_store_is_said_on_the_terminal_then_the_command_goes_on(
     assert f"opsconsole: waiting for store sqlite:{db_path}: another process holds" in text
     assert os.waitstatus_to_exitcode(status) == 0, text
     assert [j.template for j in service.queue()] == [echo]
+
+
+def test_share_group_makes_the_state_one_group_s(tmp_path: Path, catalog: Path, usual_umask):
+    """Several operators on one host: the setting reaches the directory, store and key."""
+    if os.geteuid() != 0:
+        pytest.skip("giving files to another group needs root here")
+    group = next(g for g in grp.getgrall() if g.gr_gid != os.getgid())
+    write_template(
+        catalog,
+        "login",
+        "runner: shell\ncommand: ['true']\nparams:\n  token: {type: string, secret: true}\n",
+    )
+    home = tmp_path / "shared"
+    env = {
+        "OPSCONSOLE_HOME": str(home),
+        "OPSCONSOLE_CATALOG": str(catalog),
+        "OPSCONSOLE_SHARE_GROUP": group.gr_name,
+    }
+    ok(bare("submit", "login", "-p", "token=abcdef", env=env))
+    found = {
+        p.name: (stat.S_IMODE(p.stat().st_mode), p.stat().st_gid)
+        for p in (home, home / "opsconsole.db", home / "opsconsole.db-wal", home / "secret.key")
+    }
+    assert found == {
+        "shared": (0o2770, group.gr_gid),
+        "opsconsole.db": (0o660, group.gr_gid),
+        "opsconsole.db-wal": (0o660, group.gr_gid),
+        "secret.key": (0o640, group.gr_gid),
+    }
+    health = json.loads(ok(bare("health", "--json", env=env), 1).stdout)  # no worker yet
+    [files] = [c for c in health["checks"] if c["name"] == "files"]
+    assert files == {
+        "name": "files",
+        "ok": True,
+        "detail": f"store files shared with group {group.gr_name} (0660)",
+    }
+    line = one_error_line(
+        ok(bare("jobs", "list", env={**env, "OPSCONSOLE_SHARE_GROUP": "nope-x"}), 2)
+    )
+    assert line == "opsconsole: error: share_group: no group 'nope-x' on this host"
