@@ -48,8 +48,15 @@ class Settings:
     )
     secret_key: str = _doc(
         "Fernet key that encrypts secret parameters at rest. Set the same key on every host "
-        "sharing a store. Default: a 0600 key file `$OPSCONSOLE_HOME/secret.key`, created on "
-        "first use.",
+        "sharing a store. Default: a 0600 key file `$OPSCONSOLE_HOME/secret.key`, created for "
+        "a store that has no key yet. The store records the key's fingerprint and refuses "
+        "any other key (`opsconsole db reset-key` if it is lost).",
+        default="",
+    )
+    share_group: str = _doc(
+        "A group whose members share the store (several operators on one host): the state "
+        "directory is made setgid 2770, the store files 0660 and the key file 0640, in that "
+        "group. Default: private to the user (directory 0700, files 0600).",
         default="",
     )
     workers: int = _doc("Worker slots of `opsconsole worker`. Default: the CPU count.", default=0)
@@ -98,6 +105,7 @@ _CONVERTERS: dict[str, type] = {
     "db": str,
     "catalog": Path,
     "secret_key": str,
+    "share_group": str,
     "workers": int,
     "poll_interval": float,
     "heartbeat_interval": float,

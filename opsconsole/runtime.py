@@ -5,27 +5,53 @@ Faces build everything through here, so both get the same wiring.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from opsconsole.config import Settings
+from opsconsole.config import Settings, default_home
 
 if TYPE_CHECKING:
     from opsconsole.core.clock import Clock
     from opsconsole.core.service import OpsService
+    from opsconsole.core.store.db import Notice
     from opsconsole.engine.pool import WorkerPool
 
 
-def open_service(settings: Settings, *, clock: Clock | None = None) -> OpsService:
-    """Open (and upgrade if needed) the store; refuse one newer than this code knows."""
-    from opsconsole.core.service import OpsService
-    from opsconsole.core.store.db import Database
+def open_service(
+    settings: Settings, *, clock: Clock | None = None, notice: Notice | None = None
+) -> OpsService:
+    """Open (and upgrade if needed) the store; refuse one newer than this code knows.
 
-    db = Database(settings.db)
-    db.ensure_schema()
+    A new store is made only where the operator asked: in the state directory (the default
+    one is made with its parents, a given one if its parent exists), or at a path whose
+    directory exists. ``notice`` hears what the store has to say (a new store, a lock
+    waited on); by default it is logged.
+    """
+    from opsconsole.core.files import access_for, make_dir
+    from opsconsole.core.service import OpsService
+    from opsconsole.core.store.db import Database, sqlite_path
+
+    access = access_for(settings.share_group)
+    home = Path(settings.home)
+    path = sqlite_path(settings.db)
+    in_home = path is not None and path.parent == home
+    if in_home and not home.exists() and (home == default_home() or home.parent.is_dir()):
+        make_dir(home, access, parents=True)
+    db = Database(settings.db, notice=notice, access=access)
+    try:
+        db.ensure_schema()
+    except BaseException:
+        db.dispose()
+        raise
     return OpsService(settings, db, clock=clock)
 
 
 def start_pool(service: OpsService, *, slots: int | None = None, once: bool = False) -> WorkerPool:
+    """Start a worker pool; refused when this host's secret key is not the store's.
+
+    Checked before any claim: a wrong key would otherwise fail every job with a secret.
+    """
     from opsconsole.engine.pool import WorkerPool
 
+    service.key_status()
     return WorkerPool(service, slots=slots or service.settings.workers, once=once).start()

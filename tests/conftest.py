@@ -38,6 +38,14 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[No
     yield
 
 
+@pytest.fixture
+def usual_umask() -> Iterator[None]:
+    """The umask most operators have (022): files opsconsole makes must be private anyway."""
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
 @pytest.fixture(scope="session")
 def migrated_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One migrated SQLite file per session; tests get copies (migrating each time is slow)."""
@@ -67,6 +75,7 @@ def catalog(tmp_path: Path) -> Path:
 def db_path(home: Path, migrated_db: Path) -> Path:
     path = home / "opsconsole.db"
     shutil.copyfile(migrated_db, path)
+    path.chmod(0o600)  # as opsconsole makes a store: a looser one is tightened, and said so
     return path
 
 

@@ -1,7 +1,8 @@
-"""``locks``, ``stats``, ``health`` and ``status`` (the queue at a glance, headless)."""
+"""``locks``, ``stats``, ``health``, ``status`` (the queue at a glance, headless) and ``db``."""
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated, Any
 
 import typer
@@ -9,6 +10,9 @@ import typer
 from opsconsole.cli import output
 from opsconsole.cli.app import service
 from opsconsole.cli.exit_codes import ExitCode
+from opsconsole.core.errors import InvalidParams
+
+db_app = typer.Typer(help="The store itself: its secret key.", no_args_is_help=True)
 
 SPARK = {
     "succeeded": "▇",
@@ -112,8 +116,45 @@ def status() -> None:
     )
 
 
+@db_app.command("reset-key")
+def reset_key(
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Make this host's secret key the store's, when the key that sealed it is lost.
+
+    Restore the lost key file (or set OPSCONSOLE_SECRET_KEY) instead if you still can: this
+    cancels the pending jobs whose secrets the new key cannot open (retry them with their
+    secrets again). Restart running workers afterwards so they use the new key.
+    """
+    if not yes:
+        if not sys.stdin.isatty():
+            raise InvalidParams(
+                "db reset-key cancels the pending jobs whose secrets cannot be opened: "
+                "add --yes to go ahead"
+            )
+        typer.confirm(
+            "Make this host's key the store's and cancel the pending jobs whose secrets it "
+            "cannot open?",
+            abort=True,
+        )
+    svc = service()
+    found, cancelled = svc.reset_key()
+    if as_json:
+        output.emit_json({"fingerprint": found, "cancelled": cancelled})
+        return
+    output.line(f"{svc.store_description()}: secrets are now sealed with key {found}")
+    if cancelled:
+        output.line(
+            f"cancelled {len(cancelled)} pending job(s) whose secrets were sealed with the lost "
+            f"key: {' '.join(cancelled)} (retry each with its secrets: jobs retry ID -p NAME=...)"
+        )
+    output.line("restart running workers so that they use this key", style="dim")
+
+
 def register(app: Any) -> None:
     app.command("locks")(locks)
     app.command("stats")(stats)
     app.command("health")(health)
     app.command("status")(status)
+    app.add_typer(db_app, name="db")

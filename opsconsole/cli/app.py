@@ -7,6 +7,7 @@ and an exit code here (``OpsGroup.invoke``); tracebacks only with ``-v``.
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -47,8 +48,21 @@ class _State:
         if self._service is None:
             from opsconsole.runtime import open_service
 
-            self._service = open_service(self.settings())
+            self._service = open_service(self.settings(), notice=notice)
         return self._service
+
+
+def notice(text: str, *, transient: bool = False) -> None:
+    """What the store says that is not an error (a new store, files made private): stderr.
+
+    A passing wait (a locked store) goes to stderr only on a terminal, where someone is
+    watching; otherwise to the log, which a worker writes and a script's command does not.
+    """
+    if transient and not sys.stderr.isatty():
+        logging.getLogger("opsconsole.store").info("%s", text)
+        return
+    sys.stderr.write(f"opsconsole: {text}\n")
+    sys.stderr.flush()
 
 
 STATE = _State()

@@ -64,6 +64,8 @@ class ReportsMixin:
 
         def _poke(self) -> None: ...
 
+        def key_status(self) -> str: ...
+
     # -- catalog -----------------------------------------------------------------------
 
     def templates(self) -> list[TemplateView]:
@@ -237,6 +239,12 @@ class ReportsMixin:
             checks.append(HealthCheck("workers", True, detail))
         for w in troubled:
             checks.append(HealthCheck(f"worker {w.id}", False, w.problem or ""))
+        try:
+            checks.append(HealthCheck("key", True, self.key_status()))
+        except OpsError as exc:
+            checks.append(HealthCheck("key", False, str(exc)))
+        exposed = self.db.file_problem()
+        checks.append(HealthCheck("files", exposed is None, exposed or self.db.access_text()))
         home = Path(self.settings.home)
         probe = home if home.exists() else home.parent
         while not probe.exists() and probe != probe.parent:

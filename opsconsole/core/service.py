@@ -30,13 +30,15 @@ from opsconsole.core.errors import (
     InvalidTransition,
     NotFound,
 )
+from opsconsole.core.files import access_for
 from opsconsole.core.identity import os_user
 from opsconsole.core.ids import new_job_id
 from opsconsole.core.reports import ReportsMixin
-from opsconsole.core.secrets import MASK, SecretBox, load_key, split_secrets
+from opsconsole.core.secrets import MASK, SecretBox, fingerprint, split_secrets
 from opsconsole.core.states import FINAL, JobState
 from opsconsole.core.store import feed, queries
 from opsconsole.core.store import jobs as job_store
+from opsconsole.core.store import keys as key_store
 from opsconsole.core.store.db import Database
 from opsconsole.core.views import (
     EventView,
@@ -110,9 +112,44 @@ class OpsService(ReportsMixin):
 
     @property
     def box(self) -> SecretBox:
+        """The cipher of this store's secrets, with the key whose fingerprint the store holds."""
         if self._box is None:
-            self._box = SecretBox(load_key(Path(self.settings.home), self.settings.secret_key))
+            key, _ = key_store.store_key(self.db, self._key_source(), create=True)
+            assert key is not None
+            self._box = SecretBox(key)
         return self._box
+
+    def key_status(self) -> str:
+        """This host's key checked against the store's record, for ``health``; makes nothing.
+
+        Raises StoreUnavailable (saying how to recover) when the key cannot open the store's
+        secrets.
+        """
+        key, recorded = key_store.store_key(self.db, self._key_source(), create=False)
+        if key is None:
+            return "no secret key yet (made on the first submit)"
+        if recorded is None:
+            return f"{fingerprint(key)} (the store records it on the first submit)"
+        return f"{recorded} seals this store's secrets"
+
+    def reset_key(self, *, actor: str | None = None) -> tuple[str, list[str]]:
+        """Make this host's key the store's, for when the key that sealed it is lost.
+
+        Pending jobs whose secrets the key cannot open are cancelled (a retry asks for the
+        secrets again). Returns the key's fingerprint and the cancelled jobs' ids.
+        """
+        box, found, cancelled = key_store.reset_key(
+            self.db, self._key_source(), actor=actor or os_user(), now=self.now()
+        )
+        self._box = box
+        return found, cancelled
+
+    def _key_source(self) -> key_store.KeySource:
+        return key_store.KeySource(
+            Path(self.settings.home),
+            self.settings.secret_key,
+            access_for(self.settings.share_group),
+        )
 
     def now(self) -> datetime:
         return self.clock.now()

@@ -371,6 +371,8 @@ class OpsConsole(LogTail, App[None]):
             banner.update("")
         elif reason.startswith("the store has not answered"):
             banner.update(f"{reason}; still waiting (the screen stays usable)")
+        elif reason.startswith("store "):  # StoreUnavailable names the store
+            banner.update(f"{reason} (retrying)")
         else:
             banner.update(f"store unavailable: {reason} (retrying)")
 

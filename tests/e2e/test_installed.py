@@ -123,5 +123,10 @@ def test_bad_usage_exits_with_its_code_and_no_traceback(env, args, code):
 def test_an_opsconsole_error_is_one_line(env):
     result = run("jobs", "show", "zzzzzz", env=env)
     assert result.returncode == 3
-    assert result.stderr == "opsconsole: error: no job matches 'zzzzzz'\n"
+    assert result.stderr.splitlines() == [
+        f"opsconsole: created a new store at {env['OPSCONSOLE_DB']}",  # the first command
+        "opsconsole: error: no job matches 'zzzzzz'",
+    ]
     assert result.stdout == ""
+    again = run("jobs", "show", "zzzzzz", env=env)
+    assert again.stderr == "opsconsole: error: no job matches 'zzzzzz'\n"

@@ -141,12 +141,12 @@ def test_a_failing_store_shows_a_banner_and_recovers(
         rename("job_events", "job_events_away")
         await until(pilot, lambda: banner.has_class("-visible"), what="the banner")
         assert banner.display
-        assert label_text(banner) == "store unavailable: no such table: job_events (retrying)"
+        assert label_text(banner) == f"store sqlite:{path}: no such table: job_events (retrying)"
 
         # operator actions fail as notifications; the console keeps running
         await pilot.press("c", "y")
         await until(
-            pilot, lambda: any(n.startswith("cancel: store unavailable") for n in notes(app))
+            pilot, lambda: any(n.startswith(f"cancel: store sqlite:{path}: ") for n in notes(app))
         )
         assert app.is_running
 
@@ -205,7 +205,7 @@ def test_a_store_failing_at_start_shows_the_banner_until_it_loads(
     async def script(pilot: Pilot[None]) -> None:
         banner = app.query_one("#banner", Static)
         await until(pilot, lambda: banner.has_class("-visible"), what="the banner")
-        assert label_text(banner) == "store unavailable: no such table: job_events (retrying)"
+        assert label_text(banner) == f"store sqlite:{path}: no such table: job_events (retrying)"
         assert not app.ready
         assert notes(app) == []  # the banner says it, once, not a notification per retry
         with sqlite3.connect(path) as conn:

@@ -3,27 +3,34 @@
 SQLite: WAL, ``synchronous=NORMAL``, a busy timeout on every connection, and write
 transactions that ``BEGIN IMMEDIATE`` so two writers queue on the busy timeout instead of
 failing with "database is locked" when a reader upgrades. Sessions are short: nothing
-holds a reader open between calls.
+holds a reader open between calls. The store file is made here, private (or group-shared),
+and only where its directory exists: a mistyped path is an error, not a new empty store.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
+import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from opsconsole.core import model
-from opsconsole.core.errors import StoreUnavailable
+from opsconsole.core.errors import OpsError, StoreUnavailable
+from opsconsole.core.files import PRIVATE, Access, create_file, exposure, fix, tighten
 
 SCHEMA_REVISION = "0002"
 """The newest Alembic revision this code knows; a test keeps it equal to the scripts' head."""
 KNOWN_REVISIONS = ("0001", "0002")
 BUSY_TIMEOUT_MS = 60_000
+LOCK_NOTICE_AFTER = 1.0
+"""Seconds a write waits for another process's lock before saying that it is waiting."""
 
 metadata = model.SQLModel.metadata
 jobs = model.Job.__table__
@@ -33,10 +40,32 @@ logs = model.JobLog.__table__
 workers = model.Worker.__table__
 meta = model.StoreMeta.__table__
 
+log = logging.getLogger("opsconsole.store")
 
-def _sqlite_path(url: sa.URL) -> Path | None:
+
+class Notice(Protocol):
+    """Where the store says what an operator should know but that is not an error.
+
+    ``transient`` marks a passing condition (waiting for a lock): worth showing to someone
+    watching a terminal, noise in a script's stderr.
+    """
+
+    def __call__(self, text: str, *, transient: bool = False) -> None: ...
+
+
+def log_notice(text: str, *, transient: bool = False) -> None:
+    """The default notice: the log (a worker's log is where its operator looks)."""
+    log.log(logging.INFO if transient else logging.WARNING, "%s", text)
+
+
+def sqlite_path(url: str | sa.URL) -> Path | None:
+    """The file of a SQLite store URL; None for other stores and in-memory ones."""
+    try:
+        url = sa.make_url(url)
+    except sa.exc.ArgumentError:
+        return None
     db = url.database
-    if not db or db == ":memory:" or db.startswith("file:"):
+    if url.get_backend_name() != "sqlite" or not db or db == ":memory:" or db.startswith("file:"):
         return None
     return Path(db)
 
@@ -44,22 +73,31 @@ def _sqlite_path(url: sa.URL) -> Path | None:
 class Database:
     """One engine per store URL; ``read()`` and ``write()`` are the only ways in."""
 
-    def __init__(self, url: str, *, busy_timeout: float = BUSY_TIMEOUT_MS / 1000) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        busy_timeout: float = BUSY_TIMEOUT_MS / 1000,
+        notice: Notice | None = None,
+        access: Access = PRIVATE,
+    ) -> None:
         self.busy_timeout = busy_timeout
         """Seconds a write waits for another process's write lock before it fails."""
+        self.notice: Notice = notice if notice is not None else log_notice
+        self.access = access
+        """Who may read the store's files (private, or one group)."""
         try:
             self.url = sa.make_url(url)
         except sa.exc.ArgumentError:
             raise StoreUnavailable(f"invalid store URL '{url[:60]}'") from None
         self.dialect = self.url.get_backend_name()
+        self.path = sqlite_path(self.url) if self.dialect == "sqlite" else None
+        """The SQLite file, or None (another dialect, an in-memory store)."""
+        self._identity: tuple[int, int] | None = None
         kwargs: dict[str, Any] = {}
         if self.dialect == "sqlite":
-            path = _sqlite_path(self.url)
-            if path is not None:
-                try:
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                except OSError as exc:
-                    raise StoreUnavailable(f"cannot create {path.parent}: {exc.strerror}") from None
+            if self.path is not None:
+                self._identity = self._prepare_file(self.path)
             kwargs["connect_args"] = {"timeout": busy_timeout, "check_same_thread": False}
         else:
             kwargs["pool_pre_ping"] = True
@@ -71,8 +109,75 @@ class Database:
             self._setup_sqlite(self.engine, int(busy_timeout * 1000))
         self._writer = self.engine.execution_options(opsconsole_write=True)
 
-    @staticmethod
-    def _setup_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
+    def _prepare_file(self, path: Path) -> tuple[int, int]:
+        """Make the store file if it is new (private, and only in an existing directory),
+        take back access it should not give, and return its identity (device, inode)."""
+        where = self.describe()
+        if not path.parent.is_dir():
+            raise StoreUnavailable(
+                f"store {where}: the directory {path.parent} does not exist "
+                "(create it, or correct --db / OPSCONSOLE_DB)"
+            )
+        try:
+            if create_file(path, self.access.file_mode, self.access):
+                self.notice(f"created a new store at {path}")
+            # SQLite makes -wal and -shm with the store file's mode: an older store's
+            # files may be looser than that
+            for p in (path, *(path.with_name(path.name + s) for s in ("-wal", "-shm"))):
+                if p.exists():
+                    done = tighten(p, self.access, self.access.file_mode)
+                    if done:
+                        self.notice(done)
+            st = path.stat()
+        except OpsError as exc:
+            raise StoreUnavailable(f"store {where}: {exc}") from None
+        except OSError as exc:
+            raise StoreUnavailable(f"store {where}: {exc.strerror}") from None
+        return st.st_dev, st.st_ino
+
+    def check_file(self) -> None:
+        """Raise StoreUnavailable when the SQLite file this Database opened was removed or
+        replaced: this process would go on with a file nobody else sees any more."""
+        if self.path is None or self._identity is None:
+            return
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            raise StoreUnavailable(
+                f"store {self.describe()}: the store file was removed while this process had "
+                "it open; stopping so that nothing is written where no one looks"
+            ) from None
+        except OSError as exc:
+            raise StoreUnavailable(f"store {self.describe()}: {exc.strerror}") from None
+        if (st.st_dev, st.st_ino) != self._identity:
+            raise StoreUnavailable(
+                f"store {self.describe()}: the store file was replaced by another file while "
+                "this process had it open; restart it to use the new one"
+            )
+
+    def file_problem(self) -> str | None:
+        """Who can read the store's files beyond its access, with the fix; None if no one."""
+        if self.path is None:
+            return None
+        for p in (self.path, *(self.path.with_name(self.path.name + s) for s in ("-wal", "-shm"))):
+            try:
+                problem = exposure(p, self.access, self.access.file_mode)
+            except FileNotFoundError:
+                continue
+            if problem:
+                return f"{problem}: run {fix(p, self.access, self.access.file_mode)}"
+        return None
+
+    def access_text(self) -> str:
+        """Who may read the store's files, for ``health``."""
+        if self.path is None:
+            return "no local store file"
+        mode = f"{self.access.file_mode:04o}"
+        if self.access.shared:
+            return f"store files shared with group {self.access.group} ({mode})"
+        return f"store files private to their owner ({mode})"
+
+    def _setup_sqlite(self, engine: Engine, busy_timeout_ms: int) -> None:
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_conn: Any, _record: Any) -> None:
             # take transaction control from the driver so we can BEGIN IMMEDIATE
@@ -86,8 +191,49 @@ class Database:
 
         @event.listens_for(engine, "begin")
         def _on_begin(conn: Connection) -> None:
-            write = conn.get_execution_options().get("opsconsole_write", False)
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+            if conn.get_execution_options().get("opsconsole_write", False):
+                self._begin_immediate(conn, busy_timeout_ms)
+            else:
+                conn.exec_driver_sql("BEGIN")
+
+    def _begin_immediate(self, conn: Connection, busy_timeout_ms: int) -> None:
+        """Take the write lock, waiting up to the busy timeout in short slices.
+
+        The lock is taken at BEGIN, before the transaction's body runs, so BEGIN can be
+        retried: after the first slice the operator hears that the store is locked, instead
+        of a silent pause as long as the busy timeout.
+        """
+        deadline = time.monotonic() + self.busy_timeout
+        step_ms = min(busy_timeout_ms, int(LOCK_NOTICE_AFTER * 1000))
+        told = False
+        raw = conn.connection.driver_connection  # PRAGMAs straight to the driver: cheap
+        assert raw is not None
+        raw.execute(f"PRAGMA busy_timeout={step_ms}")
+        try:
+            while True:
+                try:
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                    return
+                except sa.exc.OperationalError as exc:
+                    if not _is_locked(exc):
+                        raise
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise StoreUnavailable(
+                            f"store {self.describe()}: database is locked: another process "
+                            f"held its write lock for {self.busy_timeout:g}s"
+                        ) from None
+                    if not told:
+                        told = True
+                        self.notice(
+                            f"waiting for store {self.describe()}: another process holds its "
+                            f"write lock (giving up after {self.busy_timeout:g}s)",
+                            transient=True,
+                        )
+                    raw.execute(f"PRAGMA busy_timeout={max(1, min(step_ms, int(left * 1000)))}")
+        finally:
+            with contextlib.suppress(sqlite3.Error):  # a broken connection says so itself
+                raw.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
 
     def describe(self) -> str:
         """Where the store is, for headers and health, without credentials."""
@@ -103,7 +249,7 @@ class Database:
         except sa.exc.IntegrityError:
             raise
         except (sa.exc.OperationalError, sa.exc.DatabaseError) as exc:
-            raise StoreUnavailable(f"store unavailable: {_reason(exc)}") from exc
+            raise StoreUnavailable(f"store {self.describe()}: {_reason(exc)}") from exc
 
     @contextlib.contextmanager
     def write(self) -> Iterator[Connection]:
@@ -113,7 +259,7 @@ class Database:
         except sa.exc.IntegrityError:
             raise
         except (sa.exc.OperationalError, sa.exc.DatabaseError) as exc:
-            raise StoreUnavailable(f"store unavailable: {_reason(exc)}") from exc
+            raise StoreUnavailable(f"store {self.describe()}: {_reason(exc)}") from exc
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -133,8 +279,8 @@ class Database:
             return
         if rev is not None and rev not in KNOWN_REVISIONS:
             raise StoreUnavailable(
-                f"the store's schema (revision {rev}) is newer than this opsconsole knows "
-                f"({SCHEMA_REVISION}): upgrade opsconsole"
+                f"store {self.describe()}: its schema (revision {rev}) is newer than this "
+                f"opsconsole knows ({SCHEMA_REVISION}): upgrade opsconsole"
             )
         self.upgrade()
 
@@ -152,6 +298,10 @@ class Database:
                     return
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
+
+
+def _is_locked(exc: sa.exc.DBAPIError) -> bool:
+    return "database is locked" in str(exc.orig) or "database is busy" in str(exc.orig)
 
 
 def _reason(exc: sa.exc.DBAPIError) -> str:

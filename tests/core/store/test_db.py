@@ -1,7 +1,12 @@
-"""The store's connection settings, transactions and schema checks against Alembic."""
+"""The store's connection settings, transactions, schema checks against Alembic, its file
+(where and how private it is made, noticed when removed) and a write lock held elsewhere."""
 
 from __future__ import annotations
 
+import grp
+import os
+import stat
+import threading
 from pathlib import Path
 
 import pytest
@@ -10,9 +15,12 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from store_faults import write_lock
+from support import wait_until
 
 import opsconsole
 from opsconsole.core.errors import StoreUnavailable
+from opsconsole.core.files import Access, make_dir
 from opsconsole.core.store.db import (
     BUSY_TIMEOUT_MS,
     KNOWN_REVISIONS,
@@ -32,7 +40,7 @@ def scripts() -> ScriptDirectory:
 
 @pytest.fixture
 def fresh(tmp_path: Path):
-    db = Database(f"sqlite:///{tmp_path / 'fresh' / 'store.db'}")
+    db = Database(f"sqlite:///{tmp_path / 'store.db'}")
     yield db
     db.dispose()
 
@@ -86,7 +94,7 @@ def test_an_unreadable_store_is_store_unavailable(tmp_path: Path):
     bad.write_bytes(b"this is not sqlite at all, just text" * 100)
     db = Database(f"sqlite:///{bad}")
     try:
-        with pytest.raises(StoreUnavailable, match="store unavailable"):
+        with pytest.raises(StoreUnavailable, match=f"^store sqlite:{bad}: file is not a database"):
             db.current_revision()
     finally:
         db.dispose()
@@ -96,3 +104,197 @@ def test_describe_names_the_file(tmp_path: Path):
     db = Database(f"sqlite:///{tmp_path / 'x.db'}")
     assert db.describe() == f"sqlite:{tmp_path / 'x.db'}"
     db.dispose()
+
+
+# -- the store file ---------------------------------------------------------------------------
+
+
+class Notices(list[tuple[str, bool]]):
+    """A notice callback that keeps what it hears."""
+
+    def __call__(self, text: str, *, transient: bool = False) -> None:
+        self.append((text, transient))
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_a_new_store_is_private_and_said(tmp_path: Path, usual_umask: None):
+    path = tmp_path / "new.db"
+    heard = Notices()
+    db = Database(f"sqlite:///{path}", notice=heard)
+    try:
+        assert heard == [(f"created a new store at {path}", False)]
+        assert mode(path) == 0o600
+        db.ensure_schema()
+        with db.write() as conn:  # the write-ahead log and its index exist while it is open
+            conn.execute(sa.text("UPDATE alembic_version SET version_num = version_num"))
+        for name in ("new.db-wal", "new.db-shm"):
+            assert mode(tmp_path / name) == 0o600, name
+        assert db.file_problem() is None
+    finally:
+        db.dispose()
+    again = Notices()
+    Database(f"sqlite:///{path}", notice=again).dispose()
+    assert again == []  # an existing store is not news
+
+
+def test_a_store_is_made_only_in_a_directory_that_exists(tmp_path: Path):
+    path = tmp_path / "nonexistent" / "dir" / "x.db"
+    with pytest.raises(StoreUnavailable) as err:
+        Database(f"sqlite:///{path}")
+    assert str(err.value).startswith(f"store sqlite:{path}: the directory {path.parent} ")
+    assert not (tmp_path / "nonexistent").exists()
+
+
+def test_a_store_readable_by_others_is_made_private_and_said(tmp_path: Path, migrated_db: Path):
+    path = tmp_path / "old.db"
+    path.write_bytes(migrated_db.read_bytes())
+    wal = tmp_path / "old.db-wal"
+    wal.write_bytes(b"")
+    for p in (path, wal):
+        p.chmod(0o644)
+    heard = Notices()
+    db = Database(f"sqlite:///{path}", notice=heard)
+    try:
+        assert (mode(path), mode(wal)) == (0o600, 0o600)
+        assert [text for text, _ in heard] == [
+            f"{path} is open to group {grp.getgrgid(os.getgid()).gr_name} and every local "
+            "user (mode 0644): made it 0600",
+            f"{wal} is open to group {grp.getgrgid(os.getgid()).gr_name} and every local "
+            "user (mode 0644): made it 0600",
+        ]
+        assert db.current_revision() == SCHEMA_REVISION
+        path.chmod(0o604)  # loosened again behind its back: health reports it
+        assert db.file_problem() == (
+            f"{path} is open to every local user (mode 0604): run chmod 600 {path}"
+        )
+    finally:
+        db.dispose()
+
+
+@pytest.fixture
+def other_group() -> grp.struct_group:
+    """A group this process is not in by default (root may give files to any group)."""
+    if os.geteuid() != 0:
+        pytest.skip("giving a file to another group needs root here")
+    mine = os.getgid()
+    return next(g for g in grp.getgrall() if g.gr_gid != mine)
+
+
+def test_a_shared_store_is_its_group_s(tmp_path: Path, other_group, usual_umask: None):
+    access = Access(other_group.gr_name, other_group.gr_gid)
+    home = tmp_path / "shared"
+    assert make_dir(home, access)
+    assert stat.S_IMODE(home.stat().st_mode) == 0o2770
+    assert home.stat().st_gid == other_group.gr_gid
+    db = Database(f"sqlite:///{home / 'opsconsole.db'}", access=access)
+    try:
+        db.ensure_schema()
+        with db.write() as conn:
+            conn.execute(sa.text("UPDATE alembic_version SET version_num = version_num"))
+        for name in ("opsconsole.db", "opsconsole.db-wal", "opsconsole.db-shm"):
+            st = (home / name).stat()
+            assert (stat.S_IMODE(st.st_mode), st.st_gid) == (0o660, other_group.gr_gid), name
+        assert db.file_problem() is None
+        assert db.access_text() == f"store files shared with group {other_group.gr_name} (0660)"
+    finally:
+        db.dispose()
+
+
+def test_check_file_notices_a_removed_or_replaced_store(tmp_path: Path, migrated_db: Path):
+    path = tmp_path / "s.db"
+    path.write_bytes(migrated_db.read_bytes())
+    db = Database(f"sqlite:///{path}")
+    try:
+        db.check_file()  # the same file: nothing to say
+        with db.write() as conn:
+            conn.execute(sa.text("UPDATE alembic_version SET version_num = version_num"))
+        db.check_file()
+        path.unlink()
+        with pytest.raises(StoreUnavailable, match=rf"^store sqlite:{path}: .* was removed"):
+            db.check_file()
+        path.write_bytes(migrated_db.read_bytes())  # a new file where the old one was
+        with pytest.raises(StoreUnavailable, match=rf"^store sqlite:{path}: .* was replaced"):
+            db.check_file()
+        other = tmp_path / "other.db"
+        other.write_bytes(migrated_db.read_bytes())
+        os.replace(other, path)
+        with pytest.raises(StoreUnavailable, match="was replaced"):
+            db.check_file()
+    finally:
+        db.dispose()
+    memory = Database("sqlite://")
+    memory.check_file()  # no file to lose
+    memory.dispose()
+
+
+# -- a write lock held by another process -------------------------------------------------
+
+
+def test_a_write_waiting_on_a_lock_says_so_then_goes_ahead(db_path: Path):
+    heard = Notices()
+    db = Database(f"sqlite:///{db_path}", busy_timeout=60, notice=heard)
+    done = threading.Event()
+    errors: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            with db.write() as conn:
+                conn.execute(sa.text("UPDATE alembic_version SET version_num = version_num"))
+        except BaseException as exc:  # asserted below
+            errors.append(exc)
+        finally:
+            done.set()
+
+    try:
+        with write_lock(db_path) as lock:
+            t = threading.Thread(target=write)
+            t.start()
+            wait_until(lambda: heard, timeout=30)
+            assert not done.is_set()
+            assert heard == [
+                (
+                    f"waiting for store sqlite:{db_path}: another process holds its write lock "
+                    "(giving up after 60s)",
+                    True,
+                )
+            ]
+            lock.release()
+            t.join(timeout=30)
+        assert done.is_set() and errors == []
+        assert len(heard) == 1  # said once, not once per retry
+        with db.read() as conn:  # the connection's own busy timeout is back to the whole wait
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 60_000
+    finally:
+        db.dispose()
+
+
+@pytest.mark.slow
+def test_a_lock_held_past_the_busy_timeout_fails_naming_the_store(db_path: Path):
+    heard = Notices()
+    db = Database(f"sqlite:///{db_path}", busy_timeout=2.5, notice=heard)
+    try:
+        with write_lock(db_path), pytest.raises(StoreUnavailable) as err, db.write() as c:
+            c.execute(sa.text("UPDATE alembic_version SET version_num = 'x'"))
+        assert str(err.value) == (
+            f"store sqlite:{db_path}: database is locked: another process held its write lock "
+            "for 2.5s"
+        )
+        assert [transient for _, transient in heard] == [True]
+        assert db.current_revision() == SCHEMA_REVISION  # the body never ran
+    finally:
+        db.dispose()
+
+
+def test_health_says_who_can_read_the_store_files(clocked, db_path: Path):
+    checks = {c.name: c for c in clocked.health().checks}
+    assert checks["files"].ok
+    assert checks["files"].detail == "store files private to their owner (0600)"
+    db_path.chmod(0o644)  # loosened behind the open store's back
+    health = clocked.health()
+    checks = {c.name: c for c in health.checks}
+    assert not health.healthy
+    assert not checks["files"].ok
+    assert checks["files"].detail.endswith(f"(mode 0644): run chmod 600 {db_path}")
