@@ -145,6 +145,7 @@ class WorkerPool:
             self.id,
             max_interruptions=self.settings.max_interruptions,
             stopping=self._stopping,
+            patience=max(self.settings.drain_grace, 1.0),
         )
         self.reaper = Reaper(self.db, self.settings, self.id, self.host, self._held, self.recorder)
         self._env = AttemptEnv(

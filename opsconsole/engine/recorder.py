@@ -27,7 +27,7 @@ log = logging.getLogger("opsconsole.worker")
 BACKOFF_FIRST = 0.1
 BACKOFF_MAX = 5.0
 SHUTDOWN_PATIENCE = 10.0
-"""Seconds a stopping pool keeps trying to record an end before it leaves it to the reaper."""
+"""Default seconds a stopping pool keeps trying to record an end before the reaper's turn."""
 
 
 class Recorder:
@@ -41,12 +41,14 @@ class Recorder:
         *,
         max_interruptions: int,
         stopping: threading.Event,
+        patience: float = SHUTDOWN_PATIENCE,
     ) -> None:
         self.db = db
         self.clock = clock
         self.actor = actor
         self.max_interruptions = max_interruptions
         self.stopping = stopping
+        self.patience = patience
         self._lock = threading.Lock()
         self._failing: dict[str, str] = {}
 
@@ -109,7 +111,7 @@ class Recorder:
                 if since is None:
                     since = time.monotonic()
                     log.error("job %s: cannot record its end, retrying: %s", job_id, exc)
-                if self.stopping.is_set() and time.monotonic() - since > SHUTDOWN_PATIENCE:
+                if self.stopping.is_set() and time.monotonic() - since > self.patience:
                     log.error(
                         "job %s: its end (%s) was never recorded: %s; the reaper will settle "
                         "it when its lease runs out",

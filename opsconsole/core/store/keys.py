@@ -28,7 +28,7 @@ from opsconsole.core.secrets import (
     load_key,
     read_key,
 )
-from opsconsole.core.states import PENDING, JobState
+from opsconsole.core.states import PENDING, JobState, Verb
 from opsconsole.core.store import jobs as job_store
 from opsconsole.core.store.db import Database, jobs, meta
 
@@ -145,6 +145,7 @@ def adopt_key(
                 job_id,
                 JobState.CANCELLED,
                 now,
+                verb=Verb.CANCEL,
                 kind="cancelled",
                 actor=actor,
                 message=message(job_id),
