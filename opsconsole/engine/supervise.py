@@ -148,7 +148,8 @@ def _probe() -> Detection:
     try:
         cg = create_job_cgroup(f"probe-{os.getpid()}-{secrets.token_hex(4)}", root)
     except OSError as exc:
-        return Detection(None, f"cannot create a cgroup in {root.parent}: {exc.strerror or exc}")
+        why = os.strerror(exc.errno) if exc.errno else str(exc)
+        return Detection(None, f"cannot create cgroups in {root.parent}: {why}")
     try:
         if not (cg.path / "cgroup.kill").exists():
             return Detection(None, "the kernel has no cgroup.kill (Linux 5.14 or later)")

@@ -205,13 +205,13 @@ def test_a_jobs_daemon_does_not_outlive_it(
     daemon_pids.append(pidfile)
     wait = f"while [ ! -s {pidfile} ]; do sleep 0.02; done"
     script = f"{daemon(pidfile)}\n{wait}\n" + ("" if end == "succeeded" else f"sleep {FOREVER}\n")
-    extra = "timeout: 2\n" if end == "timed_out" else ""
+    extra = "timeout: 5\n" if end == "timed_out" else ""
     write_template(catalog, "daemon", bash_template(script, extra))
     start_pool(1)
     job = service.submit(SubmitRequest("daemon")).id
     pid = read_pid(pidfile)
-    assert (cgroups / f"{job}.1").is_dir()
     if end == "cancelled":
+        assert (cgroups / f"{job}.1").is_dir()
         service.cancel(job, reason="test")
     view = final(service, job)
     assert view.state == end
