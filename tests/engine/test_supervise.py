@@ -33,6 +33,17 @@ FOREVER = 300  # a process that waited this out would fail the test by pytest's 
 pytestmark = pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
 
 
+@pytest.fixture(scope="module", autouse=True)
+def jobs_dir_removed_if_we_made_it() -> Iterator[None]:
+    """The job cgroups' parent stays for workers; remove it if these tests created it."""
+    root = supervise.jobs_root()
+    existed = root is None or root.exists()
+    yield
+    if not existed and root is not None:
+        with contextlib.suppress(OSError):  # busy: a worker on this host is using it
+            root.rmdir()
+
+
 @pytest.fixture
 def cgroups() -> Path:
     """The job cgroups' parent; skips where this machine gives no cgroup supervision."""
@@ -42,14 +53,26 @@ def cgroups() -> Path:
     return found.root
 
 
+class Leftovers:
+    """What a test started; whatever of it survives a failing test is killed at teardown."""
+
+    def __init__(self) -> None:
+        self.pidfiles: list[Path] = []
+        self.markers: list[str] = []
+
+    def clean(self) -> None:
+        for f in self.pidfiles:
+            with contextlib.suppress(ValueError, OSError):
+                os.kill(int(f.read_text()), signal.SIGKILL)
+        for marker in self.markers:
+            kill_marked(marker, grace=0.1)  # the job's cgroup too
+
+
 @pytest.fixture
-def daemon_pids() -> Iterator[list[Path]]:
-    """Pid files of the daemons a test starts: whatever survives a failing test is killed."""
-    files: list[Path] = []
-    yield files
-    for f in files:
-        with contextlib.suppress(ValueError, OSError):
-            os.kill(int(f.read_text()), signal.SIGKILL)
+def leftovers() -> Iterator[Leftovers]:
+    found = Leftovers()
+    yield found
+    found.clean()
 
 
 def daemon(pidfile: Path) -> str:
@@ -96,7 +119,7 @@ def test_cgroup_mode_where_the_machine_allows_it(cgroups: Path) -> None:
     assert cgroups.name == supervise.JOBS_DIR
     assert str(cgroups) in supervise.detect().reason
     # the probe leaves nothing behind
-    assert not [p for p in cgroups.iterdir() if p.is_dir() and p.name.startswith("probe-")]
+    assert not list(cgroups.glob("probe-*"))
 
 
 def cgroup2_mount_point() -> str | None:
@@ -199,16 +222,17 @@ def test_a_jobs_daemon_does_not_outlive_it(
     catalog: Path,
     start_pool: Callable[..., object],
     tmp_path: Path,
-    daemon_pids: list[Path],
+    leftovers: Leftovers,
 ) -> None:
     pidfile = tmp_path / "daemon.pid"
-    daemon_pids.append(pidfile)
+    leftovers.pidfiles.append(pidfile)
     wait = f"while [ ! -s {pidfile} ]; do sleep 0.02; done"
     script = f"{daemon(pidfile)}\n{wait}\n" + ("" if end == "succeeded" else f"sleep {FOREVER}\n")
     extra = "timeout: 5\n" if end == "timed_out" else ""
     write_template(catalog, "daemon", bash_template(script, extra))
     start_pool(1)
     job = service.submit(SubmitRequest("daemon")).id
+    leftovers.markers.append(f"{job}.1")
     pid = read_pid(pidfile)
     if end == "cancelled":
         assert (cgroups / f"{job}.1").is_dir()
@@ -276,13 +300,14 @@ def test_a_crashed_workers_daemon_is_killed_from_another_process(
     worker_process: Callable[..., subprocess.Popen[bytes]],
     request: pytest.FixtureRequest,
     tmp_path: Path,
-    daemon_pids: list[Path],
+    leftovers: Leftovers,
 ) -> None:
     pidfile, shellfile = tmp_path / "daemon.pid", tmp_path / "shell.pid"
-    daemon_pids.extend([pidfile, shellfile])
+    leftovers.pidfiles.extend([pidfile, shellfile])
     script = f"echo $$ > {shellfile}\n{daemon(pidfile)}\nsleep {FOREVER}\n"
     write_template(catalog, "crashy", bash_template(script))
     job = service.submit(SubmitRequest("crashy")).id
+    leftovers.markers.append(f"{job}.1")
     home = None if where == "same cgroup" else request.getfixturevalue("other_cgroup")
     worker = worker_process(home)
     pid, shell = read_pid(pidfile), read_pid(shellfile)
