@@ -89,6 +89,12 @@ class Settings:
         "Bytes kept of one log line; the rest is replaced by a marker.", default=16384
     )
     page_size: int = _doc("Rows per page of `jobs list`.", default=50)
+    supervision: str = _doc(
+        "How a worker makes sure nothing of a job survives it: `auto` (a cgroup v2 per job "
+        "where the machine allows it, else the process group and an environment marker), "
+        "`cgroup` (refuse to start without cgroups) or `pgroup` (never use cgroups).",
+        default="auto",
+    )
     max_interruptions: int = _doc(
         "Times in a row a job with `on_interrupt: requeue` is requeued after its worker "
         "vanished while running it; past this it ends `failed` (it may be what crashes the "
@@ -116,7 +122,9 @@ _CONVERTERS: dict[str, type] = {
     "log_line_max": int,
     "page_size": int,
     "max_interruptions": int,
+    "supervision": str,
 }
+_CHOICES: dict[str, tuple[str, ...]] = {"supervision": ("auto", "cgroup", "pgroup")}
 
 
 def _convert(name: str, value: Any, origin: str) -> Any:
@@ -132,6 +140,10 @@ def _convert(name: str, value: Any, origin: str) -> Any:
         raise InvalidParams(
             f"{origin}: '{name}' must be a {conv.__name__}, got {value!r}"
         ) from None
+    if name in _CHOICES and out not in _CHOICES[name]:
+        raise InvalidParams(
+            f"{origin}: '{name}' must be one of {', '.join(_CHOICES[name])}, got {value!r}"
+        )
     if conv is float and not math.isfinite(out):
         raise InvalidParams(f"{origin}: '{name}' must be a finite number, got {value!r}")
     if conv in (int, float) and out < 0:

@@ -36,6 +36,9 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[No
     work.mkdir()
     monkeypatch.chdir(work)
     yield
+    from opsconsole.engine import supervise
+
+    supervise.configure(None)  # a pool's start sets it for the process: not for the next test
 
 
 @pytest.fixture

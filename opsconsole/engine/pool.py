@@ -33,6 +33,7 @@ from opsconsole.core.errors import OpsError, StoreUnavailable
 from opsconsole.core.service import OpsService
 from opsconsole.core.states import JobState
 from opsconsole.core.store import claim as claim_store
+from opsconsole.engine import supervise
 from opsconsole.engine.attempt import AttemptEnv, Run, execute
 from opsconsole.engine.context import RunResult
 from opsconsole.engine.reaper import Reaper
@@ -161,6 +162,12 @@ class WorkerPool:
 
     def start(self) -> WorkerPool:
         self.db.ensure_schema()
+        try:
+            supervise.configure(self.settings.supervision)
+            supervision = supervise.mechanism()
+        except supervise.SupervisionError as exc:
+            raise OpsError(str(exc)) from None
+        log.info("job processes: %s", supervise.detect().reason)
         claim_store.register_worker(
             self.db,
             self.id,
@@ -169,6 +176,7 @@ class WorkerPool:
             slots=self._target,
             now=self.clock.now(),
             version=__version__,
+            supervision=supervision,
         )
         self.reap()
         self._listener = wake.Listener(self.settings.db)

@@ -417,7 +417,9 @@ class Supervisor:
                 if deadline is not None and time.monotonic() >= deadline:
                     reason = "timed_out"
                     break
-                self._stop_requested.wait(_WAIT_POLL)
+                # returns as soon as the child ends: a job's end costs no polling delay
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(_WAIT_POLL)
             if self._stop_requested.is_set():  # stop() may have killed it before we looked
                 reason = "cancelled"
             # Also the normal-exit path: background and setsid'd descendants must not survive.

@@ -25,6 +25,7 @@ from opsconsole.core.catalog import check_handler_files, render
 from opsconsole.core.errors import InvalidParams
 from opsconsole.core.secrets import Redactor
 from opsconsole.engine.context import RunContext, RunResult
+from opsconsole.engine.runners import zygote
 from opsconsole.engine.runners.base import RunSpec
 from opsconsole.engine.runners.shell import child_env, python_argv, supervise
 
@@ -287,7 +288,12 @@ class PythonRunner:
             "dry_run": ctx.dry_run,
         }
         res = supervise(
-            python_argv(), child_env(spec, extra), spec, ctx, stdin=json.dumps(payload).encode()
+            python_argv(),
+            child_env(spec, extra),
+            spec,
+            ctx,
+            stdin=json.dumps(payload).encode(),
+            launcher=zygote.shared(),  # a fork of the handler host, not a fresh interpreter
         )
         return died_abruptly(res)
 

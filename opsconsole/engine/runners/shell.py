@@ -15,7 +15,7 @@ import sys
 from opsconsole.core.catalog import program_path, render, render_argv
 from opsconsole.core.errors import InvalidParams
 from opsconsole.engine.context import RunContext, RunResult
-from opsconsole.engine.procs import ProcOutcome, ProcSpec, Supervisor
+from opsconsole.engine.procs import Launcher, ProcOutcome, ProcSpec, Supervisor
 from opsconsole.engine.runners.base import MarkerParser, RunSpec
 
 # Room for the supervisor's " … [N bytes truncated]" marker, so the log sink, which caps a
@@ -79,7 +79,13 @@ class ShellRunner:
 
 
 def supervise(
-    argv: list[str], env: dict[str, str], spec: RunSpec, ctx: RunContext, *, stdin: bytes | None
+    argv: list[str],
+    env: dict[str, str],
+    spec: RunSpec,
+    ctx: RunContext,
+    *,
+    stdin: bytes | None,
+    launcher: Launcher | None = None,
 ) -> RunResult:
     parser = MarkerParser(ctx)
     proc = Supervisor(
@@ -92,6 +98,7 @@ def supervise(
             max_line_bytes=max(spec.line_max - _MARKER_ROOM, 1),
         ),
         parser.line,
+        launcher=launcher,
     )
     try:
         proc.start()

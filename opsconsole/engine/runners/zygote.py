@@ -21,7 +21,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from opsconsole.engine.procs import MARKER_ENV, ProcSpec, kill_marked, proc_start_time
 
@@ -29,8 +29,6 @@ __all__ = [
     "HOST_DIED",
     "MAX_MESSAGE",
     "PRELOAD",
-    "ChildHandle",
-    "Launcher",
     "Zygote",
     "ZygoteChild",
     "shared",
@@ -51,30 +49,6 @@ MAX_MESSAGE = 1 << 18
 _START_TIMEOUT = 60.0  # an interpreter start plus the preload, on a loaded machine
 _REPLY_TIMEOUT = 30.0  # a fork and a few system calls: past this the host is hung
 _EXIT_TIMEOUT = 5.0
-
-
-class ChildHandle(Protocol):
-    """What a launcher returns; ``subprocess.Popen`` satisfies it."""
-
-    pid: int
-
-    def poll(self) -> int | None: ...
-
-    def wait(self, timeout: float | None = None) -> int: ...
-
-
-class Launcher(Protocol):
-    """Starts a job's main process: the fds become its 0/1/2, ``cgroup_procs`` is joined first."""
-
-    def __call__(
-        self,
-        spec: ProcSpec,
-        *,
-        stdin: int | None,
-        stdout: int,
-        stderr: int,
-        cgroup_procs: str | None,
-    ) -> ChildHandle: ...
 
 
 class HostGone(Exception):
