@@ -122,14 +122,18 @@ def test_every_setting_is_documented_and_configurable(monkeypatch):
     assert s.doc("lease").startswith("Seconds a running job's lease lasts")
     # every field can come from the environment
     for f in dataclasses.fields(Settings):
-        value = {"home": "/tmp/x", "db": "sqlite:////tmp/x.db", "catalog": "/tmp/c"}.get(
-            f.name, "3"
-        )
+        value = {
+            "home": "/tmp/x",
+            "db": "sqlite:////tmp/x.db",
+            "catalog": "/tmp/c",
+            "supervision": "pgroup",
+        }.get(f.name, "3")
         monkeypatch.setenv("OPSCONSOLE_" + f.name.upper(), value)
     s = load_settings()
     assert s.page_size == 3
     assert s.home == Path("/tmp/x")
     assert s.secret_key == "3"
+    assert s.supervision == "pgroup"
 
 
 def test_a_slot_count_out_of_range_is_refused_from_any_source(monkeypatch, tmp_path):
@@ -151,3 +155,13 @@ def test_a_slot_count_out_of_range_is_refused_from_any_source(monkeypatch, tmp_p
     assert check_slots(256, "--workers") == 256
     with pytest.raises(InvalidParams, match="--workers must be between 1 and 256, got 0"):
         check_slots(0, "--workers")
+
+
+def test_a_setting_with_choices_refuses_anything_else(monkeypatch):
+    import pytest
+
+    from opsconsole.core.errors import InvalidParams
+
+    monkeypatch.setenv("OPSCONSOLE_SUPERVISION", "cgroups")
+    with pytest.raises(InvalidParams, match="must be one of auto, cgroup, pgroup"):
+        load_settings()
