@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ from support import wait_until, write_template
 
 from opsconsole.config import Settings
 from opsconsole.core.service import OpsService, SubmitRequest
+from opsconsole.core.store.db import Database
 from opsconsole.engine.pool import WorkerPool
 
 BIN = Path(sys.executable).parent / "opsconsole"
@@ -47,15 +47,14 @@ def sleeper(catalog: Path) -> str:
 def test_a_submit_from_another_process_wakes_an_idle_worker_at_once(
     settings: Settings, service: OpsService, sleeper: str
 ) -> None:
-    """Polling every 30 s could not explain a pickup within 3 s: the wake-up channel did it."""
+    """Polling once an hour could not explain a pickup at all: the wake-up channel did it."""
     import dataclasses
 
-    slow = dataclasses.replace(settings, poll_interval=30.0)
+    slow = dataclasses.replace(settings, poll_interval=3600.0)
     pool = WorkerPool(OpsService(slow, service.db), slots=1).start()
     try:
-        # give the idle slot time to go to sleep on its condition
+        # the claimer has looked once (a read) and sleeps on its condition
         wait_until(lambda: pool.busy() == 0 and pool.slots == 1, timeout=5)
-        time.sleep(0.3)
         out = subprocess.run(
             [str(BIN), "submit", sleeper, "-p", "seconds=0", "--json"],
             env=_env(settings),
@@ -65,12 +64,7 @@ def test_a_submit_from_another_process_wakes_an_idle_worker_at_once(
             check=True,
         )
         job_id = json.loads(out.stdout)["id"]
-        submitted = time.monotonic()
-        wait_until(lambda: service.get(job_id).started_at is not None, timeout=10)
-        assert time.monotonic() - submitted < 3.0
-        view = service.get(job_id)
-        assert view.started_at is not None
-        assert (view.started_at - view.created_at).total_seconds() < 3.0
+        wait_until(lambda: service.get(job_id).started_at is not None, timeout=60)
     finally:
         pool.stop(grace=0.5)
 
@@ -114,17 +108,50 @@ def test_first_sigterm_drains_and_records_what_did_not_finish(
 def test_second_sigterm_stops_at_once(
     settings: Settings, service: OpsService, sleeper: str
 ) -> None:
-    proc = _start_worker(settings, OPSCONSOLE_DRAIN_GRACE="60")
+    proc = _start_worker(settings, OPSCONSOLE_DRAIN_GRACE="3600")
     try:
-        job = service.submit(SubmitRequest(sleeper, {"seconds": "60"}))
-        wait_until(lambda: service.get(job.id).state == "running", timeout=15)
+        job = service.submit(SubmitRequest(sleeper, {"seconds": "3600"}))
+        wait_until(lambda: service.get(job.id).state == "running", timeout=30)
         proc.send_signal(signal.SIGTERM)
-        wait_until(lambda: any(w.state == "draining" for w in service.workers()), timeout=10)
-        started = time.monotonic()
+        wait_until(lambda: any(w.state == "draining" for w in service.workers()), timeout=30)
         proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=15)
-        assert time.monotonic() - started < 10
+        proc.wait(timeout=60)  # a drain would wait an hour for the job: this stopped it
     finally:
         if proc.poll() is None:
             proc.kill()
     assert service.get(job.id).state == "interrupted"
+
+
+def test_a_worker_whose_store_file_is_removed_stops_claiming_and_says_why(
+    settings: Settings, service: OpsService, sleeper: str
+) -> None:
+    proc = _start_worker(settings)
+    log = Path(settings.home) / "worker.out"
+    try:
+        wait_until(lambda: any(w.alive for w in service.workers()), timeout=30)
+        db_file = Path(settings.db.removeprefix("sqlite:///"))
+        for path in (db_file, *(db_file.with_name(db_file.name + s) for s in ("-wal", "-shm"))):
+            path.unlink(missing_ok=True)
+        # an operator's next command makes a new store where the old one was, and says so
+        out = subprocess.run(
+            [str(BIN), "submit", sleeper, "-p", "seconds=0", "--json"],
+            env=_env(settings),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert out.returncode == 0, out.stderr
+        assert f"created a new store at {db_file}" in out.stderr
+        assert proc.wait(timeout=60) == 5  # the store is unavailable to it: it stops
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    said = log.read_text()
+    assert "the store file was removed while this process had it open" in said
+    # the worker never ran the job of a store it cannot see
+    job_id = json.loads(out.stdout)["id"]
+    new_store = Database(settings.db)
+    try:
+        assert OpsService(settings, new_store).get(job_id).state == "queued"
+    finally:
+        new_store.dispose()
