@@ -273,3 +273,38 @@ def test_a_job_that_kills_its_worker_is_requeued_at_most_max_interruptions_times
     assert view.state == S.INTERRUPTED
     assert view.error is not None
     assert f":{first.pid}:" in view.error["message"] and poison in view.error["message"]
+
+
+@pytest.mark.slow
+def test_a_worker_holding_a_thread_it_cannot_stop_drains_and_replaces_itself(
+    service: OpsService, catalog: Path, worker_process: Any, tmp_path: Path
+) -> None:
+    """A handler blocked in a system call ignores cancellation and cannot be interrupted."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    (catalog / "stuck_handler.py").write_text(
+        f"def run(ctx):\n    open({str(fifo)!r}).close()  # blocks until someone writes\n"
+    )
+    write_template(
+        catalog,
+        "stuck",
+        "runner: python\nhandler: stuck_handler:run\nisolate: false\ntimeout: 0.3s\n",
+    )
+    write_template(catalog, "hello", "command: [echo, hi]\n")
+    stuck = service.submit(SubmitRequest("stuck")).id
+    proc = worker_process()
+    wait_until(lambda: service.get(stuck).state == S.TIMED_OUT, 30)
+    first = next(w.id for w in service.workers(include_stopped=True) if f":{proc.pid}:" in w.id)
+
+    def replaced() -> bool:
+        rows = [w for w in service.workers(include_stopped=True) if f":{proc.pid}:" in w.id]
+        return any(w.id != first and w.alive for w in rows)
+
+    wait_until(replaced, 60)  # the same process, a fresh interpreter: a new worker row
+    assert proc.poll() is None
+    states = {w.id: w.state for w in service.workers(include_stopped=True)}
+    assert states[first] == "stopped"
+    view = service.get(stuck)
+    assert view.error is not None and "abandoned" in view.error["message"]
+    after = service.submit(SubmitRequest("hello")).id
+    assert final(service, after, timeout=30).state == S.SUCCEEDED

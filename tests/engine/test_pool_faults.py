@@ -309,3 +309,24 @@ def test_the_pool_keeps_a_bounded_record_of_outcomes(
         assert pool.busy() == 0 and pool.running_jobs() == []
     finally:
         pool.stop(grace=0.5)
+
+
+def test_an_abandoned_busy_loop_is_interrupted_and_stops_burning_a_core(
+    service: OpsService, catalog: Path, start_pool: Any, handler: Any
+) -> None:
+    ref = handler(
+        """
+        def run(ctx):
+            n = 0
+            while True:  # never looks at ctx.cancelled
+                n += 1
+        """
+    )
+    in_thread(catalog, "spinner", ref, "timeout: 0.3s\n")
+    job = service.submit(SubmitRequest("spinner")).id
+    pool = start_pool(1)
+    view = final(service, job)
+    assert view.state == S.TIMED_OUT
+    assert view.error is not None and "abandoned" in view.error["message"]
+    wait_until(lambda: pool.stuck_threads() == 0, 15)  # the loop's thread has ended
+    assert pool.problem() is None
