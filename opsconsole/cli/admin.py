@@ -8,8 +8,8 @@ from typing import Annotated, Any
 import typer
 
 from opsconsole.cli import output
-from opsconsole.cli.app import service
 from opsconsole.cli.exit_codes import ExitCode
+from opsconsole.cli.session import service
 from opsconsole.core.errors import InvalidParams
 
 db_app = typer.Typer(help="The store itself: its secret key.", no_args_is_help=True)

@@ -1,79 +1,24 @@
 """The ``opsconsole`` command: global options, the service built lazily, errors in one place.
 
-The root callback only records options: ``--help`` and usage errors never open the store.
-Commands call ``service()`` when they need it. Every OpsError becomes one line on stderr
+The root callback only records options (in ``session``): ``--help`` and usage errors never
+open the store. Commands call ``session.service()`` when they need it; they never import
+this module, which imports them. Every OpsError becomes one line on stderr
 and an exit code here (``OpsGroup.invoke``); tracebacks only with ``-v``.
 """
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
 
 from opsconsole import __version__
 from opsconsole.cli.exit_codes import ExitCode, code_for, fail
+from opsconsole.cli.session import STATE
 from opsconsole.core.errors import OpsError
-
-if TYPE_CHECKING:
-    from opsconsole.config import Settings
-    from opsconsole.core.service import OpsService
-
-
-class _State:
-    def __init__(self) -> None:
-        self.flags: dict[str, Any] = {}
-        self.verbose = False
-        self._settings: Settings | None = None
-        self._service: OpsService | None = None
-
-    def reset(self, flags: dict[str, Any], verbose: bool) -> None:
-        self.flags = flags
-        self.verbose = verbose
-        self._settings = None
-        self._service = None
-
-    def settings(self) -> Settings:
-        if self._settings is None:
-            from opsconsole.config import load_settings
-
-            self._settings = load_settings(**self.flags)
-        return self._settings
-
-    def service(self) -> OpsService:
-        if self._service is None:
-            from opsconsole.runtime import open_service
-
-            self._service = open_service(self.settings(), notice=notice)
-        return self._service
-
-
-def notice(text: str, *, transient: bool = False) -> None:
-    """What the store says that is not an error (a new store, files made private): stderr.
-
-    A passing wait (a locked store) goes to stderr only on a terminal, where someone is
-    watching; otherwise to the log, which a worker writes and a script's command does not.
-    """
-    if transient and not sys.stderr.isatty():
-        logging.getLogger("opsconsole.store").info("%s", text)
-        return
-    sys.stderr.write(f"opsconsole: {text}\n")
-    sys.stderr.flush()
-
-
-STATE = _State()
-
-
-def service() -> OpsService:
-    return STATE.service()
-
-
-def settings() -> Settings:
-    return STATE.settings()
 
 
 class OpsGroup(TyperGroup):

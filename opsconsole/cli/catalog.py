@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from opsconsole.cli import output
-from opsconsole.cli.app import service
+from opsconsole.cli.session import service
 
 templates_app = typer.Typer(help="The job templates of the catalog.", no_args_is_help=True)
 

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from opsconsole.cli.app import service
+from opsconsole.cli.session import service
 from opsconsole.config import check_slots
 from opsconsole.core.errors import InvalidParams
 

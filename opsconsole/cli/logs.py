@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from opsconsole.cli import output
-from opsconsole.cli.app import service
+from opsconsole.cli.session import service
 from opsconsole.core.errors import InvalidParams
 
 POLL = 0.25

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from opsconsole.cli import output
-from opsconsole.cli.app import service
 from opsconsole.cli.exit_codes import ExitCode
+from opsconsole.cli.session import service
 
 if TYPE_CHECKING:
     from opsconsole.core.views import WorkerView

@@ -10,7 +10,8 @@ from cli_support import Cli
 from support import write_template
 from typer.testing import CliRunner, Result
 
-from opsconsole.cli.app import STATE, app
+from opsconsole.cli.app import app
+from opsconsole.cli.session import STATE
 from opsconsole.config import Settings
 from opsconsole.core.service import OpsService
 from opsconsole.engine.pool import WorkerPool

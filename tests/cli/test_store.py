@@ -20,7 +20,8 @@ from store_faults import write_lock
 from support import write_template
 from typer.testing import CliRunner
 
-from opsconsole.cli.app import app, notice
+from opsconsole.cli.app import app
+from opsconsole.cli.session import notice
 from opsconsole.config import Settings
 from opsconsole.core.errors import StoreUnavailable
 from opsconsole.core.service import OpsService

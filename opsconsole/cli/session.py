@@ -1,0 +1,69 @@
+"""The command line's session: the global options and the service, built on first use.
+
+Command modules import ``service()`` from here, never from ``app`` (which imports them), so
+the root app and its commands do not import each other.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from opsconsole.config import Settings
+    from opsconsole.core.service import OpsService
+
+
+class Session:
+    """The options of this invocation and what they open, lazily."""
+
+    def __init__(self) -> None:
+        self.flags: dict[str, Any] = {}
+        self.verbose = False
+        self._settings: Settings | None = None
+        self._service: OpsService | None = None
+
+    def reset(self, flags: dict[str, Any], verbose: bool) -> None:
+        self.flags = flags
+        self.verbose = verbose
+        self._settings = None
+        self._service = None
+
+    def settings(self) -> Settings:
+        if self._settings is None:
+            from opsconsole.config import load_settings
+
+            self._settings = load_settings(**self.flags)
+        return self._settings
+
+    def service(self) -> OpsService:
+        if self._service is None:
+            from opsconsole.runtime import open_service
+
+            self._service = open_service(self.settings(), notice=notice)
+        return self._service
+
+
+def notice(text: str, *, transient: bool = False) -> None:
+    """What the store says that is not an error (a new store, files made private): stderr.
+
+    A passing wait (a locked store) goes to stderr only on a terminal, where someone is
+    watching; otherwise to the log, which a worker writes and a script's command does not.
+    """
+    if transient and not sys.stderr.isatty():
+        logging.getLogger("opsconsole.store").info("%s", text)
+        return
+    sys.stderr.write(f"opsconsole: {text}\n")
+    sys.stderr.flush()
+
+
+STATE = Session()
+
+
+def service() -> OpsService:
+    return STATE.service()
+
+
+def settings() -> Settings:
+    return STATE.settings()
