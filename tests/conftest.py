@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -106,3 +106,32 @@ def clocked(settings: Settings, clock: SettableClock) -> Iterator[OpsService]:
     db = Database(settings.db)
     yield OpsService(settings, db, clock=clock)
     db.dispose()
+
+
+@pytest.fixture
+def forget_handlers(catalog: Path) -> Iterator[None]:
+    """Handlers are imported from the catalog dir: unimport them and drop it from sys.path."""
+    import sys
+
+    before = set(sys.modules)
+    yield
+    root = str(catalog)
+    while root in sys.path:
+        sys.path.remove(root)
+    for name in set(sys.modules) - before:
+        if str(getattr(sys.modules.get(name), "__file__", "") or "").startswith(root):
+            del sys.modules[name]
+
+
+@pytest.fixture
+def handler(catalog: Path, forget_handlers: None) -> Callable[..., str]:
+    """Write a handler module into the catalog dir; returns ``module:function``."""
+    import textwrap
+    import uuid
+
+    def write(source: str, func: str = "run") -> str:
+        name = f"handlers_{uuid.uuid4().hex[:10]}"
+        (catalog / f"{name}.py").write_text(textwrap.dedent(source))
+        return f"{name}:{func}"
+
+    return write

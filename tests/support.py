@@ -28,3 +28,27 @@ def write_template(catalog: Path, name: str, body: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(f"name: {name}\n{body}")
     return path
+
+
+def stuck_in_a_system_call(catalog: Path, fifo: Path) -> str:
+    """A template ``stuck`` whose in-thread handler blocks in ``open(fifo)``: it ignores
+    cancellation and no exception can interrupt it until ``unstick(fifo)``."""
+    import os
+
+    os.mkfifo(fifo)
+    (catalog / "stuck_handler.py").write_text(
+        f"def run(ctx):\n    open({str(fifo)!r}).close()  # blocks until someone writes\n"
+    )
+    write_template(
+        catalog,
+        "stuck",
+        "runner: python\nhandler: stuck_handler:run\nisolate: false\ntimeout: 0.3s\n",
+    )
+    return "stuck"
+
+
+def unstick(fifo: Path) -> None:
+    """Let a handler blocked by ``stuck_in_a_system_call`` return."""
+    import os
+
+    os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))

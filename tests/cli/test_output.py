@@ -9,7 +9,6 @@ import logging
 import sys
 import textwrap
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,8 @@ from support import write_template
 from opsconsole.cli.output import LogFormatter
 from opsconsole.core.text import UNSAFE_MULTILINE
 
+pytestmark = pytest.mark.usefixtures("forget_handlers")
+
 RLO = "\u202e"  # right-to-left override: "invoice_\u202egnp.exe" reads "invoice_exe.png"
 CSI = "\x9b"  # the 8-bit control sequence introducer: "\x9b2J" clears a VT220's screen
 
@@ -26,19 +27,6 @@ CSI = "\x9b"  # the 8-bit control sequence introducer: "\x9b2J" clears a VT220's
 def raw_unsafe(text: str) -> list[str]:
     """The unsafe characters left raw in ``text`` (newlines are a sink's own)."""
     return UNSAFE_MULTILINE.findall(text)
-
-
-@pytest.fixture(autouse=True)
-def forget_handlers(catalog: Path) -> Iterator[None]:
-    """Handlers are imported from the catalog dir: unimport them and drop it from sys.path."""
-    before = set(sys.modules)
-    yield
-    root = str(catalog)
-    while root in sys.path:
-        sys.path.remove(root)
-    for name in set(sys.modules) - before:
-        if str(getattr(sys.modules.get(name), "__file__", "") or "").startswith(root):
-            del sys.modules[name]
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from cli_support import as_json, ok, one_error_line, submit
-from support import wait_until, write_template
+from support import stuck_in_a_system_call, unstick, wait_until
 
 
 def states(cli):
@@ -77,18 +77,8 @@ def test_a_pool_that_cannot_work_is_unhealthy_in_workers_list_and_health(
     cli, catalog, service, start_pool, tmp_path
 ):
     """A handler stuck in a system call ignores cancellation and cannot be interrupted."""
-    import os
-
     fifo = tmp_path / "fifo"
-    os.mkfifo(fifo)
-    (catalog / "stuck_handler.py").write_text(
-        f"def run(ctx):\n    open({str(fifo)!r}).close()  # blocks until someone writes\n"
-    )
-    write_template(
-        catalog,
-        "stuck",
-        "runner: python\nhandler: stuck_handler:run\nisolate: false\ntimeout: 0.3s\n",
-    )
+    stuck_in_a_system_call(catalog, fifo)
     job = submit(cli, "stuck")
     pool = start_pool(slots=1)
     try:
@@ -100,7 +90,6 @@ def test_a_pool_that_cannot_work_is_unhealthy_in_workers_list_and_health(
         assert "unhealthy" in ok(cli("workers", "list")).stdout
         assert as_json(cli("jobs", "show", job["id"], "--json"))["state"] == "timed_out"
     finally:
-        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)  # the handler's open returns
-        os.close(fd)
+        unstick(fifo)
     wait_until(lambda: service.workers()[0].problem is None, timeout=15)
     ok(cli("health"))

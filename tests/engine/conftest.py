@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import sys
+import contextlib
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from opsconsole.config import Settings
 from opsconsole.core.service import OpsService
+from opsconsole.core.store.db import Database
+from opsconsole.engine import supervise
 from opsconsole.engine.pool import WorkerPool
 
 
@@ -29,14 +31,24 @@ def start_pool(service: OpsService) -> Iterator[Callable[..., WorkerPool]]:
 
 
 @pytest.fixture(autouse=True)
-def forget_handlers(catalog: Path) -> Iterator[None]:
-    """Handlers are imported from the catalog dir: unimport them and drop it from sys.path."""
-    before = set(sys.modules)
+def _unimport_handlers(forget_handlers: None) -> None:
+    """Every engine test may import handlers from its catalog: forget them afterwards."""
+
+
+@pytest.fixture
+def impatient(settings: Settings) -> Iterator[OpsService]:
+    """A service whose store gives up on another process's write lock after 0.3 s."""
+    db = Database(settings.db, busy_timeout=0.3)
+    yield OpsService(settings, db)
+    db.dispose()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def jobs_dir_removed_if_we_made_it() -> Iterator[None]:
+    """The job cgroups' parent stays for workers; remove it if these tests created it."""
+    root = supervise.jobs_root()
+    existed = root is None or root.exists()
     yield
-    root = str(catalog)
-    while root in sys.path:
-        sys.path.remove(root)
-    for name in set(sys.modules) - before:
-        mod = sys.modules.get(name)
-        if str(getattr(mod, "__file__", "") or "").startswith(root):
-            del sys.modules[name]
+    if not existed and root is not None:
+        with contextlib.suppress(OSError):  # busy: a worker on this host is using it
+            root.rmdir()

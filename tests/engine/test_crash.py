@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from store_faults import write_lock
-from support import wait_until, write_template
+from support import stuck_in_a_system_call, wait_until, write_template
 
 from opsconsole.config import Settings
 from opsconsole.core.service import OpsService, SubmitRequest
@@ -280,16 +280,7 @@ def test_a_worker_holding_a_thread_it_cannot_stop_drains_and_replaces_itself(
     service: OpsService, catalog: Path, worker_process: Any, tmp_path: Path
 ) -> None:
     """A handler blocked in a system call ignores cancellation and cannot be interrupted."""
-    fifo = tmp_path / "fifo"
-    os.mkfifo(fifo)
-    (catalog / "stuck_handler.py").write_text(
-        f"def run(ctx):\n    open({str(fifo)!r}).close()  # blocks until someone writes\n"
-    )
-    write_template(
-        catalog,
-        "stuck",
-        "runner: python\nhandler: stuck_handler:run\nisolate: false\ntimeout: 0.3s\n",
-    )
+    stuck_in_a_system_call(catalog, tmp_path / "fifo")
     write_template(catalog, "hello", "command: [echo, hi]\n")
     stuck = service.submit(SubmitRequest("stuck")).id
     proc = worker_process()

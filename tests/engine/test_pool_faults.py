@@ -8,8 +8,6 @@ on a store error and were never replaced, a job whose end could not be written s
 from __future__ import annotations
 
 import shutil
-import textwrap
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +17,7 @@ import sqlalchemy as sa
 from store_faults import fill, tmpfs, truncate_wal, write_lock
 from support import wait_until, write_template
 
-from opsconsole.config import Settings, load_settings
+from opsconsole.config import load_settings
 from opsconsole.core.clock import SettableClock
 from opsconsole.core.service import OpsService, SubmitRequest
 from opsconsole.core.states import FINAL, JobState
@@ -35,26 +33,6 @@ pytestmark = pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs L
 
 def final(service: OpsService, job_id: str, timeout: float = 15.0) -> JobView:
     return wait_until(lambda: (v := service.get(job_id)).state in FINAL and v, timeout)
-
-
-@pytest.fixture
-def impatient(settings: Settings) -> Iterator[OpsService]:
-    """A service whose store gives up on another process's write lock after 0.3 s."""
-    db = Database(settings.db, busy_timeout=0.3)
-    yield OpsService(settings, db)
-    db.dispose()
-
-
-@pytest.fixture
-def handler(catalog: Path) -> Any:
-    """Write a handler module into the catalog dir; returns ``module:function``."""
-
-    def write(source: str, func: str = "run") -> str:
-        name = f"handlers_{uuid.uuid4().hex[:10]}"
-        (catalog / f"{name}.py").write_text(textwrap.dedent(source))
-        return f"{name}:{func}"
-
-    return write
 
 
 def in_thread(catalog: Path, name: str, ref: str, extra: str = "") -> None:

@@ -40,17 +40,6 @@ GRACE = 0.5
 FOREVER = "300"  # a child that waited this out would fail the test by pytest's timeout
 
 
-@pytest.fixture(scope="module", autouse=True)
-def jobs_dir_removed_if_we_made_it() -> Iterator[None]:
-    """The job cgroups' parent stays for workers; remove it if these tests created it."""
-    root = supervise.jobs_root()
-    existed = root is None or root.exists()
-    yield
-    if not existed and root is not None:
-        with contextlib.suppress(OSError):  # busy: a worker on this host is using it
-            root.rmdir()
-
-
 @pytest.fixture(params=["cgroup", "pgroup"], autouse=True)
 def supervision(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run the test on each mechanism; the cgroup one only where the machine allows it."""

@@ -4,7 +4,6 @@ that stays ``running`` for ever."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,24 +11,14 @@ import pytest
 from store_faults import write_lock
 from support import wait_until, write_template
 
-from opsconsole.config import Settings
 from opsconsole.core.clock import SystemClock
 from opsconsole.core.service import OpsService, SubmitRequest
 from opsconsole.core.states import JobState
 from opsconsole.core.store import claim as claim_store
-from opsconsole.core.store.db import Database
 from opsconsole.engine.context import RunResult
 from opsconsole.engine.recorder import Recorder
 
 S = JobState
-
-
-@pytest.fixture
-def impatient(settings: Settings) -> Iterator[OpsService]:
-    """A service whose store gives up on another process's write lock after 0.3 s."""
-    db = Database(settings.db, busy_timeout=0.3)
-    yield OpsService(settings, db)
-    db.dispose()
 
 
 @pytest.fixture

@@ -6,10 +6,8 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -40,18 +38,6 @@ def out_lines(service: OpsService, job_id: str) -> list[str]:
 
 def progress_events(service: OpsService, job_id: str) -> list[dict[str, Any]]:
     return [e.data or {} for e in service.events_since(0, job=job_id) if e.kind == "progress"]
-
-
-@pytest.fixture
-def handler(catalog: Path) -> Any:
-    """Write a handler module into the catalog dir; returns ``module:function``."""
-
-    def write(source: str, func: str = "run") -> str:
-        name = f"handlers_{uuid.uuid4().hex[:10]}"
-        (catalog / f"{name}.py").write_text(textwrap.dedent(source))
-        return f"{name}:{func}"
-
-    return write
 
 
 def python_template(catalog: Path, name: str, ref: str, *, isolate: bool, extra: str = "") -> None:

@@ -33,17 +33,6 @@ FOREVER = 300  # a process that waited this out would fail the test by pytest's 
 pytestmark = pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def jobs_dir_removed_if_we_made_it() -> Iterator[None]:
-    """The job cgroups' parent stays for workers; remove it if these tests created it."""
-    root = supervise.jobs_root()
-    existed = root is None or root.exists()
-    yield
-    if not existed and root is not None:
-        with contextlib.suppress(OSError):  # busy: a worker on this host is using it
-            root.rmdir()
-
-
 @pytest.fixture
 def cgroups() -> Path:
     """The job cgroups' parent; skips where this machine gives no cgroup supervision."""
