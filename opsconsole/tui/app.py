@@ -235,7 +235,9 @@ class OpsConsole(LogTail, App[None]):
         )
 
     def on_service_call_failed(self, msg: ServiceCallFailed) -> None:
-        self.notify(f"{msg.action}: {msg.message}", severity="error", timeout=8, markup=False)
+        self.notify(
+            visible(f"{msg.action}: {msg.message}"), severity="error", timeout=8, markup=False
+        )
 
     def _initial_load(self) -> dict[str, Any]:
         cursor = self.service.last_event_id()  # before the reads: nothing can slip between

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from opsconsole.core.errors import OpsError
+from opsconsole.core.text import visible
 from opsconsole.core.views import LogLine
 from opsconsole.tui.screens.dialogs import PromptScreen
 from opsconsole.tui.widgets.log_pane import LogView
@@ -135,7 +136,9 @@ class LogTail:
                 if seqs:
                     self.action_next_match()
                 else:
-                    self.notify(f"no line matches '{query}'", severity="warning", markup=False)
+                    self.notify(
+                        visible(f"no line matches '{query}'"), severity="warning", markup=False
+                    )
 
             self.call("search", lambda: self.service.search_log(job, query, limit=100_000), found)
 
@@ -214,7 +217,7 @@ class LogTail:
                 with self.suspend():
                     subprocess.run([*shlex.split(pager), str(path)], check=False)
             except Exception as exc:
-                self.notify(f"cannot run $PAGER: {exc}", severity="error", markup=False)
+                self.notify(visible(f"cannot run $PAGER: {exc}"), severity="error", markup=False)
             finally:
                 with contextlib.suppress(OSError):
                     path.unlink()
@@ -240,7 +243,7 @@ class LogTail:
         def saved(path: Path) -> None:
             taken = path.name != f"opsconsole-{job}.log"
             note = f" (opsconsole-{job}.log already exists)" if taken else ""
-            self.notify(f"saved the log of {job} to {path}{note}", markup=False)
+            self.notify(visible(f"saved the log of {job} to {path}{note}"), markup=False)
 
         self.call("save log", save, saved)
 

@@ -138,7 +138,9 @@ class WorkersScreen(TableView):
             try:
                 slots = int(value)
             except ValueError:
-                self.ops.notify(f"not a number: {value[:20]}", severity="error")
+                self.ops.notify(
+                    visible(f"not a number: {value[:20]}"), severity="error", markup=False
+                )
                 return
             self.ops.call(
                 "resize",
