@@ -13,7 +13,7 @@ import contextlib
 import logging
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -70,6 +70,23 @@ def sqlite_path(url: str | sa.URL) -> Path | None:
     return Path(db)
 
 
+def _existing_file(path: Path, busy_timeout: float) -> Callable[[], Any]:
+    """Connections that open the store file, never create one (``mode=rw``).
+
+    Only ``Database`` makes a store, private and said out loud; a connection opened after
+    the file was removed must fail, not quietly start an empty store in its place.
+    """
+    import sqlite3
+    from urllib.parse import quote
+
+    uri = f"file:{quote(str(path))}?mode=rw"
+
+    def connect() -> Any:
+        return sqlite3.connect(uri, uri=True, timeout=busy_timeout, check_same_thread=False)
+
+    return connect
+
+
 class Database:
     """One engine per store URL; ``read()`` and ``write()`` are the only ways in."""
 
@@ -98,6 +115,7 @@ class Database:
         if self.dialect == "sqlite":
             if self.path is not None:
                 self._identity = self._prepare_file(self.path)
+                kwargs["creator"] = _existing_file(self.path, busy_timeout)
             kwargs["connect_args"] = {"timeout": busy_timeout, "check_same_thread": False}
         else:
             kwargs["pool_pre_ping"] = True
