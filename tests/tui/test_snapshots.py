@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
+from textual.widgets import Footer
 from tui_support import NARROW, WIDE, until
 
 from opsconsole.config import Settings, load_settings
@@ -77,6 +78,9 @@ def settled(app: OpsConsole, job_id: str, lines: int, *keys: str) -> Any:
             timeout=20,
             what=f"{job_id}'s log",
         )
+        # the footer recomposes its keys after focus settles: on a loaded machine, later
+        footer = app.query_one(Footer)
+        await until(pilot, lambda: len(footer.query("FooterKey")) > 0, timeout=20, what="keys")
         await pilot.pause()
 
     return run_before
