@@ -53,6 +53,8 @@ from opsconsole.tui.widgets.log_pane import LogView
 from opsconsole.tui.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
+    from textual.widget import Widget
+
     from opsconsole.engine.pool import WorkerPool
 
 T = TypeVar("T")
@@ -126,6 +128,8 @@ class OpsConsole(LogTail, App[None]):
         self.log_job: str | None = None
         self.quitting = False
         self._active_pane = "queue"
+        self._focus_wanted: Widget | None = None
+        """A pane widget activated but not focused yet (see ``_activate``)."""
         self._history_loading = False
         self._history_done = False
         self.history_text = ""
@@ -279,9 +283,12 @@ class OpsConsole(LogTail, App[None]):
             self.run_worker(
                 self.feed.run, thread=True, name="feed", group="feed", exit_on_error=False
             )
-        self.ready = True
         self._select_first()
         self._pane_hints()
+        self.call_after_refresh(self._set_ready)  # after the first pane has taken focus
+
+    def _set_ready(self) -> None:
+        self.ready = True
 
     EMPTY = {
         "queue": "nothing waiting · s submits a job",
@@ -382,7 +389,7 @@ class OpsConsole(LogTail, App[None]):
 
     @on(JobTable.Selected)
     def _selected(self, msg: JobTable.Selected) -> None:
-        if msg.table.has_focus and msg.job_id:
+        if msg.job_id and msg.table is self._in_front():
             self.show_log(msg.job_id)
 
     @on(DataTable.RowSelected)
@@ -597,7 +604,22 @@ class OpsConsole(LogTail, App[None]):
         if self.screen.has_class("narrow"):
             self._show_pane(pane)
         widget = self.query_one(LogView) if pane == "log" else self.query_one(f"#{pane}", JobTable)
-        widget.focus()
+        # Focus once the next refresh has applied the layout: a pane the layout has not shown
+        # yet cannot take focus, and the request would be lost (seen on a loaded machine).
+        # Until then this pane counts as the one in front, so a cursor message from the
+        # table that still has focus cannot point the log at its job.
+        self._focus_wanted = widget
+
+        def settle() -> None:
+            if self._focus_wanted is widget:
+                self._focus_wanted = None
+                widget.screen.set_focus(widget)
+
+        self.call_after_refresh(settle)
+
+    def _in_front(self) -> Widget | None:
+        """The pane widget the operator is on: the one just activated, else the focused one."""
+        return self._focus_wanted or self.focused
 
     def _show_pane(self, pane: str) -> None:
         """The narrow layout's one visible pane and its tab. Wide layouts show every pane,
@@ -614,6 +636,12 @@ class OpsConsole(LogTail, App[None]):
 
     @on(Tabs.TabActivated, "#tabs")
     def _tab(self, event: Tabs.TabActivated) -> None:
+        # The tabs announce their first tab when they mount; on a loaded machine that
+        # arrives after the console has moved to another pane. Only a tab that is still the
+        # active one, on the narrow layout where tabs are shown, is the operator's choice.
+        tabs = self.query_one("#tabs", Tabs)
+        if not self.screen.has_class("narrow") or event.tab.id != tabs.active:
+            return
         pane = (event.tab.id or "t-queue")[2:]
         if pane != self._active_pane:
             self._activate(pane)

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 from textual.widgets import Footer
+from textual.widgets.data_table import ColumnKey
 from tui_support import NARROW, WIDE, until
 
 from opsconsole.config import Settings, load_settings
@@ -22,6 +23,7 @@ from opsconsole.core.service import OpsService
 from opsconsole.core.states import JobState
 from opsconsole.core.store import jobs as job_store
 from opsconsole.tui.app import OpsConsole
+from opsconsole.tui.widgets.job_table import JobTable
 from opsconsole.tui.widgets.log_pane import LogView
 
 S = JobState
@@ -78,9 +80,17 @@ def settled(app: OpsConsole, job_id: str, lines: int, *keys: str) -> Any:
             timeout=20,
             what=f"{job_id}'s log",
         )
-        # the footer recomposes its keys after focus settles: on a loaded machine, later
+        # what a loaded machine draws later: the footer's keys (recomposed once focus has
+        # settled) and the tables' column widths (measured when the table is next idle)
         footer = app.query_one(Footer)
         await until(pilot, lambda: len(footer.query("FooterKey")) > 0, timeout=20, what="keys")
+        tables = [t for t in app.query(JobTable) if t.row_count]
+        await until(
+            pilot,
+            lambda: all(t.columns[ColumnKey("id")].content_width >= 6 for t in tables),
+            timeout=20,
+            what="column widths",
+        )
         await pilot.pause()
 
     return run_before
