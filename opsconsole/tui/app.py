@@ -389,7 +389,7 @@ class OpsConsole(LogTail, App[None]):
 
     @on(JobTable.Selected)
     def _selected(self, msg: JobTable.Selected) -> None:
-        if msg.job_id and msg.table is self._in_front():
+        if msg.job_id and self._in_front(msg.table):
             self.show_log(msg.job_id)
 
     @on(DataTable.RowSelected)
@@ -617,9 +617,10 @@ class OpsConsole(LogTail, App[None]):
 
         self.call_after_refresh(settle)
 
-    def _in_front(self) -> Widget | None:
-        """The pane widget the operator is on: the one just activated, else the focused one."""
-        return self._focus_wanted or self.focused
+    def _in_front(self, table: JobTable) -> bool:
+        """Is ``table`` the pane the operator is on: the one just activated, else focused?"""
+        wanted = self._focus_wanted
+        return table.has_focus if wanted is None else table is wanted
 
     def _show_pane(self, pane: str) -> None:
         """The narrow layout's one visible pane and its tab. Wide layouts show every pane,
