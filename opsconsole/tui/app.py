@@ -276,6 +276,7 @@ class OpsConsole(LogTail, App[None]):
         self._history_done = len(data["history"]) < HISTORY_PAGE
         status = self.query_one(StatusBar)
         status.set_counts(data["counts"], data["workers"])
+        self._show_worker_problems(data["workers"])
         status.set_embedded(data["pool"])
         self.feed.start_at(data["cursor"])
         self.on_store_status(StoreStatus(True))  # before ``ready``: no stale banner on screen

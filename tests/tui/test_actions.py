@@ -515,3 +515,38 @@ def test_quit_with_nothing_running_exits_at_once(clocked: OpsService) -> None:
 
     drive(app, script)
     assert app.return_code == 0
+
+
+def test_a_worker_that_cannot_work_is_a_banner_and_a_row_in_the_workers_view(
+    clocked: OpsService, clock: SettableClock
+) -> None:
+    claim_store.register_worker(
+        clocked.db, "host-a:w1", host="host-a", pid=4242, slots=3, now=clock.now(), version="t"
+    )
+    claim_store.heartbeat(
+        clocked.db,
+        "host-a:w1",
+        clock.now(),
+        lease_s=30,
+        slots=3,
+        busy=0,
+        state="running",
+        running=[],
+        problem="cannot claim jobs: store sqlite:x: database or disk is full",
+    )
+    app = OpsConsole(clocked, embed=False, start_feed=False)
+
+    async def script(pilot: Pilot[None]) -> None:
+        banner = app.query_one("#workers-banner", Static)
+        await until(pilot, lambda: banner.has_class("-visible"), what="the banner")
+        assert "worker host-a:w1 cannot work: cannot claim jobs" in label_text(banner)
+        await pilot.press("W")
+        screen = await until(
+            pilot, lambda: app.screen if isinstance(app.screen, WorkersScreen) else None
+        )
+        await until(pilot, lambda: screen.table.row_count == 1)
+        row = [str(getattr(c, "plain", c)) for c in screen.table.get_row("host-a:w1")]
+        assert row[5] == "unhealthy"
+        assert "disk is full" in row[7]
+
+    drive(app, script)
