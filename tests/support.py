@@ -52,3 +52,15 @@ def unstick(fifo: Path) -> None:
     import os
 
     os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+
+
+def bystander_source(release: Path) -> str:
+    """A handler module that says it is waiting, then waits for ``release`` to exist."""
+    return (
+        "import os, time\n\n"
+        "def run(ctx):\n"
+        '    ctx.progress(1, "waiting")\n'
+        f"    while not os.path.exists({str(release)!r}):\n"
+        "        time.sleep(0.01)\n"
+        '    return "bystander done"\n'
+    )

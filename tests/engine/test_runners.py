@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import wait_until, write_template
+from support import bystander_source, wait_until, write_template
 
 from opsconsole.config import Settings
 from opsconsole.core.catalog import template_from_dict
@@ -485,17 +485,7 @@ def test_a_handler_that_kills_its_process_fails_alone_and_the_worker_lives_on(
     message: str,
 ) -> None:
     release = tmp_path / "release"
-    bystander = handler(
-        f"""
-        import os, time
-
-        def run(ctx):
-            ctx.progress(1, "waiting")
-            while not os.path.exists({str(release)!r}):
-                time.sleep(0.01)
-            return "bystander done"
-        """
-    )
+    bystander = handler(bystander_source(release))
     poison = handler(
         f"""
         import ctypes, os

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import wait_until
+from support import bystander_source, wait_until
 
 from opsconsole.engine.procs import MARKER_ENV, ProcSpec, pid_alive
 from opsconsole.engine.runners.shell import python_argv
@@ -211,17 +211,7 @@ def test_a_crashing_handler_ends_only_its_own_process(
     zyg: Zygote, job: Any, tmp_path: Path, crash: str, returncode: int
 ) -> None:
     release = tmp_path / "release"
-    bystander = job(
-        f"""
-        import os, time
-
-        def run(ctx):
-            ctx.progress(1, "waiting")
-            while not os.path.exists({str(release)!r}):
-                time.sleep(0.01)
-            return "bystander done"
-        """
-    )
+    bystander = job(bystander_source(release))
     wait_until(lambda: "::progress 1 waiting" in bystander.out)
     host = zyg.pid
     bad = job(
