@@ -33,3 +33,39 @@ def one_error_line(result: Result) -> str:
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("opsconsole: error: "), lines[0]
     return lines[0]
+
+
+def on_a_terminal(
+    argv: list[str], when: bytes, then: Callable[[int], None], timeout: float = 60.0
+) -> tuple[bytes, int, bool]:
+    """Run ``argv`` on a real pseudo-terminal; once its output shows ``when``, call
+    ``then(fd)`` (type an answer, release a lock). Returns (what it showed, its exit code,
+    whether ``when`` was seen)."""
+    import os
+    import pty
+    import select
+    import time
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: becomes the command on the pty
+        os.execv(argv[0], argv)
+    seen, done = b"", False
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(fd, 4096)
+                except OSError:
+                    break  # the child closed the terminal: it ended
+                if not chunk:
+                    break
+                seen += chunk
+            if not done and when in seen:
+                then(fd)
+                done = True
+        _, status = os.waitpid(pid, 0)
+    finally:
+        os.close(fd)
+    return seen, os.waitstatus_to_exitcode(status), done

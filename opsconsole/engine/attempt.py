@@ -7,7 +7,6 @@ does, even ``SystemExit``, becomes a ``RunResult``.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import shutil
 import tempfile
@@ -126,8 +125,10 @@ def execute(env: AttemptEnv, run: Run) -> RunResult:
     run.sink = sink
 
     def record_pid(pid: int) -> None:
-        with contextlib.suppress(OpsError):
+        try:
             job_store.set_pid(env.db, job_id, attempt, pid)
+        except OpsError as exc:  # shown by `jobs show` only; the job runs on regardless
+            log.warning("job %s: cannot record its pid %s: %s", job_id, pid, exc)
 
     ctx = RunContext(
         job_id=job_id,

@@ -301,7 +301,20 @@ class WorkerPool:
                 finally:
                     if row is None:
                         self._unreserve(slot)
-            except Exception as exc:
+                if delay:
+                    delay = 0.0
+                    log.warning("claiming works again")
+                self._problems.set("claim", None)
+                if row is None:
+                    if self.once and self.busy() == 0:
+                        self._once_done.set()
+                        self._wait(0.05)
+                    else:
+                        probe = not self._wait(self.settings.poll_interval)
+                    continue
+                probe = False
+                self._hand(slot, dict(row))
+            except Exception as exc:  # reported and retried: the claimer must never end
                 delay = min(max(delay * 2, BACKOFF_FIRST), BACKOFF_MAX)
                 message = f"cannot claim jobs: {exc}"
                 if not isinstance(exc, StoreUnavailable):
@@ -313,20 +326,6 @@ class WorkerPool:
                         log.exception("%s (retrying)", message)
                 self._stopping.wait(delay)
                 probe = False
-                continue
-            if delay:
-                delay = 0.0
-                log.warning("claiming works again")
-            self._problems.set("claim", None)
-            if row is None:
-                if self.once and self.busy() == 0:
-                    self._once_done.set()
-                    self._wait(0.05)
-                else:
-                    probe = not self._wait(self.settings.poll_interval)
-                continue
-            probe = False
-            self._hand(slot, dict(row))
 
     def _wait(self, timeout: float) -> bool:
         """Sleep until poked or ``timeout``; True if poked (something may be ready)."""
@@ -670,7 +669,7 @@ class WorkerPool:
             try:
                 self._scheduler.shutdown(wait=False)
             except Exception:
-                log.debug("scheduler shutdown", exc_info=True)
+                log.warning("the pool's timers did not shut down cleanly", exc_info=True)
             self._scheduler = None
         if self._listener is not None:
             # closing the socket under a select() in progress would crash the listen thread:

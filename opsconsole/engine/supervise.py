@@ -4,7 +4,7 @@ Where the machine has a cgroup v2 hierarchy this worker may write (root, or a de
 subtree), each job runs in ``<the worker's cgroup>/opsconsole/<marker>``. A process cannot
 leave a cgroup by clearing its environment or calling setsid, so the job is over exactly when
 its cgroup is empty, and ``cgroup.kill`` ends every member at once without a /proc scan.
-Elsewhere, or when ``OPSCONSOLE_SUPERVISION=pgroup``, ``procs.py`` falls back to a process
+Elsewhere, or when the ``supervision`` setting is ``pgroup``, ``procs.py`` falls back to a process
 group and an environment-marker sweep. Nothing here ever moves or signals the worker itself.
 """
 
@@ -178,7 +178,10 @@ _configured: str | None = None
 
 
 def configure(mode: str | None) -> None:
-    """Set the supervision mode for this process (e.g. from Settings); None reads the env."""
+    """Set this process's mode from the ``supervision`` setting (None: back to ``auto``).
+
+    The pool calls it at start; ``config`` is the one reader of ``OPSCONSOLE_SUPERVISION``.
+    """
     if mode is not None and mode not in MODES:
         raise SupervisionError(f"supervision must be one of {', '.join(MODES)}, not {mode!r}")
     global _configured
@@ -186,11 +189,8 @@ def configure(mode: str | None) -> None:
 
 
 def requested() -> str:
-    """The mode asked for: ``configure``'s, else ``OPSCONSOLE_SUPERVISION``, else ``auto``."""
-    mode = _configured or os.environ.get(SUPERVISION_ENV, "").strip() or "auto"
-    if mode not in MODES:
-        raise SupervisionError(f"{SUPERVISION_ENV} must be one of {', '.join(MODES)}, not {mode!r}")
-    return mode
+    """The mode asked for: ``configure``'s, else ``auto``."""
+    return _configured or "auto"
 
 
 def detect() -> Detection:

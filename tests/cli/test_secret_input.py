@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import os
-import pty
-import select
 import sys
-import time
 from pathlib import Path
 
-from cli_support import as_json, ok, one_error_line
+from cli_support import as_json, ok, on_a_terminal, one_error_line
 
 from opsconsole.config import Settings
 from opsconsole.core.service import OpsService
@@ -60,31 +57,11 @@ def test_a_missing_secret_is_asked_for_without_echo_on_a_terminal(
         secret,
         "--json",
     ]
-    pid, fd = pty.fork()
-    if pid == 0:  # the child: becomes the command on the pty
-        os.execv(argv[0], argv)
-    seen = b""
-    deadline = time.monotonic() + 30
-    answered = False
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([fd], [], [], 0.2)
-            if ready:
-                try:
-                    chunk = os.read(fd, 4096)
-                except OSError:
-                    break  # the child closed the terminal: it ended
-                if not chunk:
-                    break
-                seen += chunk
-            if not answered and b"not echoed" in seen:
-                os.write(fd, SECRET.encode() + b"\n")
-                answered = True
-        _, status = os.waitpid(pid, 0)
-    finally:
-        os.close(fd)
+    seen, code, answered = on_a_terminal(
+        argv, b"not echoed", lambda fd: os.write(fd, SECRET.encode() + b"\n"), timeout=30
+    )
     assert answered, seen
-    assert os.waitstatus_to_exitcode(status) == 0, seen
+    assert code == 0, seen
     assert SECRET.encode() not in seen  # never echoed to the screen
     [job] = service.queue()
     assert job.params["token"] == "***"

@@ -7,15 +7,12 @@ import grp
 import json
 import logging
 import os
-import pty
-import select
 import stat
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from cli_support import ok, one_error_line, submit
+from cli_support import ok, on_a_terminal, one_error_line, submit
 from store_faults import write_lock
 from support import write_template
 from typer.testing import CliRunner
@@ -123,33 +120,13 @@ def test_a_locked_store_is_said_on_the_terminal_then_the_command_goes_on(
         "submit",
         echo,
     ]
-    seen = b""
     with write_lock(db_path) as lock:
-        pid, fd = pty.fork()
-        if pid == 0:  # the child: becomes the command on the pty
-            os.execv(argv[0], argv)
-        deadline = time.monotonic() + 60
-        released = False
-        try:
-            while time.monotonic() < deadline:
-                ready, _, _ = select.select([fd], [], [], 0.2)
-                if ready:
-                    try:
-                        chunk = os.read(fd, 4096)
-                    except OSError:
-                        break  # the child closed the terminal: it ended
-                    if not chunk:
-                        break
-                    seen += chunk
-                if not released and b"another process holds its write lock" in seen:
-                    lock.release()
-                    released = True
-            _, status = os.waitpid(pid, 0)
-        finally:
-            os.close(fd)
+        seen, code, _ = on_a_terminal(
+            argv, b"another process holds its write lock", lambda _fd: lock.release()
+        )
     text = seen.decode(errors="replace")
     assert f"opsconsole: waiting for store sqlite:{db_path}: another process holds" in text
-    assert os.waitstatus_to_exitcode(status) == 0, text
+    assert code == 0, text
     assert [j.template for j in service.queue()] == [echo]
 
 

@@ -1,7 +1,7 @@
 """Real-subprocess tests for the job process supervisor (Linux /proc required).
 
 Every test runs twice: with a cgroup per job (skipped, with the reason, where the machine does
-not allow it) and with the process-group and marker fallback (``OPSCONSOLE_SUPERVISION=pgroup``).
+not allow it) and with the process-group and marker fallback (``supervision = pgroup``).
 """
 
 from __future__ import annotations
@@ -41,14 +41,14 @@ FOREVER = "300"  # a child that waited this out would fail the test by pytest's 
 
 
 @pytest.fixture(params=["cgroup", "pgroup"], autouse=True)
-def supervision(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+def supervision(request: pytest.FixtureRequest) -> str:
     """Run the test on each mechanism; the cgroup one only where the machine allows it."""
     mode: str = request.param
     if mode == "cgroup":
         found = supervise.detect()
         if found.mechanism != "cgroup":
             pytest.skip(f"no cgroup supervision on this machine: {found.reason}")
-    monkeypatch.setenv(supervise.SUPERVISION_ENV, mode)
+    supervise.configure(mode)  # the root conftest sets it back after the test
     assert supervise.mechanism() == mode
     return mode
 

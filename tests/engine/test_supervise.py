@@ -85,22 +85,14 @@ def read_pid(pidfile: Path) -> int:
 # -- which mechanism, and why ----------------------------------------------------------------
 
 
-def test_the_mode_is_read_and_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_mode_is_set_and_checked() -> None:
     assert supervise.requested() == "auto"
     assert supervise.mechanism() in ("cgroup", "pgroup")
-    monkeypatch.setenv(supervise.SUPERVISION_ENV, "pgroup")
+    supervise.configure("pgroup")  # the root conftest sets it back after the test
     assert supervise.mechanism() == "pgroup"
     assert "OPSCONSOLE_SUPERVISION=pgroup" in supervise.detect().reason
-    monkeypatch.setenv(supervise.SUPERVISION_ENV, "cgroups")
-    with pytest.raises(supervise.SupervisionError, match="must be one of auto, cgroup, pgroup"):
-        supervise.mechanism()
-    try:
-        supervise.configure("pgroup")  # a Settings value wins over the environment
-        assert supervise.mechanism() == "pgroup"
-        with pytest.raises(supervise.SupervisionError, match="not 'none'"):
-            supervise.configure("none")
-    finally:
-        supervise.configure(None)
+    with pytest.raises(supervise.SupervisionError, match="not 'none'"):
+        supervise.configure("none")
 
 
 def test_cgroup_mode_where_the_machine_allows_it(cgroups: Path) -> None:
@@ -126,12 +118,12 @@ from opsconsole.engine import supervise
 from opsconsole.engine.procs import ProcSpec, Supervisor, pid_alive
 found = supervise.detect()
 print(found.mechanism, found.reason)
-os.environ[supervise.SUPERVISION_ENV] = "cgroup"
+supervise.configure("cgroup")
 try:
     supervise.mechanism()
 except supervise.SupervisionError as exc:
     print(exc)
-os.environ[supervise.SUPERVISION_ENV] = "auto"
+supervise.configure("auto")
 pidfile = os.path.join(tempfile.mkdtemp(), "pid")
 script = f"setsid sh -c 'echo $$ > {pidfile}; exec sleep 300' &"
 script += f" while [ ! -s {pidfile} ]; do sleep 0.02; done"
@@ -154,7 +146,6 @@ def test_without_cgroup_v2_the_fallback_runs_and_says_why() -> None:
         capture_output=True,
         text=True,
         timeout=60,
-        env={k: v for k, v in os.environ.items() if k != supervise.SUPERVISION_ENV},
     )
     assert out.returncode == 0, out.stderr
     first, forced, alive = out.stdout.splitlines()
