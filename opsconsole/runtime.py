@@ -1,6 +1,8 @@
 """Composition root: settings -> store -> OpsService, and the worker pool on top.
 
-Faces build everything through here, so both get the same wiring.
+Faces build everything through here, so both get the same wiring. What a command does not
+use it does not import: the catalog opens without the store, and completion glances at a
+SQLite store without SQLAlchemy.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ if TYPE_CHECKING:
     from opsconsole.core.clock import Clock
     from opsconsole.core.service import OpsService
     from opsconsole.core.store.db import Notice
+    from opsconsole.core.store.peek import JobRef
+    from opsconsole.core.templates import CatalogReader
     from opsconsole.engine.pool import WorkerPool
 
 
@@ -44,6 +48,42 @@ def open_service(
         db.dispose()
         raise
     return OpsService(settings, db, clock=clock)
+
+
+def open_catalog(settings: Settings) -> CatalogReader:
+    """The template catalog alone: no store, no SQLAlchemy (``templates``, completion)."""
+    from opsconsole.core.templates import CatalogReader
+
+    return CatalogReader(settings)
+
+
+def job_refs(
+    settings: Settings, prefix: str = "", *, live: int = 50, finished: int = 30
+) -> list[JobRef]:
+    """Job ids for completion: live jobs first, then recently finished ones.
+
+    A SQLite store is read with the standard library, read-only, with no schema check: a
+    Tab press must never migrate, create or wait on a store. Other stores go through the
+    service (their driver is SQLAlchemy's anyway), still without a schema upgrade.
+    """
+    from opsconsole.core.store.peek import JobRef, job_refs, sqlite_file
+
+    path = sqlite_file(settings.db)
+    if path is not None:
+        return job_refs(path, prefix, live=live, finished=finished)
+    from opsconsole.core.service import OpsService
+    from opsconsole.core.store.db import Database
+
+    db = Database(settings.db)
+    try:
+        svc = OpsService(settings, db)
+        found = [v for v in (*svc.running(), *svc.queue()) if v.id.startswith(prefix)][:live]
+        if finished > 0:
+            done = svc.history(text=prefix, limit=finished)
+            found += [v for v in done if v.id.startswith(prefix)]
+        return [JobRef(v.id, v.template, v.state.value) for v in found]
+    finally:
+        db.dispose()
 
 
 def start_pool(service: OpsService, *, slots: int | None = None, once: bool = False) -> WorkerPool:

@@ -1,13 +1,15 @@
 """The ``opsconsole`` command: global options, the service built lazily, errors in one place.
 
 The root callback only records options (in ``session``): ``--help`` and usage errors never
-open the store. Commands call ``session.service()`` when they need it; they never import
-this module, which imports them. Every OpsError becomes one line on stderr
-and an exit code here (``OpsGroup.invoke``); tracebacks only with ``-v``.
+open the store. Commands call ``session.service()`` (or ``session.catalog()``) when they
+need it; they never import this module, which imports them. Every OpsError becomes one
+line on stderr and an exit code here (``OpsGroup.invoke``); tracebacks only with ``-v``.
+A shell asking for completions is answered by ``complete`` before any of that runs.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,6 +18,7 @@ import typer
 from typer.core import TyperGroup
 
 from opsconsole import __version__
+from opsconsole.cli import complete
 from opsconsole.cli.exit_codes import ExitCode, code_for, fail
 from opsconsole.cli.session import STATE
 from opsconsole.core.errors import OpsError
@@ -90,6 +93,30 @@ def root(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = False,
+    install_completion: Annotated[
+        complete.Shell | None,
+        typer.Option(
+            "--install-completion",
+            callback=complete.install_script,
+            is_eager=True,
+            expose_value=False,
+            metavar="SHELL",
+            help="Install Tab completion for bash, zsh or fish (in your home directory).",
+            show_default=False,
+        ),
+    ] = None,
+    show_completion: Annotated[
+        complete.Shell | None,
+        typer.Option(
+            "--show-completion",
+            callback=complete.show_script,
+            is_eager=True,
+            expose_value=False,
+            metavar="SHELL",
+            help="Print the completion script for bash, zsh or fish, to install it yourself.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Operations console: submit, approve, watch and audit jobs from a terminal.
 
@@ -114,6 +141,8 @@ _register()
 
 def main() -> None:
     """Console-script entry point."""
+    if os.environ.get(complete.COMPLETE_VAR):
+        complete.answer(typer.main.get_command(app))
     try:
         app(prog_name="opsconsole")
     except BrokenPipeError:  # pragma: no cover - output piped into `head`

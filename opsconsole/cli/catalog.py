@@ -7,8 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
-from opsconsole.cli import output
-from opsconsole.cli.session import service
+from opsconsole.cli import complete, output
+from opsconsole.cli.session import catalog
 
 templates_app = typer.Typer(help="The job templates of the catalog.", no_args_is_help=True)
 
@@ -18,7 +18,7 @@ def list_templates(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List templates; broken template files are reported on stderr and skipped."""
-    svc = service()
+    svc = catalog()
     views = svc.templates()
     problems = svc.catalog_problems()
     if as_json:
@@ -42,11 +42,16 @@ def list_templates(
 
 @templates_app.command("show")
 def show_template(
-    name: Annotated[str, typer.Argument(help="Template name.", show_default=False)],
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="Template name.", show_default=False, autocompletion=complete.template_names
+        ),
+    ],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show a template: what it runs and its parameters."""
-    v = service().template(name)
+    v = catalog().template(name)
     if as_json:
         output.emit_json(v.to_dict())
         return

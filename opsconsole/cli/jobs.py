@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from opsconsole.cli import output
+from opsconsole.cli import complete, output
 from opsconsole.cli.exit_codes import ExitCode
 from opsconsole.cli.session import service
 from opsconsole.core.errors import InvalidParams
@@ -18,7 +18,20 @@ if TYPE_CHECKING:
 jobs_app = typer.Typer(help="List, inspect, cancel, retry and wait for jobs.", no_args_is_help=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-JobArg = Annotated[str, typer.Argument(help="Job id or a unique prefix of it.", show_default=False)]
+
+
+def _job_arg(which: str) -> Any:
+    """The job argument; Tab offers the jobs ``which`` (any, live, finished) it can act on."""
+    return typer.Argument(
+        help="Job id or a unique prefix of it.",
+        show_default=False,
+        autocompletion=complete.job_ids(which),
+    )
+
+
+JobArg = Annotated[str, _job_arg("any")]
+LiveJobArg = Annotated[str, _job_arg("live")]
+DoneJobArg = Annotated[str, _job_arg("finished")]
 
 
 def parse_params(pairs: list[str]) -> dict[str, str]:
@@ -127,7 +140,12 @@ def _timeout_seconds(timeout: str | None) -> float | None:
 
 def submit(
     template: Annotated[
-        str, typer.Argument(help="Template name (see `templates list`).", show_default=False)
+        str,
+        typer.Argument(
+            help="Template name (see `templates list`).",
+            show_default=False,
+            autocompletion=complete.template_names,
+        ),
     ],
     param: Annotated[
         list[str] | None,
@@ -136,10 +154,16 @@ def submit(
             "--param",
             help="KEY=VALUE; repeat for each parameter. Secrets: KEY=@FILE (@- for stdin), "
             "or leave them out to be asked on a terminal.",
+            autocompletion=complete.param_names,
         ),
     ] = None,
     priority: Annotated[
-        str | None, typer.Option(help="low, normal, high, critical or 0-100.", show_default=False)
+        str | None,
+        typer.Option(
+            help="low, normal, high, critical or 0-100.",
+            show_default=False,
+            autocompletion=complete.priorities,
+        ),
     ] = None,
     at: Annotated[
         str | None, typer.Option("--at", help="Run at this ISO 8601 time.", show_default=False)
@@ -150,7 +174,11 @@ def submit(
     ] = None,
     after: Annotated[
         list[str] | None,
-        typer.Option("--after", help="Run only after this job succeeds; repeatable."),
+        typer.Option(
+            "--after",
+            help="Run only after this job succeeds; repeatable.",
+            autocompletion=complete.job_ids("any"),
+        ),
     ] = None,
     retries: Annotated[
         int | None, typer.Option(help="Retries after a failure.", show_default=False)
@@ -211,10 +239,16 @@ def submit(
 @jobs_app.command("list")
 def list_jobs(
     state: Annotated[
-        list[str] | None, typer.Option("--state", help="Only this state; repeatable.")
+        list[str] | None,
+        typer.Option(
+            "--state", help="Only this state; repeatable.", autocompletion=complete.states
+        ),
     ] = None,
     template: Annotated[
-        str | None, typer.Option(help="Only this template.", show_default=False)
+        str | None,
+        typer.Option(
+            help="Only this template.", show_default=False, autocompletion=complete.template_names
+        ),
     ] = None,
     tag: Annotated[
         str | None, typer.Option(help="Only jobs with this tag.", show_default=False)
@@ -282,7 +316,7 @@ def show(job: JobArg, as_json: JsonOpt = False) -> None:
 
 @jobs_app.command("cancel")
 def cancel(
-    job: JobArg,
+    job: LiveJobArg,
     reason: Annotated[
         str | None, typer.Option(help="Why; kept in the audit trail.", show_default=False)
     ] = None,
@@ -295,7 +329,7 @@ def cancel(
 
 @jobs_app.command("retry")
 def retry(
-    job: JobArg,
+    job: DoneJobArg,
     param: Annotated[
         list[str] | None,
         typer.Option(
@@ -334,8 +368,15 @@ def wait_cmd(
 
 @jobs_app.command("after")
 def after_cmd(
-    job: JobArg,
-    others: Annotated[list[str], typer.Argument(help="Jobs it must wait for.", show_default=False)],
+    job: LiveJobArg,
+    others: Annotated[
+        list[str],
+        typer.Argument(
+            help="Jobs it must wait for.",
+            show_default=False,
+            autocompletion=complete.job_ids("any"),
+        ),
+    ],
     as_json: JsonOpt = False,
 ) -> None:
     """Hold a job that has not started until other jobs succeed (cycles are refused)."""
@@ -344,9 +385,14 @@ def after_cmd(
 
 @jobs_app.command("priority")
 def priority_cmd(
-    job: JobArg,
+    job: LiveJobArg,
     priority: Annotated[
-        str, typer.Argument(help="low, normal, high, critical or 0-100.", show_default=False)
+        str,
+        typer.Argument(
+            help="low, normal, high, critical or 0-100.",
+            show_default=False,
+            autocompletion=complete.priorities,
+        ),
     ],
     as_json: JsonOpt = False,
 ) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from opsconsole.cli import output
+from opsconsole.cli import complete, output
 from opsconsole.cli.session import service
 from opsconsole.core.errors import InvalidParams
 
@@ -16,7 +16,14 @@ BATCH = 5000
 
 
 def logs(
-    job: Annotated[str, typer.Argument(help="Job id or a unique prefix.", show_default=False)],
+    job: Annotated[
+        str,
+        typer.Argument(
+            help="Job id or a unique prefix.",
+            show_default=False,
+            autocompletion=complete.job_ids("any"),
+        ),
+    ],
     follow: Annotated[
         bool, typer.Option("-f", "--follow", help="Keep printing until the job ends.")
     ] = False,
@@ -75,7 +82,13 @@ def _print_from(job_id: str, cursor: int, raw: bool) -> int:
 
 def events(
     job: Annotated[
-        str | None, typer.Option("--job", help="Only this job's events.", show_default=False)
+        str | None,
+        typer.Option(
+            "--job",
+            help="Only this job's events.",
+            show_default=False,
+            autocompletion=complete.job_ids("any"),
+        ),
     ] = None,
     follow: Annotated[
         bool, typer.Option("-f", "--follow", help="Keep printing new events.")

@@ -1,7 +1,8 @@
 """The command line's session: the global options and the service, built on first use.
 
-Command modules import ``service()`` from here, never from ``app`` (which imports them), so
-the root app and its commands do not import each other.
+Command modules import ``service()`` (or ``catalog()``, for commands that only read
+templates and must not open the store) from here, never from ``app`` (which imports them),
+so the root app and its commands do not import each other.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from opsconsole.config import Settings
     from opsconsole.core.service import OpsService
+    from opsconsole.core.templates import CatalogReader
 
 
 class Session:
@@ -23,12 +25,14 @@ class Session:
         self.verbose = False
         self._settings: Settings | None = None
         self._service: OpsService | None = None
+        self._catalog: CatalogReader | None = None
 
     def reset(self, flags: dict[str, Any], verbose: bool) -> None:
         self.flags = flags
         self.verbose = verbose
         self._settings = None
         self._service = None
+        self._catalog = None
 
     def settings(self) -> Settings:
         if self._settings is None:
@@ -43,6 +47,14 @@ class Session:
 
             self._service = open_service(self.settings(), notice=notice)
         return self._service
+
+    def catalog(self) -> CatalogReader:
+        """The template catalog without the store: no SQLAlchemy, no schema check."""
+        if self._catalog is None:
+            from opsconsole.runtime import open_catalog
+
+            self._catalog = open_catalog(self.settings())
+        return self._catalog
 
 
 def notice(text: str, *, transient: bool = False) -> None:
@@ -63,6 +75,10 @@ STATE = Session()
 
 def service() -> OpsService:
     return STATE.service()
+
+
+def catalog() -> CatalogReader:
+    return STATE.catalog()
 
 
 def settings() -> Settings:

@@ -15,21 +15,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from opsconsole.config import check_slots
-from opsconsole.core.catalog import Template, parse_duration
+from opsconsole.core.catalog import parse_duration
 from opsconsole.core.errors import Conflict, NotFound, OpsError
-from opsconsole.core.secrets import MASK
 from opsconsole.core.states import JobState
 from opsconsole.core.store import claim as claim_store
 from opsconsole.core.store import queries
+from opsconsole.core.templates import CatalogReports
 from opsconsole.core.views import (
     HealthCheck,
     HealthView,
     LockHolder,
     LockView,
-    ParamView,
     StatsView,
     TemplateStatsView,
-    TemplateView,
     WorkerView,
 )
 
@@ -51,7 +49,7 @@ def _pid_exists(pid: int) -> bool:
     return True
 
 
-class ReportsMixin:
+class ReportsMixin(CatalogReports):
     settings: Settings
     db: Database
 
@@ -65,51 +63,6 @@ class ReportsMixin:
         def _poke(self) -> None: ...
 
         def key_status(self) -> str: ...
-
-    # -- catalog -----------------------------------------------------------------------
-
-    def templates(self) -> list[TemplateView]:
-        return [self._template_view(self.catalog.get(n)) for n in self.catalog.names()]
-
-    def template(self, name: str) -> TemplateView:
-        return self._template_view(self.catalog.get(name))
-
-    def catalog_problems(self) -> list[str]:
-        return [str(p) for p in self.catalog.problems]
-
-    @staticmethod
-    def _template_view(t: Template) -> TemplateView:
-        return TemplateView(
-            name=t.name,
-            description=t.description,
-            runner=t.runner,
-            params=[
-                ParamView(
-                    name=p.name,
-                    type=p.type.value,
-                    required=p.required,
-                    default=MASK if p.secret and p.default not in (None, "") else p.default,
-                    secret=p.secret,
-                    description=p.description,
-                    choices=list(p.choices),
-                    pattern=p.pattern,
-                    min=p.min,
-                    max=p.max,
-                )
-                for p in t.params.values()
-            ],
-            priority=t.priority,
-            timeout_s=t.timeout_s,
-            retries=t.retries,
-            backoff_s=t.backoff_s,
-            concurrency_key=t.concurrency_key,
-            concurrency_limit=t.concurrency_limit,
-            on_interrupt=t.on_interrupt,
-            tags=list(t.tags),
-            source=t.source,
-            command=list(t.command) if t.command is not None else None,
-            handler=t.handler,
-        )
 
     # -- workers, locks, stats, health ------------------------------------------------
 

@@ -1,0 +1,197 @@
+"""Shell completion: the scripts for bash, zsh and fish, and what each Tab press offers.
+
+The only place that knows completion. Candidates come from the catalog and from a read-only
+glance at the store (``runtime.job_refs``): never the ORM, never a schema check or a write,
+so a Tab press answers at once. A completer that fails offers nothing; no error or traceback
+ever reaches the shell. What the shell reads (scripts, candidates) is written by Typer's
+completion code in the shell's own format, not by ``output``.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import typer
+
+if TYPE_CHECKING:
+    from opsconsole.config import Settings
+
+PROG = "opsconsole"
+COMPLETE_VAR = "_OPSCONSOLE_COMPLETE"
+"""Set by the installed scripts (``complete_bash``, ``complete_zsh``, ``complete_fish``)."""
+
+Candidates = list[tuple[str, str]]
+"""Values with the hint zsh and fish show beside them (bash shows the values alone)."""
+
+
+class Shell(StrEnum):
+    """The shells opsconsole installs completion for."""
+
+    bash = "bash"
+    zsh = "zsh"
+    fish = "fish"
+
+
+def quiet(completer: Callable[..., Candidates]) -> Callable[..., Candidates]:
+    """Whatever goes wrong while completing (a broken catalog, a missing or locked store,
+    a bad ``--home``), the shell gets no candidates instead of a traceback."""
+
+    @functools.wraps(completer)
+    def safe(*args: Any, **kwargs: Any) -> Candidates:
+        try:
+            return completer(*args, **kwargs)
+        except Exception:
+            return []
+
+    return safe
+
+
+def settings_of(ctx: typer.Context) -> Settings:
+    """The settings the command being typed would use: its global options (already on the
+    command line), then the environment and the config file, as when it runs."""
+    from opsconsole.config import load_settings
+
+    root = ctx.find_root().params
+    return load_settings(**{k: root.get(k) for k in ("home", "db", "catalog")})
+
+
+# -- what Tab offers ------------------------------------------------------------------
+
+
+@quiet
+def template_names(ctx: typer.Context, incomplete: str) -> Candidates:
+    """Template names, each with its description."""
+    from opsconsole.runtime import open_catalog
+
+    return [
+        (t.name, _hint(t.description))
+        for t in open_catalog(settings_of(ctx)).templates()
+        if t.name.startswith(incomplete)
+    ]
+
+
+@quiet
+def param_names(ctx: typer.Context, incomplete: str) -> Candidates:
+    """``NAME=`` for each parameter of the template on the command line not given yet;
+    ``NAME=@`` for a secret (read from a file, kept out of shell history); after ``=``,
+    the allowed values of a parameter that has choices."""
+    from opsconsole.runtime import open_catalog
+
+    name = ctx.params.get("template") or next(iter(ctx.args), None)
+    if not name:
+        return []
+    params = open_catalog(settings_of(ctx)).template(name).params
+    key, sep, _ = incomplete.partition("=")
+    if sep:
+        for p in params:
+            if p.name == key and not p.secret:
+                values = p.choices or (["true", "false"] if p.type == "boolean" else [])
+                return [(f"{key}={v}", _hint(p.description)) for v in values]
+        return []
+    given = {g.partition("=")[0].strip() for g in ctx.params.get("param") or ()}
+    out: Candidates = []
+    for p in params:
+        if p.name in given:
+            continue
+        kind = "secret: @FILE, @- for stdin" if p.secret else p.type
+        hint = f"{'required ' if p.required else ''}{kind}; {p.description}".rstrip("; ")
+        out.append((f"{p.name}=@" if p.secret else f"{p.name}=", _hint(hint)))
+    return out
+
+
+def job_ids(which: str) -> Callable[..., Candidates]:
+    """A completer of job ids, live ones first (running, awaiting approval, queued, ...),
+    then recently finished ones; ``which`` keeps only the ``live`` or ``finished`` ones,
+    for commands that act on nothing else."""
+    live = 0 if which == "finished" else 50
+    finished = 0 if which == "live" else 30
+
+    @quiet
+    def complete_job(ctx: typer.Context, incomplete: str) -> Candidates:
+        from opsconsole.runtime import job_refs
+
+        refs = job_refs(settings_of(ctx), incomplete, live=live, finished=finished)
+        return [(r.id, _hint(f"{r.state} {r.template}")) for r in refs]
+
+    return complete_job
+
+
+@quiet
+def states(incomplete: str) -> Candidates:
+    """Job states: the live ones an operator looks for most first, then the final ones."""
+    from opsconsole.core.states import FINAL, LIVE, JobState
+
+    first = (JobState.RUNNING, JobState.AWAITING_APPROVAL, JobState.QUEUED)
+    ordered = [*first, *sorted(LIVE - set(first)), *sorted(FINAL)]
+    return [
+        (s.value, "live" if s in LIVE else "final")
+        for s in ordered
+        if s.value.startswith(incomplete)
+    ]
+
+
+@quiet
+def priorities(incomplete: str) -> Candidates:
+    """Priority names, most urgent first, with their number."""
+    from opsconsole.core.catalog import PRIORITIES
+
+    ranked = sorted(PRIORITIES.items(), key=lambda kv: -kv[1])
+    return [(name, str(n)) for name, n in ranked if name.startswith(incomplete)]
+
+
+def _hint(text: str | None) -> str:
+    """One short line: a multi-line description would break the shell's menu."""
+    first = " ".join((text or "").split())
+    return first if len(first) <= 70 else first[:69] + "…"
+
+
+# -- scripts --------------------------------------------------------------------------
+
+
+def show_script(ctx: typer.Context, value: Shell | None) -> None:
+    """``--show-completion SHELL``: print the script, to keep or source it by hand."""
+    if value is None or ctx.resilient_parsing:
+        return
+    from typer.completion import get_completion_script
+
+    typer.echo(get_completion_script(prog_name=PROG, complete_var=COMPLETE_VAR, shell=value))
+    raise typer.Exit()
+
+
+def install_script(ctx: typer.Context, value: Shell | None) -> None:
+    """``--install-completion SHELL``: write the script where the shell loads it."""
+    if value is None or ctx.resilient_parsing:
+        return
+    from typer.completion import install
+
+    from opsconsole.cli.exit_codes import ExitCode, fail
+
+    try:
+        shell, path = install(shell=value.value, prog_name=PROG, complete_var=COMPLETE_VAR)
+    except OSError as exc:
+        fail(f"cannot install {value} completion: {exc.strerror}: {exc.filename}")
+        raise typer.Exit(ExitCode.USAGE) from None
+    typer.echo(f"{shell} completion installed in {path}; it works in shells started from now on")
+    raise typer.Exit()
+
+
+# -- answering the shell --------------------------------------------------------------
+
+
+def answer(command: Any) -> NoReturn:
+    """Answer the shell's request (``$_OPSCONSOLE_COMPLETE``) for the built click command
+    and exit: candidates on stdout in the shell's format, never a traceback."""
+    from typer.completion import completion_init, shell_complete
+
+    code = 0
+    try:
+        completion_init()  # Typer's bash/zsh/fish formats, which its scripts read
+        code = shell_complete(command, {}, PROG, COMPLETE_VAR, os.environ[COMPLETE_VAR])
+    except (Exception, KeyboardInterrupt):
+        code = 0
+    sys.exit(code)
