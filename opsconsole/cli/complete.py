@@ -98,7 +98,7 @@ def param_names(ctx: typer.Context, incomplete: str) -> Candidates:
     for p in params:
         if p.name in given:
             continue
-        kind = "secret: @FILE, @- for stdin" if p.secret else p.type
+        kind = "secret, read from @FILE (@- stdin)" if p.secret else p.type
         hint = f"{'required ' if p.required else ''}{kind}; {p.description}".rstrip("; ")
         out.append((f"{p.name}=@" if p.secret else f"{p.name}=", _hint(hint)))
     return out
