@@ -1,16 +1,23 @@
 """Guards on the shape of the code: a light CLI start-up, import contracts, a clean lint.
 
-The seam between the faces and the domain is checked by machines, not by review.
+The seam between the faces and the domain is checked by machines, not by review. Commands
+that need no store (help, the catalog, completion) are run in a fresh interpreter and must
+not load the database layer at all.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from support import write_template
+
+from opsconsole.config import Settings
+from opsconsole.core.service import OpsService, SubmitRequest
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -34,6 +41,123 @@ code = app(ARGS, standalone_mode=False)
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in HEAVY)
 print(json.dumps({"code": code, "heavy": heavy}))
 """
+
+
+DATABASE = ("sqlalchemy", "sqlmodel", "alembic", "opsconsole.core.store")
+"""The database layer: what a command that reads no job must never import."""
+
+RUN = """
+import atexit, json, sys
+atexit.register(lambda: open(OUT, "w").write(json.dumps(sorted(sys.modules))))
+sys.argv = ["opsconsole", *ARGS]
+from opsconsole.cli.app import main
+main()
+"""
+
+
+def loaded_by(
+    args: list[str], settings: Settings, tmp_path: Path, **env: str
+) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+    """Run the command's entry point in a fresh interpreter: its result, and every module
+    it had imported when it exited."""
+    out = tmp_path / "modules.json"
+    code = RUN.replace("OUT", repr(str(out))).replace("ARGS", repr(args))
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("OPSCONSOLE_")}
+    environ.update(
+        OPSCONSOLE_HOME=str(settings.home),
+        OPSCONSOLE_DB=settings.db,
+        OPSCONSOLE_CATALOG=str(settings.catalog),
+        **env,
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=tmp_path,
+        env=environ,
+    )
+    assert "Traceback" not in result.stderr, result.stderr
+    return result, set(json.loads(out.read_text()))
+
+
+def database_modules(modules: set[str]) -> list[str]:
+    return sorted(m for m in modules if any(m == d or m.startswith(d + ".") for d in DATABASE))
+
+
+@pytest.fixture
+def hello(settings: Settings) -> Settings:
+    write_template(
+        settings.catalog,
+        "hello",
+        "runner: shell\ncommand: [echo, '{{ name }}']\nparams:\n  name: {type: string}\n",
+    )
+    return settings
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--help"],
+        ["templates", "list"],
+        ["templates", "list", "--json"],
+        ["templates", "show", "hello"],
+    ],
+    ids=" ".join,
+)
+def test_catalog_commands_load_no_database_layer(args, hello, tmp_path):
+    Path(hello.db.removeprefix("sqlite:///")).unlink()
+    result, modules = loaded_by(args, hello, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "hello" in result.stdout or "Usage:" in result.stdout
+    assert database_modules(modules) == []
+    assert list(hello.home.iterdir()) == []  # no store made, none opened
+
+
+@pytest.mark.parametrize(
+    ("words", "expected"),
+    [("opsconsole submit ", "hello"), ("opsconsole submit hello -p ", "name=")],
+    ids=["template", "parameter"],
+)
+def test_completing_templates_and_parameters_loads_no_database_layer(
+    words, expected, hello, tmp_path
+):
+    result, modules = loaded_by(
+        [],
+        hello,
+        tmp_path,
+        _OPSCONSOLE_COMPLETE="complete_bash",
+        COMP_WORDS="\n".join(words.split(" ")),
+        COMP_CWORD=str(len(words.split(" ")) - 1),
+    )
+    assert result.stdout.split() == [expected]
+    assert database_modules(modules) == []
+
+
+def test_completing_job_ids_reads_the_store_with_sqlite3_alone(
+    hello, service: OpsService, tmp_path
+):
+    job = service.submit(SubmitRequest(template="hello")).id
+    result, modules = loaded_by(
+        [],
+        hello,
+        tmp_path,
+        _OPSCONSOLE_COMPLETE="complete_bash",
+        COMP_WORDS="opsconsole\njobs\nshow\n",
+        COMP_CWORD="3",
+    )
+    assert result.stdout.split() == [job]
+    assert database_modules(modules) == ["opsconsole.core.store", "opsconsole.core.store.peek"]
+
+
+def test_a_current_store_is_opened_without_alembic(hello, tmp_path):
+    """The schema check reads ``alembic_version`` against a constant; Alembic itself is
+    loaded only to migrate (``test_db`` keeps the constant equal to Alembic's head)."""
+    result, modules = loaded_by(["jobs", "list", "--json"], hello, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "sqlalchemy" in modules
+    assert not [m for m in modules if m.split(".")[0] == "alembic"]
 
 
 def tool(name: str) -> Path:

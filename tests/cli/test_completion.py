@@ -102,6 +102,7 @@ def jobs(clocked: OpsService, clock: SettableClock, deploy: None) -> dict[str, s
     clock.advance(60)
     clocked.cancel(made["old_cancelled"])
     made["queued"] = submit()
+    made["waiting"] = submit(after=(made["queued"],))
     made["scheduled"] = submit(run_in="1h")
     made["cancelled"] = submit()
     clock.advance(60)
@@ -154,7 +155,12 @@ def test_bash_itself_completes_through_the_shown_script(env, jobs):
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == [jobs["running"], jobs["queued"], jobs["scheduled"]]
+    assert result.stdout.split() == [
+        jobs["running"],
+        jobs["queued"],
+        jobs["waiting"],
+        jobs["scheduled"],
+    ]
 
 
 def test_commands_and_options_complete(env):
@@ -189,6 +195,7 @@ def test_job_ids_complete_live_ones_first(env, jobs):
     expected = [
         jobs["running"],
         jobs["queued"],
+        jobs["waiting"],
         jobs["scheduled"],
         jobs["cancelled"],
         jobs["old_cancelled"],
@@ -205,6 +212,7 @@ def test_cancel_offers_live_jobs_and_retry_finished_ones(env, jobs):
     assert bash(env, "opsconsole jobs cancel ") == [
         jobs["running"],
         jobs["queued"],
+        jobs["waiting"],
         jobs["scheduled"],
     ]
     assert bash(env, "opsconsole jobs retry ") == [jobs["cancelled"], jobs["old_cancelled"]]
