@@ -14,6 +14,7 @@ import os
 import sys
 from collections.abc import Callable
 from enum import StrEnum
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
@@ -153,13 +154,38 @@ def _hint(text: str | None) -> str:
 # -- scripts --------------------------------------------------------------------------
 
 
+BASH_SCRIPT = r"""
+_opsconsole_completion() {
+    local IFS=$'\n'
+    COMPREPLY=( $( env COMP_WORDS="${COMP_WORDS[*]}" \
+                   COMP_CWORD=$COMP_CWORD \
+                   _OPSCONSOLE_COMPLETE=complete_bash $1 ) )
+    # NAME= and NAME=@ wait for their value: no space after them
+    if [[ ${#COMPREPLY[@]} -eq 1 && ${COMPREPLY[0]} == *[=@] ]]; then
+        compopt -o nospace
+    fi
+    return 0
+}
+
+complete -o nosort -o default -F _opsconsole_completion opsconsole
+""".strip()
+"""Typer's bash script, plus ``nosort`` (live jobs stay first, as offered) and no space
+after a parameter's ``NAME=`` (bash 4.4 or later, as Typer's)."""
+
+
+def script(shell: Shell) -> str:
+    if shell is Shell.bash:
+        return BASH_SCRIPT
+    from typer.completion import get_completion_script
+
+    return get_completion_script(prog_name=PROG, complete_var=COMPLETE_VAR, shell=shell.value)
+
+
 def show_script(ctx: typer.Context, value: Shell | None) -> None:
     """``--show-completion SHELL``: print the script, to keep or source it by hand."""
     if value is None or ctx.resilient_parsing:
         return
-    from typer.completion import get_completion_script
-
-    typer.echo(get_completion_script(prog_name=PROG, complete_var=COMPLETE_VAR, shell=value))
+    typer.echo(script(value))
     raise typer.Exit()
 
 
@@ -167,17 +193,35 @@ def install_script(ctx: typer.Context, value: Shell | None) -> None:
     """``--install-completion SHELL``: write the script where the shell loads it."""
     if value is None or ctx.resilient_parsing:
         return
-    from typer.completion import install
-
     from opsconsole.cli.exit_codes import ExitCode, fail
 
     try:
-        shell, path = install(shell=value.value, prog_name=PROG, complete_var=COMPLETE_VAR)
+        path = _install_bash() if value is Shell.bash else _install_other(value)
     except OSError as exc:
         fail(f"cannot install {value} completion: {exc.strerror}: {exc.filename}")
         raise typer.Exit(ExitCode.USAGE) from None
-    typer.echo(f"{shell} completion installed in {path}; it works in shells started from now on")
+    typer.echo(f"{value} completion installed in {path}; it works in shells started from now on")
     raise typer.Exit()
+
+
+def _install_bash() -> Path:
+    """Where Typer puts it: ``~/.bash_completions/opsconsole.sh``, sourced by ``~/.bashrc``."""
+    path = Path.home() / ".bash_completions" / f"{PROG}.sh"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(BASH_SCRIPT + "\n")
+    rc = Path.home() / ".bashrc"
+    line = f"source '{path}'"
+    text = rc.read_text() if rc.is_file() else ""
+    if line not in text.splitlines():
+        sep = "" if not text or text.endswith("\n") else "\n"
+        rc.write_text(f"{text}{sep}{line}\n")
+    return path
+
+
+def _install_other(shell: Shell) -> Path:
+    from typer.completion import install
+
+    return install(shell=shell.value, prog_name=PROG, complete_var=COMPLETE_VAR)[1]
 
 
 # -- answering the shell --------------------------------------------------------------

@@ -114,7 +114,7 @@ def test_show_completion_prints_the_script_each_shell_loads(env):
     script = run(env, "--show-completion", "bash")
     assert script.returncode == 0, script.stderr
     assert "_OPSCONSOLE_COMPLETE=complete_bash" in script.stdout
-    assert "complete -o default -F _opsconsole_completion opsconsole" in script.stdout
+    assert "complete -o nosort -o default -F _opsconsole_completion opsconsole" in script.stdout
     zsh_script = run(env, "--show-completion", "zsh").stdout
     assert "#compdef opsconsole" in zsh_script
     assert "_OPSCONSOLE_COMPLETE=complete_zsh" in zsh_script
@@ -129,24 +129,37 @@ def test_an_unknown_shell_is_refused_in_one_line(env):
 
 
 def test_install_completion_writes_the_script_where_bash_loads_it(env, tmp_path):
-    result = run(env, "--install-completion", "bash")
-    assert result.returncode == 0, result.stderr
+    rc = tmp_path / "user" / ".bashrc"
+    rc.parent.mkdir()
+    rc.write_text("export EDITOR=vi")
+    for _ in range(2):
+        result = run(env, "--install-completion", "bash")
+        assert result.returncode == 0, result.stderr
     script = tmp_path / "user" / ".bash_completions" / "opsconsole.sh"
     assert str(script) in result.stdout
-    assert "_OPSCONSOLE_COMPLETE=complete_bash" in script.read_text()
-    assert f"source '{script}'" in (tmp_path / "user" / ".bashrc").read_text()
+    assert script.read_text() == run(env, "--show-completion", "bash").stdout
+    assert rc.read_text() == f"export EDITOR=vi\nsource '{script}'\n"
 
 
-def test_bash_itself_completes_through_the_shown_script(env, jobs):
-    """The script as bash sources it, its function called as bash calls it on Tab."""
+def test_install_completion_for_zsh_and_fish(env, tmp_path):
+    for shell, where in [("zsh", ".zfunc/_opsconsole"), ("fish", ".config/fish/completions")]:
+        result = run(env, "--install-completion", shell)
+        assert result.returncode == 0, result.stderr
+        assert str(tmp_path / "user" / where) in result.stdout
+    assert "compinit" in (tmp_path / "user" / ".zshrc").read_text()
+
+
+def bash_tab(env: dict[str, str], words: str) -> list[str]:
+    """Source the shown script in bash and call its function as bash does on Tab."""
     script = run(env, "--show-completion", "bash").stdout
     result = subprocess.run(
         [
             "bash",
             "--norc",
             "-c",
-            f'{script}\nCOMP_WORDS=(opsconsole jobs cancel "")\nCOMP_CWORD=3\n'
-            '_opsconsole_completion opsconsole\nprintf "%s\\n" "${COMPREPLY[@]}"',
+            f"{script}\nCOMP_WORDS=({words})\nCOMP_CWORD=$((${{#COMP_WORDS[@]}} - 1))\n"
+            '_opsconsole_completion opsconsole\nprintf "%s\\n" "${COMPREPLY[@]}"\n'
+            "complete -p opsconsole",
         ],
         env={**env, "PATH": f"{OPSCONSOLE.parent}{os.pathsep}{env['PATH']}"},
         capture_output=True,
@@ -155,12 +168,19 @@ def test_bash_itself_completes_through_the_shown_script(env, jobs):
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == [
+    *replies, registered = result.stdout.splitlines()
+    assert registered == "complete -o default -o nosort -F _opsconsole_completion opsconsole"
+    return replies
+
+
+def test_bash_itself_completes_through_the_shown_script(env, jobs):
+    assert bash_tab(env, 'opsconsole jobs cancel ""') == [
         jobs["running"],
         jobs["queued"],
         jobs["waiting"],
         jobs["scheduled"],
     ]
+    assert bash_tab(env, "opsconsole submit deploy -p ap") == ["app="]
 
 
 def test_commands_and_options_complete(env):
