@@ -232,10 +232,14 @@ def answer(command: Any) -> NoReturn:
     and exit: candidates on stdout in the shell's format, never a traceback."""
     from typer.completion import completion_init, shell_complete
 
+    instruction = os.environ[COMPLETE_VAR]
+    if instruction.startswith("source_") and instruction[7:] in Shell.__members__:
+        typer.echo(script(Shell(instruction[7:])))  # click's way to ask for the script
+        sys.exit(0)
     code = 0
     try:
         completion_init()  # Typer's bash/zsh/fish formats, which its scripts read
-        code = shell_complete(command, {}, PROG, COMPLETE_VAR, os.environ[COMPLETE_VAR])
+        code = shell_complete(command, {}, PROG, COMPLETE_VAR, instruction)
     except (Exception, KeyboardInterrupt):
         code = 0
     sys.exit(code)

@@ -119,6 +119,8 @@ def test_show_completion_prints_the_script_each_shell_loads(env):
     assert "#compdef opsconsole" in zsh_script
     assert "_OPSCONSOLE_COMPLETE=complete_zsh" in zsh_script
     assert "complete --command opsconsole" in run(env, "--show-completion", "fish").stdout
+    asked_as_click_asks = run({**env, "_OPSCONSOLE_COMPLETE": "source_bash"})
+    assert asked_as_click_asks.stdout == script.stdout
 
 
 def test_an_unknown_shell_is_refused_in_one_line(env):
