@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 import typer
 
@@ -105,7 +105,7 @@ def param_names(ctx: typer.Context, incomplete: str) -> Candidates:
     return out
 
 
-def job_ids(which: str) -> Callable[..., Candidates]:
+def job_ids(which: Literal["any", "live", "finished"]) -> Callable[..., Candidates]:
     """A completer of job ids, live ones first (running, awaiting approval, queued, ...),
     then recently finished ones; ``which`` keeps only the ``live`` or ``finished`` ones,
     for commands that act on nothing else."""
