@@ -9,7 +9,7 @@ import typer
 
 from opsconsole.cli import output
 from opsconsole.cli.exit_codes import ExitCode
-from opsconsole.cli.session import service
+from opsconsole.cli.session import notice, service, settings
 from opsconsole.core.errors import InvalidParams
 
 db_app = typer.Typer(help="The store itself: its secret key.", no_args_is_help=True)
@@ -83,8 +83,16 @@ def stats(
 
 
 def health(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """Check the store, the workers' heartbeats and disk space; exit 0 healthy, 1 not."""
-    view = service().health()
+    """Check the store (read and write), workers, key, files, disk and catalog; exit 0
+    healthy, 1 not (also when the store cannot be opened: --json still answers)."""
+    from opsconsole.core.errors import OpsError
+    from opsconsole.core.views import HealthCheck, HealthView
+    from opsconsole.runtime import check_health
+
+    try:
+        view = check_health(settings(), notice=notice)
+    except OpsError as exc:  # the settings themselves: no store to look at
+        view = HealthView([HealthCheck("config", False, str(exc))])
     if as_json:
         output.emit_json(view.to_dict())
     else:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import Annotated, Any
 
 import typer
 
 from opsconsole.cli import output
+from opsconsole.cli.exit_codes import ExitCode, fail
 from opsconsole.cli.session import service
 
 templates_app = typer.Typer(help="The job templates of the catalog.", no_args_is_help=True)
@@ -17,13 +19,24 @@ templates_app = typer.Typer(help="The job templates of the catalog.", no_args_is
 def list_templates(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """List templates; broken template files are reported on stderr and skipped."""
+    """List templates; broken template files are reported on stderr and skipped.
+
+    Exits 3 (not found) when the catalog itself cannot be read: no such directory, or no
+    templates/ in it.
+    """
     svc = service()
     views = svc.templates()
     problems = svc.catalog_problems()
+    error = svc.catalog_error()
     if as_json:
-        output.emit_json({"templates": [v.to_dict() for v in views], "problems": problems})
+        listing = {"templates": [v.to_dict() for v in views], "problems": problems}
+        output.emit_json({**listing, "error": error} if error else listing)
+        if error:
+            raise typer.Exit(ExitCode.NOT_FOUND)
         return
+    if error:
+        fail(error)
+        raise typer.Exit(ExitCode.NOT_FOUND)
     output.table(
         None,
         ["NAME", "RUNNER", "PARAMS", "DESCRIPTION"],
@@ -38,6 +51,11 @@ def list_templates(
         ],
     )
     _warn(problems)
+    if not views and not problems:
+        sys.stderr.write(
+            f"opsconsole: the catalog has no templates yet: add a template file (NAME.yaml) "
+            f"to {output.visible(str(svc.catalog.directory))}/\n"
+        )
 
 
 @templates_app.command("show")
@@ -90,8 +108,6 @@ def _range(lo: float | None, hi: float | None) -> str:
 
 
 def _warn(problems: list[str]) -> None:
-    import sys
-
     for p in problems:
         sys.stderr.write(f"opsconsole: warning: skipped template: {output.visible(p)}\n")
 

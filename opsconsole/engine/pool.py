@@ -156,6 +156,7 @@ class WorkerPool:
             box=lambda: self.service.box,
             stopping=self._stopping,
             abandon=self._abandon,
+            refusal=self.service.catalog_refusal,
         )
 
     # -- life cycle ------------------------------------------------------------------

@@ -76,7 +76,14 @@ def test_stats_with_a_bad_period(cli):
 def test_health_is_ok_on_a_fresh_store(cli):
     health = as_json(cli("health", "--json"))
     assert health["healthy"] is True
-    assert [c["name"] for c in health["checks"]] == ["store", "workers", "key", "files", "disk"]
+    assert [c["name"] for c in health["checks"]] == [
+        "store",
+        "workers",
+        "key",
+        "files",
+        "disk",
+        "catalog",
+    ]
     assert all(c["ok"] for c in health["checks"])
     assert ok(cli("health")).stdout.startswith("ok   store")
 

@@ -693,7 +693,7 @@ def test_a_missing_catalog_directory_says_how_to_fix_it(tmp_path: Path) -> None:
     )
     with pytest.raises(NotFound) as info:
         catalog.get("hello")
-    assert str(info.value) == f"template 'hello' not found: {catalog.error}"
+    assert str(info.value) == f"template 'hello' not found: {catalog.error.message}"
 
 
 def test_a_flat_folder_of_templates_says_to_move_them_into_templates(tmp_path: Path) -> None:

@@ -145,7 +145,7 @@ class Catalog:
         if template is not None:
             return template
         if self.error is not None:
-            raise NotFound(f"template '{_show(name)}' not found: {self.error}")
+            raise NotFound(f"template '{_show(name)}' not found: {self.error.message}")
         for problem in self.problems:
             if problem.template == name and problem.others:
                 raise NotFound(_ambiguous(name, [problem.path, *problem.others]))
