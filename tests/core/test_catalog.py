@@ -866,8 +866,8 @@ def test_a_name_declared_by_two_files_loads_neither(tmp_path: Path) -> None:
         (str(real), 1, "hello", (str(stray),)),
     ]
     assert catalog.problems[0].message == (
-        f"template name 'hello' is also declared by {real}: none of these files is loaded "
-        "until all but one are renamed (their name: line) or removed"
+        f"template name 'hello' is also declared by {real}: neither file is loaded until "
+        "one of them is renamed (its name: line) or removed"
     )
     why = (
         f"template 'hello' is declared by both {stray} and {real}, so neither is loaded: "
@@ -889,6 +889,7 @@ def test_a_name_declared_by_three_files_names_them_all(tmp_path: Path) -> None:
         (str(paths[0]), str(paths[2])),
         (str(paths[0]), str(paths[1])),
     ]
+    assert "all but one are renamed" in catalog.problems[0].message
     assert f"3 files ({', '.join(map(str, paths))}), so none is loaded" in str(
         catalog.ambiguity("same")
     )

@@ -130,10 +130,15 @@ class Catalog:
                 continue
             for path, _, text in found:
                 others = tuple(str(p) for p, _, _ in found if p != path)
+                fix = (
+                    "neither file is loaded until one of them is renamed (its name: line) or "
+                    "removed"
+                    if len(others) == 1
+                    else "none of these files is loaded until all but one are renamed (their "
+                    "name: line) or removed"
+                )
                 message = (
-                    f"template name '{_show(name)}' is also declared by {', '.join(others)}: "
-                    "none of these files is loaded until all but one are renamed (their name: "
-                    "line) or removed"
+                    f"template name '{_show(name)}' is also declared by {', '.join(others)}: " + fix
                 )
                 line = _find_line(text, ("name",))
                 problems.append(CatalogProblem(str(path), line, message, name, others))
@@ -195,12 +200,13 @@ class Catalog:
 def _ambiguous(name: str, paths: list[str]) -> str:
     files = sorted(paths)
     if len(files) == 2:
-        shown = f"both {files[0]} and {files[1]}, so neither is loaded"
-    else:
-        shown = f"{len(files)} files ({', '.join(files)}), so none is loaded"
+        return (
+            f"template '{_show(name)}' is declared by both {files[0]} and {files[1]}, so "
+            "neither is loaded: rename one of them (its name: line) or remove the stray file"
+        )
     return (
-        f"template '{_show(name)}' is declared by {shown}: "
-        "rename one of them (its name: line) or remove the stray file"
+        f"template '{_show(name)}' is declared by {len(files)} files ({', '.join(files)}), so "
+        "none is loaded: rename (their name: line) or remove all but one"
     )
 
 
