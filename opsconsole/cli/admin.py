@@ -148,8 +148,9 @@ def reset_key(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Make this host's secret key the store's, when the key that sealed it is lost.
+    """Adopt this host's secret key when the store's key is lost.
 
+    Makes this host's key the store's.
     Restore the lost key file (or set OPSCONSOLE_SECRET_KEY) instead if you still can: this
     cancels the pending jobs whose secrets the new key cannot open (retry them with their
     secrets again). Restart running workers afterwards so they use the new key.

@@ -18,7 +18,9 @@ templates_app = typer.Typer(help="The job templates of the catalog.", no_args_is
 def list_templates(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """List templates; broken template files are reported on stderr and skipped.
+    """List the catalog's templates.
+
+    Broken template files are reported on stderr and skipped.
 
     Examples:
 

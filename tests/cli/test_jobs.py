@@ -273,8 +273,7 @@ def test_at_in_the_past_runs_now_with_a_warning(cli, echo):
     job = json.loads(result.stdout)
     assert job["state"] == "queued"
     assert result.stderr == (
-        f"opsconsole: warning: --at 2020-01-01T00:00:00Z is in the past: job {job['id']} "
-        "runs now\n"
+        f"opsconsole: warning: --at 2020-01-01T00:00:00Z is in the past: job {job['id']} runs now\n"
     )
 
 
