@@ -158,6 +158,7 @@ def test_the_tour_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
     def state_of(job: str) -> str:
         code, out = run([exe, "jobs", "show", job, "--json"])
+        assert code == 0, out
         return json.loads(out)["state"]
 
     try:
@@ -197,7 +198,7 @@ def test_the_tour_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
                 jobs[step.names] = newest_job()
             if step.state is not None:
                 name, state = step.state
-                wait_until(lambda: state_of(jobs[name]) == state, timeout=30)
+                wait_until(lambda n=name, s=state: state_of(jobs[n]) == s, timeout=30)
     finally:
         for proc in background:
             proc.send_signal(signal.SIGTERM)
