@@ -10,19 +10,26 @@ import typer
 
 from opsconsole.cli import output
 from opsconsole.cli.exit_codes import ExitCode, fail
+from opsconsole.cli.helptext import Command
 from opsconsole.cli.session import service
 
 templates_app = typer.Typer(help="The job templates of the catalog.", no_args_is_help=True)
 
 
-@templates_app.command("list")
+@templates_app.command("list", cls=Command)
 def list_templates(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """List templates; broken template files are reported on stderr and skipped.
+    """List the catalog's templates.
 
-    Exits 3 (not found) when the catalog itself cannot be read: no such directory, or no
-    templates/ in it.
+    Broken template files are reported on stderr and skipped. Exits 3 (not found) when
+    the catalog itself cannot be read: no such directory, or no templates/ in it.
+
+    Examples:
+
+    \b
+      opsconsole templates list
+      opsconsole templates list --json
     """
     svc = service()
     views = svc.templates()
@@ -58,12 +65,20 @@ def list_templates(
         )
 
 
-@templates_app.command("show")
+@templates_app.command("show", cls=Command)
 def show_template(
-    name: Annotated[str, typer.Argument(help="Template name.", show_default=False)],
+    name: Annotated[
+        str, typer.Argument(metavar="TEMPLATE", help="Template name.", show_default=False)
+    ],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Show a template: what it runs and its parameters."""
+    """Show a template: what it runs and its parameters.
+
+    Examples:
+
+    \b
+      opsconsole templates show deploy-app
+    """
     v = service().template(name)
     if as_json:
         output.emit_json(v.to_dict())

@@ -198,6 +198,7 @@ class ReportsMixin:
                 template=t.template,
                 runs=t.runs,
                 succeeded=t.succeeded,
+                partial=t.partial,
                 failed=t.failed,
                 success_rate=round(t.succeeded / t.runs, 4) if t.runs else None,
                 p50_s=t.p50_s,
