@@ -102,7 +102,7 @@ def stats(
 
 
 def health(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """Check the store (read and write), workers, key, files, disk and catalog.
+    """Check the store, workers, disk and catalog (for monitoring).
 
     Exit 0 when healthy, 1 when not (also when the store cannot be opened: --json still
     answers). Each check and its threshold is listed in the README.
