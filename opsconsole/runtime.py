@@ -7,6 +7,7 @@ SQLite store without SQLAlchemy.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,11 +19,20 @@ if TYPE_CHECKING:
     from opsconsole.core.store.db import Notice
     from opsconsole.core.store.peek import JobRef
     from opsconsole.core.templates import CatalogReader
+    from opsconsole.core.views import HealthView
     from opsconsole.engine.pool import WorkerPool
+
+HEALTH_LOCK_WAIT = 10.0
+"""Seconds ``health`` waits for another process's write lock before its store check fails:
+a monitoring probe must answer, and a store no one can write to for this long is not well."""
 
 
 def open_service(
-    settings: Settings, *, clock: Clock | None = None, notice: Notice | None = None
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    notice: Notice | None = None,
+    busy_timeout: float | None = None,
 ) -> OpsService:
     """Open (and upgrade if needed) the store; refuse one newer than this code knows.
 
@@ -41,7 +51,10 @@ def open_service(
     in_home = path is not None and path.parent == home
     if in_home and not home.exists() and (home == default_home() or home.parent.is_dir()):
         make_dir(home, access, parents=True)
-    db = Database(settings.db, notice=notice, access=access)
+    if busy_timeout is None:
+        db = Database(settings.db, notice=notice, access=access)
+    else:
+        db = Database(settings.db, notice=notice, access=access, busy_timeout=busy_timeout)
     try:
         db.ensure_schema()
     except BaseException:
@@ -94,4 +107,24 @@ def start_pool(service: OpsService, *, slots: int | None = None, once: bool = Fa
     from opsconsole.engine.pool import WorkerPool
 
     service.key_status()
+    log = logging.getLogger("opsconsole.worker")
+    for problem in service.catalog_problems():
+        log.warning("catalog: %s", problem)
     return WorkerPool(service, slots=slots or service.settings.workers, once=once).start()
+
+
+def check_health(settings: Settings, *, notice: Notice | None = None) -> HealthView:
+    """Every ``health`` check, even when the store cannot be opened (corrupt, unreachable,
+    newer schema): the store check then fails with the reason, and the checks that need no
+    store (catalog, disk) still run, so a monitor always gets a full answer."""
+    from opsconsole.core.errors import OpsError
+    from opsconsole.core.reports import unopened_health
+
+    try:
+        service = open_service(settings, notice=notice, busy_timeout=HEALTH_LOCK_WAIT)
+    except OpsError as exc:
+        return unopened_health(settings, str(exc))
+    try:
+        return service.health()
+    finally:
+        service.db.dispose()

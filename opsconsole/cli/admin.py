@@ -9,7 +9,8 @@ import typer
 
 from opsconsole.cli import output
 from opsconsole.cli.exit_codes import ExitCode
-from opsconsole.cli.session import service
+from opsconsole.cli.helptext import Command
+from opsconsole.cli.session import notice, service, settings
 from opsconsole.core.errors import InvalidParams
 
 db_app = typer.Typer(help="The store itself: its secret key.", no_args_is_help=True)
@@ -26,11 +27,17 @@ SPARK = {
 
 
 def locks(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """Concurrency keys in use: who holds each, who waits, in order, and since when."""
+    """Concurrency keys in use.
+
+    Who holds each key, who waits for it (in order) and since when.
+    """
     svc = service()
     views = svc.locks()
     if as_json:
         output.emit_json({"locks": [v.to_dict() for v in views]})
+        return
+    if not views:
+        output.line("no concurrency keys are held")
         return
     now = svc.now()
     output.table(
@@ -51,11 +58,22 @@ def locks(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] =
 
 def stats(
     since: Annotated[
-        str | None, typer.Option(help="Only jobs of this period (e.g. 24h).", show_default=False)
+        str | None,
+        typer.Option(
+            metavar="DURATION", help="Only jobs of this period (e.g. 24h).", show_default=False
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Counts per state, success rate, and p50/p95 duration per template."""
+    """Counts per state, success rate and durations per template.
+
+    Partial runs are counted apart from successes and failures. p50/p95 are durations.
+
+    Examples:
+
+    \b
+      opsconsole stats --since 24h
+    """
     view = service().stats(since)
     if as_json:
         output.emit_json(view.to_dict())
@@ -65,12 +83,13 @@ def stats(
         output.line(f"success rate {view.success_rate * 100:.1f}%")
     output.table(
         None,
-        ["TEMPLATE", "RUNS", "OK", "FAILED", "SUCCESS", "P50", "P95", "RECENT"],
+        ["TEMPLATE", "RUNS", "OK", "PARTIAL", "FAILED", "SUCCESS", "P50", "P95", "RECENT"],
         [
             (
                 t.template,
                 t.runs,
                 t.succeeded,
+                t.partial,
                 t.failed,
                 "-" if t.success_rate is None else f"{t.success_rate * 100:.0f}%",
                 output.fmt_duration(t.p50_s),
@@ -83,8 +102,25 @@ def stats(
 
 
 def health(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """Check the store, the workers' heartbeats and disk space; exit 0 healthy, 1 not."""
-    view = service().health()
+    """Check the store, workers, disk and catalog (for monitoring).
+
+    Exit 0 when healthy, 1 when not (also when the store cannot be opened: --json still
+    answers). Each check and its threshold is listed in the README.
+
+    Examples:
+
+    \b
+      opsconsole health
+      opsconsole health --json
+    """
+    from opsconsole.core.errors import OpsError
+    from opsconsole.core.views import HealthCheck, HealthView
+    from opsconsole.runtime import check_health
+
+    try:
+        view = check_health(settings(), notice=notice)
+    except OpsError as exc:  # the settings themselves: no store to look at
+        view = HealthView([HealthCheck("config", False, str(exc))])
     if as_json:
         output.emit_json(view.to_dict())
     else:
@@ -97,7 +133,7 @@ def health(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
 
 
 def status() -> None:
-    """The queue at a glance, for a shell without the console (`opsconsole status`)."""
+    """The queue at a glance, for a shell without the console."""
     svc = service()
     counts = svc.stats().counts
     workers = [w for w in svc.workers() if w.alive]
@@ -121,8 +157,9 @@ def reset_key(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Make this host's secret key the store's, when the key that sealed it is lost.
+    """Adopt this host's secret key when the store's key is lost.
 
+    Makes this host's key the store's.
     Restore the lost key file (or set OPSCONSOLE_SECRET_KEY) instead if you still can: this
     cancels the pending jobs whose secrets the new key cannot open (retry them with their
     secrets again). Restart running workers afterwards so they use the new key.
@@ -153,8 +190,8 @@ def reset_key(
 
 
 def register(app: Any) -> None:
-    app.command("locks")(locks)
-    app.command("stats")(stats)
-    app.command("health")(health)
-    app.command("status")(status)
+    app.command("locks", cls=Command)(locks)
+    app.command("stats", cls=Command)(stats)
+    app.command("health", cls=Command)(health)
+    app.command("status", cls=Command)(status)
     app.add_typer(db_app, name="db")

@@ -54,7 +54,13 @@ class OpsGroup(TyperGroup):
 app = typer.Typer(
     cls=OpsGroup,
     name="opsconsole",
-    help="Operations console: submit, approve, watch and audit jobs from a terminal.",
+    help="Operations console: submit, watch and audit jobs from a terminal.\n\n"
+    "With no command, opens the console (the same as `opsconsole tui`).\n\n"
+    "Examples:\n\n\b\n"
+    "  opsconsole templates list\n"
+    "  opsconsole submit hello -p name=ops --wait\n"
+    "  opsconsole jobs list\n"
+    "  opsconsole logs JOB --follow",
     no_args_is_help=False,
     invoke_without_command=True,
     pretty_exceptions_enable=False,
@@ -118,10 +124,7 @@ def root(
         ),
     ] = None,
 ) -> None:
-    """Operations console: submit, approve, watch and audit jobs from a terminal.
-
-    With no command, opens the console (the same as `opsconsole tui`).
-    """
+    """Record the global options; with no command, open the console."""
     STATE.reset({"home": home, "db": db, "catalog": catalog}, verbose)
     if ctx.invoked_subcommand is None:
         from opsconsole.cli.console import run_console

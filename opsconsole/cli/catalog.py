@@ -3,27 +3,47 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import Annotated, Any
 
 import typer
 
 from opsconsole.cli import complete, output
+from opsconsole.cli.exit_codes import ExitCode, fail
+from opsconsole.cli.helptext import Command
 from opsconsole.cli.session import catalog
 
 templates_app = typer.Typer(help="The job templates of the catalog.", no_args_is_help=True)
 
 
-@templates_app.command("list")
+@templates_app.command("list", cls=Command)
 def list_templates(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """List templates; broken template files are reported on stderr and skipped."""
+    """List the catalog's templates.
+
+    Broken template files are reported on stderr and skipped. Exits 3 (not found) when
+    the catalog itself cannot be read: no such directory, or no templates/ in it.
+
+    Examples:
+
+    \b
+      opsconsole templates list
+      opsconsole templates list --json
+    """
     svc = catalog()
     views = svc.templates()
     problems = svc.catalog_problems()
+    error = svc.catalog_error()
     if as_json:
-        output.emit_json({"templates": [v.to_dict() for v in views], "problems": problems})
+        listing = {"templates": [v.to_dict() for v in views], "problems": problems}
+        output.emit_json({**listing, "error": error} if error else listing)
+        if error:
+            raise typer.Exit(ExitCode.NOT_FOUND)
         return
+    if error:
+        fail(error)
+        raise typer.Exit(ExitCode.NOT_FOUND)
     output.table(
         None,
         ["NAME", "RUNNER", "PARAMS", "DESCRIPTION"],
@@ -38,19 +58,33 @@ def list_templates(
         ],
     )
     _warn(problems)
+    if not views and not problems:
+        sys.stderr.write(
+            f"opsconsole: the catalog has no templates yet: add a template file (NAME.yaml) "
+            f"to {output.visible(str(svc.catalog.directory))}/\n"
+        )
 
 
-@templates_app.command("show")
+@templates_app.command("show", cls=Command)
 def show_template(
     name: Annotated[
         str,
         typer.Argument(
-            help="Template name.", show_default=False, autocompletion=complete.template_names
+            metavar="TEMPLATE",
+            help="Template name.",
+            show_default=False,
+            autocompletion=complete.template_names,
         ),
     ],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Show a template: what it runs and its parameters."""
+    """Show a template: what it runs and its parameters.
+
+    Examples:
+
+    \b
+      opsconsole templates show deploy-app
+    """
     v = catalog().template(name)
     if as_json:
         output.emit_json(v.to_dict())
@@ -95,8 +129,6 @@ def _range(lo: float | None, hi: float | None) -> str:
 
 
 def _warn(problems: list[str]) -> None:
-    import sys
-
     for p in problems:
         sys.stderr.write(f"opsconsole: warning: skipped template: {output.visible(p)}\n")
 

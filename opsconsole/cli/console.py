@@ -30,7 +30,11 @@ def tui(
     workers: Annotated[
         int | None,
         typer.Option(
-            "--workers", "-w", help="Run an embedded worker pool of N slots.", show_default=False
+            "--workers",
+            "-w",
+            metavar="N",
+            help="Run an embedded worker pool of N slots.",
+            show_default=False,
         ),
     ] = None,
     no_workers: Annotated[

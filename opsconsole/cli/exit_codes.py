@@ -20,7 +20,8 @@ class ExitCode(IntEnum):
     OK = 0
     """Success; for ``--wait`` and ``jobs wait``: the job succeeded."""
     JOB_FAILED = 1
-    """The job ended in any state but succeeded (or ``health``: not healthy)."""
+    """The job ended in any state but succeeded (or ``health``: not healthy; ``worker --once``:
+    a job did not succeed)."""
     USAGE = 2
     """Bad usage or invalid input; one line on stderr, nothing stored."""
     NOT_FOUND = 3
@@ -31,8 +32,10 @@ class ExitCode(IntEnum):
     """The store cannot be reached, or its schema is newer than this opsconsole."""
     INTERNAL = 70
     """A bug in opsconsole: rerun with ``-v`` for the traceback and report it."""
+    WAIT_TIMEOUT = 124
+    """``jobs wait --timeout`` gave up: the job has not ended (the code GNU ``timeout`` uses)."""
     INTERRUPTED = 130
-    """Stopped by Ctrl-C."""
+    """Stopped by Ctrl-C (a job being waited for or followed keeps running)."""
 
 
 _CODES: list[tuple[type[OpsError], ExitCode]] = [

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
 from opsconsole.cli import complete, output
 from opsconsole.cli.exit_codes import ExitCode
+from opsconsole.cli.helptext import Command
 from opsconsole.cli.session import service
 from opsconsole.core.errors import InvalidParams
 
@@ -20,9 +22,10 @@ jobs_app = typer.Typer(help="List, inspect, cancel, retry and wait for jobs.", n
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
-def _job_arg(which: str) -> Any:
+def _job_arg(which: Literal["any", "live", "finished"]) -> Any:
     """The job argument; Tab offers the jobs ``which`` (any, live, finished) it can act on."""
     return typer.Argument(
+        metavar="JOB",
         help="Job id or a unique prefix of it.",
         show_default=False,
         autocompletion=complete.job_ids(which),
@@ -34,38 +37,84 @@ LiveJobArg = Annotated[str, _job_arg("live")]
 DoneJobArg = Annotated[str, _job_arg("finished")]
 
 
-def parse_params(pairs: list[str]) -> dict[str, str]:
-    out: dict[str, str] = {}
+PARAM_HELP = (
+    "A parameter; repeat for each. KEY=@FILE reads the value from FILE (KEY=@- from stdin), "
+    "for any parameter; KEY=@@TEXT is the literal @TEXT. A required secret left out is asked "
+    "for, unechoed, on a terminal."
+)
+
+
+@dataclass
+class Params:
+    """Parameters as typed, with the names whose value came from a file or stdin."""
+
+    values: dict[str, str] = field(default_factory=dict)
+    from_files: set[str] = field(default_factory=set)
+
+
+def parse_params(pairs: list[str]) -> Params:
+    """``KEY=VALUE`` pairs; ``@FILE`` / ``@-`` read the value, ``@@`` escapes a literal ``@``.
+
+    One rule for every parameter, secret or not, so that ``@`` never means a file for one
+    parameter and literal text for another.
+    """
+    out = Params()
+    stdin_used = None
     for pair in pairs:
         key, sep, value = pair.partition("=")
         key = key.strip()
         if not sep or not key:
             shown = pair if len(pair) <= 40 else pair[:40] + "…"
             raise InvalidParams(f"-p expects KEY=VALUE, got '{shown}'")
-        if key in out:
+        if key in out.values:
             raise InvalidParams(f"parameter '{key}' given twice")
-        out[key] = value
+        if value.startswith("@@"):
+            value = value[1:]
+        elif value.startswith("@"):
+            source = value[1:]
+            if not source:
+                raise InvalidParams(
+                    f"parameter '{key}': '@' needs a file name (@FILE, @- for stdin, "
+                    "@@TEXT for a literal @TEXT)"
+                )
+            if source == "-":
+                if stdin_used is not None:
+                    raise InvalidParams(
+                        f"parameters '{stdin_used}' and '{key}' both read stdin (@-): "
+                        "give one of them a file"
+                    )
+                stdin_used = key
+            value = _read_value(key, source)
+            out.from_files.add(key)
+        out.values[key] = value
     return out
 
 
-def fill_secrets(params: dict[str, str], secrets: list[str], required: list[str]) -> None:
-    """Secrets without the screen or shell history: ``-p token=@FILE`` reads a file
-    (``@-``: stdin), and a required secret left out is asked for, unechoed, on a terminal."""
+def warn_clear_secrets(params: Params, secrets: list[str], required: list[str]) -> None:
+    """A secret typed on the command line is in the shell's history: say so, once each
+    (after the command worked, so that a refusal stays one line)."""
+    for name in secrets:
+        if name in params.values and name not in params.from_files:
+            ask = ", or leave it out to be asked without echo" if name in required else ""
+            output.warn(
+                f"secret parameter '{name}' was given on the command line, where shell history "
+                f"and `ps` can keep it: use -p {name}=@FILE or -p {name}=@- (stdin){ask}"
+            )
+
+
+def fill_secrets(params: Params, required: list[str]) -> None:
+    """A required secret left out is asked for, unechoed, when stdin is a terminal."""
     import sys
 
-    for name in secrets:
-        value = params.get(name)
-        if value is not None and value.startswith("@"):
-            params[name] = _read_secret(name, value[1:])
-    missing = [name for name in required if name not in params]
+    missing = [name for name in required if name not in params.values]
     if missing and sys.stdin.isatty():
         import getpass
 
         for name in missing:
-            params[name] = getpass.getpass(f"{name} (secret, not echoed): ")
+            params.values[name] = getpass.getpass(f"{name} (secret, not echoed): ")
 
 
-def _read_secret(name: str, source: str) -> str:
+def _read_value(name: str, source: str) -> str:
     import sys
 
     try:
@@ -87,11 +136,43 @@ def parse_at(text: str) -> datetime:
     return parse_datetime(text)
 
 
-def _finish_wait(view: JobView) -> None:
-    raise typer.Exit(ExitCode.OK if view.state.value == "succeeded" else ExitCode.JOB_FAILED)
+FAILURE_LOG_LINES = 10
+"""Log lines shown on stderr under a waited-for job that did not succeed."""
 
 
-def _wait(job_id: str, timeout: float | None, as_json: bool) -> JobView:
+def _finish_wait(view: JobView, timeout: str | None = None) -> None:
+    """Exit with what the wait found; say why on stderr when it is not a success."""
+    from opsconsole.core.states import FINAL
+
+    if view.state not in FINAL:
+        output.note(
+            f"gave up waiting after {timeout}: job {view.id} is still {view.state.value} "
+            f"(wait again: opsconsole jobs wait {view.id})"
+        )
+        raise typer.Exit(ExitCode.WAIT_TIMEOUT)
+    if view.state.value == "succeeded":
+        raise typer.Exit(ExitCode.OK)
+    output.failure(view, service().log_tail(view.id, FAILURE_LOG_LINES))
+    raise typer.Exit(ExitCode.JOB_FAILED)
+
+
+def _wait(job_id: str, timeout: float | None, as_json: bool, *, first: JobView) -> JobView:
+    """Wait for the job's end; Ctrl-C leaves it running and says how to follow or cancel it."""
+    try:
+        _warn_without_workers(first)
+        return _wait_for(job_id, timeout, as_json)
+    except KeyboardInterrupt:
+        import sys
+
+        sys.stderr.write("\n")
+        output.note(
+            f"stopped waiting; job {job_id} keeps running (Ctrl-C does not cancel it). "
+            f"Follow it: opsconsole logs -f {job_id}; cancel it: opsconsole jobs cancel {job_id}"
+        )
+        raise typer.Exit(ExitCode.INTERRUPTED) from None
+
+
+def _wait_for(job_id: str, timeout: float | None, as_json: bool) -> JobView:
     svc = service()
     if as_json or not output.is_terminal():
         return svc.wait(job_id, timeout=timeout)
@@ -120,14 +201,10 @@ def _wait(job_id: str, timeout: float | None, as_json: bool) -> JobView:
 
 def _warn_without_workers(view: JobView) -> None:
     """Waiting on a queue nobody serves would hang silently: say so once."""
-    import sys
-
     if view.state.value in ("queued", "scheduled") and not any(
         w.alive for w in service().workers()
     ):
-        sys.stderr.write(
-            "opsconsole: warning: no live worker on this store (start one: `opsconsole worker`)\n"
-        )
+        output.warn("no live worker on this store (start one: `opsconsole worker`)")
 
 
 def _timeout_seconds(timeout: str | None) -> float | None:
@@ -142,6 +219,7 @@ def submit(
     template: Annotated[
         str,
         typer.Argument(
+            metavar="TEMPLATE",
             help="Template name (see `templates list`).",
             show_default=False,
             autocompletion=complete.template_names,
@@ -152,65 +230,98 @@ def submit(
         typer.Option(
             "-p",
             "--param",
-            help="KEY=VALUE; repeat for each parameter. Secrets: KEY=@FILE (@- for stdin), "
-            "or leave them out to be asked on a terminal.",
+            metavar="KEY=VALUE",
+            help=PARAM_HELP,
+            show_default=False,
             autocompletion=complete.param_names,
         ),
     ] = None,
     priority: Annotated[
         str | None,
         typer.Option(
+            metavar="PRIORITY",
             help="low, normal, high, critical or 0-100.",
             show_default=False,
             autocompletion=complete.priorities,
         ),
     ] = None,
     at: Annotated[
-        str | None, typer.Option("--at", help="Run at this ISO 8601 time.", show_default=False)
+        str | None,
+        typer.Option(
+            "--at",
+            metavar="TIME",
+            help="Run at this ISO 8601 time (no zone: local time); a past time runs now, "
+            "with a warning.",
+            show_default=False,
+        ),
     ] = None,
     in_: Annotated[
         str | None,
-        typer.Option("--in", help="Run after this delay (30s, 10m, 2h, 1d).", show_default=False),
+        typer.Option(
+            "--in",
+            metavar="DURATION",
+            help="Run after this delay (30s, 10m, 2h, 1d).",
+            show_default=False,
+        ),
     ] = None,
     after: Annotated[
         list[str] | None,
         typer.Option(
             "--after",
+            metavar="JOB",
             help="Run only after this job succeeds; repeatable.",
+            show_default=False,
             autocompletion=complete.job_ids("any"),
         ),
     ] = None,
     retries: Annotated[
-        int | None, typer.Option(help="Retries after a failure.", show_default=False)
+        int | None,
+        typer.Option(metavar="N", help="Automatic retries after a failure.", show_default=False),
     ] = None,
     timeout: Annotated[
         str | None,
-        typer.Option(help="Stop the job after this long (e.g. 10m).", show_default=False),
+        typer.Option(
+            metavar="DURATION", help="Stop the job after this long (e.g. 10m).", show_default=False
+        ),
     ] = None,
-    tag: Annotated[list[str] | None, typer.Option("--tag", help="Tag; repeatable.")] = None,
+    tag: Annotated[
+        list[str] | None,
+        typer.Option("--tag", metavar="TAG", help="Tag; repeatable.", show_default=False),
+    ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Preview: runners change nothing.")
     ] = False,
     wait: Annotated[
-        bool, typer.Option("--wait", help="Wait for the job; exit 0 only if it succeeds.")
+        bool,
+        typer.Option(
+            "--wait",
+            help="Wait for the job; exit 0 only if it succeeds, else say why on stderr.",
+        ),
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Submit a job from a template."""
+    """Submit a job from a template.
+
+    Examples:
+
+    \b
+      opsconsole submit hello -p name=ops --wait
+      opsconsole submit deploy-app -p app=shop -p version=1.4.2 -p token=@token.txt
+      opsconsole submit rotate-logs -p files=/var/log/a.log,/var/log/b.log --in 10m
+    """
     from opsconsole.core.service import SubmitRequest
 
     params = parse_params(param or [])
     secret = [p for p in service().template(template).params if p.secret]
-    fill_secrets(
-        params,
-        [p.name for p in secret],
-        [p.name for p in secret if p.required and p.default is None],
-    )
+    secret_names = [p.name for p in secret]
+    required = [p.name for p in secret if p.required and p.default is None]
+    fill_secrets(params, required)
+    run_at = parse_at(at) if at else None
     req = SubmitRequest(
         template=template,
-        params=params,
+        params=params.values,
         priority=priority,
-        run_at=parse_at(at) if at else None,
+        run_at=run_at,
         run_in=in_,
         after=tuple(after or ()),
         retries=retries,
@@ -219,6 +330,9 @@ def submit(
         dry_run=dry_run,
     )
     view = service().submit(req)
+    warn_clear_secrets(params, secret_names, required)
+    if run_at is not None and run_at <= view.created_at:
+        output.warn(f"--at {at} is in the past: job {view.id} runs now")
     if not wait:
         if as_json:
             output.emit_json(view.to_dict())
@@ -227,8 +341,7 @@ def submit(
         return
     if not as_json and output.is_terminal():
         output.job_summary(view)
-    _warn_without_workers(view)
-    final = _wait(view.id, None, as_json)
+    final = _wait(view.id, None, as_json, first=view)
     if as_json:
         output.emit_json(final.to_dict())
     else:
@@ -236,34 +349,54 @@ def submit(
     _finish_wait(final)
 
 
-@jobs_app.command("list")
+@jobs_app.command("list", cls=Command)
 def list_jobs(
     state: Annotated[
         list[str] | None,
         typer.Option(
-            "--state", help="Only this state; repeatable.", autocompletion=complete.states
+            "--state",
+            metavar="STATE",
+            help="Only this state; repeatable.",
+            show_default=False,
+            autocompletion=complete.states,
         ),
     ] = None,
     template: Annotated[
         str | None,
         typer.Option(
-            help="Only this template.", show_default=False, autocompletion=complete.template_names
+            metavar="TEMPLATE",
+            help="Only this template.",
+            show_default=False,
+            autocompletion=complete.template_names,
         ),
     ] = None,
     tag: Annotated[
-        str | None, typer.Option(help="Only jobs with this tag.", show_default=False)
+        str | None, typer.Option(metavar="TAG", help="Only jobs with this tag.", show_default=False)
     ] = None,
     since: Annotated[
         str | None,
-        typer.Option(help="Only jobs created within this duration (e.g. 2h).", show_default=False),
+        typer.Option(
+            metavar="DURATION",
+            help="Only jobs created within this duration (e.g. 2h).",
+            show_default=False,
+        ),
     ] = None,
     limit: Annotated[
-        int | None, typer.Option(help="Page size (default 50).", show_default=False)
+        int | None, typer.Option(metavar="N", help="Page size (default 50).", show_default=False)
     ] = None,
-    page: Annotated[int, typer.Option(help="Page number, from 1.")] = 1,
+    page: Annotated[int, typer.Option(metavar="N", help="Page number, from 1.")] = 1,
     as_json: JsonOpt = False,
 ) -> None:
-    """List jobs, newest first, one page at a time."""
+    """List jobs, newest first, one page at a time.
+
+    Piped, the rows are plain text and the page note goes to stderr.
+
+    Examples:
+
+    \b
+      opsconsole jobs list --state running --state queued
+      opsconsole jobs list --template deploy-app --since 24h --json
+    """
     from opsconsole.core.service import ListRequest
 
     svc = service()
@@ -301,12 +434,25 @@ def list_jobs(
         ],
     )
     if result.pages > 1 or not result.jobs:
-        output.line(f"page {result.page} of {result.pages} ({result.total} jobs)", style="dim")
+        page_note = f"page {result.page} of {result.pages} ({result.total} jobs)"
+        if output.is_terminal():
+            output.line(page_note, style="dim")
+        elif result.pages > 1:  # a pipe gets rows only; the person is told there is more
+            output.note(page_note)
 
 
-@jobs_app.command("show")
+@jobs_app.command("show", cls=Command)
 def show(job: JobArg, as_json: JsonOpt = False) -> None:
-    """Show one job: parameters (secrets masked), outcome and its audit trail."""
+    """Show one job: parameters, outcome and audit trail.
+
+    Secret parameters show as ***.
+
+    Examples:
+
+    \b
+      opsconsole jobs show j7k2m9
+      opsconsole jobs show j7k --json
+    """
     view = service().get(job, with_events=True)
     if as_json:
         output.emit_json(view.to_dict())
@@ -314,20 +460,37 @@ def show(job: JobArg, as_json: JsonOpt = False) -> None:
         output.job_detail(view)
 
 
-@jobs_app.command("cancel")
+@jobs_app.command("cancel", cls=Command)
 def cancel(
     job: LiveJobArg,
     reason: Annotated[
-        str | None, typer.Option(help="Why; kept in the audit trail.", show_default=False)
+        str | None,
+        typer.Option(metavar="TEXT", help="Why; kept in the audit trail.", show_default=False),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Cancel a job: at once if it waits, by stopping its processes if it runs."""
+    """Cancel a job.
+
+    A job that has not started is cancelled at once. A running job's processes get SIGTERM,
+    then SIGKILL after kill_grace; it then ends cancelled.
+
+    Examples:
+
+    \b
+      opsconsole jobs cancel j7k2m9 --reason "wrong version"
+    """
     view = service().cancel(job, reason=reason or "")
     _print(view, as_json)
+    if not as_json and view.state.value == "running":
+        grace = service().settings.kill_grace
+        output.line(
+            f"cancellation requested: the worker sends the job's processes SIGTERM, then "
+            f"SIGKILL after {grace:g}s (kill_grace) if they are still there; the job then ends "
+            f"cancelled (watch it: opsconsole jobs wait {view.id})"
+        )
 
 
-@jobs_app.command("retry")
+@jobs_app.command("retry", cls=Command)
 def retry(
     job: DoneJobArg,
     param: Annotated[
@@ -335,43 +498,70 @@ def retry(
         typer.Option(
             "-p",
             "--param",
-            help="Secret KEY=VALUE (or KEY=@FILE) again: secrets are dropped when a job ends.",
+            metavar="SECRET=VALUE",
+            help="A secret again (SECRET=@FILE, SECRET=@- for stdin): secrets are dropped when "
+            "a job ends; left out, they are asked for on a terminal.",
+            show_default=False,
         ),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Queue a new attempt of a failed, timed out, cancelled, interrupted or partial job."""
+    """Queue a new attempt of a job that did not succeed.
+
+    Works on failed, timed out, cancelled, interrupted and partial jobs.
+
+    Examples:
+
+    \b
+      opsconsole jobs retry j7k2m9
+      opsconsole jobs retry j7k2m9 -p token=@token.txt
+    """
     params = parse_params(param or [])
     current = service().get(job)
     if current.can_retry:  # the job's secrets were dropped when it ended: ask again
         masked = [k for k, v in current.params.items() if v == "***"]
-        fill_secrets(params, masked, masked)
-    view = service().retry(job, params=params)
+        fill_secrets(params, masked)
+    view = service().retry(job, params=params.values)
+    warn_clear_secrets(params, list(params.values), list(params.values))
     _print(view, as_json)
 
 
-@jobs_app.command("wait")
+@jobs_app.command("wait", cls=Command)
 def wait_cmd(
     job: JobArg,
     timeout: Annotated[
-        str | None, typer.Option(help="Give up after this long (e.g. 10m).", show_default=False)
+        str | None,
+        typer.Option(
+            metavar="DURATION",
+            help="Give up after this long (e.g. 10m): exit 124.",
+            show_default=False,
+        ),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Wait for a job to end; exit 0 if it succeeded, 1 otherwise (also on timeout)."""
+    """Wait for a job to end.
+
+    Exit 0 if it succeeded, 1 if it ended otherwise (why, on stderr), 124 if --timeout
+    expired first, 130 on Ctrl-C (the job keeps running).
+
+    Examples:
+
+    \b
+      opsconsole jobs wait j7k2m9 --timeout 10m
+    """
     job_id = service().resolve(job)
-    _warn_without_workers(service().get(job_id))
-    final = _wait(job_id, _timeout_seconds(timeout), as_json)
+    final = _wait(job_id, _timeout_seconds(timeout), as_json, first=service().get(job_id))
     _print(final, as_json)
-    _finish_wait(final)
+    _finish_wait(final, timeout)
 
 
-@jobs_app.command("after")
+@jobs_app.command("after", cls=Command)
 def after_cmd(
     job: LiveJobArg,
     others: Annotated[
         list[str],
         typer.Argument(
+            metavar="OTHER",
             help="Jobs it must wait for.",
             show_default=False,
             autocompletion=complete.job_ids("any"),
@@ -379,16 +569,20 @@ def after_cmd(
     ],
     as_json: JsonOpt = False,
 ) -> None:
-    """Hold a job that has not started until other jobs succeed (cycles are refused)."""
+    """Hold a job that has not started until other jobs succeed.
+
+    Cycles are refused.
+    """
     _print(service().add_dependencies(job, others), as_json)
 
 
-@jobs_app.command("priority")
+@jobs_app.command("priority", cls=Command)
 def priority_cmd(
     job: LiveJobArg,
     priority: Annotated[
         str,
         typer.Argument(
+            metavar="PRIORITY",
             help="low, normal, high, critical or 0-100.",
             show_default=False,
             autocompletion=complete.priorities,
@@ -408,5 +602,5 @@ def _print(view: JobView, as_json: bool) -> None:
 
 
 def register(app: Any) -> None:
-    app.command("submit")(submit)
+    app.command("submit", cls=Command)(submit)
     app.add_typer(jobs_app, name="jobs")

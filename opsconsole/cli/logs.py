@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from opsconsole.cli import complete, output
+from opsconsole.cli.helptext import Command
 from opsconsole.cli.session import service
 from opsconsole.core.errors import InvalidParams
 
@@ -19,6 +20,7 @@ def logs(
     job: Annotated[
         str,
         typer.Argument(
+            metavar="JOB",
             help="Job id or a unique prefix.",
             show_default=False,
             autocompletion=complete.job_ids("any"),
@@ -28,14 +30,27 @@ def logs(
         bool, typer.Option("-f", "--follow", help="Keep printing until the job ends.")
     ] = False,
     tail: Annotated[
-        int | None, typer.Option("-n", "--tail", help="Only the last N lines.", show_default=False)
+        int | None,
+        typer.Option(
+            "-n", "--tail", metavar="N", help="Only the last N lines.", show_default=False
+        ),
     ] = None,
     raw: Annotated[
         bool,
         typer.Option("--raw", help="Print control and bidi characters as they are, not escaped."),
     ] = False,
 ) -> None:
-    """Print a job's log (from the store: works for a job on any worker)."""
+    """Print a job's log.
+
+    The log is read from the store, so this works for a job on any worker. Ctrl-C stops
+    following, never the job.
+
+    Examples:
+
+    \b
+      opsconsole logs j7k2m9 --follow
+      opsconsole logs j7k -n 50
+    """
     svc = service()
     job_id = svc.resolve(job)
     if tail is not None and tail < 0:
@@ -49,14 +64,27 @@ def logs(
         cursor = _print_from(job_id, 0, raw)
     if not follow:
         return
-    while True:
-        final = svc.get(job_id).state.value not in (
-            "awaiting_approval",
-            "waiting",
-            "scheduled",
-            "queued",
-            "running",
+    try:
+        _follow(job_id, cursor, raw)
+    except KeyboardInterrupt:
+        import sys
+
+        from opsconsole.cli.exit_codes import ExitCode
+
+        sys.stderr.write("\n")
+        output.note(
+            f"stopped following; job {job_id} keeps running (Ctrl-C does not cancel it): "
+            f"cancel it with opsconsole jobs cancel {job_id}"
         )
+        raise typer.Exit(ExitCode.INTERRUPTED) from None
+
+
+def _follow(job_id: str, cursor: int, raw: bool) -> None:
+    """Print new lines until the job is final (its last lines included)."""
+    from opsconsole.core.states import FINAL
+
+    while True:
+        final = service().get(job_id).state in FINAL
         cursor = _print_from(job_id, cursor, raw)
         if final:
             return
@@ -85,6 +113,7 @@ def events(
         str | None,
         typer.Option(
             "--job",
+            metavar="JOB",
             help="Only this job's events.",
             show_default=False,
             autocompletion=complete.job_ids("any"),
@@ -93,10 +122,19 @@ def events(
     follow: Annotated[
         bool, typer.Option("-f", "--follow", help="Keep printing new events.")
     ] = False,
-    limit: Annotated[int, typer.Option(help="How many recent events to start with.")] = 50,
+    limit: Annotated[
+        int, typer.Option(metavar="N", help="How many recent events to start with.")
+    ] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
-    """Print the event stream (the audit trail of every job); --follow for live."""
+    """Print the event stream: the audit trail of every job.
+
+    Examples:
+
+    \b
+      opsconsole events --follow
+      opsconsole events --job j7k2m9 --json
+    """
     svc = service()
     job_id = svc.resolve(job) if job else None
     recent = svc.recent_events(max(limit, 0), job=job_id)
@@ -127,5 +165,5 @@ def _print_events(batch: list[Any], as_json: bool, cursor: int) -> int:
 
 
 def register(app: Any) -> None:
-    app.command("logs")(logs)
-    app.command("events")(events)
+    app.command("logs", cls=Command)(logs)
+    app.command("events", cls=Command)(events)

@@ -1,6 +1,8 @@
-"""The only stdout writer: Rich tables for people, JSON for scripts.
+"""The only stdout writer: Rich tables for people, JSON for scripts; and the notes on stderr.
 
-With ``--json`` nothing but JSON reaches stdout, written by ``core.text.to_json``. Untrusted
+With ``--json`` nothing but JSON reaches stdout, written by ``core.text.to_json``. Piped
+tables are plain rows without trailing spaces; what is said to the person (a warning, why a
+job failed, what Ctrl-C left running) goes to stderr, never into a pipe's data. Untrusted
 text (job output, parameters, messages, catalog text) is rendered as plain ``Text``, never
 as markup, and every string a person reads goes through ``visible``: controls, bidirectional
 overrides and invisible characters show as ``\\x9b`` / ``\\u202e`` (log lines too, unless
@@ -75,7 +77,38 @@ def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any
         t.add_column(c, overflow="fold")
     for row in rows:
         t.add_row(*[cell if isinstance(cell, Text) else plain(cell) for cell in row])
-    console().print(t)
+    if is_terminal():
+        console().print(t)
+        return
+    # piped: Rich pads the last column to the table's width; a reader of rows wants none
+    with console().capture() as captured:
+        console().print(t)
+    sys.stdout.write("".join(ln.rstrip() + "\n" for ln in captured.get().splitlines()))
+    sys.stdout.flush()
+
+
+def note(message: str, *, multiline: bool = False) -> None:
+    """A line for the person on stderr (``opsconsole: ...``), shown escaped like stdout."""
+    sys.stderr.write(f"opsconsole: {visible(message, multiline=multiline)}\n")
+    sys.stderr.flush()
+
+
+def warn(message: str) -> None:
+    note(f"warning: {message}")
+
+
+def failure(view: JobView, lines: Sequence[LogLine]) -> None:
+    """Why a waited-for job did not succeed, on stderr: its error and its last log lines
+    (stored masked; shown escaped), so the reason is where the operator is looking."""
+    state = view.state.value
+    message = str((view.error or {}).get("message") or "").strip()
+    head = f"job {view.id} ({view.template}) ended {state}"
+    note(head + (f": {' '.join(visible(message, multiline=True).split())}" if message else ""))
+    if lines:
+        note(f"last {len(lines)} log line(s):")
+        for ln in lines:
+            sys.stderr.write(f"  {visible(ln.text)}\n")
+    note(f"whole log: opsconsole logs {view.id}")
 
 
 def line(message: str = "", style: str | None = None, *, multiline: bool = False) -> None:

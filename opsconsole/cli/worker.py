@@ -9,6 +9,7 @@ import typer
 
 from opsconsole.cli import output
 from opsconsole.cli.exit_codes import ExitCode
+from opsconsole.cli.helptext import Command
 from opsconsole.cli.session import service
 
 if TYPE_CHECKING:
@@ -20,13 +21,34 @@ workers_app = typer.Typer(help="Running worker pools: list and resize.", no_args
 def worker(
     workers: Annotated[
         int | None,
-        typer.Option("--workers", "-w", help="Slots (default: CPU count).", show_default=False),
+        typer.Option(
+            "--workers",
+            "-w",
+            metavar="N",
+            help="Slots (default: CPU count).",
+            show_default=False,
+        ),
     ] = None,
     once: Annotated[
-        bool, typer.Option("--once", help="Run every job that is ready now, then exit.")
+        bool,
+        typer.Option(
+            "--once",
+            help="Run every job that is ready now, print how they ended, then exit "
+            "(1 if any did not succeed).",
+        ),
     ] = False,
 ) -> None:
-    """Run a worker pool until SIGTERM/SIGINT (the first drains, a second stops at once)."""
+    """Run a worker pool until SIGTERM or Ctrl-C.
+
+    The first signal drains (no new jobs; running ones get drain_grace to finish), a second
+    stops at once. One log line on stderr per job start and end.
+
+    Examples:
+
+    \b
+      opsconsole worker --workers 4
+      opsconsole worker --once
+    """
     from opsconsole.config import check_slots
     from opsconsole.runtime import start_pool
 
@@ -45,6 +67,7 @@ def worker(
             logging.getLogger("opsconsole.worker").warning(
                 "not all jobs succeeded: %s", ", ".join(bad)
             )
+        output.line(once_summary(dict(pool.counts)))
         raise typer.Exit(ExitCode.OK if ok else ExitCode.JOB_FAILED)
     logging.getLogger("opsconsole.worker").info(
         "worker %s: %d slots on %s", pool.id, pool.slots, svc.store_description()
@@ -52,12 +75,33 @@ def worker(
     pool.run_forever()
 
 
-@workers_app.command("list")
+def once_summary(counts: dict[str, int]) -> str:
+    """``ran 3 jobs: 2 succeeded, 1 failed``: what a cron or CI log needs to see first."""
+    runs = sum(counts.values())
+    if not runs:
+        return "ran no jobs: none was ready"
+    order = ["succeeded", "partial", "failed", "timed_out", "cancelled", "interrupted"]
+    names = {"scheduled": "failed with a retry scheduled", "queued": "requeued"}
+    parts = [
+        f"{counts[state]} {names.get(state, state)}"
+        for state in sorted(counts, key=lambda s: (order.index(s) if s in order else 99, s))
+        if counts[state]
+    ]
+    return f"ran {runs} job{'s' if runs != 1 else ''}: {', '.join(parts)}"
+
+
+@workers_app.command("list", cls=Command)
 def list_workers(
     all_: Annotated[bool, typer.Option("--all", help="Include stopped and dead workers.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """List worker pools with their slots and last heartbeat."""
+    """List worker pools with their slots and last heartbeat.
+
+    Examples:
+
+    \b
+      opsconsole workers list --all
+    """
     svc = service()
     views = svc.workers(include_stopped=all_)
     if as_json:
@@ -92,7 +136,7 @@ def _state(w: WorkerView) -> Any:
     return w.state
 
 
-@workers_app.command("resize")
+@workers_app.command("resize", cls=Command)
 def resize(
     worker_id: Annotated[
         str,
@@ -101,7 +145,10 @@ def resize(
     slots: Annotated[int, typer.Argument(metavar="N", help="New slot count.", show_default=False)],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Change a running worker's slot count: added at once, removed as they come free."""
+    """Change a running worker's slot count.
+
+    Slots are added at once and removed as they come free.
+    """
     view = service().resize_worker(worker_id, slots)
     if as_json:
         output.emit_json(view.to_dict())
@@ -110,5 +157,5 @@ def resize(
 
 
 def register(app: Any) -> None:
-    app.command("worker")(worker)
+    app.command("worker", cls=Command)(worker)
     app.add_typer(workers_app, name="workers")

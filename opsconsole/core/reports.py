@@ -64,6 +64,8 @@ class ReportsMixin(CatalogReports):
 
         def key_status(self) -> str: ...
 
+        def current_catalog(self) -> Catalog: ...
+
     # -- workers, locks, stats, health ------------------------------------------------
 
     def _worker_view(self, r: Mapping[str, Any], now: datetime) -> WorkerView:
@@ -143,6 +145,7 @@ class ReportsMixin(CatalogReports):
                 template=t.template,
                 runs=t.runs,
                 succeeded=t.succeeded,
+                partial=t.partial,
                 failed=t.failed,
                 success_rate=round(t.succeeded / t.runs, 4) if t.runs else None,
                 p50_s=t.p50_s,
@@ -156,13 +159,23 @@ class ReportsMixin(CatalogReports):
         )
 
     def health(self) -> HealthView:
+        """Every check of ``health``, in a fixed order; the README's table says what each
+        one looks at and when it fails."""
         checks: list[HealthCheck] = []
         try:
             queries.ping(self.db)
-            checks.append(HealthCheck("store", True, self.db.describe()))
         except OpsError as exc:
             checks.append(HealthCheck("store", False, str(exc)))
+            checks.append(_files_check(self.db))
+            checks.append(disk_check(self.settings))
+            checks.append(catalog_check(self.current_catalog()))
             return HealthView(checks)
+        try:
+            self.db.check_writable()
+            checks.append(HealthCheck("store", True, f"{self.db.describe()} (read and write)"))
+        except OpsError as exc:
+            detail = f"{exc}: jobs can be read but not submitted or recorded"
+            checks.append(HealthCheck("store", False, detail + _read_only_hint(self.settings)))
         workers = self.workers()
         alive = [w for w in workers if w.alive]
         stale = [w for w in workers if not w.alive]
@@ -196,18 +209,89 @@ class ReportsMixin(CatalogReports):
             checks.append(HealthCheck("key", True, self.key_status()))
         except OpsError as exc:
             checks.append(HealthCheck("key", False, str(exc)))
-        exposed = self.db.file_problem()
-        checks.append(HealthCheck("files", exposed is None, exposed or self.db.access_text()))
-        home = Path(self.settings.home)
-        probe = home if home.exists() else home.parent
-        while not probe.exists() and probe != probe.parent:
-            probe = probe.parent
-        usage = shutil.disk_usage(probe)
-        free_pct = usage.free / usage.total * 100 if usage.total else 100.0
-        ok = usage.free > 256 * 1024 * 1024 and free_pct > 2.0
-        checks.append(
-            HealthCheck(
-                "disk", ok, f"{usage.free // (1024 * 1024)} MiB free ({free_pct:.0f}%) at {probe}"
-            )
-        )
+        checks.append(_files_check(self.db))
+        checks.append(disk_check(self.settings))
+        checks.append(catalog_check(self.current_catalog()))
         return HealthView(checks)
+
+
+DISK_MIN_FREE = 256 * 1024 * 1024
+"""Bytes that must stay free where the store lives: below this, ``health`` fails ``disk``."""
+DISK_MIN_FREE_PERCENT = 2.0
+"""Percent of that file system that must stay free, as well."""
+
+
+def unopened_health(settings: Settings, reason: str) -> HealthView:
+    """``health`` when the store cannot even be opened (``reason`` says why): the store check
+    fails, and the checks that need no store still run."""
+    from opsconsole.core.catalog import Catalog
+
+    return HealthView(
+        [
+            HealthCheck("store", False, reason + _read_only_hint(settings)),
+            disk_check(settings),
+            catalog_check(Catalog.load(Path(settings.catalog))),
+        ]
+    )
+
+
+def store_directory(settings: Settings) -> Path:
+    """The directory whose disk the store writes to: the SQLite file's, else the state dir."""
+    from opsconsole.core.store.db import sqlite_path
+
+    path = sqlite_path(settings.db)
+    return path.parent if path is not None else Path(settings.home)
+
+
+def disk_check(settings: Settings) -> HealthCheck:
+    """Free space where the store (and its WAL) grows; the nearest existing directory up."""
+    probe = store_directory(settings)
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        usage = shutil.disk_usage(probe)
+    except OSError as exc:
+        return HealthCheck("disk", False, f"cannot read free space at {probe}: {exc.strerror}")
+    free_pct = usage.free / usage.total * 100 if usage.total else 100.0
+    ok = usage.free > DISK_MIN_FREE and free_pct > DISK_MIN_FREE_PERCENT
+    detail = f"{usage.free // (1024 * 1024)} MiB free ({free_pct:.0f}%) at {probe}"
+    if not ok:
+        detail += (
+            f": below {DISK_MIN_FREE // (1024 * 1024)} MiB or {DISK_MIN_FREE_PERCENT:g}% free, "
+            "the store may soon refuse writes"
+        )
+    return HealthCheck("disk", ok, detail)
+
+
+def catalog_check(catalog: Catalog) -> HealthCheck:
+    """Fails when the catalog cannot be read or any template file is broken: a broken
+    template is a job an operator cannot submit, which monitoring should show."""
+    where = str(catalog.root) if catalog.root is not None else "the catalog"
+    if catalog.error is not None:
+        return HealthCheck("catalog", False, str(catalog.error))
+    if catalog.problems:
+        first = catalog.problems[0]
+        more = len(catalog.problems) - 1
+        detail = f"{len(catalog.problems)} problem(s) in {where}: {first}"
+        if more:
+            detail += f" (and {more} more: opsconsole templates list)"
+        return HealthCheck("catalog", False, detail)
+    if not len(catalog):
+        return HealthCheck("catalog", True, f"no templates yet in {catalog.directory}")
+    return HealthCheck("catalog", True, f"{len(catalog)} template(s) in {where}")
+
+
+def _files_check(db: Database) -> HealthCheck:
+    exposed = db.file_problem()
+    return HealthCheck("files", exposed is None, exposed or db.access_text())
+
+
+def _read_only_hint(settings: Settings) -> str:
+    """Says so when the store's file system is mounted read-only (no other error is clearer)."""
+    try:
+        flags = os.statvfs(store_directory(settings)).f_flag
+    except OSError:
+        return ""
+    if flags & os.ST_RDONLY:
+        return f" ({store_directory(settings)} is on a read-only file system)"
+    return ""

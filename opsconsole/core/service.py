@@ -6,6 +6,7 @@ runs jobs. Errors are ``OpsError``s whose message is the one line a face shows.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -96,19 +97,51 @@ class OpsService(ReportsMixin):
         self.db = db
         self.clock: Clock = clock or SystemClock()
         self._catalog = catalog
+        self._catalog_fixed = catalog is not None
+        """A catalog given here (a test's) is never reloaded from disk."""
+        self._catalog_stamp: tuple[object, ...] | None = None
+        self._catalog_lock = threading.Lock()
         self._box: SecretBox | None = None
 
     # -- plumbing -------------------------------------------------------------------
 
     @property
     def catalog(self) -> Catalog:
+        """The catalog as first loaded by this service (``reload_catalog`` reads it again)."""
         if self._catalog is None:
-            self._catalog = Catalog.load(Path(self.settings.catalog))
+            return self.reload_catalog()
         return self._catalog
 
     def reload_catalog(self) -> Catalog:
-        self._catalog = Catalog.load(Path(self.settings.catalog))
-        return self._catalog
+        root = Path(self.settings.catalog)
+        with self._catalog_lock:
+            stamp = Catalog.stamp(root)
+            self._catalog = Catalog.load(root)
+            self._catalog_stamp = stamp
+            return self._catalog
+
+    def current_catalog(self) -> Catalog:
+        """The catalog as it is on disk now: loaded again only when its files changed.
+
+        A long-lived process (a worker) asks this before each job, so a template file added
+        or fixed since it started counts at once; a directory listing and a few ``stat`` calls
+        make it cheap when nothing changed.
+        """
+        if self._catalog_fixed:
+            return self.catalog
+        root = Path(self.settings.catalog)
+        if self._catalog is not None and Catalog.stamp(root) == self._catalog_stamp:
+            return self._catalog
+        return self.reload_catalog()
+
+    def catalog_refusal(self, template: str) -> str | None:
+        """Why jobs of ``template`` must not run now, or None.
+
+        A job runs the template it was submitted with; but while two catalog files declare its
+        name, the catalog does not say which one is meant, so no job of that name runs until
+        the operator removes the ambiguity.
+        """
+        return self.current_catalog().ambiguity(template)
 
     @property
     def box(self) -> SecretBox:

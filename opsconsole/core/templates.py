@@ -33,7 +33,13 @@ class CatalogReports:
         return template_view(self.catalog.get(name))
 
     def catalog_problems(self) -> list[str]:
+        """Each broken template file, and why the catalog cannot be read if it cannot."""
         return [str(p) for p in self.catalog.problems]
+
+    def catalog_error(self) -> str | None:
+        """Why the catalog as a whole cannot be read (also among the problems), or None."""
+        error = self.catalog.error
+        return None if error is None else error.message
 
 
 class CatalogReader(CatalogReports):

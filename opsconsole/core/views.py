@@ -333,7 +333,10 @@ class TemplateStatsView:
     template: str
     runs: int
     succeeded: int
+    partial: int
+    """Runs that ended partial: counted apart, neither a success nor a failure."""
     failed: int
+    """Runs that ended in any other final state (failed, timed out, cancelled, ...)."""
     success_rate: float | None
     p50_s: float | None
     p95_s: float | None

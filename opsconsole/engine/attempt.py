@@ -86,12 +86,17 @@ class AttemptEnv:
     stopping: threading.Event
     abandon: Callable[[Run], None]
     """Called (on a timer thread) when an in-thread handler ignored its stop for the grace."""
+    refusal: Callable[[str], str | None] = lambda _template: None
+    """Why the catalog refuses jobs of a template now (two files declare its name), or None."""
 
 
 def prepare(env: AttemptEnv, run: Run) -> tuple[Template, dict[str, Any]] | RunResult:
     """The template and parameters (secrets opened) of a claimed row, or why it cannot run."""
     try:
         tpl = template_from_dict(run.row["spec"])
+        refused = env.refusal(tpl.name)
+        if refused is not None:
+            return RunResult.failed(refused, kind="setup")
         params = {**run.row["params"], **env.box().open(run.row["secret_blob"])}
     except OpsError as exc:
         return RunResult.failed(str(exc), kind="setup")

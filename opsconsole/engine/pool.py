@@ -33,9 +33,11 @@ from opsconsole.core.errors import OpsError, StoreUnavailable
 from opsconsole.core.service import OpsService
 from opsconsole.core.states import JobState
 from opsconsole.core.store import claim as claim_store
+from opsconsole.core.text import duration
 from opsconsole.engine import supervise
 from opsconsole.engine.attempt import AttemptEnv, Run, execute
 from opsconsole.engine.context import RunResult
+from opsconsole.engine.outcome import Settlement
 from opsconsole.engine.reaper import Reaper
 from opsconsole.engine.recorder import Recorder
 from opsconsole.engine.runners import zygote
@@ -156,6 +158,7 @@ class WorkerPool:
             box=lambda: self.service.box,
             stopping=self._stopping,
             abandon=self._abandon,
+            refusal=self.service.catalog_refusal,
         )
 
     # -- life cycle ------------------------------------------------------------------
@@ -463,6 +466,13 @@ class WorkerPool:
     # -- running one attempt ------------------------------------------------------------
 
     def _run(self, slot: Slot, run: Run) -> None:
+        log.info(
+            "job %s (%s) started: attempt %d on slot %d",
+            run.job_id,
+            run.row["template"],
+            run.attempt,
+            slot.index,
+        )
         result = execute(self._env, run)
         if run.finish():  # not abandoned meanwhile
             fenced = run.sink is not None and run.sink.fenced
@@ -474,6 +484,7 @@ class WorkerPool:
         end = self.recorder.record(row, result, run.redactor if run is not None else None)
         if end is None:
             return
+        log_end(row, result, end, None if run is None else time.monotonic() - run.started)
         self.outcomes.append((row["id"], end.state.value))
         self.counts[end.state.value] += 1
         if end.state == S.SCHEDULED:
@@ -745,6 +756,25 @@ class WorkerPool:
                 break
         self.stop(grace=0)
         return all(state == S.SUCCEEDED.value for state in self.counts)
+
+
+def log_end(row: dict[str, Any], result: RunResult, end: Settlement, took: float | None) -> None:
+    """One line per ended attempt, so the worker's journal tells each job's story."""
+    outcome = end.state.value
+    if end.kind == "retried":
+        outcome = f"{result.outcome} (retry scheduled)"
+    elif end.kind == "requeued":
+        outcome = f"{result.outcome} (requeued)"
+    why = "" if end.state == S.SUCCEEDED or not end.message else f": {end.message[:200]}"
+    log.log(
+        logging.INFO if end.state in (S.SUCCEEDED, S.PARTIAL) else logging.WARNING,
+        "job %s (%s) ended %s after %s%s",
+        row["id"],
+        row["template"],
+        outcome,
+        duration(took),
+        why,
+    )
 
 
 def reexec_argv() -> list[str]:

@@ -47,6 +47,27 @@ def test_locks_show_the_holder_and_the_waiters_in_order(cli, locked, service, st
 
 def test_locks_when_none_are_held(cli):
     assert as_json(cli("locks", "--json")) == {"locks": []}
+    assert ok(cli("locks")).stdout == "no concurrency keys are held\n"
+
+
+def test_stats_count_partial_apart_from_failed(cli, catalog, fails):
+    write_template(
+        catalog, "half", "runner: shell\ncommand: [sh, -c, 'exit 3']\npartial_exit_codes: [3]\n"
+    )
+    submit(cli, "half")
+    submit(cli, "half")
+    submit(cli, fails)
+    ok(cli("worker", "--once"), 1)
+    stats = as_json(cli("stats", "--json"))
+    assert (stats["counts"]["partial"], stats["counts"]["failed"]) == (2, 1)
+    per = {t["template"]: t for t in stats["templates"]}
+    half = per["half"]
+    assert (half["runs"], half["succeeded"], half["partial"], half["failed"]) == (2, 0, 2, 0)
+    assert (per["fails"]["partial"], per["fails"]["failed"]) == (0, 1)
+    rows = ok(cli("stats")).stdout.splitlines()
+    assert rows[2].split()[:5] == ["TEMPLATE", "RUNS", "OK", "PARTIAL", "FAILED"]
+    [row] = [r for r in rows if r.startswith("half")]
+    assert row.split()[:5] == ["half", "2", "0", "2", "0"]
 
 
 def test_stats_json_counts(cli, echo, fails):
@@ -76,7 +97,14 @@ def test_stats_with_a_bad_period(cli):
 def test_health_is_ok_on_a_fresh_store(cli):
     health = as_json(cli("health", "--json"))
     assert health["healthy"] is True
-    assert [c["name"] for c in health["checks"]] == ["store", "workers", "key", "files", "disk"]
+    assert [c["name"] for c in health["checks"]] == [
+        "store",
+        "workers",
+        "key",
+        "files",
+        "disk",
+        "catalog",
+    ]
     assert all(c["ok"] for c in health["checks"])
     assert ok(cli("health")).stdout.startswith("ok   store")
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from cli_support import as_json, ok, one_error_line, submit
-from support import write_template
+from support import wait_until, write_template
 
 from opsconsole.core.store.db import jobs as jobs_table
 
@@ -72,7 +71,8 @@ def test_submit_json_is_one_object_in_the_documented_shape(cli, deploy):
         parse_ts(job[key])
     assert job["started_at"] is None and job["finished_at"] is None
     assert (job["can_cancel"], job["can_retry"]) == (True, False)
-    assert result.stderr == ""
+    [warning] = result.stderr.splitlines()  # a secret typed in clear: the one warning
+    assert warning.startswith("opsconsole: warning: secret parameter 'token'")
 
 
 def test_show_json_adds_the_events(cli, echo):
@@ -146,19 +146,141 @@ def test_submit_wait_exits_0_when_the_job_succeeds(cli, echo, start_pool):
     parse_ts(job["finished_at"])
 
 
-def test_submit_wait_exits_1_when_the_job_fails(cli, fails, start_pool):
+def test_submit_wait_exits_1_and_says_why_on_stderr_when_the_job_fails(cli, catalog, start_pool):
+    write_template(
+        catalog,
+        "breaks",
+        "runner: shell\ncommand: [sh, -c, 'echo copying; echo disk full >&2; exit 4']\n"
+        "env: {TOKEN: '{{ token }}'}\n"
+        "params:\n  token: {type: string, secret: true, default: ''}\n",
+    )
     start_pool()
-    result = ok(cli("submit", fails, "--wait"), 1)
+    result = ok(cli("submit", "breaks", "--wait", "-p", "token=copying"), 1)
     assert "failed" in result.stdout
+    lines = result.stderr.splitlines()
+    job = result.stdout.split()[0]
+    assert f"opsconsole: job {job} (breaks) ended failed: exit code 4" in lines
+    assert "opsconsole: last 3 log line(s):" in lines
+    assert "  disk full" in lines
+    assert "  ***" in lines  # the secret's value, masked in the log, masked here
+    assert "copying" not in result.stderr.replace("secret parameter", "")
+    assert lines[-1] == f"opsconsole: whole log: opsconsole logs {job}"
+
+
+def test_submit_wait_json_keeps_stdout_json_and_says_why_on_stderr(cli, fails, start_pool):
+    start_pool()
+    result = ok(cli("submit", fails, "--wait", "--json"), 1)
+    assert json.loads(result.stdout)["state"] == "failed"
+    assert "ended failed: exit code 1" in result.stderr
+
+
+def test_jobs_wait_gives_up_after_its_timeout_with_its_own_exit_code(cli, echo):
+    job = submit(cli, echo)
+    result = ok(cli("jobs", "wait", job["id"], "--timeout", "1s", "--json"), 124)
+    assert json.loads(result.stdout)["state"] == "queued"
+    assert (
+        f"opsconsole: gave up waiting after 1s: job {job['id']} is still queued "
+        f"(wait again: opsconsole jobs wait {job['id']})"
+    ) in result.stderr.splitlines()
+
+
+def test_jobs_wait_on_a_failed_job_says_why(cli, fails):
+    job = submit(cli, fails)
+    ok(cli("worker", "--once"), 1)
+    result = ok(cli("jobs", "wait", job["id"]), 1)
+    assert f"job {job['id']} (fails) ended failed: exit code 1" in result.stderr
+
+
+def test_cancel_of_a_running_job_says_what_happens_next(cli, catalog, service, start_pool):
+    write_template(catalog, "sleeper", "runner: shell\ncommand: [sleep, '30']\n")
+    start_pool()
+    job = submit(cli, "sleeper")
+    wait_until(lambda: service.get(job["id"]).state.value == "running", timeout=15)
+    text = ok(cli("jobs", "cancel", job["id"])).stdout
+    assert "cancellation requested: the worker sends the job's processes SIGTERM" in text
+    assert "SIGKILL after 0.5s (kill_grace)" in text
+    assert f"ends cancelled (watch it: opsconsole jobs wait {job['id']})" in text
+    wait_until(lambda: service.get(job["id"]).state.value == "cancelled", timeout=15)
+
+
+def test_cancel_json_of_a_running_job_is_the_job_alone(cli, catalog, service, start_pool):
+    write_template(catalog, "sleeper", "runner: shell\ncommand: [sleep, '30']\n")
+    start_pool()
+    job = submit(cli, "sleeper")
+    wait_until(lambda: service.get(job["id"]).state.value == "running", timeout=15)
+    shown = as_json(cli("jobs", "cancel", job["id"], "--json"))
+    assert list(shown)[: len(JOB_KEYS)] == JOB_KEYS
+    assert (shown["state"], shown["cancel_requested"]) == ("running", True)
+
+
+def test_piped_jobs_list_has_clean_rows_and_the_page_note_on_stderr(cli, echo):
+    for i in range(3):
+        submit(cli, echo, "-p", f"msg={i}", "--tag", "t" * (i + 1))
+    result = ok(cli("jobs", "list", "--limit", "2"))
+    rows = result.stdout.splitlines()
+    assert len(rows) == 3  # the header and two jobs: nothing else on stdout
+    assert all(row == row.rstrip() for row in rows), rows
+    assert result.stderr == "opsconsole: page 1 of 2 (3 jobs)\n"
+    assert ok(cli("jobs", "list", "--limit", "2", "--page", "2")).stdout.count("\n") == 2
+
+
+def test_a_parameter_reads_a_file_whatever_its_kind(cli, echo, tmp_path):
+    path = tmp_path / "msg.txt"
+    path.write_text("from a file\n")
+    job = submit(cli, echo, "-p", f"msg=@{path}")
+    assert job["params"]["msg"] == "from a file"
+
+
+def test_a_literal_at_sign_is_written_twice(cli, echo):
+    assert submit(cli, echo, "-p", "msg=@@channel")["params"]["msg"] == "@channel"
+
+
+def test_a_parameter_file_that_cannot_be_read_is_one_line(cli, echo, service):
+    result = ok(cli("submit", echo, "-p", "msg=@/nonexistent/msg"), 2)
+    assert "parameter 'msg': cannot read /nonexistent/msg" in one_error_line(result)
+    assert not any(service.counts().values())
+
+
+def test_two_parameters_cannot_both_read_stdin(cli, catalog):
+    write_template(
+        catalog,
+        "two",
+        "runner: shell\ncommand: [echo, '{{ a }}', '{{ b }}']\n"
+        "params:\n  a: {type: string}\n  b: {type: string}\n",
+    )
+    result = ok(cli("submit", "two", "-p", "a=@-", "-p", "b=@-", input="x\n"), 2)
+    assert "both read stdin" in one_error_line(result)
+
+
+def test_a_secret_typed_in_clear_gets_one_warning_without_its_value(cli, deploy):
+    result = ok(cli("submit", deploy, "-p", "app=web", "-p", "token=hunter2"))
+    assert result.stderr == (
+        "opsconsole: warning: secret parameter 'token' was given on the command line, where "
+        "shell history and `ps` can keep it: use -p token=@FILE or -p token=@- (stdin), or "
+        "leave it out to be asked without echo\n"
+    )
+    assert "hunter2" not in result.output
+
+
+def test_a_secret_from_stdin_gets_no_warning(cli, deploy):
+    result = ok(cli("submit", deploy, "-p", "app=web", "-p", "token=@-", input="hunter2\n"))
     assert result.stderr == ""
 
 
-def test_jobs_wait_gives_up_after_its_timeout(cli, echo):
-    job = submit(cli, echo)
-    started = time.monotonic()
-    result = ok(cli("jobs", "wait", job["id"], "--timeout", "1s", "--json"), 1)
-    assert 0.9 <= time.monotonic() - started < 5
-    assert json.loads(result.stdout)["state"] == "queued"
+def test_at_in_the_past_runs_now_with_a_warning(cli, echo):
+    result = ok(cli("submit", echo, "--at", "2020-01-01T00:00:00Z", "--json"))
+    job = json.loads(result.stdout)
+    assert job["state"] == "queued"
+    assert result.stderr == (
+        f"opsconsole: warning: --at 2020-01-01T00:00:00Z is in the past: job {job['id']} runs now\n"
+    )
+
+
+def test_at_in_the_future_is_scheduled_without_a_warning(cli, echo):
+    when = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    result = ok(cli("submit", echo, "--at", when, "--json"))
+    assert json.loads(result.stdout)["state"] == "scheduled"
+    assert result.stderr == ""
 
 
 def test_jobs_wait_on_a_finished_job_returns_at_once(cli, echo, fails):

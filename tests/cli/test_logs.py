@@ -201,3 +201,32 @@ def test_progress_reaches_jobs_show_and_stays_out_of_events(cli, catalog, start_
     out = ok(cli("events", "--job", job, "--json")).stdout
     kinds = [json.loads(line)["kind"] for line in out.splitlines()]
     assert kinds == ["submitted", "started", "succeeded"]
+
+
+@pytest.mark.parametrize("isolate", ["true", "false"])
+def test_a_python_handlers_exception_and_traceback_are_in_its_log(cli, catalog, handler, isolate):
+    ref = handler(
+        """
+        def helper(hosts):
+            raise ValueError(f"no route to {hosts[-1]}")
+
+        def run(ctx):
+            ctx.log("syncing")
+            helper(["web1", ctx.params["token"]])
+        """
+    )
+    write_template(
+        catalog,
+        "raises",
+        f"runner: python\nhandler: '{ref}'\nisolate: {isolate}\n"
+        "params:\n  token: {type: string, secret: true, default: tok-s3cret}\n",
+    )
+    job = submit(cli, "raises")
+    ok(cli("worker", "--once"), 1)
+    log = ok(cli("logs", job["id"])).stdout
+    assert "syncing" in log
+    assert "Traceback (most recent call last):" in log
+    assert 'raise ValueError(f"no route to {hosts[-1]}")' in log
+    assert "in helper" in log
+    assert "ValueError: no route to ***" in log
+    assert "tok-s3cret" not in log

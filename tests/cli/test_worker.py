@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from cli_support import as_json, ok, one_error_line, submit
-from support import stuck_in_a_system_call, unstick, wait_until
+from support import stuck_in_a_system_call, unstick, wait_until, write_template
 
 
 def states(cli):
@@ -93,3 +98,50 @@ def test_a_pool_that_cannot_work_is_unhealthy_in_workers_list_and_health(
         unstick(fifo)
     wait_until(lambda: service.workers()[0].problem is None, timeout=15)
     ok(cli("health"))
+
+
+def test_worker_once_prints_a_summary_by_outcome(cli, echo, fails, catalog):
+    write_template(
+        catalog, "half", "runner: shell\ncommand: [sh, -c, 'exit 3']\npartial_exit_codes: [3]\n"
+    )
+    for template in (echo, echo, fails, "half"):
+        submit(cli, template)
+    result = ok(cli("worker", "--once", "--workers", "2"), 1)
+    assert result.stdout.splitlines()[-1] == "ran 4 jobs: 2 succeeded, 1 partial, 1 failed"
+
+
+def test_worker_once_with_nothing_ready_says_so(cli):
+    assert ok(cli("worker", "--once")).stdout == "ran no jobs: none was ready\n"
+
+
+@pytest.mark.slow
+def test_the_workers_log_has_one_line_per_job_start_and_end(settings, cli, echo, fails):
+    """The installed command, as journalctl would see its stderr."""
+    good, bad = submit(cli, echo), submit(cli, fails)
+    argv = [
+        str(Path(sys.executable).parent / "opsconsole"),
+        "--home",
+        str(settings.home),
+        "--db",
+        settings.db,
+        "--catalog",
+        str(settings.catalog),
+        "worker",
+        "--once",
+    ]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stderr
+    log = done.stderr
+    for job, template in ((good["id"], "echo"), (bad["id"], "fails")):
+        assert re.search(
+            rf"INFO opsconsole\.worker: job {job} \({template}\) started: attempt 1 ", log
+        )
+    assert re.search(
+        rf"INFO opsconsole\.worker: job {good['id']} \(echo\) ended succeeded after \d+\.\ds\n", log
+    ), log
+    assert re.search(
+        rf"WARNING opsconsole\.worker: job {bad['id']} \(fails\) ended failed after \d+\.\ds: "
+        r"exit code 1\n",
+        log,
+    ), log
+    assert done.stdout == "ran 2 jobs: 1 succeeded, 1 failed\n"

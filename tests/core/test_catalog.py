@@ -682,12 +682,55 @@ def test_load_sorted_names_and_both_extensions(tmp_path: Path) -> None:
     assert catalog.get("alpha").source == str(tmp_path / "templates" / "a.yml")
 
 
-def test_missing_directory_is_one_problem(tmp_path: Path) -> None:
-    catalog = Catalog.load(tmp_path / "nowhere")
+def test_a_missing_catalog_directory_says_how_to_fix_it(tmp_path: Path) -> None:
+    root = tmp_path / "nowhere"
+    catalog = Catalog.load(root)
     assert catalog.templates == {}
-    assert [str(p) for p in catalog.problems] == [
-        f"{tmp_path / 'nowhere' / 'templates'}: template directory not found"
-    ]
+    assert catalog.error is not None and catalog.problems == [catalog.error]
+    assert str(catalog.error) == (
+        f"{root}: catalog directory {root} does not exist: create it with templates/ inside, "
+        "or set OPSCONSOLE_CATALOG / --catalog to the catalog you mean"
+    )
+    with pytest.raises(NotFound) as info:
+        catalog.get("hello")
+    assert str(info.value) == f"template 'hello' not found: {catalog.error.message}"
+
+
+def test_a_flat_folder_of_templates_says_to_move_them_into_templates(tmp_path: Path) -> None:
+    for name in ("alpha", "bravo"):
+        (tmp_path / f"{name}.yaml").write_text(simple(name))
+    (tmp_path / "notes.txt").write_text("not a template")
+    catalog = Catalog.load(tmp_path)
+    assert catalog.templates == {}
+    assert catalog.error is not None
+    assert catalog.error.message == (
+        f"found 2 template file(s) in {tmp_path} but none in {tmp_path / 'templates'}/: "
+        f"move the files into {tmp_path / 'templates'}/"
+    )
+
+
+def test_a_catalog_without_templates_or_files_says_to_create_templates(tmp_path: Path) -> None:
+    catalog = Catalog.load(tmp_path)
+    assert catalog.error is not None
+    assert catalog.error.message == (
+        f"catalog directory {tmp_path} has no templates/ directory: create "
+        f"{tmp_path / 'templates'}/ and put template files (*.yaml) in it"
+    )
+
+
+def test_a_catalog_that_is_a_file_is_unreadable(tmp_path: Path) -> None:
+    root = tmp_path / "catalog.yaml"
+    root.write_text(simple("alpha"))
+    catalog = Catalog.load(root)
+    assert catalog.error is not None
+    assert "is not a directory" in catalog.error.message
+
+
+def test_an_empty_template_directory_is_a_valid_empty_catalog(tmp_path: Path) -> None:
+    (tmp_path / "templates").mkdir()
+    catalog = Catalog.load(tmp_path)
+    assert (catalog.error, catalog.problems, len(catalog)) == (None, [], 0)
+    assert catalog.directory == tmp_path / "templates"
 
 
 def test_get_unknown_template_lists_known_names(tmp_path: Path) -> None:
@@ -811,15 +854,56 @@ def test_bad_name_is_reported(tmp_path: Path) -> None:
     assert problem.message == "name must match ^[a-z0-9][a-z0-9_-]*$, got 'Restart Service'"
 
 
-def test_duplicate_name_keeps_the_first_file(tmp_path: Path) -> None:
-    first = write(tmp_path, "a.yaml", simple("same"))
-    second = write(tmp_path, "b.yaml", "# copy\n" + simple("same"))
+def test_a_name_declared_by_two_files_loads_neither(tmp_path: Path) -> None:
+    real = write(tmp_path, "hello.yaml", simple("hello"))
+    stray = write(tmp_path, "dup.yaml", "# copy\n" + simple("hello"))
+    write(tmp_path, "other.yaml", simple("other"))
     catalog = Catalog.load(tmp_path)
-    assert catalog.names() == ["same"]
-    assert catalog.get("same").source == str(first)
-    assert [str(p) for p in catalog.problems] == [
-        f"{second}:2: duplicate template name 'same' (already in {first})"
+    assert catalog.names() == ["other"]
+    assert catalog.error is None
+    assert [(p.path, p.line, p.template, p.others) for p in catalog.problems] == [
+        (str(stray), 2, "hello", (str(real),)),
+        (str(real), 1, "hello", (str(stray),)),
     ]
+    assert catalog.problems[0].message == (
+        f"template name 'hello' is also declared by {real}: neither file is loaded until "
+        "one of them is renamed (its name: line) or removed"
+    )
+    why = (
+        f"template 'hello' is declared by both {stray} and {real}, so neither is loaded: "
+        "rename one of them (its name: line) or remove the stray file"
+    )
+    with pytest.raises(NotFound) as info:
+        catalog.get("hello")
+    assert str(info.value) == why
+    assert catalog.ambiguity("hello") == why
+    assert catalog.ambiguity("other") is None
+
+
+def test_a_name_declared_by_three_files_names_them_all(tmp_path: Path) -> None:
+    paths = [write(tmp_path, f"{n}.yaml", simple("same")) for n in ("a", "b", "c")]
+    catalog = Catalog.load(tmp_path)
+    assert catalog.names() == []
+    assert [p.others for p in catalog.problems] == [
+        (str(paths[1]), str(paths[2])),
+        (str(paths[0]), str(paths[2])),
+        (str(paths[0]), str(paths[1])),
+    ]
+    assert "all but one are renamed" in catalog.problems[0].message
+    assert f"3 files ({', '.join(map(str, paths))}), so none is loaded" in str(
+        catalog.ambiguity("same")
+    )
+
+
+def test_the_stamp_changes_when_a_template_file_is_added_or_edited(tmp_path: Path) -> None:
+    path = write(tmp_path, "a.yaml", simple("alpha"))
+    first = Catalog.stamp(tmp_path)
+    assert Catalog.stamp(tmp_path) == first
+    write(tmp_path, "b.yaml", simple("alpha"))
+    second = Catalog.stamp(tmp_path)
+    assert second != first
+    path.write_text(simple("alpha") + "description: longer now\n")
+    assert Catalog.stamp(tmp_path) != second
 
 
 def test_duplicate_yaml_key_is_refused(tmp_path: Path) -> None:

@@ -35,13 +35,19 @@ every command that loads the catalog, so it is refused unread past this size."""
 
 @dataclass(frozen=True)
 class CatalogProblem:
-    """A template file that could not be loaded; the rest of the catalog still works."""
+    """A template file that could not be loaded, or why the whole catalog could not be read.
+
+    One bad file never hides the rest of the catalog; a catalog-wide problem (no such
+    directory, no ``templates/``) is also ``Catalog.error``.
+    """
 
     path: str
     line: int | None
     message: str
     template: str | None = None
     """The template name the file declares, when it got that far: ``get`` names the problem."""
+    others: tuple[str, ...] = ()
+    """The other files that declare the same template name: none of them is loaded."""
 
     def __str__(self) -> str:
         if self.line is None:
@@ -57,19 +63,36 @@ class Catalog:
         templates: dict[str, Template],
         problems: list[CatalogProblem],
         root: Path | None = None,
+        *,
+        error: CatalogProblem | None = None,
     ) -> None:
         self.templates = templates
         self.problems = problems
         self.root = root
+        self.error = error
+        """Why the catalog as a whole could not be read (also in ``problems``), or None."""
+
+    @property
+    def directory(self) -> Path | None:
+        """Where the template files are read from: ``ROOT/templates``."""
+        return None if self.root is None else self.root / "templates"
+
+    @classmethod
+    def unreadable(cls, root: Path, path: Path, message: str) -> Catalog:
+        problem = CatalogProblem(str(path), None, message)
+        return cls({}, [problem], root, error=problem)
 
     @classmethod
     def load(cls, root: Path) -> Catalog:
-        """Load ``root/templates/*.yaml``; bad files become problems instead of exceptions."""
+        """Load ``root/templates/*.yaml``; bad files become problems instead of exceptions.
+
+        A template name declared by two files loads neither: which one would win depends on
+        file names, so a stray copy could silently replace the real template.
+        """
         root = Path(root)
         directory = root / "templates"
         if not directory.is_dir():
-            problem = CatalogProblem(str(directory), None, "template directory not found")
-            return cls({}, [problem], root)
+            return cls.unreadable(root, *_no_template_directory(root))
         home = real(directory)
         if not is_inside(home, real(root)):
             message = (
@@ -77,9 +100,7 @@ class Catalog:
                 f"{show_path(real(root))}: make templates/ a directory of the catalog, or "
                 "point the catalog setting at the directory that holds it"
             )
-            return cls({}, [CatalogProblem(str(directory), None, message)], root)
-        templates: dict[str, Template] = {}
-        problems: list[CatalogProblem] = []
+            return cls.unreadable(root, directory, message)
         try:
             files = sorted(
                 (
@@ -92,27 +113,47 @@ class Catalog:
                 key=lambda path: path.name,
             )
         except OSError as exc:
-            problem = CatalogProblem(str(directory), None, f"cannot list: {exc.strerror or exc}")
-            return cls({}, [problem], root)
+            return cls.unreadable(root, directory, f"cannot list: {exc.strerror or exc}")
+        declared: dict[str, list[tuple[Path, Template, str]]] = {}
+        problems: list[CatalogProblem] = []
         for path in files:
             loaded = _load_file(path, home, root)
             if isinstance(loaded, CatalogProblem):
                 problems.append(loaded)
                 continue
             template, text = loaded
-            first = templates.get(template.name)
-            if first is not None:
-                message = f"duplicate template name '{template.name}' (already in {first.source})"
-                line = _find_line(text, ("name",))
-                problems.append(CatalogProblem(str(path), line, message, template.name))
+            declared.setdefault(template.name, []).append((path, template, text))
+        templates: dict[str, Template] = {}
+        for name, found in declared.items():
+            if len(found) == 1:
+                templates[name] = found[0][1]
                 continue
-            templates[template.name] = template
+            for path, _, text in found:
+                others = tuple(str(p) for p, _, _ in found if p != path)
+                fix = (
+                    "neither file is loaded until one of them is renamed (its name: line) or "
+                    "removed"
+                    if len(others) == 1
+                    else "none of these files is loaded until all but one are renamed (their "
+                    "name: line) or removed"
+                )
+                message = (
+                    f"template name '{_show(name)}' is also declared by {', '.join(others)}: " + fix
+                )
+                line = _find_line(text, ("name",))
+                problems.append(CatalogProblem(str(path), line, message, name, others))
+        problems.sort(key=lambda p: p.path)
         return cls(templates, problems, root)
 
     def get(self, name: str) -> Template:
         template = self.templates.get(name)
         if template is not None:
             return template
+        if self.error is not None:
+            raise NotFound(f"template '{_show(name)}' not found: {self.error.message}")
+        for problem in self.problems:
+            if problem.template == name and problem.others:
+                raise NotFound(_ambiguous(name, [problem.path, *problem.others]))
         for problem in self.problems:
             if problem.template == name:
                 raise NotFound(f"template '{_show(name)}' is not loaded: {problem}")
@@ -122,6 +163,13 @@ class Catalog:
         ordered = close + [n for n in self.names() if n not in close]
         raise NotFound(f"unknown template '{_show(name)}' (known: {_short_list(ordered)})")
 
+    def ambiguity(self, name: str) -> str | None:
+        """Why jobs of ``name`` must not run: two files declare it; None when only one does."""
+        for problem in self.problems:
+            if problem.template == name and problem.others:
+                return _ambiguous(name, [problem.path, *problem.others])
+        return None
+
     def names(self) -> list[str]:
         return sorted(self.templates)
 
@@ -130,6 +178,69 @@ class Catalog:
 
     def __len__(self) -> int:
         return len(self.templates)
+
+    @staticmethod
+    def stamp(root: Path) -> tuple[object, ...]:
+        """A cheap fingerprint of the template files (names, sizes, times): when it changes,
+        the catalog on disk may have changed and is worth loading again."""
+        directory = Path(root) / "templates"
+        try:
+            with os.scandir(directory) as entries:
+                files = sorted(
+                    (e.name, st.st_ino, st.st_size, st.st_mtime_ns)
+                    for e in entries
+                    for st in (e.stat(follow_symlinks=False),)
+                )
+            here = directory.stat()
+        except OSError as exc:
+            return (str(directory), exc.errno)
+        return (str(directory), here.st_ino, here.st_mtime_ns, tuple(files))
+
+
+def _ambiguous(name: str, paths: list[str]) -> str:
+    files = sorted(paths)
+    if len(files) == 2:
+        return (
+            f"template '{_show(name)}' is declared by both {files[0]} and {files[1]}, so "
+            "neither is loaded: rename one of them (its name: line) or remove the stray file"
+        )
+    return (
+        f"template '{_show(name)}' is declared by {len(files)} files ({', '.join(files)}), so "
+        "none is loaded: rename (their name: line) or remove all but one"
+    )
+
+
+def _no_template_directory(root: Path) -> tuple[Path, str]:
+    """What is wrong with a catalog that has no ``templates/`` directory, and how to fix it."""
+    directory = root / "templates"
+    shown, listed = show_path(root), show_path(directory)
+    if not root.exists():
+        return root, (
+            f"catalog directory {shown} does not exist: create it with templates/ inside, "
+            "or set OPSCONSOLE_CATALOG / --catalog to the catalog you mean"
+        )
+    if not root.is_dir():
+        return root, (
+            f"catalog {shown} is not a directory: set OPSCONSOLE_CATALOG / --catalog to the "
+            "directory that holds templates/"
+        )
+    if directory.exists():
+        return directory, (
+            f"{listed} is not a directory: make it the directory of template files (*.yaml)"
+        )
+    try:
+        flat = [p for p in root.iterdir() if p.suffix in (".yaml", ".yml")]
+    except OSError as exc:
+        return root, f"cannot list catalog directory {shown}: {exc.strerror or exc}"
+    if flat:
+        return root, (
+            f"found {len(flat)} template file(s) in {shown} but none in {listed}/: "
+            f"move the files into {listed}/"
+        )
+    return root, (
+        f"catalog directory {shown} has no templates/ directory: create {listed}/ and put "
+        "template files (*.yaml) in it"
+    )
 
 
 _BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

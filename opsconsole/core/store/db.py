@@ -13,6 +13,7 @@ import contextlib
 import logging
 import sqlite3
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -279,6 +280,20 @@ class Database:
         except (sa.exc.OperationalError, sa.exc.DatabaseError) as exc:
             raise StoreUnavailable(f"store {self.describe()}: {_reason(exc)}") from exc
 
+    def check_writable(self) -> None:
+        """Raise StoreUnavailable unless a write succeeds now: a row written, then rolled back.
+
+        Taking the write lock is not enough: SQLite grants ``BEGIN IMMEDIATE`` on a read-only
+        file, and only the first page written fails. Nothing is ever committed.
+        """
+        try:
+            with self.write() as conn:
+                probe = f"write-probe-{uuid.uuid4().hex}"
+                conn.execute(meta.insert().values(key=probe, value=""))
+                raise _RolledBack
+        except _RolledBack:
+            pass
+
     def dispose(self) -> None:
         self.engine.dispose()
 
@@ -316,6 +331,10 @@ class Database:
                     return
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
+
+
+class _RolledBack(Exception):
+    """Raised inside ``check_writable``'s transaction so that it is rolled back."""
 
 
 def _is_locked(exc: sa.exc.DBAPIError) -> bool:

@@ -121,7 +121,9 @@ class TemplateStats:
     template: str
     runs: int
     succeeded: int
+    partial: int
     failed: int
+    """Runs that ended neither succeeded nor partial (failed, timed out, cancelled, ...)."""
     p50_s: float | None
     p95_s: float | None
     recent: list[str] = field(default_factory=list)
@@ -141,12 +143,13 @@ def template_stats(db: Database, since: datetime | None, recent: int = 20) -> li
                 jobs.c.template,
                 sa.func.count(),
                 sa.func.sum(sa.case((jobs.c.state == S.SUCCEEDED.value, 1), else_=0)),
+                sa.func.sum(sa.case((jobs.c.state == S.PARTIAL.value, 1), else_=0)),
             )
             .where(*base)
             .group_by(jobs.c.template)
             .order_by(jobs.c.template)
         ).all()
-        for template, runs, ok in per:
+        for template, runs, ok, part in per:
             cond = [*base, jobs.c.template == template]
 
             def pct(p: float, cond: list[Any] = cond, runs: int = runs) -> float | None:
@@ -171,7 +174,8 @@ def template_stats(db: Database, since: datetime | None, recent: int = 20) -> li
                     template=template,
                     runs=runs,
                     succeeded=int(ok or 0),
-                    failed=runs - int(ok or 0),
+                    partial=int(part or 0),
+                    failed=runs - int(ok or 0) - int(part or 0),
                     p50_s=pct(0.5),
                     p95_s=pct(0.95),
                     recent=list(reversed(last)),

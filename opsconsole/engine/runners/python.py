@@ -77,8 +77,12 @@ def call_handler(func: Callable[[RunContext], Any], ctx: RunContext) -> RunResul
         err["message"] = f"handler called sys.exit({exc.code!r}) instead of returning"
         return RunResult(outcome="failed", error=err, message=err["message"])
     except Exception as exc:
-        ctx.log(f"handler raised {type(exc).__name__}: {exc}", stream="err")
-        return RunResult(outcome="failed", error=error_of(exc), message=str(exc))
+        err = error_of(exc)
+        # the log is where an operator looks first: the traceback goes there, masked like
+        # every log line, and not only into the job's error detail
+        for line in err["detail"]["traceback"].rstrip("\n").splitlines():
+            ctx.log(line, stream="err")
+        return RunResult(outcome="failed", error=err, message=str(exc))
 
 
 # -- stopping a handler that ignores its stop ---------------------------------------------

@@ -1,0 +1,31 @@
+"""How a command's help shows its arguments: ``TEMPLATE``, not ``{TEMPLATE}`` / ``JOB <str>``.
+
+The only place that adjusts Typer's help formatting; commands opt in with ``cls=Command``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from typer.core import TyperArgument, TyperCommand
+
+
+class PlainArgument(TyperArgument):
+    """An argument shown by its metavar alone: the help text says what it is."""
+
+    def _usage_display_name(self) -> str:
+        name = self.display_name_raw if self.required else f"[{self.display_name_raw}]"
+        return name + ("..." if self.nargs != 1 else "")
+
+    def display_type_rich(self, ctx: Any) -> str | None:
+        return None
+
+
+class Command(TyperCommand):
+    """A command whose arguments read as ``opsconsole submit TEMPLATE``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            if type(param) is TyperArgument:
+                param.__class__ = PlainArgument
