@@ -81,16 +81,24 @@ def root(
     ctx: typer.Context,
     home: Annotated[
         Path | None,
-        typer.Option(help="State directory [env: OPSCONSOLE_HOME].", show_default=False),
+        typer.Option(
+            metavar="DIR", help="State directory [env: OPSCONSOLE_HOME].", show_default=False
+        ),
     ] = None,
     db: Annotated[
         str | None,
-        typer.Option(help="Store URL or SQLite path [env: OPSCONSOLE_DB].", show_default=False),
+        typer.Option(
+            metavar="URL|PATH",
+            help="Store URL or SQLite path [env: OPSCONSOLE_DB].",
+            show_default=False,
+        ),
     ] = None,
     catalog: Annotated[
         Path | None,
         typer.Option(
-            help="Template catalog directory [env: OPSCONSOLE_CATALOG].", show_default=False
+            metavar="DIR",
+            help="Template catalog directory [env: OPSCONSOLE_CATALOG].",
+            show_default=False,
         ),
     ] = None,
     verbose: Annotated[
