@@ -104,6 +104,9 @@ def failure(view: JobView, lines: Sequence[LogLine]) -> None:
     message = str((view.error or {}).get("message") or "").strip()
     head = f"job {view.id} ({view.template}) ended {state}"
     note(head + (f": {' '.join(visible(message, multiline=True).split())}" if message else ""))
+    # the job's own output says why; the worker's notes (attempt started/ended) only when
+    # there is no output at all, since the head line above already gives the end's reason
+    lines = [ln for ln in lines if ln.stream != "meta"] or list(lines)
     if lines:
         note(f"last {len(lines)} log line(s):")
         for ln in lines:

@@ -193,6 +193,11 @@ def execute(env: AttemptEnv, run: Run) -> RunResult:
         for timer in watchdogs:
             timer.cancel()
         shutil.rmtree(workdir, ignore_errors=True)
+    if result.outcome != "succeeded":
+        # the log tells the whole story: whoever reads it sees why the attempt ended
+        why = result.message or (result.error or {}).get("message") or ""
+        ended = f"attempt {attempt} ended {result.outcome.replace('_', ' ')}"
+        sink.write("meta", f"{ended}: {why}" if why else ended)
     land_logs(env, sink)
     return result
 

@@ -230,3 +230,11 @@ def test_a_python_handlers_exception_and_traceback_are_in_its_log(cli, catalog, 
     assert "in helper" in log
     assert "ValueError: no route to ***" in log
     assert "tok-s3cret" not in log
+
+
+def test_the_log_ends_with_why_an_attempt_did_not_succeed(cli, catalog):
+    write_template(catalog, "gives-up", "runner: shell\ncommand: [sh, -c, 'echo trying; exit 4']\n")
+    job = submit(cli, "gives-up")
+    ok(cli("worker", "--once"), 1)
+    lines = ok(cli("logs", job["id"])).stdout.splitlines()
+    assert lines[-2:] == ["trying", "--- attempt 1 ended failed: exit code 4 ---"]
