@@ -3,12 +3,31 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from typer.testing import Result
 
+if TYPE_CHECKING:
+    from opsconsole.config import Settings
+
 Cli = Callable[..., Result]
+
+
+def installed(settings: Settings, *args: str) -> list[str]:
+    """The argv of the installed ``opsconsole`` command on the test's store and catalog."""
+    return [
+        str(Path(sys.executable).parent / "opsconsole"),
+        "--home",
+        str(settings.home),
+        "--db",
+        settings.db,
+        "--catalog",
+        str(settings.catalog),
+        *args,
+    ]
 
 
 def ok(result: Result, code: int = 0) -> Result:

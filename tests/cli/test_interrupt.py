@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cli_support import submit
+from cli_support import installed, submit
 from support import wait_until, write_template
 
 from opsconsole.config import Settings
@@ -27,16 +26,7 @@ def launch(settings: Settings, tmp_path: Path) -> Iterator[object]:
     def start(*args: str) -> tuple[subprocess.Popen[bytes], Path, Path]:
         n = len(procs)
         out, err = tmp_path / f"out{n}", tmp_path / f"err{n}"
-        argv = [
-            str(Path(sys.executable).parent / "opsconsole"),
-            "--home",
-            str(settings.home),
-            "--db",
-            settings.db,
-            "--catalog",
-            str(settings.catalog),
-            *args,
-        ]
+        argv = installed(settings, *args)
         with out.open("wb") as o, err.open("wb") as e:
             proc = subprocess.Popen(argv, stdout=o, stderr=e, stdin=subprocess.DEVNULL)
         procs.append(proc)

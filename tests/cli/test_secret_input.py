@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
-from cli_support import as_json, ok, on_a_terminal, one_error_line
+from cli_support import as_json, installed, ok, on_a_terminal, one_error_line
 
 from opsconsole.config import Settings
 from opsconsole.core.service import OpsService
@@ -45,18 +44,12 @@ def test_a_missing_secret_is_asked_for_without_echo_on_a_terminal(
     settings: Settings, secret: str, service: OpsService
 ):
     """The installed command on a real pseudo-terminal: the prompt, no echo, the job stored."""
-    argv = [
-        str(Path(sys.executable).parent / "opsconsole"),
-        "--home",
-        str(settings.home),
-        "--db",
-        settings.db,
-        "--catalog",
-        str(settings.catalog),
+    argv = installed(
+        settings,
         "submit",
         secret,
         "--json",
-    ]
+    )
     seen, code, answered = on_a_terminal(
         argv, b"not echoed", lambda fd: os.write(fd, SECRET.encode() + b"\n"), timeout=30
     )

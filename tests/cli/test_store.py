@@ -8,11 +8,10 @@ import json
 import logging
 import os
 import stat
-import sys
 from pathlib import Path
 
 import pytest
-from cli_support import ok, on_a_terminal, one_error_line, submit
+from cli_support import installed, ok, on_a_terminal, one_error_line, submit
 from store_faults import write_lock
 from support import write_template
 from typer.testing import CliRunner
@@ -109,17 +108,11 @@ def test_a_locked_store_is_said_on_the_terminal_then_the_command_goes_on(
     settings: Settings, echo: str, db_path: Path, service: OpsService
 ):
     """The installed command on a real pseudo-terminal, another process holding the lock."""
-    argv = [
-        str(Path(sys.executable).parent / "opsconsole"),
-        "--home",
-        str(settings.home),
-        "--db",
-        settings.db,
-        "--catalog",
-        str(settings.catalog),
+    argv = installed(
+        settings,
         "submit",
         echo,
-    ]
+    )
     with write_lock(db_path) as lock:
         seen, code, _ = on_a_terminal(
             argv, b"another process holds its write lock", lambda _fd: lock.release()

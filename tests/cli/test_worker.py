@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-from cli_support import as_json, ok, one_error_line, submit
+from cli_support import as_json, installed, ok, one_error_line, submit
 from support import stuck_in_a_system_call, unstick, wait_until, write_template
 
 
@@ -118,17 +116,11 @@ def test_worker_once_with_nothing_ready_says_so(cli):
 def test_the_workers_log_has_one_line_per_job_start_and_end(settings, cli, echo, fails):
     """The installed command, as journalctl would see its stderr."""
     good, bad = submit(cli, echo), submit(cli, fails)
-    argv = [
-        str(Path(sys.executable).parent / "opsconsole"),
-        "--home",
-        str(settings.home),
-        "--db",
-        settings.db,
-        "--catalog",
-        str(settings.catalog),
+    argv = installed(
+        settings,
         "worker",
         "--once",
-    ]
+    )
     done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
     assert done.returncode == 1, done.stderr
     log = done.stderr
