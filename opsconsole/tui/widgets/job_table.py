@@ -2,7 +2,9 @@
 
 Three kinds share it: the queue (claim order), running (oldest first, with a progress bar)
 and history (newest first, coloured by final state). Cells are plain ``Text``: job data is
-never read as markup, and unsafe characters in it are shown escaped.
+never read as markup, and unsafe characters in it are shown escaped. Every column has a
+fixed width, so nothing jumps sideways as jobs come, go and progress; longer text is cut
+with an ellipsis.
 """
 
 from __future__ import annotations
@@ -23,32 +25,45 @@ S = JobState
 HISTORY_MAX = 2000
 """Rows kept in the history table; older ones are dropped and fetched again on scroll."""
 
-COLUMNS: dict[str, list[tuple[str, str]]] = {
+COLUMNS: dict[str, list[tuple[str, str, int]]] = {
     "queue": [
-        ("id", "ID"),
-        ("template", "TEMPLATE"),
-        ("state", "STATE"),
-        ("pri", "PRI"),
-        ("when", "WHEN"),
-        ("params", "PARAMS"),
+        ("id", "ID", 6),
+        ("template", "TEMPLATE", 16),
+        ("state", "STATE", 9),
+        ("pri", "PRI", 3),
+        ("when", "WHEN", 16),
+        ("params", "PARAMS", 32),
     ],
     "running": [
-        ("id", "ID"),
-        ("template", "TEMPLATE"),
-        ("params", "PARAMS"),
-        ("worker", "WORKER"),
-        ("elapsed", "ELAPSED"),
-        ("progress", "PROGRESS"),
+        ("id", "ID", 6),
+        ("template", "TEMPLATE", 16),
+        ("params", "PARAMS", 20),
+        ("worker", "WORKER", 12),
+        ("elapsed", "ELAPSED", 18),
+        ("progress", "PROGRESS", 40),
     ],
     "history": [
-        ("id", "ID"),
-        ("template", "TEMPLATE"),
-        ("state", "STATE"),
-        ("finished", "FINISHED"),
-        ("duration", "DURATION"),
-        ("exit", "EXIT"),
+        ("id", "ID", 6),
+        ("template", "TEMPLATE", 16),
+        ("state", "STATE", 11),
+        ("finished", "FINISHED", 9),
+        ("duration", "DURATION", 8),
+        ("exit", "EXIT", 4),
     ],
 }
+"""Per kind: (key, header, width in cells)."""
+QUEUE_STATE = {"awaiting_approval": "approval"}
+"""Shorter words for the queue's STATE column (its WHEN column says what is awaited)."""
+
+
+def fit(text: Text, width: int) -> Text:
+    """``text`` cut to ``width`` cells, the cut marked with an ellipsis."""
+    if text.cell_len <= width:
+        return text
+    text = text.copy()
+    text.truncate(width - 1)
+    text.append("…")
+    return text
 
 
 def key_params(view: JobView, width: int = 32) -> str:
@@ -105,8 +120,8 @@ class JobTable(DataTable[Any]):
         """Rows the filter hides, kept so clearing the filter restores them."""
 
     def on_mount(self) -> None:
-        for key, label in COLUMNS[self.kind]:
-            self.add_column(label, key=key)
+        for key, label, width in COLUMNS[self.kind]:
+            self.add_column(label, key=key, width=width)
 
     # -- content ----------------------------------------------------------------------
 
@@ -118,6 +133,14 @@ class JobTable(DataTable[Any]):
         return view.state in FINAL
 
     def cells(self, v: JobView) -> tuple[Any, ...]:
+        # the id cell stays whole: sorting reads the job id back from it
+        columns = COLUMNS[self.kind]
+        return tuple(
+            cell if key == "id" else fit(cell, width)
+            for cell, (key, _, width) in zip(self._cells_of(v), columns, strict=True)
+        )
+
+    def _cells_of(self, v: JobView) -> tuple[Text, ...]:
         now = self.clock()
         state = Text(v.state.value, style=STATE_STYLES.get(v.state.value, ""))
         if self.kind == "queue":
@@ -129,6 +152,7 @@ class JobTable(DataTable[Any]):
                 when = "needs approval"
             else:
                 when = f"queued {ago(v.created_at, now)}"
+            state.plain = QUEUE_STATE.get(v.state.value, v.state.value)
             return (
                 Text(v.id),
                 Text(visible(v.template)),
@@ -197,12 +221,11 @@ class JobTable(DataTable[Any]):
                 if self.sort_key(old) != self.sort_key(v):
                     reorder = True
                 prev = self._cells.get(v.id, ())
-                for (col, _), cell, before in zip(
+                for (col, _, _), cell, before in zip(
                     COLUMNS[self.kind], new_cells, prev, strict=False
                 ):
                     if cell != before:
-                        # running rows grow (a step appears): let their columns widen
-                        self.update_cell(v.id, col, cell, update_width=self.kind == "running")
+                        self.update_cell(v.id, col, cell)
             self._cells[v.id] = new_cells
         if self.kind == "history" and len(self.views) > HISTORY_MAX:
             for job_id in sorted(self.views, key=lambda j: self.sort_key(self.views[j]))[
