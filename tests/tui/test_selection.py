@@ -14,9 +14,9 @@ from tui_support import drive, notes, until
 
 from opsconsole.core.clock import SettableClock
 from opsconsole.core.service import OpsService, SubmitRequest
+from opsconsole.core.states import JobState
 from opsconsole.core.store import claim as claim_store
 from opsconsole.core.store import jobs as job_store
-from opsconsole.core.states import JobState
 from opsconsole.tui.app import OpsConsole
 from opsconsole.tui.screens.dialogs import ConfirmScreen, PromptScreen
 from opsconsole.tui.screens.job import JobScreen
@@ -55,17 +55,21 @@ def log_title(app: OpsConsole) -> str:
     return str(app.query_one("#pane-log").border_title)
 
 
+async def next_pane(pilot: Pilot[None], app: OpsConsole) -> None:
+    before = app.focused
+    await pilot.press("right_square_bracket")
+    # ] may name the pane that has the focus already (the log): then nothing moves
+    with contextlib.suppress(AssertionError):
+        await until(pilot, lambda: app.focused is not before, timeout=1.0)
+
+
 async def focus_pane(pilot: Pilot[None], app: OpsConsole, name: str) -> JobTable:
     """``]`` (next pane) until ``name`` has the focus, as an operator would."""
     target = table(app, name)
     for _ in range(8):
         if target.has_focus:
             return target
-        before = app.focused
-        await pilot.press("right_square_bracket")
-        # ] may name the pane that has the focus already (the log): then nothing moves
-        with contextlib.suppress(AssertionError):
-            await until(pilot, lambda: app.focused is not before, timeout=1.0)
+        await next_pane(pilot, app)
     await until(pilot, lambda: target.has_focus, what=f"{name} focused")
     return target
 
@@ -105,8 +109,9 @@ def test_every_action_acts_on_the_highlighted_row_while_another_log_is_shown(
         # only x1's row is marked (dimmed); the other panes show no cursor at all
         await until(pilot, lambda: looks_selected(app) == ["history"], what="one marked row")
 
-        cases = {"queue": ("q2", "deploy"), "running": ("r2", "deploy"), "history": (h1, "deploy")}
-        for pane, (job, template) in cases.items():
+        async def acts_on(pane: str, job: str, template: str) -> None:
+            """In ``pane``, the cursor moved to ``job``: every key acts on it, or says why."""
+
             t = await focus_pane(pilot, app, pane)
             first = t.selected_id
             # on a pane, its cursor row is the selected job: the log follows it at once
@@ -161,6 +166,10 @@ def test_every_action_acts_on_the_highlighted_row_while_another_log_is_shown(
             await pilot.press("f")
             await until(pilot, lambda: view.has_focus and view.job_id == job)
             assert looks_selected(app) == [pane]
+
+        cases = {"queue": ("q2", "deploy"), "running": ("r2", "deploy"), "history": (h1, "deploy")}
+        for pane, (job, template) in cases.items():
+            await acts_on(pane, job, template)
 
         # r on the failed h1 retries h1 and nothing else
         await focus_pane(pilot, app, "history")
