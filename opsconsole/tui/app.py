@@ -194,10 +194,14 @@ class OpsConsole(Selection, LogTail, App[None]):
             with contextlib.suppress(Exception):  # not composed yet: compose set them
                 self._show_pane(self._active_pane)
         self.screen.set_class(narrow, "narrow")
-        with contextlib.suppress(Exception):  # the footer is not mounted yet on first layout
-            footer = self.screen.query_one(Footer)
+        for table in self.query(JobTable):
+            table.set_narrow(narrow)
+        for footer in self.screen.query(Footer):  # none yet on the first layout
+            palette = width >= 100
             footer.compact = width < 100
-            footer.show_command_palette = width >= 100
+            if footer.show_command_palette != palette:
+                footer.show_command_palette = palette
+                footer.refresh(recompose=True)  # the footer reads this only as it composes
 
     # -- workers ----------------------------------------------------------------------------
 

@@ -32,15 +32,15 @@ COLUMNS: dict[str, list[tuple[str, str, int]]] = {
         ("state", "STATE", 9),
         ("pri", "PRI", 3),
         ("when", "WHEN", 16),
-        ("params", "PARAMS", 32),
+        ("params", "PARAMS", 30),
     ],
     "running": [
         ("id", "ID", 6),
-        ("template", "TEMPLATE", 16),
-        ("params", "PARAMS", 20),
-        ("worker", "WORKER", 12),
-        ("elapsed", "ELAPSED", 18),
-        ("progress", "PROGRESS", 40),
+        ("template", "TEMPLATE", 14),
+        ("params", "PARAMS", 14),
+        ("worker", "WORKER", 10),
+        ("elapsed", "ELAPSED", 7),
+        ("progress", "PROGRESS", 30),
     ],
     "history": [
         ("id", "ID", 6),
@@ -51,7 +51,13 @@ COLUMNS: dict[str, list[tuple[str, str, int]]] = {
         ("exit", "EXIT", 4),
     ],
 }
-"""Per kind: (key, header, width in cells)."""
+"""Per kind: (key, header, width in cells); the widths fill a wide screen's left column."""
+NARROW_WIDTHS: dict[str, dict[str, int]] = {
+    "queue": {"template": 14, "when": 13, "params": 19},
+    "running": {"template": 12, "params": 12, "worker": 9, "progress": 18},
+    "history": {"template": 14},
+}
+"""What changes on a narrow terminal, so that one pane's columns fit 80 columns."""
 QUEUE_STATE = {"awaiting_approval": "approval"}
 """Shorter words for the queue's STATE column (its WHEN column says what is awaited)."""
 
@@ -79,14 +85,18 @@ def _short(value: Any) -> str:
     return str(value)
 
 
-def progress_bar(percent: int | None, step: str | None, width: int = 10) -> Text:
+def progress_bar(
+    percent: int | None, step: str | None, width: int = 10, *, cancelling: bool = False
+) -> Text:
     pct = max(0, min(100, percent or 0))
     filled = round(width * pct / 100)
     t = Text()  # no base style: it would colour the whole cell, not just the filled part
     t.append("█" * filled, style="green")
     t.append("░" * (width - filled), style="dim")
     t.append(f" {pct:>3}%")
-    if step:
+    if cancelling:
+        t.append(" cancelling", style="bold red")
+    elif step:
         t.append(" " + visible(step, strip_sequences=True)[:24])
     return t
 
@@ -116,12 +126,38 @@ class JobTable(DataTable[Any]):
         self.views: dict[str, JobView] = {}
         self._cells: dict[str, tuple[Any, ...]] = {}
         self.filter_text = ""
+        self.narrow = False
         self.filtered_out: dict[str, JobView] = {}
         """Rows the filter hides, kept so clearing the filter restores them."""
 
     def on_mount(self) -> None:
-        for key, label, width in COLUMNS[self.kind]:
-            self.add_column(label, key=key, width=width)
+        self._add_columns()
+
+    def widths(self) -> dict[str, int]:
+        narrow = NARROW_WIDTHS[self.kind] if self.narrow else {}
+        return {key: narrow.get(key, width) for key, _, width in COLUMNS[self.kind]}
+
+    def _add_columns(self) -> None:
+        widths = self.widths()
+        for key, label, _ in COLUMNS[self.kind]:
+            self.add_column(label, key=key, width=widths[key])
+
+    def set_narrow(self, narrow: bool) -> None:
+        """Take the narrow (or wide) column widths: the rows are laid out again, once."""
+        if narrow == self.narrow:
+            return
+        self.narrow = narrow
+        if not self.is_mounted:
+            return
+        selected = self.selected_id
+        views = list(self.views.values())
+        self.clear(columns=True)
+        self.views.clear()
+        self._cells.clear()
+        self._add_columns()
+        self.upsert(views)
+        if selected in self.views:
+            self.move_cursor(row=self.get_row_index(selected), scroll=True)
 
     # -- content ----------------------------------------------------------------------
 
@@ -134,10 +170,10 @@ class JobTable(DataTable[Any]):
 
     def cells(self, v: JobView) -> tuple[Any, ...]:
         # the id cell stays whole: sorting reads the job id back from it
-        columns = COLUMNS[self.kind]
+        widths = self.widths()
         return tuple(
-            cell if key == "id" else fit(cell, width)
-            for cell, (key, _, width) in zip(self._cells_of(v), columns, strict=True)
+            cell if key == "id" else fit(cell, widths[key])
+            for cell, key in zip(self._cells_of(v), widths, strict=True)
         )
 
     def _cells_of(self, v: JobView) -> tuple[Text, ...]:
@@ -163,14 +199,13 @@ class JobTable(DataTable[Any]):
             )
         if self.kind == "running":
             elapsed = (now - v.started_at).total_seconds() if v.started_at else None
-            cancel = " (cancelling)" if v.cancel_requested else ""
             return (
                 Text(v.id),
                 Text(visible(v.template)),
                 Text(key_params(v, 20)),
                 Text(visible((v.worker or "-").rsplit(":", 1)[0])),
-                Text(duration(elapsed) + cancel),
-                progress_bar(v.progress, v.step),
+                Text(duration(elapsed)),
+                progress_bar(v.progress, v.step, cancelling=v.cancel_requested),
             )
         return (
             Text(v.id),

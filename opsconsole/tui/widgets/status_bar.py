@@ -80,6 +80,11 @@ class StatusBar(Static):
         """Full labels on wide screens; on 80 columns shorter ones, and fewer if need be."""
         width = self.size.width
         compact = 0 < width < WIDE
+        store = visible(self.store)
+        if compact:  # the file name says it is SQLite; the scheme only takes room
+            store = store.removeprefix("sqlite:")
+        name = store.rpartition("/")[2]
+        keep = min(len(store), len(name) + 2) + 3  # the store's file name, at least
         states = [s for s, _ in SHOWN if self.counts.get(s, 0) or s in ALWAYS]
         tail = self._workers(compact)
         while True:
@@ -89,14 +94,14 @@ class StatusBar(Static):
                     self._count(t, state, SHORT.get(state, label) if compact else label, compact)
             t.append_text(tail)
             droppable = [s for s in DROP_FIRST if s in states]
-            if width <= 0 or t.cell_len <= width or not droppable:
+            if width <= 0 or t.cell_len + keep <= width or not droppable:
                 break
             states.remove(droppable[0])
-        room = width - t.cell_len - 3 if width > 0 else len(self.store)
-        store = shorten_path(visible(self.store), room) if room >= 12 else ""
-        if store and (store == visible(self.store) or "…/" in store):  # the file name whole
+        room = width - t.cell_len - 3 if width > 0 else len(store)
+        short = shorten_path(store, room) if room > 0 else ""
+        if short and (short == store or short.startswith(("…/", store.split("/")[0]))):
             t.append(" │ ", style="dim")
-            t.append(store, style="dim")
+            t.append(short, style="dim")
         self.update(t)
 
     @staticmethod
