@@ -158,6 +158,9 @@ def test_every_action_acts_on_the_highlighted_row_while_another_log_is_shown(
                 pilot, lambda: app.screen if isinstance(app.screen, JobScreen) else None
             )
             assert detail.job_id == job
+            # its footer shows its own keys, not the main screen's
+            await until(pilot, lambda: "app.pop_screen" in offered(app), what="its keys")
+            assert not offered(app) & {"submit", "follow", "filter", "goto", "priority"}
             await pilot.press("escape")
             await until(pilot, lambda: app.screen is app.screen_stack[0])
             await until(pilot, lambda: t.has_focus, what=f"{pane} focused again")
