@@ -116,6 +116,9 @@ class Selection(AppBase):
 
     def selection_moved(self) -> None:
         """The focus, a cursor or a job changed: the log follows, the footer and rows too."""
+        if self.screen is not self.screen_stack[0]:  # a view or dialog is in front
+            self.allowed = ("?",)  # unknown: redraw the footer once the main screen is back
+            return
         table = self.focused_table()
         if table is not None and table.selected_id and table.selected_id != self.log_job:
             self.show_log(table.selected_id)
