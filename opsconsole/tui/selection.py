@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from textual.dom import NoScreen
 from textual.events import DescendantFocus
 from textual.screen import ModalScreen
 from textual.widgets import DataTable
@@ -116,6 +117,8 @@ class Selection(AppBase):
 
     def selection_moved(self) -> None:
         """The focus, a cursor or a job changed: the log follows, the footer and rows too."""
+        if not self.is_running:  # shutting down: the widgets may be gone
+            return
         if self.screen is not self.screen_stack[0]:  # a view or dialog is in front
             self.allowed = ("?",)  # unknown: redraw the footer once the main screen is back
             return
@@ -133,7 +136,13 @@ class Selection(AppBase):
             self.refresh_bindings()
 
     def on_descendant_focus(self, event: DescendantFocus) -> None:
-        if event.widget.screen is self.screen_stack[0]:
+        if not self.is_running or not event.widget.is_attached:  # shutting down
+            return
+        try:
+            screen = event.widget.screen
+        except NoScreen:  # removed while the event was on its way
+            return
+        if screen is self.screen_stack[0]:
             self.selection_moved()
 
     def on_job_table_selected(self, msg: JobTable.Selected) -> None:
