@@ -9,6 +9,9 @@ from dataclasses import dataclass
 
 from textual.binding import Binding
 
+from opsconsole.core.states import FINAL, PENDING
+from opsconsole.core.views import JobView
+
 
 @dataclass(frozen=True)
 class Action:
@@ -60,14 +63,32 @@ ACTIONS: tuple[Action, ...] = (
         False,
         group="views",
     ),
+    Action(
+        "show_catalog",
+        "T",
+        "Templates",
+        "Templates: the catalog and every problem in it",
+        False,
+        group="views",
+    ),
     Action("toggle_theme", "t", "Theme", "Toggle dark / light theme", False, group="app"),
 )
 
 BY_NAME = {a.name: a for a in ACTIONS}
 
+ON_JOB = frozenset({"cancel", "retry", "priority", "detail", "follow"})
+"""Actions on the selected job: offered only when they apply to it (``selection.py``)."""
+
 
 def bindings() -> list[Binding]:
-    return [Binding(a.key, a.name, a.label, show=a.footer, tooltip=a.description) for a in ACTIONS]
+    """One binding per action; a job action's key also falls back to saying why it does
+    not apply (the app's ``refused`` action) when the action itself is not offered."""
+    out = []
+    for a in ACTIONS:
+        out.append(Binding(a.key, a.name, a.label, show=a.footer, tooltip=a.description))
+        if a.name in ON_JOB:
+            out.append(Binding(a.key, f"refused('{a.name}')", a.label, show=False))
+    return out
 
 
 def key_label(key: str) -> str:
@@ -78,3 +99,21 @@ def key_label(key: str) -> str:
         "enter": "⏎",
         "right_square_bracket": "]",
     }.get(key, key)
+
+
+def refusal(action: str, view: JobView) -> str | None:
+    """Why the job action ``action`` cannot apply to the job ``view``, or None if it can."""
+    state = view.state.value
+    if action == "cancel":
+        if view.state in FINAL:
+            retry = "; r retries it" if view.can_retry else ""
+            return f"{view.id} has already ended ({state}): nothing to cancel{retry}"
+        if view.cancel_requested:
+            return f"cancellation of {view.id} is already requested: its worker is stopping it"
+    if action == "retry" and not view.can_retry:
+        if view.state in FINAL:
+            return f"{view.id} {state}: there is nothing to retry"
+        return f"{view.id} is {state}: only a job that ended without success can be retried"
+    if action == "priority" and view.state not in PENDING:
+        return f"{view.id} is {state}: only a job waiting in the queue has a priority to change"
+    return None

@@ -17,16 +17,15 @@ from textual.app import App, ComposeResult
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.containers import Horizontal, Vertical
 from textual.events import Resize
-from textual.widgets import DataTable, Footer, Static, Tab, Tabs
+from textual.widgets import Footer, Static, Tab, Tabs
 from textual.worker import get_current_worker
 
 from opsconsole.core.errors import OpsError
-from opsconsole.core.secrets import MASK
 from opsconsole.core.service import OpsService
-from opsconsole.core.states import PENDING, JobState
+from opsconsole.core.states import JobState
 from opsconsole.core.text import visible
 from opsconsole.core.views import JobView, WorkerView
-from opsconsole.tui import actions
+from opsconsole.tui import actions, banners
 from opsconsole.tui.feed import Feed
 from opsconsole.tui.log_actions import LogTail
 from opsconsole.tui.messages import (
@@ -37,10 +36,10 @@ from opsconsole.tui.messages import (
     ServiceCallFailed,
     StoreStatus,
 )
-from opsconsole.tui.screens.dialogs import ConfirmScreen, PromptScreen, QuitScreen
+from opsconsole.tui.screens.catalog import CatalogScreen
+from opsconsole.tui.screens.dialogs import PromptScreen, QuitScreen
 from opsconsole.tui.screens.help import HelpScreen
 from opsconsole.tui.screens.job import JobScreen
-from opsconsole.tui.screens.submit import SubmitScreen
 from opsconsole.tui.screens.views import (
     EventsScreen,
     LocksScreen,
@@ -48,6 +47,7 @@ from opsconsole.tui.screens.views import (
     TableView,
     WorkersScreen,
 )
+from opsconsole.tui.selection import Selection
 from opsconsole.tui.widgets.job_table import JobTable
 from opsconsole.tui.widgets.log_pane import LogView
 from opsconsole.tui.widgets.status_bar import StatusBar
@@ -74,6 +74,7 @@ VIEWS = {
     "workers": "show_workers",
     "events": "show_events",
     "stats": "show_stats",
+    "templates": "show_catalog",
     "help": "help",
 }
 
@@ -85,7 +86,7 @@ class ActionCommands(Provider):
         for a in actions.ACTIONS:
             yield DiscoveryHit(
                 a.description,
-                partial(self.app.run_action, a.name),
+                partial(self.app.attempt, a.name),  # type: ignore[attr-defined]
                 help=f"key {actions.key_label(a.key)}",
             )
 
@@ -97,12 +98,12 @@ class ActionCommands(Provider):
                 yield Hit(
                     score,
                     matcher.highlight(a.description),
-                    partial(self.app.run_action, a.name),
+                    partial(self.app.attempt, a.name),  # type: ignore[attr-defined]
                     help=f"key {actions.key_label(a.key)}",
                 )
 
 
-class OpsConsole(LogTail, App[None]):
+class OpsConsole(Selection, LogTail, App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "opsconsole"
     BINDINGS = actions.bindings()
@@ -128,8 +129,8 @@ class OpsConsole(LogTail, App[None]):
         self.log_job: str | None = None
         self.quitting = False
         self._active_pane = "queue"
-        self._focus_wanted: Widget | None = None
-        """A pane widget activated but not focused yet (see ``_activate``)."""
+        self.focus_wanted: Widget | None = None
+        """A pane widget activated but not focused yet (see ``activate``)."""
         self._history_loading = False
         self._history_done = False
         self.history_text = ""
@@ -142,6 +143,7 @@ class OpsConsole(LogTail, App[None]):
         yield StatusBar(self.service.store_description(), id="status")
         yield Static("", id="banner", markup=False)
         yield Static("", id="workers-banner", markup=False)
+        yield Static("", id="catalog-banner", markup=False)
         yield Tabs(
             Tab("Queue", id="t-queue"),
             Tab("Running", id="t-running"),
@@ -169,8 +171,8 @@ class OpsConsole(LogTail, App[None]):
         self.query_one("#queue", JobTable).focus()
         # the log pane's subtitle says whether it follows and how many lines wait below
         view = self.query_one(LogView)
-        self.watch(view, "following", lambda _v: self._update_log_title(), init=False)
-        self.watch(view, "new_lines", lambda _v: self._update_log_title(), init=False)
+        self.watch(view, "following", lambda _v: self.update_log_title(), init=False)
+        self.watch(view, "new_lines", lambda _v: self.update_log_title(), init=False)
         self._load()
 
     def _load(self) -> None:
@@ -192,10 +194,14 @@ class OpsConsole(LogTail, App[None]):
             with contextlib.suppress(Exception):  # not composed yet: compose set them
                 self._show_pane(self._active_pane)
         self.screen.set_class(narrow, "narrow")
-        with contextlib.suppress(Exception):  # the footer is not mounted yet on first layout
-            footer = self.screen.query_one(Footer)
+        for table in self.query(JobTable):
+            table.set_narrow(narrow)
+        for footer in self.screen.query(Footer):  # none yet on the first layout
+            palette = width >= 100
             footer.compact = width < 100
-            footer.show_command_palette = width >= 100
+            if footer.show_command_palette != palette:
+                footer.show_command_palette = palette
+                footer.refresh(recompose=True)  # the footer reads this only as it composes
 
     # -- workers ----------------------------------------------------------------------------
 
@@ -252,6 +258,7 @@ class OpsConsole(LogTail, App[None]):
             "history": self.service.history(limit=HISTORY_PAGE),
             "counts": self.service.counts(),
             "workers": self.service.workers(),
+            "catalog": self.service.catalog_problems(),
         }
         data["pool"] = self._maybe_start_pool(data["workers"])
         return data
@@ -277,6 +284,7 @@ class OpsConsole(LogTail, App[None]):
         status = self.query_one(StatusBar)
         status.set_counts(data["counts"], data["workers"])
         self._show_worker_problems(data["workers"])
+        self.show_catalog_problems(data["catalog"])
         status.set_embedded(data["pool"])
         self.feed.start_at(data["cursor"])
         self.on_store_status(StoreStatus(True))  # before ``ready``: no stale banner on screen
@@ -312,7 +320,7 @@ class OpsConsole(LogTail, App[None]):
         for name in ("running", "queue", "history"):
             table = self.query_one(f"#{name}", JobTable)
             if table.row_count:
-                self._activate(name)
+                self.activate(name)
                 self.show_log(table.selected_id)
                 return
 
@@ -329,7 +337,8 @@ class OpsConsole(LogTail, App[None]):
         if isinstance(screen, JobScreen):
             screen.on_jobs_changed(ids)
         if self.log_job in ids:
-            self._update_log_title()
+            self.update_log_title()
+        self.selection_moved()  # the cursor's row may have left its pane
 
     def on_events_arrived(self, msg: EventsArrived) -> None:
         if not self.is_running:
@@ -355,55 +364,24 @@ class OpsConsole(LogTail, App[None]):
             return
         if msg.job_id == self.log_job:
             self.query_one(LogView).append(msg.lines)
-            self._update_log_title()
+            self.update_log_title()
 
     def _show_worker_problems(self, workers: list[WorkerView]) -> None:
-        """A pool that is alive but cannot work is as urgent as a store that is away."""
-        troubled = [w for w in workers if w.alive and w.problem]
-        banner = self.query_one("#workers-banner", Static)
-        banner.set_class(bool(troubled), "-visible")
-        if not troubled:
-            banner.update("")
-            return
-        first = troubled[0]
-        more = f" (and {len(troubled) - 1} more worker(s))" if len(troubled) > 1 else ""
-        banner.update(
-            visible(f"worker {first.id} cannot work: {first.problem}{more}  (W: workers)")
-        )
+        self._banner("#workers-banner", banners.workers_text(workers))
+
+    def show_catalog_problems(self, problems: list[str]) -> None:
+        self._banner("#catalog-banner", banners.catalog_text(problems))
 
     def on_store_status(self, msg: StoreStatus) -> None:
-        if not self.is_running:
-            return
-        banner = self.query_one("#banner", Static)
-        banner.set_class(not msg.ok, "-visible")
-        reason = msg.message.removeprefix("store unavailable: ")  # StoreUnavailable says it too
-        if msg.ok:
-            banner.update("")
-        elif reason.startswith("the store has not answered"):
-            banner.update(f"{reason}; still waiting (the screen stays usable)")
-        elif reason.startswith("store "):  # StoreUnavailable names the store
-            banner.update(f"{reason} (retrying)")
-        else:
-            banner.update(f"store unavailable: {reason} (retrying)")
+        if self.is_running:
+            self._banner("#banner", banners.store_text(msg.ok, msg.message))
 
-    # -- selection and the log tail ---------------------------------------------------------
+    def _banner(self, selector: str, text: str) -> None:
+        banner = self.query_one(selector, Static)
+        banner.set_class(bool(text), "-visible")
+        banner.update(text)
 
-    @on(JobTable.Selected)
-    def _selected(self, msg: JobTable.Selected) -> None:
-        if msg.job_id and self._in_front(msg.table):
-            self.show_log(msg.job_id)
-
-    @on(DataTable.RowSelected)
-    def _row_selected(self, event: DataTable.RowSelected) -> None:
-        if isinstance(event.data_table, JobTable):
-            self.action_detail()
-
-    def _known(self, job_id: str) -> JobView | None:
-        for name in ("running", "queue", "history"):
-            v = self.query_one(f"#{name}", JobTable).views.get(job_id)
-            if v is not None:
-                return v
-        return None
+    # -- history pages ------------------------------------------------------------------------
 
     @on(JobTable.NearEnd)
     def _more_history(self, msg: JobTable.NearEnd) -> None:
@@ -427,128 +405,11 @@ class OpsConsole(LogTail, App[None]):
 
     # -- actions ----------------------------------------------------------------------------
 
-    def _focused_table(self) -> JobTable | None:
-        focused = self.focused
-        return focused if isinstance(focused, JobTable) else None
-
-    def selected_job(self) -> str | None:
-        table = self._focused_table()
-        if table is not None:
-            return table.selected_id
-        return self.log_job
-
-    def action_submit(self) -> None:
-        def opened(templates: list[Any]) -> None:
-            self.push_screen(SubmitScreen(templates), self._submitted)
-
-        self.call("templates", self.service.templates, opened)
-
-    def _submitted(self, view: JobView | None) -> None:
-        if view is not None:
-            self.notify(f"submitted {view.id} ({view.template}): {view.state.value}", markup=False)
-            self.query_one("#queue", JobTable).upsert([view])
-            self.feed.poke()
-
-    def action_cancel(self, job_id: str | None = None) -> None:
-        job = job_id or self.selected_job()
-        if job is None:
-            self.notify("no job selected", severity="warning")
-            return
-        known = self._known(job)
-        what = f"{job} ({known.template}, {known.state.value})" if known else job
-
-        def confirmed(yes: bool | None) -> None:
-            if yes:
-                self.call("cancel", lambda: self.service.cancel(job), self._acted("cancel"))
-
-        self.push_screen(
-            ConfirmScreen(f"Cancel job {what}?", yes="Cancel job", no="Keep it"), confirmed
-        )
-
-    def _acted(self, verb: str) -> Callable[[JobView], None]:
-        def done(view: JobView) -> None:
-            self.notify(f"{verb}: {view.id} is {view.state.value}", markup=False)
-            self.post_message(JobsChanged([view]))
-            self.feed.poke()
-
-        return done
-
-    def action_retry(self, job_id: str | None = None) -> None:
-        job = job_id or self.selected_job()
-        if job is None:
-            self.notify("no job selected", severity="warning")
-            return
-
-        def got(view: JobView) -> None:
-            if not view.can_retry:
-                self.notify(f"cannot retry {view.id}: it is {view.state.value}", severity="warning")
-                return
-            secrets = [k for k, v in view.params.items() if v == MASK]
-            self._ask_secrets(view.id, secrets, {})
-
-        self.call("retry", lambda: self.service.get(job), got)
-
-    def _ask_secrets(self, job: str, names: list[str], given: dict[str, str]) -> None:
-        if not names:
-            self.call("retry", lambda: self.service.retry(job, params=given), self._acted("retry"))
-            return
-
-        def answered(value: str | None) -> None:
-            if value is None:
-                return
-            self._ask_secrets(job, names[1:], {**given, names[0]: value})
-
-        self.push_screen(
-            PromptScreen(
-                f"Secret '{names[0]}' for the retry of {job} (secrets are dropped when a job ends)",
-                password=True,
-            ),
-            answered,
-        )
-
-    def action_detail(self) -> None:
-        job = self.selected_job()
-        if job is not None:
-            self.push_screen(JobScreen(job))
-
-    def action_follow(self) -> None:
-        job = self.selected_job()
-        if job is not None and job != self.log_job:
-            self.show_log(job)
-        view = self.query_one(LogView)
-        view.action_follow()
-        if self.screen.has_class("narrow"):
-            self._activate("log")
-        view.focus()
-        self._update_log_title()
-
-    def action_priority(self) -> None:
-        job = self.selected_job()
-        known = self._known(job) if job else None
-        if job is None or known is None or known.state not in PENDING:
-            self.notify("select a job in the queue to change its priority", severity="warning")
-            return
-
-        def answered(value: str | None) -> None:
-            if value:
-                self.call(
-                    "priority",
-                    lambda: self.service.set_priority(job, value.strip()),
-                    self._acted("priority"),
-                )
-
-        self.push_screen(
-            PromptScreen(
-                f"Priority of {job} (low, normal, high, critical, 0-100)", value=str(known.priority)
-            ),
-            answered,
-        )
-
     def action_filter(self) -> None:
         if isinstance(self.focused, LogView):
             self._search_log()
             return
-        table = self._focused_table() or self.query_one("#queue", JobTable)
+        table = self.focused_table() or self.query_one("#queue", JobTable)
 
         def answered(value: str | None) -> None:
             if value is None:
@@ -594,13 +455,13 @@ class OpsConsole(LogTail, App[None]):
                 return
             target = VIEWS[matches[0]]
             if target.startswith("pane:"):
-                self._activate(target[5:])
+                self.activate(target[5:])
             else:
                 self.call_next(self.run_action, target)  # a coroutine: let Textual await it
 
         self.push_screen(PromptScreen("Go to view", placeholder=" | ".join(VIEWS)), answered)
 
-    def _activate(self, pane: str) -> None:
+    def activate(self, pane: str) -> None:
         self._active_pane = pane
         if self.screen.has_class("narrow"):
             self._show_pane(pane)
@@ -609,19 +470,14 @@ class OpsConsole(LogTail, App[None]):
         # yet cannot take focus, and the request would be lost (seen on a loaded machine).
         # Until then this pane counts as the one in front, so a cursor message from the
         # table that still has focus cannot point the log at its job.
-        self._focus_wanted = widget
+        self.focus_wanted = widget
 
         def settle() -> None:
-            if self._focus_wanted is widget:
-                self._focus_wanted = None
+            if self.focus_wanted is widget:
+                self.focus_wanted = None
                 widget.screen.set_focus(widget)
 
         self.call_after_refresh(settle)
-
-    def _in_front(self, table: JobTable) -> bool:
-        """Is ``table`` the pane the operator is on: the one just activated, else focused?"""
-        wanted = self._focus_wanted
-        return table.has_focus if wanted is None else table is wanted
 
     def _show_pane(self, pane: str) -> None:
         """The narrow layout's one visible pane and its tab. Wide layouts show every pane,
@@ -646,11 +502,11 @@ class OpsConsole(LogTail, App[None]):
             return
         pane = (event.tab.id or "t-queue")[2:]
         if pane != self._active_pane:
-            self._activate(pane)
+            self.activate(pane)
 
     def action_next_pane(self) -> None:
         order = list(PANES)
-        self._activate(order[(order.index(self._active_pane) + 1) % len(order)])
+        self.activate(order[(order.index(self._active_pane) + 1) % len(order)])
 
     def action_show_locks(self) -> None:
         self.push_screen(LocksScreen())
@@ -660,6 +516,9 @@ class OpsConsole(LogTail, App[None]):
 
     def action_show_events(self) -> None:
         self.push_screen(EventsScreen())
+
+    def action_show_catalog(self) -> None:
+        self.push_screen(CatalogScreen())
 
     def action_show_stats(self) -> None:
         self.push_screen(StatsScreen())

@@ -54,7 +54,7 @@ def create_log_file(directory: Path, job: str) -> tuple[Path, TextIO]:
 
 
 class LogTail:
-    """Needs the app's ``service``, ``feed``, ``call``, ``notify`` and ``_known``."""
+    """Needs the app's ``service``, ``feed``, ``call``, ``notify`` and ``known``."""
 
     service: OpsService
     feed: Feed
@@ -68,7 +68,7 @@ class LogTail:
         view = self.query_one(LogView)
         view.clear_log()
         self.feed.follow(None, 0)
-        self._update_log_title()
+        self.update_log_title()
 
         def load() -> tuple[list[LogLine], bool]:
             lines = self.service.log_tail(job_id, TAIL)
@@ -80,17 +80,17 @@ class LogTail:
             lines, older = result
             view.load(job_id, lines, has_older=older)
             self.feed.follow(job_id, lines[-1].seq if lines else 0)
-            self._update_log_title()
+            self.update_log_title()
 
         self.call("log", load, show, group="log")
 
-    def _update_log_title(self) -> None:
+    def update_log_title(self) -> None:
         pane = self.query_one("#pane-log")
         view = self.query_one(LogView)
         if self.log_job is None:
             pane.border_title, pane.border_subtitle = "Log", ""
             return
-        job = self._known(self.log_job)
+        job = self.known(self.log_job)
         what = f"{job.template} · {job.state.value}" if job else ""
         pane.border_title = f"Log {self.log_job} {what}"
         if view.tail_dropped or not view.following:
@@ -127,12 +127,12 @@ class LogTail:
             query = value.strip()
             if not query:
                 view.set_matches("", [])
-                self._update_log_title()
+                self.update_log_title()
                 return
 
             def found(seqs: list[int]) -> None:
                 view.set_matches(query, seqs)
-                self._update_log_title()
+                self.update_log_title()
                 if seqs:
                     self.action_next_match()
                 else:
@@ -158,7 +158,7 @@ class LogTail:
         else:
             target = next((s for s in reversed(view.matches) if s < current), view.matches[-1])
         if view.show_seq(target):
-            self._update_log_title()
+            self.update_log_title()
             return
         job = view.job_id
 
@@ -170,7 +170,7 @@ class LogTail:
             lines, older = result
             view.window_around(lines, older)
             view.show_seq(target)
-            self._update_log_title()
+            self.update_log_title()
 
         self.call("log", load, show, group="log")
 

@@ -3,7 +3,8 @@
 It opens a bare ``opsconsole`` (the console, with its embedded worker pool), submits a job
 through the form (template picked in the Select by typing, a field filled, ctrl+s), watches
 it run in the Running pane, reads what it printed in the log tail, sees it in History as
-succeeded, and quits with ``q``. Every wait is a bounded poll of ``tmux capture-pane``.
+succeeded, and quits with ``q``. A second run cancels the running job the cursor is on, and
+only that one. Every wait is a bounded poll of ``tmux capture-pane``.
 
 Like a person, it looks before it types: a key that moves the focus (Tab, ``]``) is followed
 by a wait until the focus visibly moved (the terminal cursor entered the field, the pane's
@@ -13,6 +14,7 @@ had the focus before it, which no person at a keyboard ever manages.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -31,6 +33,7 @@ BIN = Path(sys.executable).parent / "opsconsole"
 WIDTH, HEIGHT = 160, 50
 LABEL = "from-tmux"
 TEMPLATE = "slow-count"
+SLEEPER = "sleeper"
 EXITED = "[opsconsole exited with status "
 
 Check = str | Callable[[str], object]
@@ -173,7 +176,8 @@ def tmux(tmp_path: Path) -> Iterator[Tmux]:
 
 
 @pytest.fixture
-def console_command(tmp_path: Path, catalog: Path) -> str:
+def console_env(tmp_path: Path, catalog: Path) -> dict[str, str]:
+    """The console's settings, shared by the CLI commands a test runs beside it."""
     write_template(
         catalog,
         "greet",
@@ -193,14 +197,29 @@ def console_command(tmp_path: Path, catalog: Path) -> str:
         "env: {LABEL: '{{ label }}'}\n"
         "params:\n  label: {type: string, required: true, description: What to count}\n",
     )
+    # runs until cancelled (a minute at most), one line of output a tenth of a second
+    ticks = 'for i in $(seq 1 600); do echo "tick $i of $LABEL"; sleep 0.1; done'
+    write_template(
+        catalog,
+        SLEEPER,
+        "description: Tick until cancelled\nrunner: shell\n"
+        f"command: [bash, -c, {ticks!r}]\n"
+        "env: {LABEL: '{{ label }}'}\n"
+        "params:\n  label: {type: string, required: true}\n",
+    )
     home = tmp_path / "tui-home"
-    env = {
+    return {
         "OPSCONSOLE_HOME": str(home),
         "OPSCONSOLE_DB": str(home / "store.db"),
         "OPSCONSOLE_CATALOG": str(catalog),
         "OPSCONSOLE_POLL_INTERVAL": "0.1",
+        "OPSCONSOLE_WORKERS": "2",
     }
-    assigns = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+
+
+@pytest.fixture
+def console_command(console_env: dict[str, str]) -> str:
+    assigns = " ".join(f"{k}={shlex.quote(v)}" for k, v in console_env.items())
     console = f"env -u COLUMNS -u LINES {assigns} {shlex.quote(str(BIN))}"
     # a shell reports the exit status on the screen and keeps the pane (and what the app
     # left on it) readable; tmux's own pane_dead_status is not reliable for this (tmux 3.3
@@ -210,7 +229,6 @@ def console_command(tmp_path: Path, catalog: Path) -> str:
 
 
 def test_submit_watch_read_the_log_and_see_history_in_a_real_terminal(tmux, console_command):
-    started = time.monotonic()
     tmux.start(console_command)
 
     # the first load is on screen and the embedded pool runs
@@ -240,7 +258,7 @@ def test_submit_watch_read_the_log_and_see_history_in_a_real_terminal(tmux, cons
 
     # it runs: the Running pane shows it, its progress moving past 0 %
     running = tmux.wait_for_screen(
-        lambda s: re.search(rf"\b\w{{6}}\s+{TEMPLATE}\s+label={LABEL}\s.*\s([1-9]\d*)%", s),
+        lambda s: re.search(rf"\b\w{{6}}\s+{TEMPLATE}\s+label=\S+\s.*\s([1-9]\d*)%", s),
         timeout=10,
         pane="Running",
     )
@@ -250,13 +268,7 @@ def test_submit_watch_read_the_log_and_see_history_in_a_real_terminal(tmux, cons
     assert "Submit a job" not in tmux.screen()  # the form closed
 
     # the log tail: ] (next pane) until the Running pane's border lights up, then follow
-    if tmux.focused_pane() != "Running":
-        for _ in range(4):
-            tmux.keys("]")
-            if tmux.poll(lambda _s: tmux.focused_pane() == "Running", timeout=2.0):
-                break
-        else:
-            pytest.fail(f"] never focused the Running pane:\n{tmux.screen()}")
+    focus_running(tmux)
     tmux.keys("f")
     log = tmux.wait_for_screen(f"tick 2 of {LABEL}", timeout=10, pane=f"Log {job}")
     assert "::progress" not in log  # markers update the job, they are not log output
@@ -278,4 +290,68 @@ def test_submit_watch_read_the_log_and_see_history_in_a_real_terminal(tmux, cons
         time.sleep(0.1)
     assert f"{EXITED}0]" in screen, screen
     assert "Traceback" not in screen, screen
-    assert time.monotonic() - started < 40
+
+
+def focus_running(tmux: Tmux) -> None:
+    """] (next pane) until the Running pane's border lights up."""
+    if tmux.focused_pane() == "Running":
+        return
+    for _ in range(4):
+        tmux.keys("]")
+        if tmux.poll(lambda _s: tmux.focused_pane() == "Running", timeout=2.0):
+            return
+    pytest.fail(f"] never focused the Running pane:\n{tmux.screen()}")
+
+
+def submit(env: dict[str, str], label: str) -> str:
+    """``opsconsole submit sleeper -p label=LABEL --json``: the new job's id."""
+    done = subprocess.run(
+        [str(BIN), "submit", SLEEPER, "-p", f"label={label}", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**terminal_env(), **env},
+        check=True,
+    )
+    return str(json.loads(done.stdout)["id"])
+
+
+def test_cancel_acts_on_the_running_job_under_the_cursor(tmux, console_env, console_command):
+    first = submit(console_env, "first")
+    second = submit(console_env, "second")
+    tmux.start(console_command)
+    tmux.wait_for_screen("embedded pool", timeout=15)
+    tmux.wait_for_screen(lambda s: first in s and second in s, timeout=15, pane="Running")
+
+    # ] (next pane) until the Running pane's border lights up: its cursor is on the oldest
+    # job, and the log pane follows it
+    focus_running(tmux)
+    tmux.wait_for_screen("of first", timeout=10, pane=f"Log {first} {SLEEPER}")
+
+    # Down: the cursor moves to the second job, and the log follows it
+    tmux.keys("Down")
+    tmux.wait_for_screen("of second", timeout=10, pane=f"Log {second} {SLEEPER}")
+
+    # c asks about that job, y cancels it; the toast says what happens next
+    tmux.keys("c")
+    tmux.wait_for_screen(f"Cancel job {second} ({SLEEPER}, running)?", timeout=10)
+    tmux.keys("y")
+    tmux.wait_for_screen(f"cancellation of {second}", timeout=10)
+    tmux.wait_for_screen(
+        lambda s: re.search(rf"{second}\s+{SLEEPER}\s+cancelled\s", s), timeout=20, pane="History"
+    )
+    # the other job was not touched: it still runs
+    running = tmux.wait_for_screen(lambda s: second not in s, timeout=10, pane="Running")
+    assert first in running, running
+    assert f"{first}  {SLEEPER}" not in (pane_text(tmux.screen(), "History") or "")
+
+    # q: the pool still runs the first job; c in the quit dialog cancels it and quits
+    tmux.keys("q")
+    tmux.wait_for_screen("Quitting now would stop them", timeout=10)
+    tmux.keys("c")
+    deadline = time.monotonic() + 30
+    while EXITED not in (screen := tmux.screen()):
+        assert time.monotonic() < deadline, f"the console did not quit:\n{screen}"
+        time.sleep(0.1)
+    assert f"{EXITED}0]" in screen, screen
+    assert "Traceback" not in screen, screen

@@ -58,8 +58,12 @@ async def answer(pilot: Pilot[None], text: str) -> None:
 
 def test_footer_help_and_palette_all_read_the_registry(clocked: OpsService) -> None:
     app = OpsConsole(clocked, embed=False, start_feed=False)
-    assert [(b.key, b.action) for b in OpsConsole.BINDINGS] == [  # type: ignore[union-attr]
-        (a.key, a.name) for a in actions.ACTIONS
+    own = [b for b in OpsConsole.BINDINGS if not b.action.startswith("refused(")]  # type: ignore[union-attr]
+    assert [(b.key, b.action) for b in own] == [(a.key, a.name) for a in actions.ACTIONS]
+    # a job action's key falls back to saying why it does not apply, never shown itself
+    fallbacks = [b for b in OpsConsole.BINDINGS if b.action.startswith("refused(")]  # type: ignore[union-attr]
+    assert [(b.key, b.action, b.show) for b in fallbacks] == [
+        (a.key, f"refused('{a.name}')", False) for a in actions.ACTIONS if a.name in actions.ON_JOB
     ]
     for a in actions.ACTIONS:
         assert callable(getattr(app, f"action_{a.name}")), a.name
@@ -67,8 +71,11 @@ def test_footer_help_and_palette_all_read_the_registry(clocked: OpsService) -> N
     async def script(pilot: Pilot[None]) -> None:
         await pilot.pause()
         keys = [k for k in app.screen.query(FooterKey) if not k.has_class("-command-palette")]
+        # an empty store: nothing is selected, so no job action is offered
         assert [(k.key, k.action, k.description) for k in keys] == [
-            (a.key, a.name, a.label) for a in actions.ACTIONS if a.footer
+            (a.key, a.name, a.label)
+            for a in actions.ACTIONS
+            if a.footer and a.name not in actions.ON_JOB
         ]
 
         await pilot.press("question_mark")
@@ -141,9 +148,21 @@ def test_cancel_asks_first_then_cancels(clocked: OpsService, put: Any) -> None:
         await pilot.press("y")
         await until(
             pilot,
-            lambda: cell_text(table(app, "running"), "r1", "elapsed").endswith("(cancelling)"),
+            lambda: "cancelling" in cell_text(table(app, "running"), "r1", "progress"),
         )
         assert clocked.get("r1").cancel_requested
+        # the toast says what happens next, not just "running"
+        toast = next(n for n in notes(app) if n.startswith("cancellation of r1 requested"))
+        assert "its worker stops it" in toast and "moves to History as cancelled" in toast
+        assert "cancel: r1 is running" not in notes(app)
+
+        # asking again, or cancelling what has ended, says why and opens no dialog
+        await pilot.press("c")
+        await until(pilot, lambda: any("r1 is already requested" in n for n in notes(app)))
+        table(app, "history").focus()
+        await pilot.press("c")
+        await until(pilot, lambda: any("q1 has already ended (cancelled)" in n for n in notes(app)))
+        assert not isinstance(app.screen, ConfirmScreen)
 
     drive(app, script)
 
@@ -171,7 +190,8 @@ def test_retry_asks_for_dropped_secrets(
         history.focus()
         assert history.selected_id == "ok1"
         await pilot.press("r")
-        await until(pilot, lambda: "cannot retry ok1: it is succeeded" in notes(app))
+        await until(pilot, lambda: "ok1 succeeded: there is nothing to retry" in notes(app))
+        assert not isinstance(app.screen, PromptScreen)
 
         await pilot.press("down")
         assert history.selected_id == job
@@ -268,7 +288,7 @@ def test_priority_moves_a_queued_job(clocked: OpsService, put: Any) -> None:
         # only a job that has not started has a priority to change
         table(app, "history").focus()
         await pilot.press("p")
-        await until(pilot, lambda: any("select a job in the queue" in n for n in notes(app)))
+        await until(pilot, lambda: any("only a job waiting in the queue" in n for n in notes(app)))
         assert not isinstance(app.screen, PromptScreen)
 
     drive(app, script)

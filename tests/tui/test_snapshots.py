@@ -1,4 +1,5 @@
-"""What the main screen looks like, narrow and wide, on seeded jobs and a stopped clock.
+"""What the main screen looks like, narrow and wide, on seeded jobs and a stopped clock:
+one selected row, the catalog banner, a terminal resized to 80x24.
 
 Update with ``pytest tests/tui/test_snapshots.py --snapshot-update`` only after looking at
 the differences (the HTML report pytest-textual-snapshot writes on failure).
@@ -39,10 +40,12 @@ LOG = [
 
 
 @pytest.fixture
-def settings(home: Path, catalog: Path, migrated_db: Path) -> Settings:
-    """The store in the working directory: the header shows its path, the same every run."""
+def settings(home: Path, migrated_db: Path) -> Settings:
+    """The store and the catalog in the working directory: the header and the catalog's
+    problems show their paths, the same every run."""
     shutil.copyfile(migrated_db, Path.cwd() / "opsconsole.db")
-    return load_settings(home=home, catalog=catalog, db="sqlite:///opsconsole.db")
+    (Path.cwd() / "catalog" / "templates").mkdir(parents=True)
+    return load_settings(home=home, catalog=Path("catalog"), db="sqlite:///opsconsole.db")
 
 
 @pytest.fixture
@@ -106,4 +109,54 @@ def test_main_screen_wide(board: OpsService, snap_compare: Any) -> None:
     """160x50, every pane; the running pane focused at start and its first job's log."""
     app = OpsConsole(board, embed=False, start_feed=False)
     run_before = settled(app, "g5h6j7", len(LOG))
+    assert snap_compare(app, terminal_size=WIDE, run_before=run_before)
+
+
+def test_only_the_selected_row_looks_selected(board: OpsService, snap_compare: Any) -> None:
+    """History, the cursor on m6n7p8, f: the log pane has the focus and shows m6n7p8; its
+    History row stays marked (dimmed), the Queue and Running panes show no cursor."""
+    app = OpsConsole(board, embed=False, start_feed=False)
+
+    async def run_before(pilot: Pilot[None]) -> None:
+        await until(pilot, lambda: app.ready, what="the first load")
+        history = app.query_one("#history", JobTable)
+        for _ in range(4):
+            if history.has_focus:
+                break
+            await pilot.press("right_square_bracket")
+            await until(pilot, lambda: app.focus_wanted is None, what="the focus settled")
+        await until(pilot, lambda: history.has_focus, what="History focused")
+        await pilot.press("down", "f")
+        view = app.query_one(LogView)
+        await until(pilot, lambda: view.has_focus and view.job_id == "m6n7p8", what="its log")
+        await until(pilot, lambda: history.has_class("-origin"), what="the row marked")
+        await settled(app, "m6n7p8", 0)(pilot)
+
+    assert snap_compare(app, terminal_size=WIDE, run_before=run_before)
+
+
+def test_catalog_problems_are_a_banner(board: OpsService, snap_compare: Any) -> None:
+    """Two broken template files: the first in the banner, how many more, and T."""
+    templates = Path("catalog") / "templates"
+    (templates / "backup.yaml").write_text("name: backup\nrunner: [shell\n")
+    (templates / "zz-old.yaml").write_text("name: zz-old\nrunner: telnet\ncommand: [true]\n")
+    app = OpsConsole(board, embed=False, start_feed=False)
+    assert snap_compare(app, terminal_size=WIDE, run_before=settled(app, "g5h6j7", len(LOG)))
+
+
+def test_resized_to_80x24(board: OpsService, snap_compare: Any) -> None:
+    """Wide at start, then 80x24: tabs, narrow columns, one footer line, a header that fits."""
+    app = OpsConsole(board, embed=False, start_feed=False)
+
+    async def run_before(pilot: Pilot[None]) -> None:
+        await settled(app, "g5h6j7", len(LOG))(pilot)
+        await pilot.resize_terminal(*NARROW)
+        await until(pilot, lambda: app.screen.has_class("narrow"), what="the narrow layout")
+        running = app.query_one("#running", JobTable)
+        await until(pilot, lambda: running.narrow and running.row_count == 2, what="narrow")
+        footer = app.query_one(Footer)
+        await until(pilot, lambda: not footer.query(".-command-palette"), what="footer redrawn")
+        await until(pilot, lambda: len(footer.query("FooterKey")) > 0, what="its keys")
+        await pilot.pause()
+
     assert snap_compare(app, terminal_size=WIDE, run_before=run_before)

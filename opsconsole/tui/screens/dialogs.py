@@ -1,4 +1,7 @@
-"""Small modal dialogs: confirm, prompt, the quit question. Each returns a typed result."""
+"""Small modal dialogs: confirm, prompt, the quit question. Each returns a typed result.
+
+Each has a footer of its own: the keys shown are the dialog's, not the screen's behind it.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label
+from textual.widgets import Button, Footer, Input, Label
 
 from opsconsole.core.text import visible
 
@@ -30,6 +33,7 @@ class ConfirmScreen(ModalScreen[bool]):
             with Horizontal(classes="buttons"):
                 yield Button(f"{self.yes} (y)", id="yes", variant="error")
                 yield Button(f"{self.no} (n)", id="no", variant="primary")
+        yield Footer()
 
     def on_mount(self) -> None:
         self.query_one("#no", Button).focus()
@@ -44,7 +48,7 @@ class ConfirmScreen(ModalScreen[bool]):
 class PromptScreen(ModalScreen[str | None]):
     """One line of input; Enter returns it, Escape returns None."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("enter", "submit", "OK")]
 
     def __init__(
         self, question: str, *, value: str = "", placeholder: str = "", password: bool = False
@@ -62,12 +66,16 @@ class PromptScreen(ModalScreen[str | None]):
                 value=self.value, placeholder=self.placeholder, password=self.password, id="answer"
             )
             yield Label("", id="error", markup=False, classes="error")
+        yield Footer()
 
     def on_mount(self) -> None:
         self.query_one(Input).focus()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.dismiss(event.value)
+
+    def action_submit(self) -> None:
+        self.dismiss(self.query_one(Input).value)
 
     def action_cancel(self) -> None:
         self.dismiss(None)
@@ -98,6 +106,7 @@ class QuitScreen(ModalScreen[str]):
                 yield Button("Wait for them (w)", id="wait", variant="primary")
                 yield Button("Cancel them (c)", id="cancel", variant="error")
                 yield Button("Stay (s)", id="stay")
+        yield Footer()
 
     def on_mount(self) -> None:
         self.query_one("#stay", Button).focus()

@@ -7,7 +7,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Static
+from textual.widgets import Footer, Static
 
 from opsconsole.tui.actions import ACTIONS, key_label
 
@@ -40,3 +40,4 @@ class HelpScreen(ModalScreen[None]):
         )
         with VerticalScroll(classes="dialog wide"):
             yield Static(text, id="help-text")
+        yield Footer()

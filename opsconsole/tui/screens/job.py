@@ -15,6 +15,7 @@ from textual.widgets import DataTable, Footer, Static
 
 from opsconsole.core.text import STATE_STYLES, duration, visible
 from opsconsole.core.views import JobView
+from opsconsole.tui.actions import refusal
 
 if TYPE_CHECKING:
     from opsconsole.tui.app import OpsConsole
@@ -74,7 +75,9 @@ class JobScreen(Screen[None]):
     BINDINGS = [
         Binding("escape,q", "app.pop_screen", "Back"),
         Binding("c", "cancel", "Cancel job"),
+        Binding("c", "refused('cancel')", show=False),
         Binding("r", "retry", "Retry job"),
+        Binding("r", "refused('retry')", show=False),
         Binding("l", "log", "Log"),
     ]
 
@@ -106,6 +109,7 @@ class JobScreen(Screen[None]):
 
     def show(self, v: JobView) -> None:
         self.job_view = v
+        self.refresh_bindings()
         self.query_one("#job-fields", Static).update(detail_table(v))
         table = self.query_one("#job-events", DataTable)
         table.clear()
@@ -118,6 +122,17 @@ class JobScreen(Screen[None]):
                 Text(visible(e.actor)),
                 Text(visible(e.message)),
             )
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Cancel and retry are offered only when they apply to this job."""
+        if action in ("cancel", "retry") and self.job_view is not None:
+            return refusal(action, self.job_view) is None
+        return True
+
+    def action_refused(self, action: str) -> None:
+        reason = refusal(action, self.job_view) if self.job_view is not None else None
+        if reason is not None:
+            self.notify(visible(reason), severity="warning", markup=False)
 
     def on_jobs_changed(self, job_ids: set[str]) -> None:
         if self.job_id in job_ids:

@@ -2,7 +2,8 @@
 
 Choices become selects, booleans switches, secrets password inputs. Validation is the
 service's own (``OpsService.validate``), so the form shows the CLI's messages, next to the
-field they name.
+field they name; while the operator types, a required field not yet touched is not called
+missing (only Submit says so). With no template to offer, the form says why.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, Select, Switch
+from textual.widgets import Button, Footer, Input, Label, Select, Switch
 
 from opsconsole.core.clock import parse_datetime
 from opsconsole.core.errors import OpsError
@@ -34,6 +35,7 @@ PRIORITIES = [
     ("critical", "critical"),
 ]
 _PARAM = re.compile(r"parameter '([^']+)'")
+_MISSING = re.compile(r"missing required parameter '([^']+)'")
 
 
 def field_id(name: str) -> str:
@@ -46,11 +48,23 @@ class SubmitScreen(ModalScreen[JobView | None]):
         Binding("ctrl+s", "submit", "Submit"),
     ]
 
-    def __init__(self, templates: list[TemplateView], *, selected: str | None = None) -> None:
+    def __init__(
+        self,
+        templates: list[TemplateView],
+        *,
+        selected: str | None = None,
+        problems: list[str] | None = None,
+    ) -> None:
+        """``problems``: the catalog's, shown when they leave nothing to submit."""
         super().__init__()
         self.templates = {t.name: t for t in templates}
         self.selected = selected if selected in self.templates else None
+        self.problems = problems or []
         self.busy = False
+        self.touched: set[str] = set()
+        """Fields the operator has changed: only these may be called missing while typing."""
+        self.attempted = False
+        """Submit was pressed: from then on every problem is shown."""
 
     @property
     def ops(self) -> OpsConsole:
@@ -59,6 +73,8 @@ class SubmitScreen(ModalScreen[JobView | None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog form", id="submit-dialog"):
             yield Label("Submit a job", classes="title")
+            if not self.templates:
+                yield Label(self._why_empty(), id="no-templates", markup=False, classes="error")
             yield Select(
                 [
                     (visible(f"{t.name} — {t.description}")[:70], t.name)
@@ -81,6 +97,16 @@ class SubmitScreen(ModalScreen[JobView | None]):
             with Horizontal(classes="buttons"):
                 yield Button("Submit (ctrl+s)", id="submit", variant="primary")
                 yield Button("Cancel (esc)", id="cancel")
+        yield Footer()
+
+    def _why_empty(self) -> str:
+        if not self.problems:
+            return "No templates to submit: the catalog has no template files."
+        more = f" (and {len(self.problems) - 1} more)" if len(self.problems) > 1 else ""
+        return visible(
+            f"No templates to submit: {self.problems[0]}{more}. "
+            "Esc, then T lists the catalog and its problems."
+        )
 
     async def on_mount(self) -> None:
         if self.selected:
@@ -96,6 +122,7 @@ class SubmitScreen(ModalScreen[JobView | None]):
     async def _build(self, name: str) -> None:
         box = self.query_one("#fields", VerticalScroll)
         await box.remove_children()
+        self.touched.clear()
         tpl = self.templates[name]
         widgets: list[Any] = []
         for p in tpl.params:
@@ -196,17 +223,29 @@ class SubmitScreen(ModalScreen[JobView | None]):
     @on(Switch.Changed)
     @on(Select.Changed)
     def _changed(self, event: Any) -> None:
-        if getattr(event, "control", None) is not None and event.control.id == "template":
+        control = getattr(event, "control", None)
+        if control is not None and control.id == "template":
             return
+        if control is not None and self.selected and self.app.focused is control:
+            # the operator's own edit: a widget set up by the form has not the focus
+            for p in self.templates[self.selected].params:
+                if field_id(p.name) == control.id:
+                    self.touched.add(p.name)
         if self.selected:
             self.ops.call(
                 "validate",
                 self._validate,
                 lambda _ok: self.show_error(""),
-                on_error=self.show_error,
+                on_error=self._live_error,
                 quiet=True,
                 group="validate",
             )
+
+    def _live_error(self, message: str) -> None:
+        """A check while typing: a field not yet touched is not missing, only empty."""
+        m = _MISSING.search(message)
+        untouched = m is not None and m.group(1) not in self.touched
+        self.show_error("" if untouched and not self.attempted else message)
 
     def _validate(self) -> bool:
         req = self.app.call_from_thread(self.request)
@@ -224,6 +263,7 @@ class SubmitScreen(ModalScreen[JobView | None]):
     def action_submit(self) -> None:
         if self.busy:
             return
+        self.attempted = True
         try:
             req = self.request()
         except OpsError as exc:

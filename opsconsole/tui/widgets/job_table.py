@@ -2,7 +2,9 @@
 
 Three kinds share it: the queue (claim order), running (oldest first, with a progress bar)
 and history (newest first, coloured by final state). Cells are plain ``Text``: job data is
-never read as markup, and unsafe characters in it are shown escaped.
+never read as markup, and unsafe characters in it are shown escaped. Every column has a
+fixed width, so nothing jumps sideways as jobs come, go and progress; longer text is cut
+with an ellipsis.
 """
 
 from __future__ import annotations
@@ -23,32 +25,51 @@ S = JobState
 HISTORY_MAX = 2000
 """Rows kept in the history table; older ones are dropped and fetched again on scroll."""
 
-COLUMNS: dict[str, list[tuple[str, str]]] = {
+COLUMNS: dict[str, list[tuple[str, str, int]]] = {
     "queue": [
-        ("id", "ID"),
-        ("template", "TEMPLATE"),
-        ("state", "STATE"),
-        ("pri", "PRI"),
-        ("when", "WHEN"),
-        ("params", "PARAMS"),
+        ("id", "ID", 6),
+        ("template", "TEMPLATE", 16),
+        ("state", "STATE", 9),
+        ("pri", "PRI", 3),
+        ("when", "WHEN", 16),
+        ("params", "PARAMS", 30),
     ],
     "running": [
-        ("id", "ID"),
-        ("template", "TEMPLATE"),
-        ("params", "PARAMS"),
-        ("worker", "WORKER"),
-        ("elapsed", "ELAPSED"),
-        ("progress", "PROGRESS"),
+        ("id", "ID", 6),
+        ("template", "TEMPLATE", 14),
+        ("params", "PARAMS", 14),
+        ("worker", "WORKER", 10),
+        ("elapsed", "ELAPSED", 7),
+        ("progress", "PROGRESS", 30),
     ],
     "history": [
-        ("id", "ID"),
-        ("template", "TEMPLATE"),
-        ("state", "STATE"),
-        ("finished", "FINISHED"),
-        ("duration", "DURATION"),
-        ("exit", "EXIT"),
+        ("id", "ID", 6),
+        ("template", "TEMPLATE", 16),
+        ("state", "STATE", 11),
+        ("finished", "FINISHED", 9),
+        ("duration", "DURATION", 8),
+        ("exit", "EXIT", 4),
     ],
 }
+"""Per kind: (key, header, width in cells); the widths fill a wide screen's left column."""
+NARROW_WIDTHS: dict[str, dict[str, int]] = {
+    "queue": {"template": 14, "when": 13, "params": 19},
+    "running": {"template": 12, "params": 12, "worker": 9, "progress": 18},
+    "history": {"template": 14},
+}
+"""What changes on a narrow terminal, so that one pane's columns fit 80 columns."""
+QUEUE_STATE = {"awaiting_approval": "approval"}
+"""Shorter words for the queue's STATE column (its WHEN column says what is awaited)."""
+
+
+def fit(text: Text, width: int) -> Text:
+    """``text`` cut to ``width`` cells, the cut marked with an ellipsis."""
+    if text.cell_len <= width:
+        return text
+    text = text.copy()
+    text.truncate(width - 1)
+    text.append("…")
+    return text
 
 
 def key_params(view: JobView, width: int = 32) -> str:
@@ -64,14 +85,18 @@ def _short(value: Any) -> str:
     return str(value)
 
 
-def progress_bar(percent: int | None, step: str | None, width: int = 10) -> Text:
+def progress_bar(
+    percent: int | None, step: str | None, width: int = 10, *, cancelling: bool = False
+) -> Text:
     pct = max(0, min(100, percent or 0))
     filled = round(width * pct / 100)
     t = Text()  # no base style: it would colour the whole cell, not just the filled part
     t.append("█" * filled, style="green")
     t.append("░" * (width - filled), style="dim")
     t.append(f" {pct:>3}%")
-    if step:
+    if cancelling:
+        t.append(" cancelling", style="bold red")
+    elif step:
         t.append(" " + visible(step, strip_sequences=True)[:24])
     return t
 
@@ -101,12 +126,38 @@ class JobTable(DataTable[Any]):
         self.views: dict[str, JobView] = {}
         self._cells: dict[str, tuple[Any, ...]] = {}
         self.filter_text = ""
+        self.narrow = False
         self.filtered_out: dict[str, JobView] = {}
         """Rows the filter hides, kept so clearing the filter restores them."""
 
     def on_mount(self) -> None:
-        for key, label in COLUMNS[self.kind]:
-            self.add_column(label, key=key)
+        self._add_columns()
+
+    def widths(self) -> dict[str, int]:
+        narrow = NARROW_WIDTHS[self.kind] if self.narrow else {}
+        return {key: narrow.get(key, width) for key, _, width in COLUMNS[self.kind]}
+
+    def _add_columns(self) -> None:
+        widths = self.widths()
+        for key, label, _ in COLUMNS[self.kind]:
+            self.add_column(label, key=key, width=widths[key])
+
+    def set_narrow(self, narrow: bool) -> None:
+        """Take the narrow (or wide) column widths: the rows are laid out again, once."""
+        if narrow == self.narrow:
+            return
+        self.narrow = narrow
+        if not self.is_mounted:
+            return
+        selected = self.selected_id
+        views = list(self.views.values())
+        self.clear(columns=True)
+        self.views.clear()
+        self._cells.clear()
+        self._add_columns()
+        self.upsert(views)
+        if selected in self.views:
+            self.move_cursor(row=self.get_row_index(selected), scroll=True)
 
     # -- content ----------------------------------------------------------------------
 
@@ -118,6 +169,14 @@ class JobTable(DataTable[Any]):
         return view.state in FINAL
 
     def cells(self, v: JobView) -> tuple[Any, ...]:
+        # the id cell stays whole: sorting reads the job id back from it
+        widths = self.widths()
+        return tuple(
+            cell if key == "id" else fit(cell, widths[key])
+            for cell, key in zip(self._cells_of(v), widths, strict=True)
+        )
+
+    def _cells_of(self, v: JobView) -> tuple[Text, ...]:
         now = self.clock()
         state = Text(v.state.value, style=STATE_STYLES.get(v.state.value, ""))
         if self.kind == "queue":
@@ -129,6 +188,7 @@ class JobTable(DataTable[Any]):
                 when = "needs approval"
             else:
                 when = f"queued {ago(v.created_at, now)}"
+            state.plain = QUEUE_STATE.get(v.state.value, v.state.value)
             return (
                 Text(v.id),
                 Text(visible(v.template)),
@@ -139,14 +199,13 @@ class JobTable(DataTable[Any]):
             )
         if self.kind == "running":
             elapsed = (now - v.started_at).total_seconds() if v.started_at else None
-            cancel = " (cancelling)" if v.cancel_requested else ""
             return (
                 Text(v.id),
                 Text(visible(v.template)),
                 Text(key_params(v, 20)),
                 Text(visible((v.worker or "-").rsplit(":", 1)[0])),
-                Text(duration(elapsed) + cancel),
-                progress_bar(v.progress, v.step),
+                Text(duration(elapsed)),
+                progress_bar(v.progress, v.step, cancelling=v.cancel_requested),
             )
         return (
             Text(v.id),
@@ -197,12 +256,11 @@ class JobTable(DataTable[Any]):
                 if self.sort_key(old) != self.sort_key(v):
                     reorder = True
                 prev = self._cells.get(v.id, ())
-                for (col, _), cell, before in zip(
+                for (col, _, _), cell, before in zip(
                     COLUMNS[self.kind], new_cells, prev, strict=False
                 ):
                     if cell != before:
-                        # running rows grow (a step appears): let their columns widen
-                        self.update_cell(v.id, col, cell, update_width=self.kind == "running")
+                        self.update_cell(v.id, col, cell)
             self._cells[v.id] = new_cells
         if self.kind == "history" and len(self.views) > HISTORY_MAX:
             for job_id in sorted(self.views, key=lambda j: self.sort_key(self.views[j]))[

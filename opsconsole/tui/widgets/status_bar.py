@@ -1,4 +1,8 @@
-"""The header: counts per state, workers alive and busy slots, the store, the embedded pool."""
+"""The header: counts per state, workers alive and busy slots, the store, the embedded pool.
+
+It always fits on one line: on a narrow terminal the labels get shorter (still words), the
+least urgent counts make room first, and the store path loses its middle, never its file.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +25,32 @@ SHOWN = [
     ("cancelled", "cancelled"),
     ("interrupted", "interrupted"),
 ]
+SHORT = {"scheduled": "sched", "timed_out": "timeout", "interrupted": "intr"}
+"""Narrow labels: shorter, still words an operator reads without a legend."""
+DROP_FIRST = ["succeeded", "cancelled", "scheduled", "partial", "interrupted", "waiting"]
+"""On a line too short for every count, these leave first (live trouble stays)."""
+ALWAYS = ("queued", "running")
+WIDE = 120
+
+
+def shorten_path(text: str, width: int) -> str:
+    """``text`` in ``width`` cells: the middle directories elided, the file name kept."""
+    if len(text) <= width:
+        return text
+    head, sep, name = text.rpartition("/")
+    if not sep or len(name) + 2 > width:
+        return "…" + text[-(width - 1) :] if width > 1 else "…"
+    parts = head.split("/")
+    front, back = [parts[0]], [name]
+    left = width - len(parts[0]) - len(name) - 3  # two separators and the ellipsis
+    for part in reversed(parts[1:]):
+        if len(part) + 1 > left:
+            break
+        back.insert(0, part)
+        left -= len(part) + 1
+    if left < 0:
+        return "…/" + name
+    return "/".join([*front, "…", *back])
 
 
 class StatusBar(Static):
@@ -47,31 +77,57 @@ class StatusBar(Static):
         self.render_bar()
 
     def render_bar(self) -> None:
-        """Full labels on wide screens; on 80 columns the same facts, abbreviated."""
-        compact = 0 < self.size.width < 120
+        """Full labels on wide screens; on 80 columns shorter ones, and fewer if need be."""
+        width = self.size.width
+        compact = 0 < width < WIDE
+        store = visible(self.store)
+        if compact:  # the file name says it is SQLite; the scheme only takes room
+            store = store.removeprefix("sqlite:")
+        name = store.rpartition("/")[2]
+        keep = min(len(store), len(name) + 2) + 3  # the store's file name, at least
+        states = [s for s, _ in SHOWN if self.counts.get(s, 0) or s in ALWAYS]
+        tail = self._workers(compact)
+        while True:
+            t = self._title(compact)
+            for state, label in SHOWN:
+                if state in states:
+                    self._count(t, state, SHORT.get(state, label) if compact else label, compact)
+            t.append_text(tail)
+            droppable = [s for s in DROP_FIRST if s in states]
+            if width <= 0 or t.cell_len + keep <= width or not droppable:
+                break
+            states.remove(droppable[0])
+        room = width - t.cell_len - 3 if width > 0 else len(store)
+        short = shorten_path(store, room) if room > 0 else ""
+        if short and (short == store or short.startswith(("…/", store.split("/")[0]))):
+            t.append(" │ ", style="dim")
+            t.append(short, style="dim")
+        self.update(t)
+
+    @staticmethod
+    def _title(compact: bool) -> Text:
         t = Text()
         t.append(" ops " if compact else " opsconsole ", style="bold reverse")
         t.append(" ")
-        for state, label in SHOWN:
-            n = self.counts.get(state, 0)
-            if n or state in ("queued", "running"):
-                t.append(f"{label[:4] if compact else label} ", style="dim")
-                t.append(
-                    f"{n} " if compact else f"{n}  ", style=STATE_STYLES.get(state, "") if n else ""
-                )
+        return t
+
+    def _count(self, t: Text, state: str, label: str, compact: bool) -> None:
+        n = self.counts.get(state, 0)
+        t.append(f"{label} ", style="dim")
+        t.append(f"{n} " if compact else f"{n}  ", style=STATE_STYLES.get(state, "") if n else "")
+
+    def _workers(self, compact: bool) -> Text:
         alive = [w for w in self.worker_views if w.alive]
         busy = sum(w.busy for w in alive)
         slots = sum(w.slots for w in alive)
+        t = Text()
         t.append("│ ", style="dim")
-        workers = (
-            f"w {len(alive)} {busy}/{slots}"
+        text = (
+            f"workers {len(alive)} {busy}/{slots}"
             if compact
-            else (f"workers {len(alive)} ({busy}/{slots} busy)")
+            else f"workers {len(alive)} ({busy}/{slots} busy)"
         )
-        t.append(workers, style="" if alive else "yellow")
+        t.append(text, style="" if alive else "yellow")
         if self.embedded:
             t.append(" · embedded" if compact else f" · {self.embedded}", style="cyan")
-        if not compact:
-            t.append(" │ ", style="dim")
-            t.append(visible(self.store), style="dim")
-        self.update(t)
+        return t

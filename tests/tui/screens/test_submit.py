@@ -106,3 +106,69 @@ def test_a_missing_choice_names_the_field(clocked: OpsService, templates: Path) 
 
     drive(app, script)
     assert clocked.queue() == []
+
+
+def validated(app: OpsConsole) -> bool:
+    """No live check of the form is still running."""
+    return not any(w.group == "validate" and w.is_running for w in app.workers)
+
+
+def test_a_required_field_is_not_called_missing_before_anything_is_typed(
+    clocked: OpsService, templates: Path
+) -> None:
+    app = OpsConsole(clocked, embed=False, start_feed=False)
+
+    async def script(pilot: Pilot[None]) -> None:
+        await pilot.press("s")
+        form = await until(
+            pilot, lambda: app.screen if isinstance(app.screen, SubmitScreen) else None
+        )
+        form.query_one("#template", Select).value = "deploy"
+        await until(pilot, lambda: form.query("#p-count"), what="the deploy fields")
+        # the operator types in another field: the form checks it, env is still untouched
+        form.query_one("#p-count", Input).focus()
+        await pilot.press("backspace", "3")
+        await until(pilot, lambda: form.query_one("#p-count", Input).value == "3")
+        await until(pilot, lambda: validated(app), what="the live check")
+        await pilot.pause()
+        errors = [label_text(label) for label in form.query(".error").results(Label)]
+        assert errors and not any(errors), errors
+
+        # Submit says what is missing
+        await pilot.press("ctrl+s")
+        error = form.query_one("#p-env-error", Label)
+        await until(pilot, lambda: label_text(error), what="the message")
+        assert label_text(error) == "template 'deploy': missing required parameter 'env'"
+        assert app.screen is form
+
+    drive(app, script)
+
+
+def test_an_empty_template_list_says_why(clocked: OpsService, catalog: Path) -> None:
+    (catalog / "templates" / "broken.yaml").write_text("name: broken\nrunner: [not, a, runner\n")
+    app = OpsConsole(clocked, embed=False, start_feed=False)
+
+    async def script(pilot: Pilot[None]) -> None:
+        await pilot.press("s")
+        form = await until(
+            pilot, lambda: app.screen if isinstance(app.screen, SubmitScreen) else None
+        )
+        why = label_text(form.query_one("#no-templates", Label))
+        assert why.startswith("No templates to submit: ")
+        assert "broken.yaml" in why and "T lists the catalog" in why
+
+    drive(app, script)
+
+
+def test_an_empty_catalog_says_so(clocked: OpsService, catalog: Path) -> None:
+    app = OpsConsole(clocked, embed=False, start_feed=False)
+
+    async def script(pilot: Pilot[None]) -> None:
+        await pilot.press("s")
+        form = await until(
+            pilot, lambda: app.screen if isinstance(app.screen, SubmitScreen) else None
+        )
+        why = label_text(form.query_one("#no-templates", Label))
+        assert why == "No templates to submit: the catalog has no template files."
+
+    drive(app, script)

@@ -144,3 +144,33 @@ def test_history_loads_older_pages_at_the_bottom(
         assert history.selected_id == f"h{total - 1:04d}"
 
     drive(app, script)
+
+
+def test_column_widths_do_not_move_as_jobs_come_and_progress(
+    clocked: OpsService, clock: SettableClock, put: Any
+) -> None:
+    put("run1", S.RUNNING, age=5)
+    put("q1", age=5)
+    app = OpsConsole(clocked, embed=False)
+
+    async def script(pilot: Pilot[None]) -> None:
+        tables = list(app.query(JobTable))
+
+        def widths() -> list[list[int]]:
+            return [[c.get_render_width(t) for c in t.columns.values()] for t in tables]
+
+        before = widths()
+        # a long step, a long template name and long parameters arrive
+        long = "a-template-with-a-name-far-longer-than-its-column"
+        put("q2", template=long, age=1, params={"word": "x" * 80})
+        assert job_store.update_progress(
+            clocked.db, "run1", 1, clock.now(), progress=55, step="Copying " + "y" * 60
+        )
+        queue, running = app.query_one("#queue", JobTable), app.query_one("#running", JobTable)
+        await until(pilot, lambda: "q2" in queue.views, what="the new job")
+        await until(pilot, lambda: "55%" in cell_text(running, "run1", "progress"))
+        await pilot.pause()
+        assert widths() == before
+        assert cell_text(queue, "q2", "template").endswith("…")  # cut, not widened
+
+    drive(app, script)
