@@ -47,7 +47,7 @@ COLUMNS: dict[str, list[tuple[str, str, int]]] = {
         ("template", "TEMPLATE", 16),
         ("state", "STATE", 11),
         ("finished", "FINISHED", 9),
-        ("duration", "DURATION", 8),
+        ("duration", "DURATION", 9),
         ("exit", "EXIT", 4),
     ],
 }
@@ -120,7 +120,14 @@ class JobTable(DataTable[Any]):
     def __init__(
         self, kind: str, *, clock: Callable[[], datetime] | None = None, **kw: Any
     ) -> None:
-        super().__init__(cursor_type="row", zebra_stripes=False, **kw)
+        # without the focus the cursor row keeps its cells' colours (a failed job stays red):
+        # only the focused table's cursor paints its row
+        super().__init__(
+            cursor_type="row",
+            zebra_stripes=False,
+            cursor_foreground_priority="renderable",
+            **kw,
+        )
         self.kind = kind
         self.clock = clock or (lambda: datetime.now(UTC))
         self.views: dict[str, JobView] = {}
@@ -132,6 +139,12 @@ class JobTable(DataTable[Any]):
 
     def on_mount(self) -> None:
         self._add_columns()
+
+    def on_focus(self) -> None:
+        self.cursor_foreground_priority = "css"
+
+    def on_blur(self) -> None:
+        self.cursor_foreground_priority = "renderable"
 
     def widths(self) -> dict[str, int]:
         narrow = NARROW_WIDTHS[self.kind] if self.narrow else {}
