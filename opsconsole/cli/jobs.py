@@ -34,7 +34,6 @@ def _job_arg(which: Literal["any", "live", "finished"]) -> Any:
 
 JobArg = Annotated[str, _job_arg("any")]
 LiveJobArg = Annotated[str, _job_arg("live")]
-DoneJobArg = Annotated[str, _job_arg("finished")]
 
 
 PARAM_HELP = (
@@ -460,25 +459,170 @@ def show(job: JobArg, as_json: JsonOpt = False) -> None:
         output.job_detail(view)
 
 
+StateFilter = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--state",
+        metavar="STATE",
+        help="Act on every job in this state; repeatable.",
+        show_default=False,
+        autocompletion=complete.states,
+    ),
+]
+TemplateFilter = Annotated[
+    str | None,
+    typer.Option(
+        "--template",
+        metavar="TEMPLATE",
+        help="Act on every matching job of this template.",
+        show_default=False,
+        autocompletion=complete.template_names,
+    ),
+]
+TagFilter = Annotated[
+    str | None,
+    typer.Option(
+        "--tag", metavar="TAG", help="Act on every matching job with this tag.", show_default=False
+    ),
+]
+SinceFilter = Annotated[
+    str | None,
+    typer.Option(
+        "--since",
+        metavar="DURATION",
+        help="Only jobs created within this duration (as `jobs list --since`).",
+        show_default=False,
+    ),
+]
+LimitOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--limit",
+        metavar="N",
+        help="Act on up to N matching jobs (default 100); more matches are refused.",
+        show_default=False,
+    ),
+]
+YesOpt = Annotated[
+    bool, typer.Option("--yes", "-y", help="Act on every match without asking (scripts).")
+]
+
+
+@dataclass
+class BulkFilter:
+    """The filter options of ``jobs cancel`` and ``jobs retry``: given, they act on all matches."""
+
+    states: list[str] | None
+    template: str | None
+    tag: str | None
+    since: str | None
+    limit: int | None
+
+    def given(self) -> bool:
+        return bool(self.states or self.template or self.tag or self.since)
+
+
+def _bulk_or_one(verb: str, job: str | None, f: BulkFilter) -> bool:
+    """True for a bulk action; a JOB with filters, or neither, is one usage error."""
+    if job is not None and f.given():
+        raise InvalidParams(
+            f"give a JOB or filters (--state, --template, --tag, --since), not both: "
+            f"`jobs {verb} JOB` acts on one job, filters act on every match"
+        )
+    if job is None and not f.given():
+        raise InvalidParams(
+            f"give a JOB to {verb}, or filters (--state, --template, --tag, --since) to "
+            f"{verb} every match"
+        )
+    if job is not None and f.limit is not None:
+        raise InvalidParams("--limit applies to filters, not to one JOB")
+    return job is None
+
+
+def _bulk(verb: str, f: BulkFilter, yes: bool, as_json: bool, reason: str = "") -> None:
+    """Select, confirm (a terminal, or --yes), act on each match, summarise.
+
+    Exit 0 when every match was acted on (or none matched); 1 when some were skipped, or
+    the operator said no at the prompt.
+    """
+    import sys
+
+    from opsconsole.core.bulk import DEFAULT_BULK_LIMIT, BulkRequest
+    from opsconsole.core.states import Verb
+
+    svc = service()
+    req = BulkRequest(
+        verb=Verb(verb),
+        states=tuple(f.states or ()),
+        template=f.template,
+        tag=f.tag,
+        since=f.since,
+        limit=DEFAULT_BULK_LIMIT if f.limit is None else f.limit,
+        reason=reason,
+    )
+    ids = svc.bulk_select(req)
+    if not ids:
+        if as_json:
+            output.emit_json({"action": verb, "acted": 0, "skipped": 0, "jobs": []})
+        else:
+            output.note(f"no jobs match: nothing to {verb}")
+        return
+    n = len(ids)
+    what = f"{n} job{'' if n == 1 else 's'}"
+    if not yes:
+        if not (sys.stdin.isatty() and sys.stdout.isatty()):
+            raise InvalidParams(
+                f"{what} match: pass --yes to {verb} them (no terminal to confirm on)"
+            )
+        shown = ", ".join(ids[:10]) + (", ..." if n > 10 else "")
+        output.line(f"{what} match: {shown}")
+        if not typer.confirm(f"{verb.capitalize()} {what}?", default=False):
+            output.note(f"nothing {'cancelled' if verb == 'cancel' else 'retried'}")
+            raise typer.Exit(ExitCode.JOB_FAILED)
+    result = svc.bulk_act(req.verb, ids, reason=reason)
+    if as_json:
+        output.emit_json(result.to_dict())
+    else:
+        output.line(result.summary())
+    if result.skipped:
+        raise typer.Exit(ExitCode.JOB_FAILED)
+
+
 @jobs_app.command("cancel", cls=Command)
 def cancel(
-    job: LiveJobArg,
+    job: Annotated[str | None, _job_arg("live")] = None,
     reason: Annotated[
         str | None,
         typer.Option(metavar="TEXT", help="Why; kept in the audit trail.", show_default=False),
     ] = None,
+    state: StateFilter = None,
+    template: TemplateFilter = None,
+    tag: TagFilter = None,
+    since: SinceFilter = None,
+    limit: LimitOpt = None,
+    yes: YesOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Cancel a job.
+    """Cancel a job, or every job a filter matches.
 
     A job that has not started is cancelled at once. A running job's processes get SIGTERM,
     then SIGKILL after kill_grace; it then ends cancelled.
+
+    With filters instead of JOB, every match is cancelled, one audited event each; the
+    count is confirmed on a terminal (--yes in scripts). Exit 1 if some were skipped
+    (they had moved on since the selection).
 
     Examples:
 
     \b
       opsconsole jobs cancel j7k2m9 --reason "wrong version"
+      opsconsole jobs cancel --state queued --template deploy-app --yes
     """
+    f = BulkFilter(state, template, tag, since, limit)
+    if _bulk_or_one("cancel", job, f):
+        _bulk("cancel", f, yes, as_json, reason=reason or "")
+        return
+    assert job is not None
     view = service().cancel(job, reason=reason or "")
     _print(view, as_json)
     if not as_json and view.state.value == "running":
@@ -492,7 +636,7 @@ def cancel(
 
 @jobs_app.command("retry", cls=Command)
 def retry(
-    job: DoneJobArg,
+    job: Annotated[str | None, _job_arg("finished")] = None,
     param: Annotated[
         list[str] | None,
         typer.Option(
@@ -504,18 +648,33 @@ def retry(
             show_default=False,
         ),
     ] = None,
+    state: StateFilter = None,
+    template: TemplateFilter = None,
+    tag: TagFilter = None,
+    since: SinceFilter = None,
+    limit: LimitOpt = None,
+    yes: YesOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Queue a new attempt of a job that did not succeed.
+    """Queue a new attempt of a job that did not succeed, or of every job a filter matches.
 
-    Works on failed, timed out, cancelled, interrupted and partial jobs.
+    Works on failed, timed out, cancelled, interrupted and partial jobs. With filters, a job
+    whose secrets must be given again is skipped (retry it alone, with -p).
 
     Examples:
 
     \b
       opsconsole jobs retry j7k2m9
       opsconsole jobs retry j7k2m9 -p token=@token.txt
+      opsconsole jobs retry --state failed --since 1h --yes
     """
+    f = BulkFilter(state, template, tag, since, limit)
+    if _bulk_or_one("retry", job, f):
+        if param:
+            raise InvalidParams("-p applies to one JOB; a bulk retry takes no parameters")
+        _bulk("retry", f, yes, as_json)
+        return
+    assert job is not None
     params = parse_params(param or [])
     current = service().get(job)
     if current.can_retry:  # the job's secrets were dropped when it ended: ask again

@@ -16,6 +16,8 @@ from typing import Any
 
 from opsconsole.config import Settings
 from opsconsole.core import wake
+from opsconsole.core.audit import AuditMixin
+from opsconsole.core.bulk import BulkMixin
 from opsconsole.core.catalog import (
     Catalog,
     Template,
@@ -82,7 +84,7 @@ class ListRequest:
     page_size: int = 50
 
 
-class OpsService(ReportsMixin):
+class OpsService(BulkMixin, AuditMixin, ReportsMixin):
     """Built by ``runtime.open_service``; cheap to keep for the life of a process."""
 
     def __init__(

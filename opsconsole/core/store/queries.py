@@ -274,3 +274,31 @@ def rows_by_id(db: Database, ids: list[str]) -> list[RowMapping]:
         return []
     with db.read() as conn:
         return list(conn.execute(sa.select(jobs).where(jobs.c.id.in_(ids))).mappings())
+
+
+# -- bulk actions: the matching ids --------------------------------------------------------
+
+
+def bulk_query(f: JobFilter, limit: int) -> sa.Select[Any]:
+    """The ids a bulk action acts on, oldest first, at most ``limit``.
+
+    ``f.states`` is never empty here (a verb acts from known states), so the state index
+    (``ix_jobs_claim``) or, with a template, ``ix_jobs_template`` serves it: no table scan.
+    A running job whose cancellation is already asked for is not selected again.
+    """
+    return (
+        sa.select(jobs.c.id)
+        .where(
+            *_where(f),
+            sa.not_(sa.and_(jobs.c.state == S.RUNNING.value, jobs.c.cancel_requested.is_(True))),
+        )
+        .order_by(jobs.c.created_at, jobs.c.id)
+        .limit(limit)
+    )
+
+
+def bulk_ids(db: Database, f: JobFilter, limit: int) -> list[str]:
+    if not f.states:
+        raise ValueError("a bulk selection needs the states its verb acts from")
+    with db.read() as conn:
+        return list(conn.execute(bulk_query(f, limit)).scalars())
