@@ -656,7 +656,7 @@ def retry(
     yes: YesOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Retry a failed job (a new attempt), or every job a filter matches.
+    """Retry a failed job, or every job a filter matches.
 
     Works on failed, timed out, cancelled, interrupted and partial jobs. With filters, a job
     whose secrets must be given again is skipped (retry it alone, with -p).

@@ -71,6 +71,18 @@ ACTIONS: tuple[Action, ...] = (
         False,
         group="views",
     ),
+    Action(
+        "cancel_shown",
+        "C",
+        "Cancel shown",
+        "Cancel every job the pane's filter shows",
+        False,
+        destructive=True,
+    ),
+    Action("retry_shown", "R", "Retry shown", "Retry every job the pane's filter shows", False),
+    Action(
+        "show_audit", "A", "Audit", "Audit trail: who did what to which job", False, group="views"
+    ),
     Action("toggle_theme", "t", "Theme", "Toggle dark / light theme", False, group="app"),
 )
 

@@ -26,6 +26,7 @@ from opsconsole.core.states import JobState
 from opsconsole.core.text import visible
 from opsconsole.core.views import JobView, WorkerView
 from opsconsole.tui import actions, banners
+from opsconsole.tui.bulk import BulkActions
 from opsconsole.tui.feed import Feed
 from opsconsole.tui.log_actions import LogTail
 from opsconsole.tui.messages import (
@@ -74,6 +75,7 @@ VIEWS = {
     "workers": "show_workers",
     "events": "show_events",
     "stats": "show_stats",
+    "audit": "show_audit",
     "templates": "show_catalog",
     "help": "help",
 }
@@ -103,7 +105,7 @@ class ActionCommands(Provider):
                 )
 
 
-class OpsConsole(Selection, LogTail, App[None]):
+class OpsConsole(BulkActions, Selection, LogTail, App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "opsconsole"
     BINDINGS = actions.bindings()
