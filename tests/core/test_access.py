@@ -104,7 +104,7 @@ def test_a_team_the_config_does_not_define_is_a_config_error() -> None:
 
 
 def test_require_raises_forbidden_with_the_reason() -> None:
-    with pytest.raises(Forbidden, match="^bob may not reset the store's secret key: needs"):
+    with pytest.raises(Forbidden, match=r"^bob may not reset the store's secret key: needs"):
         access.require(BOB, "reset-key", None, policy=policy(), store_owner=0)
 
 
@@ -203,7 +203,7 @@ def test_a_template_team_must_be_a_name(catalog: Path) -> None:
     base = {"name": "t", "runner": "shell", "command": ["true"]}
     assert template_from_dict({**base, "team": "web"}).team == "web"
     assert template_from_dict(base).team is None
-    with pytest.raises(InvalidParams, match="^team must be a team name"):
+    with pytest.raises(InvalidParams, match=r"^team must be a team name"):
         template_from_dict({**base, "team": ["web"]})
 
 
