@@ -475,8 +475,15 @@ class OpsService(ReportsMixin):
         return template_from_dict(row["spec"])
 
     def _job_team(self, job_id: str) -> str | None:
-        """The team of the template snapshot a job was submitted with (what it will run)."""
-        return self._job_template(job_id).team
+        """The team of the template snapshot a job was submitted with (what it will run).
+
+        Read from the snapshot without validating it: a job whose template no longer
+        parses must still be cancellable.
+        """
+        row, _ = queries.get(self.db, job_id)
+        spec = row["spec"]
+        team = spec.get("team") if isinstance(spec, dict) else None
+        return team if isinstance(team, str) else None
 
     def add_dependencies(self, ref: str, after: list[str]) -> JobView:
         """Hold a job that has not started until more jobs succeed; refuses cycles."""
