@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from opsconsole.core.access import Policy, parse_policy
 from opsconsole.core.errors import InvalidParams
 
 ENV_PREFIX = "OPSCONSOLE_"
@@ -101,6 +102,11 @@ class Settings:
         "worker).",
         default=3,
     )
+    policy: Policy = _doc(
+        "Roles and teams: the `[roles]` and `[teams.NAME]` tables of `opsconsole.toml` "
+        "(see Roles and teams); not settable by environment or flag.",
+        default=Policy(),
+    )
 
     def doc(self, name: str) -> str:
         return next(f.metadata["doc"] for f in fields(self) if f.name == name)
@@ -174,7 +180,12 @@ def config_file_candidates(home: Path | None) -> list[Path]:
     return out
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+POLICY_TABLES = ("roles", "teams")
+"""Top-level tables of opsconsole.toml that are access rules, not settings."""
+
+
+def _read_toml(path: Path) -> tuple[dict[str, Any], Policy]:
+    """The file's settings and its roles and teams."""
     try:
         with path.open("rb") as fh:
             data = tomllib.load(fh)
@@ -182,13 +193,25 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise InvalidParams(f"{path}: invalid TOML: {exc}") from None
     except OSError as exc:
         raise InvalidParams(f"{path}: cannot read: {exc.strerror}") from None
+    tables = {name: data.pop(name) for name in POLICY_TABLES if name in data}
     section = data.get("opsconsole", data)
     if not isinstance(section, dict):
         raise InvalidParams(f"{path}: [opsconsole] must be a table")
     unknown = sorted(set(section) - set(_CONVERTERS))
     if unknown:
         raise InvalidParams(f"{path}: unknown setting '{unknown[0]}'")
-    return section
+    uid = None
+    if tables:
+        mode = path.stat()
+        if mode.st_mode & 0o022:
+            raise InvalidParams(
+                f"{path}: holds [roles] or [teams] but others may write it (chmod go-w)"
+            )
+        uid = mode.st_uid
+    policy = parse_policy(
+        tables.get("roles"), tables.get("teams"), origin=str(path), source_uid=uid
+    )
+    return section, policy
 
 
 def load_settings(**flags: Any) -> Settings:
@@ -207,7 +230,9 @@ def load_settings(**flags: Any) -> Settings:
     explicit = os.environ.get(ENV_PREFIX + "CONFIG")
     for path in config_file_candidates(home or default_home()):
         if path.is_file():
-            file_values = {k: _convert(k, v, str(path)) for k, v in _read_toml(path).items()}
+            section, policy = _read_toml(path)
+            file_values = {k: _convert(k, v, str(path)) for k, v in section.items()}
+            file_values["policy"] = policy
             break
         if explicit:
             raise InvalidParams(f"{path}: config file not found")
@@ -233,6 +258,8 @@ def settings_table() -> str:
     """The README's configuration table, generated from the field docs (a test compares)."""
     rows = ["| setting | env | default | meaning |", "| --- | --- | --- | --- |"]
     for f in fields(Settings):
+        if f.name not in _CONVERTERS:
+            continue  # a config-file table of its own (roles and teams)
         doc = f.metadata["doc"].replace("|", "\\|")
         default = f"`{f.default}`" if f.default not in (None, "", 0) else "(see meaning)"
         rows.append(f"| `{f.name}` | `{ENV_PREFIX}{f.name.upper()}` | {default} | {doc} |")

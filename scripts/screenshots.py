@@ -83,7 +83,7 @@ class Seeder:
     ) -> None:
         """Insert a job with a fixed id, validated like ``OpsService.submit`` does it."""
         self.clock.set(when)
-        req = SubmitRequest(template=template, params=params, actor="ops", **options)
+        req = SubmitRequest(template=template, params=params, **options)
         row, after = self.service._prepare(req)
         job_store.insert(self.db, {**row, "id": job_id}, after, actor="ops", now=when)
 
@@ -248,7 +248,7 @@ def seed(service: OpsService, clock: SettableClock) -> None:
 
     s.submit("k3cw7q", "hello", {"name": "team"}, at(21))
     s.clock.set(at(20))
-    service.cancel("k3cw7q", reason="not needed", actor="ops")
+    service.cancel("k3cw7q", reason="not needed")
 
     hosts = ["web1", "web2", "db1"]
     s.submit("f2nq8d", "sync-inventory", {"hosts": hosts, "fail": ["db1"]}, at(12))

@@ -29,6 +29,8 @@ ACTION_KINDS: dict[str, frozenset[str]] = {
     Verb.CANCEL.value: frozenset({EVENTS[Verb.CANCEL], "cancel_requested"}),
     # a finish is written as the state it ends in, or ``retried`` for a retry after backoff
     Verb.FINISH.value: frozenset({s.value for s in FINAL} | {"retried"}),
+    # an action the caller's role or team does not allow (``core/access.py``)
+    "refused": frozenset({"refused"}),
 }
 """The event kinds each action (a verb's name) writes: ``--action cancel`` lists both the
 cancellation of a pending job and the request to stop a running one."""

@@ -6,6 +6,8 @@ runs jobs. Errors are ``OpsError``s whose message is the one line a face shows.
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -15,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from opsconsole.config import Settings
-from opsconsole.core import wake
+from opsconsole.core import access, wake
 from opsconsole.core.audit import AuditMixin
 from opsconsole.core.bulk import BulkMixin
 from opsconsole.core.catalog import (
@@ -29,12 +31,13 @@ from opsconsole.core.catalog import (
 from opsconsole.core.clock import Clock, SystemClock
 from opsconsole.core.errors import (
     Conflict,
+    Forbidden,
     InvalidParams,
     InvalidTransition,
     NotFound,
 )
 from opsconsole.core.files import access_for
-from opsconsole.core.identity import os_user
+from opsconsole.core.identity import Identity, current, user_name
 from opsconsole.core.ids import new_job_id
 from opsconsole.core.reports import ReportsMixin
 from opsconsole.core.secrets import MASK, SecretBox, fingerprint, split_secrets
@@ -42,16 +45,18 @@ from opsconsole.core.states import FINAL, JobState
 from opsconsole.core.store import feed, queries
 from opsconsole.core.store import jobs as job_store
 from opsconsole.core.store import keys as key_store
-from opsconsole.core.store.db import Database
+from opsconsole.core.store.db import Database, sqlite_path
 from opsconsole.core.views import (
     EventView,
     JobView,
     LogLine,
     Page,
+    WorkerView,
 )
 
 S = JobState
 MAX_TAGS = 20
+log = logging.getLogger("opsconsole.access")
 
 
 MAX_DEPENDENCIES = 100
@@ -69,7 +74,6 @@ class SubmitRequest:
     timeout: str | None = None
     tags: tuple[str, ...] = ()
     dry_run: bool = False
-    actor: str | None = None
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,8 @@ class OpsService(BulkMixin, AuditMixin, ReportsMixin):
         self._catalog_stamp: tuple[object, ...] | None = None
         self._catalog_lock = threading.Lock()
         self._box: SecretBox | None = None
+        self.identity: Identity = current()
+        """Who acts through this service: the OS account of this process, asked once."""
 
     # -- plumbing -------------------------------------------------------------------
 
@@ -167,14 +173,15 @@ class OpsService(BulkMixin, AuditMixin, ReportsMixin):
             return f"{fingerprint(key)} (the store records it on the first submit)"
         return f"{recorded} seals this store's secrets"
 
-    def reset_key(self, *, actor: str | None = None) -> tuple[str, list[str]]:
+    def reset_key(self) -> tuple[str, list[str]]:
         """Make this host's key the store's, for when the key that sealed it is lost.
 
         Pending jobs whose secrets the key cannot open are cancelled (a retry asks for the
         secrets again). Returns the key's fingerprint and the cancelled jobs' ids.
         """
+        self.authorize("reset-key")
         box, found, cancelled = key_store.reset_key(
-            self.db, self._key_source(), actor=actor or os_user(), now=self.now()
+            self.db, self._key_source(), actor=self.identity.name, now=self.now()
         )
         self._box = box
         return found, cancelled
@@ -188,6 +195,63 @@ class OpsService(BulkMixin, AuditMixin, ReportsMixin):
 
     def now(self) -> datetime:
         return self.clock.now()
+
+    # -- who may act ----------------------------------------------------------------------
+
+    def store_owner(self) -> int | None:
+        """The uid owning a SQLite store file (admin when there is no [roles] table).
+
+        None for a store on a server: there the current user counts as its owner.
+        """
+        path = sqlite_path(self.settings.db)
+        if path is None:
+            return None
+        try:
+            return path.stat().st_uid
+        except OSError:
+            return os.getuid()  # not made yet: this process is about to make it
+
+    def authorize(self, verb: str, *, template: Any = None, job_id: str | None = None) -> None:
+        """Raise Forbidden unless this process's account may ``verb`` (on ``template``'s team).
+
+        A refusal on a job is audited as a ``refused`` event on it (actor, verb, reason); a
+        refused submit has no job yet, so it is logged.
+        """
+        owner = self.store_owner()
+        policy = self.settings.policy
+        if (
+            policy.source_uid is not None
+            and owner is not None
+            and policy.source_uid not in (0, owner)
+        ):
+            # roles from a file the caller wrote themselves would grant what they like
+            raise Forbidden(
+                f"{policy.source}: roles and teams are not trusted: the file belongs to "
+                f"{user_name(policy.source_uid)}, not to root or the store's owner "
+                f"({user_name(owner)})"
+            )
+        try:
+            access.require(self.identity, verb, template, policy=policy, store_owner=owner)
+        except Forbidden as exc:
+            if job_id is not None:
+                self._audit_refusal(job_id, verb, str(exc))
+            else:
+                log.info("refused: %s (actor %s, verb %s)", exc, self.identity.name, verb)
+            raise
+
+    def _audit_refusal(self, job_id: str, verb: str, reason: str) -> None:
+        with self.db.write() as conn:
+            row = job_store.fetch(conn, job_id)
+            job_store.add_event(
+                conn,
+                job_id,
+                "refused",
+                self.now(),
+                actor=self.identity.name,
+                state=row["state"] if row is not None else None,
+                message=reason,
+                data={"verb": verb, "reason": reason},
+            )
 
     @property
     def embedded_store(self) -> bool:
@@ -234,6 +298,7 @@ class OpsService(BulkMixin, AuditMixin, ReportsMixin):
 
     def _prepare(self, req: SubmitRequest) -> tuple[dict[str, Any], list[str]]:
         tpl = self.catalog.get(req.template)
+        self.authorize("submit", template=tpl)
         values = validate_params(tpl, req.params)
         now = self.now()
         priority = tpl.priority if req.priority is None else parse_priority(req.priority)
@@ -263,7 +328,7 @@ class OpsService(BulkMixin, AuditMixin, ReportsMixin):
             state = S.WAITING
         elif run_at > now:
             state = S.SCHEDULED
-        actor = req.actor or os_user()
+        actor = self.identity.name
         row = {
             "template": tpl.name,
             "state": state.value,
@@ -348,19 +413,18 @@ class OpsService(BulkMixin, AuditMixin, ReportsMixin):
 
     # -- operator actions -------------------------------------------------------------
 
-    def cancel(self, ref: str, *, reason: str = "", actor: str | None = None) -> JobView:
+    def cancel(self, ref: str, *, reason: str = "") -> JobView:
         """Cancel a pending job at once, or ask the worker to stop a running one."""
         job_id = queries.resolve(self.db, ref)
+        self.authorize("cancel", template=self._job_team(job_id), job_id=job_id)
         row = job_store.request_cancel(
-            self.db, job_id, reason=reason, actor=actor or os_user(), now=self.now()
+            self.db, job_id, reason=reason, actor=self.identity.name, now=self.now()
         )
         if row["state"] == S.RUNNING.value:
             self._poke()
         return self.get(job_id)
 
-    def retry(
-        self, ref: str, *, params: Mapping[str, Any] | None = None, actor: str | None = None
-    ) -> JobView:
+    def retry(self, ref: str, *, params: Mapping[str, Any] | None = None) -> JobView:
         """Queue a new attempt of a failed, timed out, cancelled, interrupted or partial job.
 
         What this reads first only shapes the questions (which secrets to ask for again);
@@ -372,10 +436,11 @@ class OpsService(BulkMixin, AuditMixin, ReportsMixin):
                 parameters cannot change on a retry.
         """
         job_id = queries.resolve(self.db, ref)
+        tpl = self._job_template(job_id)
+        self.authorize("retry", template=tpl.team, job_id=job_id)
         view = self.get(job_id)
         if not view.can_retry:
             raise InvalidTransition(f"cannot retry job {job_id}: it is {view.state.value}")
-        tpl = self._job_template(job_id)
         given = dict(params or {})
         extra = sorted(set(given) - tpl.secret_names())
         if extra:
@@ -399,7 +464,7 @@ class OpsService(BulkMixin, AuditMixin, ReportsMixin):
             self.db,
             job_id,
             self.now(),
-            actor=actor or os_user(),
+            actor=self.identity.name,
             secret_blob=self.box.seal(secret),
         )
         self._poke()
@@ -411,19 +476,32 @@ class OpsService(BulkMixin, AuditMixin, ReportsMixin):
         row, _ = queries.get(self.db, job_id)
         return template_from_dict(row["spec"])
 
-    def add_dependencies(self, ref: str, after: list[str], *, actor: str | None = None) -> JobView:
+    def _job_team(self, job_id: str) -> str | None:
+        """The team of the template snapshot a job was submitted with (what it will run).
+
+        Read from the snapshot without validating it: a job whose template no longer
+        parses must still be cancellable.
+        """
+        row, _ = queries.get(self.db, job_id)
+        spec = row["spec"]
+        team = spec.get("team") if isinstance(spec, dict) else None
+        return team if isinstance(team, str) else None
+
+    def add_dependencies(self, ref: str, after: list[str]) -> JobView:
         """Hold a job that has not started until more jobs succeed; refuses cycles."""
         job_id = queries.resolve(self.db, ref)
+        self.authorize("after", job_id=job_id)
         dep_ids = [self._resolve_dependency(a) for a in after]
         job_store.add_dependencies(
-            self.db, job_id, dep_ids, actor=actor or os_user(), now=self.now()
+            self.db, job_id, dep_ids, actor=self.identity.name, now=self.now()
         )
         return self.get(job_id)
 
-    def set_priority(self, ref: str, priority: str | int, *, actor: str | None = None) -> JobView:
+    def set_priority(self, ref: str, priority: str | int) -> JobView:
         job_id = queries.resolve(self.db, ref)
+        self.authorize("priority", job_id=job_id)
         job_store.set_priority(
-            self.db, job_id, parse_priority(priority), actor=actor or os_user(), now=self.now()
+            self.db, job_id, parse_priority(priority), actor=self.identity.name, now=self.now()
         )
         return self.get(job_id)
 
@@ -451,6 +529,11 @@ class OpsService(BulkMixin, AuditMixin, ReportsMixin):
                 if deadline is None
                 else min(interval, max(0.0, deadline - time.monotonic()))
             )
+
+    def resize_worker(self, ref: str, slots: int) -> WorkerView:
+        """Change the slots of a running worker pool (admin only)."""
+        self.authorize("resize")
+        return super().resize_worker(ref, slots)
 
     # -- the console's board ----------------------------------------------------------
 

@@ -84,7 +84,7 @@ def assert_backs_off(svc, view, low, high):
 
 
 def test_failures_retry_after_backoff_until_the_retries_run_out(clocked, flaky, pool, clock):
-    job = clocked.submit(SubmitRequest(template="flaky", actor="t"))
+    job = clocked.submit(SubmitRequest(template="flaky"))
     assert job.max_retries == 2
 
     attempt, view = fail_next(clocked, pool)
@@ -110,21 +110,21 @@ def test_failures_retry_after_backoff_until_the_retries_run_out(clocked, flaky, 
 
     # a manual retry starts the automatic retries afresh (retry_base)
     clock.advance(60)
-    assert clocked.retry(job.id, actor="t").state == S.QUEUED
+    assert clocked.retry(job.id).state == S.QUEUED
     attempt, view = fail_next(clocked, pool)
     assert attempt == 4
     assert_backs_off(clocked, view, 8.0, 12.0)
 
 
 def test_a_timeout_without_retries_left_ends_timed_out(clocked, echo, pool):
-    job = clocked.submit(SubmitRequest(template="echo", actor="t"))
+    job = clocked.submit(SubmitRequest(template="echo"))
     assert job.max_retries == 0
     _, view = fail_next(clocked, pool, outcome="timed_out")
     assert view.state == S.TIMED_OUT
 
 
 def test_retries_from_the_request_override_the_template(clocked, echo, pool):
-    clocked.submit(SubmitRequest(template="echo", actor="t", retries=1))
+    clocked.submit(SubmitRequest(template="echo", retries=1))
     _, view = fail_next(clocked, pool, outcome="timed_out")
     assert view.state == S.SCHEDULED
     assert "attempt 1 timed out" in view.events[-1].message

@@ -17,6 +17,7 @@ from support import write_template
 from opsconsole.config import Settings
 from opsconsole.core.errors import InvalidParams, StoreUnavailable
 from opsconsole.core.files import access_for
+from opsconsole.core.identity import os_user
 from opsconsole.core.secrets import (
     KEY_FINGERPRINT,
     MASK,
@@ -199,9 +200,7 @@ def store_bytes(db_path: Path) -> bytes:
 
 
 def test_a_secret_never_reaches_views_or_the_store_file(clocked, deploy, db_path):
-    job = clocked.submit(
-        SubmitRequest(template="deploy", params={"user": "ann", "token": SECRET}, actor="t")
-    )
+    job = clocked.submit(SubmitRequest(template="deploy", params={"user": "ann", "token": SECRET}))
     assert db_path.with_name(db_path.name + "-wal").exists()
     assert job.params == {"user": "ann", "token": MASK}
     shown = json.dumps(clocked.get(job.id, with_events=True).to_dict())
@@ -230,9 +229,7 @@ def test_a_secret_never_reaches_views_or_the_store_file(clocked, deploy, db_path
 
 
 def test_retry_asks_for_the_secret_again(clocked, deploy):
-    job = clocked.submit(
-        SubmitRequest(template="deploy", params={"user": "ann", "token": SECRET}, actor="t")
-    )
+    job = clocked.submit(SubmitRequest(template="deploy", params={"user": "ann", "token": SECRET}))
     row = claim_store.claim(clocked.db, "w1", clocked.now(), 30)
     job_store.finish(clocked.db, job.id, row["attempts"], S.FAILED, clocked.now(), values={})
     with pytest.raises(InvalidParams, match="token") as err:
@@ -240,7 +237,7 @@ def test_retry_asks_for_the_secret_again(clocked, deploy):
     assert "secret" in str(err.value)
     assert clocked.get(job.id).state == S.FAILED
 
-    again = clocked.retry(job.id, params={"token": "fresh-secret-value"}, actor="t")
+    again = clocked.retry(job.id, params={"token": "fresh-secret-value"})
     assert again.state == S.QUEUED
     assert again.params == {"user": "ann", "token": MASK}
     row = claim_store.claim(clocked.db, "w1", clocked.now(), 30)
@@ -255,15 +252,13 @@ def test_retry_names_a_required_secret_and_how_to_give_it(clocked, catalog):
         "  token: {type: string, secret: true, required: true}\n"
         "  note: {type: string}\n",
     )
-    job = clocked.submit(
-        SubmitRequest(template="login", params={"token": SECRET, "note": MASK}, actor="t")
-    )
+    job = clocked.submit(SubmitRequest(template="login", params={"token": SECRET, "note": MASK}))
     row = claim_store.claim(clocked.db, "w1", clocked.now(), 30)
     job_store.finish(clocked.db, job.id, row["attempts"], S.FAILED, clocked.now(), values={})
     with pytest.raises(InvalidParams, match=r"needs its secret parameters again.*-p token="):
         clocked.retry(job.id)
     # a public value that happens to read like the mask is kept, not asked for
-    again = clocked.retry(job.id, params={"token": "fresh-secret-value"}, actor="t")
+    again = clocked.retry(job.id, params={"token": "fresh-secret-value"})
     assert again.params == {"token": MASK, "note": MASK}
     assert again.state == S.QUEUED
 
@@ -276,7 +271,7 @@ def test_a_secret_in_the_concurrency_key_is_refused(clocked, catalog):
         "concurrency: {key: 'k-{{ token }}'}\n",
     )
     with pytest.raises(InvalidParams, match="concurrency key may not use a secret") as err:
-        clocked.submit(SubmitRequest(template="leaky", params={"token": SECRET}, actor="t"))
+        clocked.submit(SubmitRequest(template="leaky", params={"token": SECRET}))
     assert SECRET not in str(err.value)
 
 
@@ -302,7 +297,7 @@ def recorded(db: Database) -> str | None:
 
 
 def test_the_store_records_the_key_s_fingerprint_never_the_key(clocked, deploy, db_path, home):
-    clocked.submit(SubmitRequest(template="deploy", params={"token": SECRET}, actor="t"))
+    clocked.submit(SubmitRequest(template="deploy", params={"token": SECRET}))
     key = (home / "secret.key").read_bytes().strip()
     assert recorded(clocked.db) == fingerprint(key)
     assert fingerprint(key).startswith("sha256:") and len(fingerprint(key)) == 23
@@ -312,12 +307,12 @@ def test_the_store_records_the_key_s_fingerprint_never_the_key(clocked, deploy, 
 
 def test_a_deleted_key_is_refused_not_made_again(clocked, deploy, settings, home):
     """Today's bug: a new key is made silently, and every queued secret job fails later."""
-    job = clocked.submit(SubmitRequest(template="deploy", params={"token": SECRET}, actor="t"))
+    job = clocked.submit(SubmitRequest(template="deploy", params={"token": SECRET}))
     (home / "secret.key").unlink()
     later = fresh_service(settings)
     try:
         with pytest.raises(StoreUnavailable) as err:
-            later.submit(SubmitRequest(template="deploy", params={"token": "x" * 8}, actor="t"))
+            later.submit(SubmitRequest(template="deploy", params={"token": "x" * 8}))
         line = str(err.value)
         assert line.startswith(f"store {clocked.db.describe()}: its secrets are sealed with key ")
         assert f"the key file {home / 'secret.key'} is missing" in line
@@ -332,7 +327,7 @@ def test_a_deleted_key_is_refused_not_made_again(clocked, deploy, settings, home
 
 
 def test_another_key_is_refused(clocked, deploy, settings, home):
-    clocked.submit(SubmitRequest(template="deploy", params={"token": SECRET}, actor="t"))
+    clocked.submit(SubmitRequest(template="deploy", params={"token": SECRET}))
     mine = recorded(clocked.db)
     stranger = other_key()
     for how in ({"secret_key": stranger}, {}):
@@ -351,23 +346,23 @@ def test_another_key_is_refused(clocked, deploy, settings, home):
 
 
 def test_reset_key_cancels_the_jobs_a_lost_key_strands(clocked, deploy, settings, home, echo):
-    stranded = clocked.submit(SubmitRequest(template="deploy", params={"token": SECRET}, actor="t"))
-    plain = clocked.submit(SubmitRequest(template="echo", params={"word": "hi"}, actor="t"))
+    stranded = clocked.submit(SubmitRequest(template="deploy", params={"token": SECRET}))
+    plain = clocked.submit(SubmitRequest(template="echo", params={"word": "hi"}))
     (home / "secret.key").unlink()
     later = fresh_service(settings)
     try:
-        found, cancelled = later.reset_key(actor="ops")
+        found, cancelled = later.reset_key()
         assert cancelled == [stranded.id]
         assert found == fingerprint((home / "secret.key").read_bytes())
         assert recorded(later.db) == found
         view = later.get(stranded.id, with_events=True)
         assert view.state == S.CANCELLED
-        assert view.events[-1].actor == "ops"
+        assert view.events[-1].actor == os_user()
         assert "sealed with a lost key" in view.events[-1].message
         assert f"opsconsole jobs retry {stranded.id} -p NAME=..." in view.events[-1].message
         assert later.get(plain.id).state == S.QUEUED  # no secret: nothing lost
         # the new key seals and opens; the stranded job is retried with its secret again
-        again = later.retry(stranded.id, params={"token": "fresh-secret-value"}, actor="ops")
+        again = later.retry(stranded.id, params={"token": "fresh-secret-value"})
         assert again.state == S.QUEUED
         assert later.reset_key()[1] == []  # nothing left to cancel
     finally:

@@ -11,6 +11,7 @@ from support import write_template
 
 from opsconsole.core.clock import SettableClock
 from opsconsole.core.errors import Conflict, InvalidParams, InvalidTransition, NotFound
+from opsconsole.core.identity import os_user
 from opsconsole.core.service import ListRequest, OpsService, SubmitRequest
 from opsconsole.core.states import JobState
 from opsconsole.core.store import claim as claim_store
@@ -21,7 +22,7 @@ S = JobState
 
 
 def submit(svc, template="echo", **kw):
-    return svc.submit(SubmitRequest(template=template, actor="alice", **kw))
+    return svc.submit(SubmitRequest(template=template, **kw))
 
 
 def run(svc, job_id, outcome=S.SUCCEEDED, *, seconds=0.0):
@@ -45,11 +46,11 @@ def test_submit_queues_a_job_with_its_event(clocked, echo, clock):
     assert job.params == {"word": "hi"}
     assert job.priority == 10
     assert job.tags == ["nightly"]
-    assert job.submitted_by == "alice"
+    assert job.submitted_by == os_user()
     assert job.created_at == clock.now()
     assert len(job.id) == 6
     [event] = clocked.get(job.id, with_events=True).events
-    assert (event.kind, event.state, event.actor) == ("submitted", "queued", "alice")
+    assert (event.kind, event.state, event.actor) == ("submitted", "queued", os_user())
 
 
 def test_submit_refuses_unknown_templates_and_bad_params(clocked, echo):
@@ -148,9 +149,9 @@ def test_dependency_on_an_unknown_or_failed_job_is_refused(clocked, echo):
 def test_add_dependencies_refuses_a_cycle(clocked, echo):
     a = submit(clocked)
     b = submit(clocked)
-    assert clocked.add_dependencies(a.id, [b.id], actor="alice").state == S.WAITING
+    assert clocked.add_dependencies(a.id, [b.id]).state == S.WAITING
     with pytest.raises(InvalidParams, match="cycle"):
-        clocked.add_dependencies(b.id, [a.id], actor="alice")
+        clocked.add_dependencies(b.id, [a.id])
     assert clocked.get(b.id).state == S.QUEUED
     assert clocked.get(b.id).depends_on == []
 
@@ -160,11 +161,11 @@ def test_add_dependencies_refuses_a_cycle(clocked, echo):
 
 def test_cancel_a_queued_job(clocked, echo):
     job = submit(clocked)
-    out = clocked.cancel(job.id, reason="not today", actor="bob")
+    out = clocked.cancel(job.id, reason="not today")
     assert out.state == S.CANCELLED
     assert out.error["message"] == "not today"
     last = clocked.get(job.id, with_events=True).events[-1]
-    assert (last.kind, last.actor, last.message) == ("cancelled", "bob", "not today")
+    assert (last.kind, last.actor, last.message) == ("cancelled", os_user(), "not today")
 
 
 def test_cancel_a_running_job_asks_the_worker(clocked, echo, clock):
@@ -173,7 +174,7 @@ def test_cancel_a_running_job_asks_the_worker(clocked, echo, clock):
     )
     job = submit(clocked)
     claim_store.claim(clocked.db, "w1", clock.now(), 30)
-    out = clocked.cancel(job.id, actor="bob")
+    out = clocked.cancel(job.id)
     assert out.state == S.RUNNING
     assert out.cancel_requested is True
     assert out.can_cancel is False
@@ -188,7 +189,7 @@ def test_cancel_a_running_job_asks_the_worker(clocked, echo, clock):
         state="running",
         running=[(job.id, 1)],
     )
-    assert reply.cancel == [(job.id, 1, "cancelled by bob")]
+    assert reply.cancel == [(job.id, 1, f"cancelled by {os_user()}")]
 
 
 def test_cancel_or_retry_of_a_succeeded_job_is_an_invalid_transition(clocked, echo):
@@ -211,7 +212,7 @@ def test_retry_a_failed_job(clocked, echo, clock):
     job = submit(clocked, params={"word": "again"})
     run(clocked, job.id, S.FAILED)
     clock.advance(60)
-    out = clocked.retry(job.id, actor="bob")
+    out = clocked.retry(job.id)
     assert out.state == S.QUEUED
     assert out.run_at == clock.now()
     assert out.finished_at is None
@@ -220,7 +221,7 @@ def test_retry_a_failed_job(clocked, echo, clock):
     with clocked.db.read() as conn:
         assert job_store.fetch(conn, job.id)["retry_base"] == 1
     last = clocked.get(job.id, with_events=True).events[-1]
-    assert (last.kind, last.actor) == ("retried", "bob")
+    assert (last.kind, last.actor) == ("retried", os_user())
     assert claim_store.claim(clocked.db, "w1", clock.now(), 30)["attempts"] == 2
 
 
@@ -229,7 +230,7 @@ def test_retry_a_partial_job(clocked, echo, clock):
     job = submit(clocked)
     run(clocked, job.id, S.PARTIAL)
     assert clocked.get(job.id).can_retry
-    out = clocked.retry(job.id, actor="bob")
+    out = clocked.retry(job.id)
     assert (out.state, out.error, out.finished_at) == (S.QUEUED, None, None)
     assert clocked.get(job.id, with_events=True).events[-1].kind == "retried"
     assert claim_store.claim(clocked.db, "w1", clock.now(), 30)["attempts"] == 2
@@ -240,10 +241,10 @@ def test_a_stale_retry_of_a_running_job_is_refused_and_changes_nothing(clocked, 
     job = submit(clocked)
     run(clocked, job.id, S.FAILED)
     assert clocked.get(job.id).can_retry  # what the operator saw
-    clocked.retry(job.id, actor="carol")
+    clocked.retry(job.id)
     claim_store.claim(clocked.db, "w2", clock.now(), 30)
     with pytest.raises(InvalidTransition, match=f"^cannot retry job {job.id}: it is running$"):
-        clocked.retry(job.id, actor="bob")
+        clocked.retry(job.id)
     assert_still_running_on_w2(clocked, job.id)
 
 
@@ -277,13 +278,13 @@ def test_a_retry_racing_a_retry_and_a_claim_is_refused_by_its_write(settings, ec
         run(bob, job.id, S.FAILED)
 
         def carol_retries_and_a_worker_claims() -> None:
-            carol.retry(job.id, actor="carol")
+            carol.retry(job.id)
             claimed = claim_store.claim(carol.db, "w2", carol.now(), 30)
             assert claimed is not None and claimed["id"] == job.id
 
         clock.arm(carol_retries_and_a_worker_claims)
         with pytest.raises(InvalidTransition, match=f"^cannot retry job {job.id}: it is running$"):
-            bob.retry(job.id, actor="bob")
+            bob.retry(job.id)
         assert clock.raced
         assert_still_running_on_w2(bob, job.id)
     finally:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from opsconsole.core.access import TEAM_NAME_RE
 from opsconsole.core.catalog.durations import parse_duration, parse_priority
 from opsconsole.core.catalog.messages import _describe, _kind, _short_list, _show
 from opsconsole.core.catalog.params import ParamSpec, ParamType, _BadValue, _coerce
@@ -36,7 +37,7 @@ _HANDLER_RE = re.compile(
 _TOP_KEYS = (
     "name", "description", "runner", "command", "env", "handler", "isolate", "params",
     "priority", "timeout", "retries", "backoff", "concurrency", "on_interrupt",
-    "partial_exit_codes", "tags",
+    "partial_exit_codes", "tags", "team",
 )  # fmt: skip
 _PARAM_KEYS = (
     "type", "required", "default", "secret", "pattern", "min", "max", "choices", "description",
@@ -69,6 +70,9 @@ class Template:
     tags: tuple[str, ...]
     source: str
     raw: dict[str, Any]
+    team: str | None = None
+    """The team that owns the template: its members (with the operator role) and admins
+    may submit, cancel and retry its jobs; ``[teams.NAME]`` in opsconsole.toml defines it."""
 
     def secret_names(self) -> frozenset[str]:
         """Names whose values must be masked in logs, messages and job listings."""
@@ -142,6 +146,7 @@ def template_from_dict(data: Any, source: str = "") -> Template:
             ("on_interrupt",),
         )
     tags = _str_list(data.get("tags"), "tags")
+    team = _parse_team(data.get("team"))
 
     try:
         raw = json.loads(json.dumps(data, allow_nan=False))
@@ -167,7 +172,20 @@ def template_from_dict(data: Any, source: str = "") -> Template:
         tags=tags,
         source=source,
         raw=raw,
+        team=team,
     )
+
+
+def _parse_team(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not TEAM_NAME_RE.fullmatch(value):
+        raise _SchemaError(
+            "team must be a team name (lowercase letters, digits, '.', '_' or '-'), "
+            f"got {_describe(value)}",
+            ("team",),
+        )
+    return value
 
 
 def _parse_runner_keys(

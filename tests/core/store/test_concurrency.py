@@ -53,7 +53,7 @@ def claim_and_finish():
     return True
 
 for i in range(args["jobs"]):
-    svc.submit(SubmitRequest(template="echo", params={"word": f"{me}-{i}"}, actor=me))
+    svc.submit(SubmitRequest(template="echo", params={"word": f"{me}-{i}"}))
     claim_and_finish()
 while True:
     if claim_and_finish():
