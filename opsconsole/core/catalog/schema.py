@@ -14,6 +14,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from opsconsole.core.catalog.approval import (
+    ApprovalPolicy,
+    PolicyError,
+    parse_approval,
+    parse_confirm,
+)
 from opsconsole.core.catalog.durations import parse_duration, parse_priority
 from opsconsole.core.catalog.messages import _describe, _kind, _short_list, _show
 from opsconsole.core.catalog.params import ParamSpec, ParamType, _BadValue, _coerce
@@ -36,7 +42,7 @@ _HANDLER_RE = re.compile(
 _TOP_KEYS = (
     "name", "description", "runner", "command", "env", "handler", "isolate", "params",
     "priority", "timeout", "retries", "backoff", "concurrency", "on_interrupt",
-    "partial_exit_codes", "tags",
+    "partial_exit_codes", "tags", "approval", "confirm",
 )  # fmt: skip
 _PARAM_KEYS = (
     "type", "required", "default", "secret", "pattern", "min", "max", "choices", "description",
@@ -69,6 +75,10 @@ class Template:
     tags: tuple[str, ...]
     source: str
     raw: dict[str, Any]
+    approval: ApprovalPolicy | None = None
+    """Set when a job of this template waits in ``awaiting_approval`` before it can run."""
+    confirm: str | None = None
+    """The text (rendered with the parameters) an operator types to confirm a submit."""
 
     def secret_names(self) -> frozenset[str]:
         """Names whose values must be masked in logs, messages and job listings."""
@@ -142,6 +152,18 @@ def template_from_dict(data: Any, source: str = "") -> Template:
             ("on_interrupt",),
         )
     tags = _str_list(data.get("tags"), "tags")
+    try:
+        approval = parse_approval(data.get("approval"))
+        confirm = parse_confirm(data.get("confirm"))
+    except PolicyError as exc:
+        where: tuple[str | int, ...] = (
+            ("confirm",)
+            if str(exc).startswith("confirm")
+            else (("approval", exc.key) if exc.key else ("approval",))
+        )
+        raise _SchemaError(str(exc), where) from None
+    if confirm is not None:
+        _check_placeholders(confirm, ("confirm",), params)
 
     try:
         raw = json.loads(json.dumps(data, allow_nan=False))
@@ -167,6 +189,8 @@ def template_from_dict(data: Any, source: str = "") -> Template:
         tags=tags,
         source=source,
         raw=raw,
+        approval=approval,
+        confirm=confirm,
     )
 
 
