@@ -134,9 +134,7 @@ def test_only_the_approvers_verbs_move_a_job_out_of_awaiting_approval():
     """No path (a retry, a requeue, a release, a claim) takes a gated job past its gate:
     approve opens it, reject (and expire, which is a reject) ends it, and cancel withdraws
     the request, ending the job without running it."""
-    leave = {
-        verb: {new for old, new in MOVES[verb] if old == S.AWAITING_APPROVAL} for verb in Verb
-    }
+    leave = {verb: {new for old, new in MOVES[verb] if old == S.AWAITING_APPROVAL} for verb in Verb}
     assert {verb for verb, news in leave.items() if news} == {V.APPROVE, V.REJECT, V.CANCEL}
     assert leave[V.REJECT] == {S.REJECTED}
     assert leave[V.CANCEL] == {S.CANCELLED}
