@@ -24,7 +24,9 @@ V = Verb
 AWAITING = S.AWAITING_APPROVAL.value
 
 
-def _claim_round(conn: Connection, job_id: str, round_: int, now: datetime) -> RowMapping:
+def _claim_round(
+    conn: Connection, job_id: str, round_: int, now: datetime, what: str
+) -> RowMapping:
     """Take the job's row for a decision on ``round_``: the guard two deciders race on."""
     row = (
         conn.execute(
@@ -43,7 +45,7 @@ def _claim_round(conn: Connection, job_id: str, round_: int, now: datetime) -> R
         raise NotFound(f"no job {job_id}")
     if current["state"] != AWAITING:
         raise InvalidTransition(
-            f"job {job_id} is {current['state']}: only a job awaiting approval can be decided"
+            f"cannot {what} job {job_id}: it is {current['state']}, not awaiting approval"
         )
     raise Conflict(
         f"job {job_id} went back to awaiting approval (round {current['gate_round']}) since "
@@ -79,7 +81,7 @@ def approve(
     approvals of the same digest count together.
     """
     with db.write() as conn:
-        row = _claim_round(conn, job_id, round_, now)
+        row = _claim_round(conn, job_id, round_, now, "approve")
         given = conn.execute(
             sa.select(approvals.c.id).where(
                 approvals.c.job_id == job_id,
@@ -152,7 +154,7 @@ def reject(
     """End a gated job ``rejected`` with ``reason`` (``expired`` when nobody answered)."""
     decision = "expire" if expired else "reject"
     with db.write() as conn:
-        _claim_round(conn, job_id, round_, now)
+        _claim_round(conn, job_id, round_, now, "expire" if expired else "reject")
         conn.execute(
             approvals.insert().values(
                 job_id=job_id,
@@ -217,7 +219,7 @@ def void_round(
 ) -> RowMapping:
     """Void the approvals of a job still awaiting approval and start a new round."""
     with db.write() as conn:
-        _claim_round(conn, job_id, round_, now)
+        _claim_round(conn, job_id, round_, now, "approve")
         voided = _void(conn, job_id, round_, why, actor, now)
         row = (
             conn.execute(
