@@ -85,7 +85,7 @@ def approve(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Approve a job awaiting approval, as the OS account running this command.
+    """Approve a job awaiting approval (as you, the OS account).
 
     Once the template's required number of people approved, the job is queued (or scheduled
     for its run time, or waits for its dependencies). Exit 4 when you may not approve it.
@@ -108,7 +108,9 @@ def reject(
     ] = "",
     as_json: JsonOpt = False,
 ) -> None:
-    """Reject a job awaiting approval: it ends rejected, with the reason.
+    """Reject a job awaiting approval, with a reason.
+
+    The job ends rejected; the reason is kept in the audit trail.
 
     Examples:
 
