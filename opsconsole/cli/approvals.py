@@ -14,7 +14,6 @@ import typer
 from opsconsole.cli import complete, output
 from opsconsole.cli.helptext import Command
 from opsconsole.cli.session import service
-from opsconsole.core.views import iso
 
 approvals_app = typer.Typer(help="Jobs waiting for an approval.", no_args_is_help=True)
 
@@ -40,6 +39,8 @@ def list_approvals(as_json: JsonOpt = False) -> None:
       opsconsole approvals list
       opsconsole approvals list --json
     """
+    from opsconsole.core.views import iso
+
     requests = service().approval_requests()
     if as_json:
         output.emit_json(
