@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -64,3 +64,13 @@ def bystander_source(release: Path) -> str:
         "        time.sleep(0.01)\n"
         '    return "bystander done"\n'
     )
+
+
+def submitted_by(service: Any, request: Any, who: str) -> str:
+    """Submit ``request`` and record ``who`` as its submitter, as another login's submit
+    would: a test of the four-eyes rule needs a job someone else asked for. (The end-to-end
+    tests run the CLI as real second users; this keeps the unit tests in one process.)"""
+    job = service.submit(request).id
+    with service.db.write() as conn:
+        conn.exec_driver_sql("UPDATE jobs SET submitted_by = ? WHERE id = ?", (who, job))
+    return str(job)

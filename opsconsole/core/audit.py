@@ -29,7 +29,13 @@ ACTION_KINDS: dict[str, frozenset[str]] = {
     Verb.CANCEL.value: frozenset({EVENTS[Verb.CANCEL], "cancel_requested"}),
     # a finish is written as the state it ends in, or ``retried`` for a retry after backoff
     Verb.FINISH.value: frozenset({s.value for s in FINAL} | {"retried"}),
-    # an action the caller's role or team does not allow (``core/access.py``)
+    # each approval counts before the gate opens; a request nobody answered expires; a
+    # change after approval voids the round (``core/approvals.py``)
+    Verb.APPROVE.value: frozenset({EVENTS[Verb.APPROVE], "approval_added"}),
+    Verb.REJECT.value: frozenset({EVENTS[Verb.REJECT], "expired"}),
+    "expire": frozenset({"expired"}),
+    "void": frozenset({"approval_void"}),
+    # an action the caller's role or team does not allow, or a gated run without approval
     "refused": frozenset({"refused"}),
 }
 """The event kinds each action (a verb's name) writes: ``--action cancel`` lists both the

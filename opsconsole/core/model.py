@@ -93,6 +93,14 @@ class Job(SQLModel, table=True):
     log_dropped: int = 0
     interruptions: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     """Times a worker vanished while this job ran; past the cap the job ends failed."""
+    team: str | None = Field(default=None, max_length=64)
+    """The team that owns the job's template (copied at submit)."""
+    gate_round: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    """How many times the job entered ``awaiting_approval``: approvals count per round."""
+    approval_expires_at: datetime | None = _ts(nullable=True)
+    approved_digest: str | None = Field(default=None, max_length=64)
+    """The digest the approvers approved when the gate opened; the worker checks it."""
+    break_glass: bool = Field(default=False, sa_column_kwargs={"server_default": "0"})
 
 
 class JobDependency(SQLModel, table=True):
@@ -157,3 +165,62 @@ class StoreMeta(SQLModel, table=True):
 
     key: str = Field(primary_key=True, max_length=64)
     value: str = Field(sa_type=sa.Text)
+
+
+class Approval(SQLModel, table=True):
+    """One decision on one round of a gated job: approve, reject, expire, void, break_glass."""
+
+    __tablename__ = "approvals"
+    __table_args__ = (
+        sa.Index("ix_approvals_job", "job_id", "round"),
+        # one approval per person per round, enforced by the store itself
+        sa.Index(
+            "uq_approvals_approver",
+            "job_id",
+            "round",
+            "actor",
+            unique=True,
+            sqlite_where=sa.text("decision = 'approve'"),
+            postgresql_where=sa.text("decision = 'approve'"),
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: str = Field(max_length=16)
+    round: int
+    actor: str = Field(max_length=128)
+    decision: str = Field(max_length=16)
+    comment: str = Field(default="", sa_type=sa.Text)
+    digest: str | None = Field(default=None, max_length=64)
+    at: datetime = _ts()
+
+
+class Review(SQLModel, table=True):
+    """A break-glass run another person must acknowledge."""
+
+    __tablename__ = "reviews"
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: str = Field(max_length=16, index=True)
+    broken_by: str = Field(max_length=128)
+    reason: str = Field(sa_type=sa.Text)
+    created_at: datetime = _ts()
+    acked_by: str | None = Field(default=None, max_length=128)
+    acked_at: datetime | None = _ts(nullable=True)
+    comment: str | None = Field(default=None, sa_type=sa.Text)
+
+
+class Freeze(SQLModel, table=True):
+    """A stop on new claims of matching jobs (scope all, tag, team or concurrency key)."""
+
+    __tablename__ = "freezes"
+
+    id: int | None = Field(default=None, primary_key=True)
+    scope: str = Field(max_length=8)
+    value: str | None = Field(default=None, max_length=255)
+    reason: str = Field(sa_type=sa.Text)
+    created_by: str = Field(max_length=128)
+    created_at: datetime = _ts()
+    until: datetime | None = _ts(nullable=True)
+    lifted_by: str | None = Field(default=None, max_length=128)
+    lifted_at: datetime | None = _ts(nullable=True)

@@ -18,6 +18,7 @@ from typing import Any
 
 from opsconsole.config import Settings
 from opsconsole.core import access, wake
+from opsconsole.core.approvals import ApprovalsMixin
 from opsconsole.core.audit import AuditMixin
 from opsconsole.core.bulk import BulkMixin
 from opsconsole.core.catalog import (
@@ -88,7 +89,7 @@ class ListRequest:
     page_size: int = 50
 
 
-class OpsService(BulkMixin, AuditMixin, ReportsMixin):
+class OpsService(ApprovalsMixin, BulkMixin, AuditMixin, ReportsMixin):
     """Built by ``runtime.open_service``; cheap to keep for the life of a process."""
 
     def __init__(
@@ -328,6 +329,14 @@ class OpsService(BulkMixin, AuditMixin, ReportsMixin):
             state = S.WAITING
         elif run_at > now:
             state = S.SCHEDULED
+        gate: dict[str, Any] = {}
+        if tpl.approval is not None:  # gated: nothing runs before the approvers say so
+            state = S.AWAITING_APPROVAL
+            gate = {
+                "gate_round": 1,
+                "approval_expires_at": now + timedelta(seconds=tpl.approval.expires_s),
+            }
+        team = tpl.team
         actor = self.identity.name
         row = {
             "template": tpl.name,
@@ -350,6 +359,8 @@ class OpsService(BulkMixin, AuditMixin, ReportsMixin):
             "submitted_by": actor,
             "created_at": now,
             "updated_at": now,
+            "team": team if isinstance(team, str) else None,
+            **gate,
         }
         return row, after
 
@@ -460,12 +471,17 @@ class OpsService(BulkMixin, AuditMixin, ReportsMixin):
         wanted = {k: v for k, v in view.params.items() if k not in dropped}
         values = validate_params(tpl, {**wanted, **given})
         _, secret = split_secrets(values, tpl.secret_names())
+        now = self.now()
+        gate = None
+        if tpl.approval is not None:  # a new attempt of a gated job needs a new approval
+            gate = now + timedelta(seconds=tpl.approval.expires_s)
         row = job_store.retry(
             self.db,
             job_id,
-            self.now(),
+            now,
             actor=self.identity.name,
             secret_blob=self.box.seal(secret),
+            gate_expires_at=gate,
         )
         self._poke()
         return JobView.from_row(row, depends_on=view.depends_on)

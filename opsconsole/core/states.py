@@ -74,7 +74,8 @@ class Verb(StrEnum):
     """Queue a running job again because its worker vanished (``on_interrupt: requeue``)."""
     RETRY = "retry"
     """An operator starts a job that ended badly again: failed, timed out, cancelled,
-    interrupted or partial. Never a live job: that would fence off its worker."""
+    interrupted or partial. Never a live job: that would fence off its worker. A gated job
+    goes back to awaiting approval: a new attempt needs a new approval."""
     CANCEL = "cancel"
     """Cancel a pending job at once; ask the worker of a running one to stop it (the job
     stays running, with ``cancel_requested``, until the worker finishes it cancelled)."""
@@ -105,7 +106,7 @@ MOVES: dict[Verb, frozenset[Move]] = {
     V.CLAIM: _moves(CLAIMABLE, {S.RUNNING}),
     V.FINISH: _moves({S.RUNNING}, ENDINGS),
     V.REQUEUE: _moves({S.RUNNING}, {S.QUEUED}),
-    V.RETRY: _moves(RETRYABLE, {S.QUEUED}),
+    V.RETRY: _moves(RETRYABLE, {S.QUEUED, S.AWAITING_APPROVAL}),  # gated: a new approval
     V.CANCEL: _moves(PENDING, {S.CANCELLED}),
     V.RELEASE: _moves({S.WAITING}, {S.QUEUED, S.SCHEDULED}),
     V.WAIT: _moves({S.QUEUED, S.SCHEDULED}, {S.WAITING}),

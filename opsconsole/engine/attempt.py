@@ -88,6 +88,9 @@ class AttemptEnv:
     """Called (on a timer thread) when an in-thread handler ignored its stop for the grace."""
     refusal: Callable[[str], str | None] = lambda _template: None
     """Why the catalog refuses jobs of a template now (two files declare its name), or None."""
+    gate: Callable[[dict[str, Any]], str | None] = lambda _row: None
+    """Why a claimed gated job may not run (no matching approval), or None. When it refuses,
+    the job is already back in ``awaiting_approval`` and its refusal audited."""
 
 
 def prepare(env: AttemptEnv, run: Run) -> tuple[Template, dict[str, Any]] | RunResult:
@@ -97,6 +100,11 @@ def prepare(env: AttemptEnv, run: Run) -> tuple[Template, dict[str, Any]] | RunR
         refused = env.refusal(tpl.name)
         if refused is not None:
             return RunResult.failed(refused, kind="setup")
+        gated = env.gate(run.row)
+        if gated is not None:
+            log.warning("job %s: refused to run: %s", run.job_id, gated)
+            # handed back to the gate in the store already: this attempt records nothing
+            return RunResult(outcome="lost", message=gated)
         params = {**run.row["params"], **env.box().open(run.row["secret_blob"])}
     except OpsError as exc:
         return RunResult.failed(str(exc), kind="setup")

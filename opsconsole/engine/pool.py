@@ -159,6 +159,7 @@ class WorkerPool:
             stopping=self._stopping,
             abandon=self._abandon,
             refusal=self.service.catalog_refusal,
+            gate=self.service.gate_refusal,
         )
 
     # -- life cycle ------------------------------------------------------------------
@@ -620,6 +621,9 @@ class WorkerPool:
         """Settle jobs no live worker holds (see ``reaper.Reaper``)."""
         now = now or self.clock.now()
         settled = self.reaper.reap(now)
+        expired = self.service.expire_approvals(now)
+        if expired:
+            log.info("approval requests expired: %s", ", ".join(expired))
         if self._last_prune is None or time.monotonic() - self._last_prune > PRUNE_EVERY:
             self._last_prune = time.monotonic()
             self.reaper.prune(now)

@@ -14,6 +14,7 @@ SAMPLES = [
     "disk-report",
     "hello",
     "http-check",
+    "restart-service",
     "rotate-logs",
     "sync-inventory",
 ]

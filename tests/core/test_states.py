@@ -53,7 +53,7 @@ def test_final_states_only_leave_by_a_retry():
     for state in FINAL:
         targets = TRANSITIONS[state]
         if state in RETRYABLE:
-            assert targets == {S.QUEUED}, state
+            assert targets == {S.QUEUED, S.AWAITING_APPROVAL}, state  # gated: a new approval
         else:
             assert targets == frozenset(), state
 
@@ -87,7 +87,7 @@ def test_sources_of_inverts_the_table():
         for old in JobState:
             assert (old in sources_of(new)) is can_transition(old, new)
     assert sources_of(S.RUNNING) == {S.QUEUED, S.SCHEDULED}
-    assert sources_of(S.AWAITING_APPROVAL) == {S.RUNNING}
+    assert sources_of(S.AWAITING_APPROVAL) == {S.RUNNING} | RETRYABLE
     assert sources_of(S.REJECTED) == {S.AWAITING_APPROVAL}
 
 
@@ -107,7 +107,7 @@ def test_each_verb_names_exactly_its_moves():
     assert MOVES[V.FINISH] == {(S.RUNNING, n) for n in ENDINGS}
     assert (FINAL - {S.REJECTED}) | {S.SCHEDULED} == ENDINGS
     assert MOVES[V.REQUEUE] == {(S.RUNNING, S.QUEUED)}
-    assert MOVES[V.RETRY] == {(o, S.QUEUED) for o in RETRYABLE}
+    assert MOVES[V.RETRY] == {(o, n) for o in RETRYABLE for n in (S.QUEUED, S.AWAITING_APPROVAL)}
     assert MOVES[V.CANCEL] == {(o, S.CANCELLED) for o in PENDING}
     assert KEEPS[V.CANCEL] == {S.RUNNING}
     assert MOVES[V.RELEASE] == {(S.WAITING, S.QUEUED), (S.WAITING, S.SCHEDULED)}
@@ -128,6 +128,20 @@ def test_the_transition_table_is_the_union_of_the_verbs():
     every = {move for moves in MOVES.values() for move in moves}
     assert every == {(old, new) for old, news in TRANSITIONS.items() for new in news}
     assert all(old != new for old, new in every)  # staying put is a KEEP, never a move
+
+
+def test_only_the_approvers_verbs_move_a_job_out_of_awaiting_approval():
+    """No path (a retry, a requeue, a release, a claim) takes a gated job past its gate:
+    approve opens it, reject (and expire, which is a reject) ends it, and cancel withdraws
+    the request, ending the job without running it."""
+    leave = {verb: {new for old, new in MOVES[verb] if old == S.AWAITING_APPROVAL} for verb in Verb}
+    assert {verb for verb, news in leave.items() if news} == {V.APPROVE, V.REJECT, V.CANCEL}
+    assert leave[V.REJECT] == {S.REJECTED}
+    assert leave[V.CANCEL] == {S.CANCELLED}
+    live = {verb for verb, news in leave.items() if news & LIVE}
+    assert live == {V.APPROVE}
+    for verb in Verb:  # a verb that keeps it leaves it awaiting approval
+        assert targets(verb, S.AWAITING_APPROVAL) <= {S.AWAITING_APPROVAL} | leave[verb]
 
 
 def test_no_verb_moves_a_running_job_except_the_workers_own():

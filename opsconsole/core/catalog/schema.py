@@ -15,6 +15,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from opsconsole.core.access import TEAM_NAME_RE
+from opsconsole.core.catalog.approval import (
+    ApprovalPolicy,
+    PolicyError,
+    parse_approval,
+    parse_confirm,
+)
 from opsconsole.core.catalog.durations import parse_duration, parse_priority
 from opsconsole.core.catalog.messages import _describe, _kind, _short_list, _show
 from opsconsole.core.catalog.params import ParamSpec, ParamType, _BadValue, _coerce
@@ -37,7 +43,7 @@ _HANDLER_RE = re.compile(
 _TOP_KEYS = (
     "name", "description", "runner", "command", "env", "handler", "isolate", "params",
     "priority", "timeout", "retries", "backoff", "concurrency", "on_interrupt",
-    "partial_exit_codes", "tags", "team",
+    "partial_exit_codes", "tags", "team", "approval", "confirm",
 )  # fmt: skip
 _PARAM_KEYS = (
     "type", "required", "default", "secret", "pattern", "min", "max", "choices", "description",
@@ -73,6 +79,10 @@ class Template:
     team: str | None = None
     """The team that owns the template: its members (with the operator role) and admins
     may submit, cancel and retry its jobs; ``[teams.NAME]`` in opsconsole.toml defines it."""
+    approval: ApprovalPolicy | None = None
+    """Set when a job of this template waits in ``awaiting_approval`` before it can run."""
+    confirm: str | None = None
+    """The text (rendered with the parameters) an operator types to confirm a submit."""
 
     def secret_names(self) -> frozenset[str]:
         """Names whose values must be masked in logs, messages and job listings."""
@@ -147,6 +157,18 @@ def template_from_dict(data: Any, source: str = "") -> Template:
         )
     tags = _str_list(data.get("tags"), "tags")
     team = _parse_team(data.get("team"))
+    try:
+        approval = parse_approval(data.get("approval"))
+        confirm = parse_confirm(data.get("confirm"))
+    except PolicyError as exc:
+        where: tuple[str | int, ...] = (
+            ("confirm",)
+            if str(exc).startswith("confirm")
+            else (("approval", exc.key) if exc.key else ("approval",))
+        )
+        raise _SchemaError(str(exc), where) from None
+    if confirm is not None:
+        _check_placeholders(confirm, ("confirm",), params)
 
     try:
         raw = json.loads(json.dumps(data, allow_nan=False))
@@ -173,6 +195,8 @@ def template_from_dict(data: Any, source: str = "") -> Template:
         source=source,
         raw=raw,
         team=team,
+        approval=approval,
+        confirm=confirm,
     )
 
 

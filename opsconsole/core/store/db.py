@@ -26,9 +26,9 @@ from opsconsole.core import model
 from opsconsole.core.errors import OpsError, StoreUnavailable
 from opsconsole.core.files import PRIVATE, Access, create_file, exposure, fix, tighten
 
-SCHEMA_REVISION = "0002"
+SCHEMA_REVISION = "0003"
 """The newest Alembic revision this code knows; a test keeps it equal to the scripts' head."""
-KNOWN_REVISIONS = ("0001", "0002")
+KNOWN_REVISIONS = ("0001", "0002", "0003")
 BUSY_TIMEOUT_MS = 60_000
 LOCK_NOTICE_AFTER = 1.0
 """Seconds a write waits for another process's lock before saying that it is waiting."""
@@ -40,6 +40,9 @@ events = model.JobEvent.__table__
 logs = model.JobLog.__table__
 workers = model.Worker.__table__
 meta = model.StoreMeta.__table__
+approvals = model.Approval.__table__
+reviews = model.Review.__table__
+freezes = model.Freeze.__table__
 
 log = logging.getLogger("opsconsole.store")
 

@@ -221,16 +221,25 @@ def retry(
     actor: str,
     secret_blob: str | None,
     message: str = "manual retry",
+    gate_expires_at: datetime | None = None,
 ) -> RowMapping:
     """Queue a new attempt of a job that ended badly; ``InvalidTransition`` from any other state.
 
     The guard is the UPDATE itself: a job retried and claimed since the caller looked at it
-    is running, and stays running with its worker.
+    is running, and stays running with its worker. A gated job (``gate_expires_at`` given)
+    goes back to ``awaiting_approval`` in a new round instead: its old approval is spent.
     """
+    gate: dict[str, Any] = {}
+    if gate_expires_at is not None:
+        gate = {
+            "gate_round": jobs.c.gate_round + 1,
+            "approval_expires_at": gate_expires_at,
+            "approved_digest": None,
+        }
     return transition_or_raise(
         db,
         job_id,
-        S.QUEUED,
+        S.AWAITING_APPROVAL if gate else S.QUEUED,
         now,
         verb=V.RETRY,
         actor=actor,
@@ -248,6 +257,7 @@ def retry(
             "step": None,
             "cancel_requested": False,
             "cancel_reason": None,
+            **gate,
         },
     )
 

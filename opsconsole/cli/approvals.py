@@ -1,0 +1,135 @@
+"""Approval commands: ``approvals list``, ``approve JOB`` and ``reject JOB --reason``.
+
+The caller is the OS account running the command: there is no flag to approve as someone
+else. Exit codes: 0 done; 2 bad input or a job that is not awaiting approval; 3 no such
+job; 4 the caller may not decide (their own job, not a listed approver).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from opsconsole.cli import complete, output
+from opsconsole.cli.helptext import Command
+from opsconsole.cli.session import service
+
+approvals_app = typer.Typer(help="Jobs waiting for an approval.", no_args_is_help=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+JobArg = Annotated[
+    str,
+    typer.Argument(
+        metavar="JOB",
+        help="Job id or a unique prefix of it.",
+        show_default=False,
+        autocompletion=complete.job_ids("live"),
+    ),
+]
+
+
+@approvals_app.command("list", cls=Command)
+def list_approvals(as_json: JsonOpt = False) -> None:
+    """List the jobs awaiting approval, oldest first.
+
+    Examples:
+
+    \b
+      opsconsole approvals list
+      opsconsole approvals list --json
+    """
+    from opsconsole.core.views import iso
+
+    requests = service().approval_requests()
+    if as_json:
+        output.emit_json(
+            [
+                {
+                    **r.job.to_dict(),
+                    "round": r.round,
+                    "approvals": r.approvals,
+                    "required": r.required,
+                    "approvers": list(r.approvers),
+                    "expires_at": iso(r.expires_at) if r.expires_at else None,
+                    "self_approval": r.self_approval,
+                }
+                for r in requests
+            ]
+        )
+        return
+    if not requests:
+        output.line("no job is awaiting approval")
+        return
+    output.table(
+        None,
+        ["JOB", "TEMPLATE", "BY", "APPROVALS", "APPROVERS", "EXPIRES"],
+        [
+            [
+                r.job.id,
+                r.job.template,
+                r.job.submitted_by,
+                f"{r.approvals}/{r.required}",
+                ", ".join(r.approvers) or "anyone else",
+                output.ago(r.expires_at) if r.expires_at else "-",
+            ]
+            for r in requests
+        ],
+    )
+
+
+def approve(
+    job: JobArg,
+    comment: Annotated[
+        str | None,
+        typer.Option(metavar="TEXT", help="Optional; kept in the audit trail.", show_default=False),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Approve a job awaiting approval (as you, the OS account).
+
+    Once the template's required number of people approved, the job is queued (or scheduled
+    for its run time, or waits for its dependencies). Exit 4 when you may not approve it.
+
+    Examples:
+
+    \b
+      opsconsole approve j7k2m9
+      opsconsole approve j7k --comment "checked the change ticket"
+    """
+    view = service().approve(job, comment=comment or "")
+    _print(view, as_json)
+
+
+def reject(
+    job: JobArg,
+    reason: Annotated[
+        str,
+        typer.Option(metavar="TEXT", help="Why (required); kept in the audit trail."),
+    ] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Reject a job awaiting approval, with a reason.
+
+    The job ends rejected; the reason is kept in the audit trail.
+
+    Examples:
+
+    \b
+      opsconsole reject j7k2m9 --reason "not during the sale"
+    """
+    view = service().reject(job, reason=reason)
+    _print(view, as_json)
+
+
+def _print(view: Any, as_json: bool) -> None:
+    if as_json:
+        output.emit_json(view.to_dict())
+    else:
+        output.job_summary(view)
+
+
+def register(app: Any) -> None:
+    app.add_typer(approvals_app, name="approvals")
+    app.command("approve", cls=Command)(approve)
+    app.command("reject", cls=Command)(reject)

@@ -1,0 +1,292 @@
+"""The approval gate: approve, reject, expire, the approvals list, and the worker's check.
+
+A mixin of ``OpsService`` (kept apart so the service module stays one responsibility). The
+gate is bound to what runs (``core.digest``): an approval counts only for the digest it was
+given for, and a job whose template or parameters changed since goes back to
+``awaiting_approval`` in a new round, with an event saying why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from opsconsole.core.catalog import Template, template_from_dict
+from opsconsole.core.digest import DIGEST_PURPOSE, job_digest, template_hash
+from opsconsole.core.errors import Forbidden, InvalidParams, InvalidTransition, OpsError
+from opsconsole.core.identity import Identity
+from opsconsole.core.states import JobState
+from opsconsole.core.store import approvals as approval_store
+from opsconsole.core.store import queries
+from opsconsole.core.views import JobView
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from opsconsole.core.catalog import Catalog
+    from opsconsole.core.secrets import SecretBox
+    from opsconsole.core.store.db import Database
+
+S = JobState
+MAX_REASON = 500
+SYSTEM_ACTOR = "opsconsole"
+"""Who expires a request nobody answered: no person did."""
+
+
+@dataclass(frozen=True)
+class ApprovalRequest:
+    """A job awaiting approval, as the approvals list shows it."""
+
+    job: JobView
+    round: int
+    approvals: int
+    required: int
+    approvers: tuple[str, ...]
+    expires_at: datetime | None
+    self_approval: bool
+
+
+class ApprovalsMixin:
+    db: Database
+    identity: Identity
+
+    if TYPE_CHECKING:
+
+        @property
+        def box(self) -> SecretBox: ...
+
+        def now(self) -> datetime: ...
+        def current_catalog(self) -> Catalog: ...
+        def get(self, ref: str, *, with_events: bool = False) -> JobView: ...
+        def authorize(
+            self, verb: str, *, template: Any = None, job_id: str | None = None
+        ) -> None: ...
+
+    # -- decisions -----------------------------------------------------------------
+
+    def approve(self, ref: str, *, comment: str = "") -> JobView:
+        """Approve a job awaiting approval as the calling OS user; opens the gate at
+        ``required`` distinct approvals of the same digest."""
+        job_id = queries.resolve(self.db, ref)
+        row, _ = queries.get(self.db, job_id)
+        view = JobView.from_row(row)
+        policy = self._policy(row, "approve")
+        self.authorize("approve", template=row.get("team"), job_id=view.id)
+        actor = self.identity.name
+        if actor == row["submitted_by"] and not policy.self_approval:
+            raise Forbidden(
+                f"{actor} submitted job {job_id} and may not approve it "
+                "(the template does not allow self-approval)"
+            )
+        if not policy.may_approve(actor, self.identity.groups):
+            raise Forbidden(
+                f"{actor} is not an approver of template '{row['template']}' "
+                f"(approvers: {', '.join(policy.approvers)})"
+            )
+        comment = _text(comment, "comment", required=False)
+        row = self._recheck(row)
+        digest = self.digest_of(row)
+        out, _count = approval_store.approve(
+            self.db,
+            job_id,
+            int(row["gate_round"]),
+            actor=actor,
+            digest=digest,
+            comment=comment,
+            required=policy.required,
+            now=self.now(),
+        )
+        return JobView.from_row(out, depends_on=view.depends_on)
+
+    def reject(self, ref: str, *, reason: str) -> JobView:
+        """Refuse a job awaiting approval: it ends ``rejected`` with ``reason`` (mandatory)."""
+        job_id = queries.resolve(self.db, ref)
+        reason = _text(reason, "reason", required=True)
+        row, _ = queries.get(self.db, job_id)
+        view = JobView.from_row(row)
+        self._policy(row, "reject")
+        self.authorize("reject", template=row.get("team"), job_id=view.id)
+        out = approval_store.reject(
+            self.db,
+            job_id,
+            int(row["gate_round"]),
+            actor=self.identity.name,
+            reason=reason,
+            now=self.now(),
+        )
+        return JobView.from_row(out, depends_on=view.depends_on)
+
+    def expire_approvals(self, now: datetime | None = None) -> list[str]:
+        """Reject (reason ``expired``) the requests nobody answered in time; their ids.
+
+        Called by every worker pool's periodic pass; two pools expiring one request at once
+        decide it once (the loser's guard matches nothing and is skipped).
+        """
+        now = now or self.now()
+        done = []
+        for job_id, round_ in approval_store.expired(self.db, now):
+            try:
+                approval_store.reject(
+                    self.db,
+                    job_id,
+                    round_,
+                    actor=SYSTEM_ACTOR,
+                    reason="expired",
+                    now=now,
+                    expired=True,
+                )
+            except OpsError:
+                continue  # decided or re-gated meanwhile
+            done.append(job_id)
+        return done
+
+    def approval_requests(self, limit: int = 500) -> list[ApprovalRequest]:
+        """Jobs awaiting approval, oldest first, with how many approvals each has."""
+        rows = approval_store.awaiting(self.db, limit)
+        counts = approval_store.approval_counts(self.db, [r["id"] for r in rows])
+        out = []
+        for r in rows:
+            tpl = _spec_template(r["spec"])
+            policy = tpl.approval if tpl is not None else None
+            out.append(
+                ApprovalRequest(
+                    job=JobView.from_row(r),
+                    round=int(r["gate_round"]),
+                    approvals=counts.get((r["id"], int(r["gate_round"])), 0),
+                    required=policy.required if policy else 1,
+                    approvers=policy.approvers if policy else (),
+                    expires_at=r["approval_expires_at"],
+                    self_approval=bool(policy and policy.self_approval),
+                )
+            )
+        return out
+
+    def approval_decisions(self, ref: str) -> list[dict[str, Any]]:
+        """Every decision on a job (approve, reject, expire, void), oldest first."""
+        job_id = queries.resolve(self.db, ref)
+        return [dict(r) for r in approval_store.decisions(self.db, job_id)]
+
+    # -- the digest and the worker's check ------------------------------------------
+
+    def digest_of(self, row: Mapping[str, Any]) -> str:
+        """The digest of what ``row`` would run now (its template, parameters, secrets)."""
+        secrets = self.box.open(row["secret_blob"])
+        return job_digest(
+            row["spec"],
+            row["params"] or {},
+            secrets,
+            self.box.derive(DIGEST_PURPOSE),
+            targets=(row["spec"] or {}).get("targets"),
+        )
+
+    def gate_refusal(self, row: Mapping[str, Any]) -> str | None:
+        """Why a claimed gated job may not run, or None; when refused, the job is back in
+        ``awaiting_approval`` (a new round, its approvals void) and the refusal is audited.
+
+        The worker asks this at claim: a row set to ``queued`` by hand, parameters edited
+        after the approval, or a template file changed since, all end here.
+        """
+        policy = self._row_policy(row)
+        if policy is None:
+            return None
+        why = self._template_change(row)
+        values: dict[str, Any] = {}
+        if why is not None:
+            values["spec"] = self._catalog_spec(row)
+        else:
+            digest = self.digest_of(row)
+            round_ = int(row["gate_round"])
+            if not row["approved_digest"]:
+                why = "no approval opened its gate"
+            elif row["approved_digest"] != digest:
+                why = "its parameters or secrets changed since the approval"
+            elif approval_store.matching(self.db, row["id"], round_, digest) < policy.required:
+                why = f"it has no matching approval record for round {round_}"
+        if why is None:
+            return None
+        new_policy = _spec_template(values.get("spec", row["spec"]))
+        expiry = new_policy.approval.expires_s if new_policy and new_policy.approval else 0
+        approval_store.refuse_run(
+            self.db,
+            row["id"],
+            int(row["attempts"]),
+            why=why,
+            expiry_s=expiry or policy.expires_s,
+            actor=row.get("worker") or SYSTEM_ACTOR,
+            now=self.now(),
+            values=values,
+        )
+        return why
+
+    # -- helpers -----------------------------------------------------------------
+
+    def _policy(self, row: Mapping[str, Any], what: str) -> Any:
+        policy = self._row_policy(row)
+        if policy is None:
+            raise InvalidTransition(
+                f"cannot {what} job {row['id']}: template '{row['template']}' asks for no approval"
+            )
+        if row["state"] != S.AWAITING_APPROVAL.value:
+            raise InvalidTransition(
+                f"cannot {what} job {row['id']}: it is {row['state']}, not awaiting approval"
+            )
+        return policy
+
+    @staticmethod
+    def _row_policy(row: Mapping[str, Any]) -> Any:
+        tpl = _spec_template(row["spec"])
+        return tpl.approval if tpl is not None else None
+
+    def _catalog_spec(self, row: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The job's template as the catalog has it now; None when the catalog lacks it or
+        cannot say which file is meant (then the job's own copy stands)."""
+        catalog = self.current_catalog()
+        if row["template"] not in catalog or catalog.ambiguity(row["template"]) is not None:
+            return None
+        return catalog.get(row["template"]).raw
+
+    def _template_change(self, row: Mapping[str, Any]) -> str | None:
+        spec = self._catalog_spec(row)
+        if spec is None or template_hash(spec) == template_hash(row["spec"]):
+            return None
+        return f"template '{row['template']}' changed since the job was submitted or approved"
+
+    def _recheck(self, row: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Before an approval: a job whose template file changed starts a new round with the
+        new template, so what is approved is what will run."""
+        why = self._template_change(row)
+        if why is None:
+            return row
+        spec = self._catalog_spec(row)
+        tpl = _spec_template(spec)
+        expiry = tpl.approval.expires_s if tpl and tpl.approval else 86400.0
+        now = self.now()
+        return approval_store.void_round(
+            self.db,
+            row["id"],
+            int(row["gate_round"]),
+            why=why,
+            expires_at=now + timedelta(seconds=expiry),
+            actor=self.identity.name,
+            now=now,
+            values={"spec": spec},
+        )
+
+
+def _spec_template(spec: Any) -> Template | None:
+    try:
+        return template_from_dict(spec)
+    except OpsError:
+        return None
+
+
+def _text(value: str, what: str, *, required: bool) -> str:
+    text = (value or "").strip()
+    if required and not text:
+        raise InvalidParams(f"a {what} is required: say why (--{what} TEXT)")
+    if len(text) > MAX_REASON:
+        raise InvalidParams(f"the {what} is longer than {MAX_REASON} characters")
+    if not text.isprintable():
+        raise InvalidParams(f"the {what} may not contain control characters")
+    return text
