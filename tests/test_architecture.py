@@ -212,3 +212,20 @@ def test_ruff_check_is_clean():
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_no_module_imports_another_modules_private_names():
+    """A leading underscore means "this module's own": a name another module needs is
+    made public (and documented) instead of reached into."""
+    import ast
+
+    crossings = []
+    for path in sorted((REPO / "opsconsole").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("opsconsole"):
+                private = [
+                    a.name for a in node.names if a.name.startswith("_") and a.name[:2] != "__"
+                ]
+                if private:
+                    crossings.append(f"{path.relative_to(REPO)}: {node.module} {private}")
+    assert not crossings, "\n".join(crossings)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from opsconsole.core.catalog.durations import parse_duration
-from opsconsole.core.catalog.messages import _describe, _show
+from opsconsole.core.catalog.messages import described, printable
 from opsconsole.core.errors import InvalidParams
 
 APPROVAL_KEYS = ("required", "approvers", "expires", "self_approval", "break_glass")
@@ -57,10 +57,10 @@ def parse_approval(value: Any) -> ApprovalPolicy | None:
     if value is None:
         return None
     if not isinstance(value, dict):
-        raise PolicyError(f"approval must be a mapping of keys, got {_describe(value)}")
+        raise PolicyError(f"approval must be a mapping of keys, got {described(value)}")
     for key in value:
         if key not in APPROVAL_KEYS:
-            shown = _show(key) if isinstance(key, str) else _describe(key)
+            shown = printable(key) if isinstance(key, str) else described(key)
             raise PolicyError(
                 f"unknown key 'approval.{shown}' (known: {', '.join(APPROVAL_KEYS)})",
                 key if isinstance(key, str) else None,
@@ -68,18 +68,18 @@ def parse_approval(value: Any) -> ApprovalPolicy | None:
     required = value.get("required", 1)
     if isinstance(required, bool) or not isinstance(required, int) or required < 1:
         raise PolicyError(
-            f"approval.required must be an integer >= 1, got {_describe(required)}", "required"
+            f"approval.required must be an integer >= 1, got {described(required)}", "required"
         )
     approvers = value.get("approvers", [])
     if not isinstance(approvers, list):
         raise PolicyError(
             f'approval.approvers must be a list like ["group:ops", "user:alice"], '
-            f"got {_describe(approvers)}",
+            f"got {described(approvers)}",
             "approvers",
         )
     for item in approvers:
         if not isinstance(item, str) or not _APPROVER_RE.fullmatch(item):
-            shown = _show(item) if isinstance(item, str) else _describe(item)
+            shown = printable(item) if isinstance(item, str) else described(item)
             raise PolicyError(
                 f"approval.approvers: '{shown}' is not user:NAME or group:NAME", "approvers"
             )
@@ -104,7 +104,7 @@ def parse_approval(value: Any) -> ApprovalPolicy | None:
     for key in ("self_approval", "break_glass"):
         flag = value.get(key, False)
         if not isinstance(flag, bool):
-            raise PolicyError(f"approval.{key} must be true or false, got {_describe(flag)}", key)
+            raise PolicyError(f"approval.{key} must be true or false, got {described(flag)}", key)
         flags[key] = flag
     return ApprovalPolicy(
         required=required,
@@ -120,5 +120,5 @@ def parse_confirm(value: Any) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not value.strip():
-        raise PolicyError(f"confirm must be a non-empty string, got {_describe(value)}")
+        raise PolicyError(f"confirm must be a non-empty string, got {described(value)}")
     return value

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import re
 
-from opsconsole.core.catalog.messages import _show
+from opsconsole.core.catalog.messages import printable
 from opsconsole.core.errors import InvalidParams
 
 PRIORITIES: dict[str, int] = {"low": 1, "normal": 5, "high": 10, "critical": 15}
@@ -45,7 +45,9 @@ def parse_duration(value: str | int | float) -> float:
                 previous = size
                 seconds += float(number) * size
     if seconds is None or not math.isfinite(seconds) or seconds < 0:
-        raise InvalidParams(f"invalid duration '{_show(value)}': use forms like 30s, 10m, 2h, 1d")
+        raise InvalidParams(
+            f"invalid duration '{printable(value)}': use forms like 30s, 10m, 2h, 1d"
+        )
     return seconds
 
 
@@ -78,7 +80,7 @@ def parse_priority(value: str | int) -> int:
             number = int(text)
     if number is None or not 0 <= number <= 100:
         raise InvalidParams(
-            f"invalid priority '{_show(value)}': use low, normal, high, critical "
+            f"invalid priority '{printable(value)}': use low, normal, high, critical "
             "or an integer 0..100"
         )
     return number

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from opsconsole.core.catalog.messages import _short_list, _show
+from opsconsole.core.catalog.messages import printable, short_list
 from opsconsole.core.catalog.paths import (
     check_handler_files,
     is_inside,
@@ -25,7 +25,7 @@ from opsconsole.core.catalog.paths import (
     real,
     show_path,
 )
-from opsconsole.core.catalog.schema import Template, _SchemaError, template_from_dict
+from opsconsole.core.catalog.schema import SchemaError, Template, template_from_dict
 from opsconsole.core.errors import InvalidParams, NotFound
 
 MAX_TEMPLATE_BYTES = 256 * 1024
@@ -138,7 +138,8 @@ class Catalog:
                     "name: line) or removed"
                 )
                 message = (
-                    f"template name '{_show(name)}' is also declared by {', '.join(others)}: " + fix
+                    f"template name '{printable(name)}' is also declared by {', '.join(others)}: "
+                    + fix
                 )
                 line = _find_line(text, ("name",))
                 problems.append(CatalogProblem(str(path), line, message, name, others))
@@ -150,18 +151,18 @@ class Catalog:
         if template is not None:
             return template
         if self.error is not None:
-            raise NotFound(f"template '{_show(name)}' not found: {self.error.message}")
+            raise NotFound(f"template '{printable(name)}' not found: {self.error.message}")
         for problem in self.problems:
             if problem.template == name and problem.others:
                 raise NotFound(_ambiguous(name, [problem.path, *problem.others]))
         for problem in self.problems:
             if problem.template == name:
-                raise NotFound(f"template '{_show(name)}' is not loaded: {problem}")
+                raise NotFound(f"template '{printable(name)}' is not loaded: {problem}")
         if not self.templates:
-            raise NotFound(f"unknown template '{_show(name)}' (no templates are loaded)")
+            raise NotFound(f"unknown template '{printable(name)}' (no templates are loaded)")
         close = difflib.get_close_matches(name, self.templates, n=3, cutoff=0.6)
         ordered = close + [n for n in self.names() if n not in close]
-        raise NotFound(f"unknown template '{_show(name)}' (known: {_short_list(ordered)})")
+        raise NotFound(f"unknown template '{printable(name)}' (known: {short_list(ordered)})")
 
     def ambiguity(self, name: str) -> str | None:
         """Why jobs of ``name`` must not run: two files declare it; None when only one does."""
@@ -201,11 +202,11 @@ def _ambiguous(name: str, paths: list[str]) -> str:
     files = sorted(paths)
     if len(files) == 2:
         return (
-            f"template '{_show(name)}' is declared by both {files[0]} and {files[1]}, so "
+            f"template '{printable(name)}' is declared by both {files[0]} and {files[1]}, so "
             "neither is loaded: rename one of them (its name: line) or remove the stray file"
         )
     return (
-        f"template '{_show(name)}' is declared by {len(files)} files ({', '.join(files)}), so "
+        f"template '{printable(name)}' is declared by {len(files)} files ({', '.join(files)}), so "
         "none is loaded: rename (their name: line) or remove all but one"
     )
 
@@ -259,7 +260,7 @@ class _StrictLoader(_BaseLoader):  # type: ignore[misc, valid-type]
                     raise yaml.constructor.ConstructorError(
                         "while constructing a mapping",
                         node.start_mark,
-                        f"found duplicate key '{_show(key_node.value)}'",
+                        f"found duplicate key '{printable(key_node.value)}'",
                         key_node.start_mark,
                     )
                 seen.add(ident)
@@ -293,7 +294,7 @@ def _load_file(path: Path, home: str, root: Path) -> tuple[Template, str] | Cata
     name = declared if isinstance(declared, str) else None
     try:
         template = template_from_dict(data, where)
-    except _SchemaError as exc:
+    except SchemaError as exc:
         return CatalogProblem(where, _find_line(text, exc.path), str(exc), name)
     except InvalidParams as exc:
         return CatalogProblem(where, None, str(exc), name)

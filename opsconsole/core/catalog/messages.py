@@ -12,7 +12,7 @@ _SHOW_MAX = 40
 _KNOWN_MAX = 10
 
 
-def _show(value: Any) -> str:
+def printable(value: Any) -> str:
     """A value fit for a one-line message: printable, and at most ~40 characters."""
     text = value if isinstance(value, str) else repr(value)
     short = text[:_SHOW_MAX]
@@ -20,17 +20,17 @@ def _show(value: Any) -> str:
     return safe + ("…" if len(text) > _SHOW_MAX else "")
 
 
-def _describe(value: Any) -> str:
+def described(value: Any) -> str:
     if isinstance(value, str):
-        return f"'{_show(value)}'"
+        return f"'{printable(value)}'"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
-        return _show(value)
-    return _kind(value)
+        return printable(value)
+    return kind_of(value)
 
 
-def _kind(value: Any) -> str:
+def kind_of(value: Any) -> str:
     if value is None:
         return "null"
     for kind, words in (
@@ -46,7 +46,7 @@ def _kind(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
-def _short_list(names: list[str]) -> str:
-    shown = ", ".join(_show(name) for name in names[:_KNOWN_MAX])
+def short_list(names: list[str]) -> str:
+    shown = ", ".join(printable(name) for name in names[:_KNOWN_MAX])
     extra = len(names) - _KNOWN_MAX
     return f"{shown}, … ({extra} more)" if extra > 0 else shown

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from opsconsole.core.catalog.messages import _kind, _short_list, _show
-from opsconsole.core.catalog.render import _render_value
+from opsconsole.core.catalog.messages import kind_of, printable, short_list
+from opsconsole.core.catalog.render import render_value
 from opsconsole.core.errors import InvalidParams
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ class ParamSpec:
     description: str = ""
 
 
-class _BadValue(Exception):
+class BadValue(Exception):
     """A value problem phrased to follow "parameter 'x' " (or a default's location)."""
 
 
@@ -67,8 +67,8 @@ def validate_params(template: Template, given: Mapping[str, Any]) -> dict[str, A
     prefix = f"template '{template.name}': "
     for key in given:
         if key not in template.params:
-            known = _short_list(list(template.params)) if template.params else "none"
-            raise InvalidParams(f"{prefix}unknown parameter '{_show(key)}' (known: {known})")
+            known = short_list(list(template.params)) if template.params else "none"
+            raise InvalidParams(f"{prefix}unknown parameter '{printable(key)}' (known: {known})")
     result: dict[str, Any] = {}
     for name, spec in template.params.items():
         value = given.get(name)
@@ -78,20 +78,20 @@ def validate_params(template: Template, given: Mapping[str, Any]) -> dict[str, A
             result[name] = list(spec.default) if isinstance(spec.default, list) else spec.default
             continue
         try:
-            result[name] = _coerce(spec, value)
-        except _BadValue as exc:
+            result[name] = coerce(spec, value)
+        except BadValue as exc:
             raise InvalidParams(f"{prefix}parameter '{name}' {exc}") from None
     return result
 
 
-def _coerce(spec: ParamSpec, value: Any) -> Any:
+def coerce(spec: ParamSpec, value: Any) -> Any:
     if isinstance(value, str):
         _check_text(value)
     match spec.type:
         case ParamType.STRING:
             if isinstance(value, bool) or not isinstance(value, str | int | float):
-                raise _BadValue(f"must be a string, got {_kind(value)}")
-            text = value if isinstance(value, str) else _render_value(value)
+                raise BadValue(f"must be a string, got {kind_of(value)}")
+            text = value if isinstance(value, str) else render_value(value)
             _check_pattern(spec, text)
             return text
         case ParamType.INTEGER:
@@ -108,7 +108,7 @@ def _coerce(spec: ParamSpec, value: Any) -> Any:
                 except ValueError:  # more digits than Python converts
                     number = None
             if number is None:
-                raise _BadValue(f"must be an integer{_got(spec, value)}")
+                raise BadValue(f"must be an integer{_got(spec, value)}")
             _check_range(spec, number)
             return number
         case ParamType.NUMBER:
@@ -118,9 +118,9 @@ def _coerce(spec: ParamSpec, value: Any) -> Any:
             elif isinstance(value, str) and _NUMBER_RE.fullmatch(value.strip()):
                 real = float(value.strip())
             if real is None:
-                raise _BadValue(f"must be a number{_got(spec, value)}")
+                raise BadValue(f"must be a number{_got(spec, value)}")
             if not math.isfinite(real):
-                raise _BadValue("must be a finite number")
+                raise BadValue("must be a finite number")
             _check_range(spec, real)
             return real
         case ParamType.BOOLEAN:
@@ -134,18 +134,18 @@ def _coerce(spec: ParamSpec, value: Any) -> Any:
                     return True
                 if word in _FALSE:
                     return False
-            raise _BadValue(
+            raise BadValue(
                 f"must be a boolean (true/false, yes/no, on/off, 1/0){_got(spec, value)}"
             )
         case ParamType.CHOICE:
             if isinstance(value, int) and not isinstance(value, bool):
                 value = str(value)
             if not isinstance(value, str) or value not in spec.choices:
-                raise _BadValue(f"must be one of: {', '.join(spec.choices)}")
+                raise BadValue(f"must be one of: {', '.join(spec.choices)}")
             return value
         case ParamType.LIST:
             return _coerce_list(spec, value)
-    raise _BadValue(f"has an unsupported type {spec.type!r}")  # pragma: no cover
+    raise BadValue(f"has an unsupported type {spec.type!r}")  # pragma: no cover
 
 
 def _coerce_list(spec: ParamSpec, value: Any) -> list[str]:
@@ -158,23 +158,23 @@ def _coerce_list(spec: ParamSpec, value: Any) -> list[str]:
             except ValueError:
                 items = None
             if not isinstance(items, list):
-                raise _BadValue("must be a JSON array of strings or a comma-separated list")
+                raise BadValue("must be a JSON array of strings or a comma-separated list")
         else:
             items = [part.strip() for part in text.split(",") if part.strip()]
     elif isinstance(value, list | tuple):
         items = value
     else:
-        raise _BadValue(f"must be a list of strings, got {_kind(value)}")
+        raise BadValue(f"must be a list of strings, got {kind_of(value)}")
     result: list[str] = []
     total = 0
     for item in items:
         if isinstance(item, bool) or not isinstance(item, str | int | float):
-            raise _BadValue(f"items must be strings, got {_kind(item)}")
-        text = item if isinstance(item, str) else _render_value(item)
+            raise BadValue(f"items must be strings, got {kind_of(item)}")
+        text = item if isinstance(item, str) else render_value(item)
         total += _check_text(text) + (1 if result else 0)  # joined with commas when rendered
         result.append(text)
     if total > MAX_PARAM_BYTES:
-        raise _BadValue(f"is too large ({total} bytes, max {MAX_PARAM_BYTES})")
+        raise BadValue(f"is too large ({total} bytes, max {MAX_PARAM_BYTES})")
     for text in result:
         _check_pattern(spec, text)
     return result
@@ -185,24 +185,24 @@ def _check_text(text: str) -> int:
     try:
         size = len(text.encode("utf-8"))
     except UnicodeEncodeError:
-        raise _BadValue("is not valid UTF-8") from None
+        raise BadValue("is not valid UTF-8") from None
     if size > MAX_PARAM_BYTES:
-        raise _BadValue(f"is too large ({size} bytes, max {MAX_PARAM_BYTES})")
+        raise BadValue(f"is too large ({size} bytes, max {MAX_PARAM_BYTES})")
     if "\x00" in text:
-        raise _BadValue("contains a NUL byte")
+        raise BadValue("contains a NUL byte")
     return size
 
 
 def _check_pattern(spec: ParamSpec, text: str) -> None:
     if spec.pattern is not None and re.fullmatch(spec.pattern, text) is None:
-        raise _BadValue(f"does not match {spec.pattern}")
+        raise BadValue(f"does not match {spec.pattern}")
 
 
 def _check_range(spec: ParamSpec, number: float) -> None:
     if spec.min is not None and number < spec.min:
-        raise _BadValue(f"must be >= {_render_value(spec.min)}")
+        raise BadValue(f"must be >= {render_value(spec.min)}")
     if spec.max is not None and number > spec.max:
-        raise _BadValue(f"must be <= {_render_value(spec.max)}")
+        raise BadValue(f"must be <= {render_value(spec.max)}")
 
 
 def _got(spec: ParamSpec, value: Any) -> str:
@@ -210,5 +210,5 @@ def _got(spec: ParamSpec, value: Any) -> str:
     if spec.secret:
         return ""
     if isinstance(value, str | int | float) and not isinstance(value, bool):
-        return f", got '{_show(value)}'"
-    return f", got {_kind(value)}"
+        return f", got '{printable(value)}'"
+    return f", got {kind_of(value)}"

@@ -12,9 +12,9 @@ from typing import Any
 
 from opsconsole.core.errors import InvalidParams
 
-_PLACEHOLDER_RE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_-]*)\s*\}\}")
+PLACEHOLDER_RE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_-]*)\s*\}\}")
 # Jinja habits (filters, attribute access, calls) that would otherwise pass through literally.
-_EXPRESSION_RE = re.compile(r"\{\{\s*[A-Za-z_][A-Za-z0-9_-]*(?:\s*[|(\[]|\.[A-Za-z_])")
+EXPRESSION_RE = re.compile(r"\{\{\s*[A-Za-z_][A-Za-z0-9_-]*(?:\s*[|(\[]|\.[A-Za-z_])")
 
 
 def render(text: str, values: Mapping[str, Any]) -> str:
@@ -24,16 +24,16 @@ def render(text: str, values: Mapping[str, Any]) -> str:
         name = match.group(1)
         if name not in values:
             raise InvalidParams(f"unknown placeholder '{{{{ {name} }}}}'")
-        return _render_value(values[name])
+        return render_value(values[name])
 
-    return _PLACEHOLDER_RE.sub(substitute, text)
+    return PLACEHOLDER_RE.sub(substitute, text)
 
 
 def render_argv(command: Sequence[str], values: Mapping[str, Any]) -> list[str]:
     """Render each item alone; a lone list placeholder fans out, a lone ``None`` vanishes."""
     argv: list[str] = []
     for item in command:
-        whole = _PLACEHOLDER_RE.fullmatch(item)
+        whole = PLACEHOLDER_RE.fullmatch(item)
         if whole is None:
             argv.append(render(item, values))
             continue
@@ -44,13 +44,13 @@ def render_argv(command: Sequence[str], values: Mapping[str, Any]) -> list[str]:
         if value is None:
             continue
         if isinstance(value, list | tuple):
-            argv.extend(_render_value(element) for element in value)
+            argv.extend(render_value(element) for element in value)
         else:
-            argv.append(_render_value(value))
+            argv.append(render_value(value))
     return argv
 
 
-def _render_value(value: Any) -> str:
+def render_value(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -58,5 +58,5 @@ def _render_value(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     if isinstance(value, list | tuple):
-        return ",".join(_render_value(element) for element in value)
+        return ",".join(render_value(element) for element in value)
     return str(value)

@@ -22,9 +22,9 @@ from opsconsole.core.catalog.approval import (
     parse_confirm,
 )
 from opsconsole.core.catalog.durations import parse_duration, parse_priority
-from opsconsole.core.catalog.messages import _describe, _kind, _short_list, _show
-from opsconsole.core.catalog.params import ParamSpec, ParamType, _BadValue, _coerce
-from opsconsole.core.catalog.render import _EXPRESSION_RE, _PLACEHOLDER_RE
+from opsconsole.core.catalog.messages import described, kind_of, printable, short_list
+from opsconsole.core.catalog.params import BadValue, ParamSpec, ParamType, coerce
+from opsconsole.core.catalog.render import EXPRESSION_RE, PLACEHOLDER_RE
 from opsconsole.core.errors import InvalidParams
 
 RUNNERS = ("shell", "python")
@@ -89,7 +89,7 @@ class Template:
         return frozenset(name for name, spec in self.params.items() if spec.secret)
 
 
-class _SchemaError(InvalidParams):
+class SchemaError(InvalidParams):
     """A template error that knows its key path, so a file loader can find its line."""
 
     def __init__(self, message: str, path: tuple[str | int, ...] = ()) -> None:
@@ -100,27 +100,29 @@ class _SchemaError(InvalidParams):
 def template_from_dict(data: Any, source: str = "") -> Template:
     """Validate a parsed template (a YAML file or a job's ``raw`` snapshot)."""
     if data is None:
-        raise _SchemaError("template is empty: expected a mapping of keys")
+        raise SchemaError("template is empty: expected a mapping of keys")
     if not isinstance(data, dict):
-        raise _SchemaError(f"template must be a mapping of keys, got {_kind(data)}")
+        raise SchemaError(f"template must be a mapping of keys, got {kind_of(data)}")
     for key in data:
         if not isinstance(key, str) or key not in _TOP_KEYS:
-            raise _SchemaError(_unknown_key(key, _TOP_KEYS), (key,))
+            raise SchemaError(_unknown_key(key, _TOP_KEYS), (key,))
 
     name = data.get("name")
     if name is None:
-        raise _SchemaError("missing required key 'name'")
+        raise SchemaError("missing required key 'name'")
     if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
-        raise _SchemaError(f"name must match {NAME_PATTERN}, got {_describe(name)}", ("name",))
+        raise SchemaError(f"name must match {NAME_PATTERN}, got {described(name)}", ("name",))
     description = _optional_str(data, "description")
 
     runner = data.get("runner", "shell")
     if not isinstance(runner, str):
-        raise _SchemaError(f"runner must be shell or python, got {_describe(runner)}", ("runner",))
+        raise SchemaError(f"runner must be shell or python, got {described(runner)}", ("runner",))
     if runner in FUTURE_RUNNERS:
-        raise _SchemaError(f"runner '{runner}' is not supported yet", ("runner",))
+        raise SchemaError(f"runner '{runner}' is not supported yet", ("runner",))
     if runner not in RUNNERS:
-        raise _SchemaError(f"unknown runner '{_show(runner)}' (use shell or python)", ("runner",))
+        raise SchemaError(
+            f"unknown runner '{printable(runner)}' (use shell or python)", ("runner",)
+        )
 
     params = _parse_params(data.get("params"))
     command, env, handler, isolate, partial = _parse_runner_keys(data, runner)
@@ -140,19 +142,19 @@ def template_from_dict(data: Any, source: str = "") -> Template:
     if data.get("timeout") is not None:
         timeout = _wrap(parse_duration, data["timeout"], "timeout")
         if timeout <= 0:
-            raise _SchemaError(
+            raise SchemaError(
                 "timeout must be greater than 0 (leave it out for none)", ("timeout",)
             )
     retries = data.get("retries", 0)
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-        raise _SchemaError(
-            f"retries must be an integer >= 0, got {_describe(retries)}", ("retries",)
+        raise SchemaError(
+            f"retries must be an integer >= 0, got {described(retries)}", ("retries",)
         )
     backoff = _wrap(parse_duration, data.get("backoff", "5s"), "backoff")
     on_interrupt = data.get("on_interrupt", "mark")
     if on_interrupt not in ON_INTERRUPT:
-        raise _SchemaError(
-            f"on_interrupt must be mark or requeue, got {_describe(on_interrupt)}",
+        raise SchemaError(
+            f"on_interrupt must be mark or requeue, got {described(on_interrupt)}",
             ("on_interrupt",),
         )
     tags = _str_list(data.get("tags"), "tags")
@@ -166,14 +168,14 @@ def template_from_dict(data: Any, source: str = "") -> Template:
             if str(exc).startswith("confirm")
             else (("approval", exc.key) if exc.key else ("approval",))
         )
-        raise _SchemaError(str(exc), where) from None
+        raise SchemaError(str(exc), where) from None
     if confirm is not None:
         _check_placeholders(confirm, ("confirm",), params)
 
     try:
         raw = json.loads(json.dumps(data, allow_nan=False))
     except (TypeError, ValueError) as exc:
-        raise _SchemaError(f"template is not JSON-serialisable: {exc}") from None
+        raise SchemaError(f"template is not JSON-serialisable: {exc}") from None
     return Template(
         name=name,
         description=description,
@@ -204,9 +206,9 @@ def _parse_team(value: Any) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not TEAM_NAME_RE.fullmatch(value):
-        raise _SchemaError(
+        raise SchemaError(
             "team must be a team name (lowercase letters, digits, '.', '_' or '-'), "
-            f"got {_describe(value)}",
+            f"got {described(value)}",
             ("team",),
         )
     return value
@@ -221,50 +223,50 @@ def _parse_runner_keys(
     for key in wrong:
         if key in present:
             other = "python" if runner == "shell" else "shell"
-            raise _SchemaError(f"{key} is only for runner {other}", (key,))
+            raise SchemaError(f"{key} is only for runner {other}", (key,))
 
     command: tuple[str, ...] | None = None
     handler: str | None = None
     isolate = False
     if runner == "shell":
         if "command" not in present:
-            raise _SchemaError("runner shell needs a command (a list of argv strings)", ("runner",))
+            raise SchemaError("runner shell needs a command (a list of argv strings)", ("runner",))
         value = data["command"]
         if not isinstance(value, list) or not value:
-            raise _SchemaError(
-                f"command must be a non-empty list of argv strings, got {_describe(value)}",
+            raise SchemaError(
+                f"command must be a non-empty list of argv strings, got {described(value)}",
                 ("command",),
             )
         command = tuple(_argv_text(item, ("command", i)) for i, item in enumerate(value))
     else:
         if "handler" not in present:
-            raise _SchemaError("runner python needs a handler ('module:function')", ("runner",))
+            raise SchemaError("runner python needs a handler ('module:function')", ("runner",))
         handler = data["handler"]
         if not isinstance(handler, str) or not _HANDLER_RE.fullmatch(handler):
-            raise _SchemaError(
-                f"handler must look like 'package.module:function', got {_describe(handler)}",
+            raise SchemaError(
+                f"handler must look like 'package.module:function', got {described(handler)}",
                 ("handler",),
             )
         isolate = data["isolate"] if "isolate" in present else True
         if not isinstance(isolate, bool):
-            raise _SchemaError(
-                f"isolate must be true or false, got {_describe(isolate)}", ("isolate",)
+            raise SchemaError(
+                f"isolate must be true or false, got {described(isolate)}", ("isolate",)
             )
 
     env: dict[str, str] = {}
     if "env" in present:
         if runner == "python" and not isolate:
-            raise _SchemaError(
+            raise SchemaError(
                 "env needs isolate: true (an in-process handler shares the worker's environment)",
                 ("env",),
             )
         value = data["env"]
         if not isinstance(value, dict):
-            raise _SchemaError(f"env must be a mapping, got {_kind(value)}", ("env",))
+            raise SchemaError(f"env must be a mapping, got {kind_of(value)}", ("env",))
         for key, item in value.items():
             if not isinstance(key, str) or not _ENV_NAME_RE.fullmatch(key):
-                raise _SchemaError(
-                    f"env name {_describe(key)} must match [A-Za-z_][A-Za-z0-9_]*", ("env", key)
+                raise SchemaError(
+                    f"env name {described(key)} must match [A-Za-z_][A-Za-z0-9_]*", ("env", key)
                 )
             env[key] = _argv_text(item, ("env", key))
 
@@ -272,14 +274,14 @@ def _parse_runner_keys(
     if "partial_exit_codes" in present:
         value = data["partial_exit_codes"]
         if not isinstance(value, list):
-            raise _SchemaError(
-                f"partial_exit_codes must be a list of exit codes, got {_kind(value)}",
+            raise SchemaError(
+                f"partial_exit_codes must be a list of exit codes, got {kind_of(value)}",
                 ("partial_exit_codes",),
             )
         for i, code in enumerate(value):
             if isinstance(code, bool) or not isinstance(code, int) or not 1 <= code <= 255:
-                raise _SchemaError(
-                    f"partial_exit_codes items must be integers 1..255, got {_describe(code)}",
+                raise SchemaError(
+                    f"partial_exit_codes items must be integers 1..255, got {described(code)}",
                     ("partial_exit_codes", i),
                 )
         partial = tuple(value)
@@ -289,49 +291,49 @@ def _parse_runner_keys(
 def _argv_text(item: Any, path: tuple[str | int, ...]) -> str:
     label = _label(path)
     if isinstance(item, bool) or not isinstance(item, str | int):
-        raise _SchemaError(f"{label} must be a string, got {_describe(item)}", path)
+        raise SchemaError(f"{label} must be a string, got {described(item)}", path)
     text = str(item)
     if "\x00" in text:
-        raise _SchemaError(f"{label} contains a NUL byte", path)
+        raise SchemaError(f"{label} contains a NUL byte", path)
     return text
 
 
 def _check_program_is_fixed(command: tuple[str, ...] | None, env: dict[str, str]) -> None:
     """Parameters never choose what runs: no placeholder in the program or in PATH."""
     if command and _has_placeholder(command[0]):
-        raise _SchemaError(
+        raise SchemaError(
             "command[0]: the program may not contain a placeholder (parameters never choose "
             "what runs): name it in the template, as a bare name from PATH or a script inside "
             "the catalog (scripts/deploy.sh), and pass the parameter as an argument",
             ("command", 0),
         )
     if "PATH" in env and _has_placeholder(env["PATH"]):
-        raise _SchemaError(
+        raise SchemaError(
             "env.PATH may not contain a placeholder: it chooses the program a bare name runs",
             ("env", "PATH"),
         )
 
 
 def _has_placeholder(text: str) -> bool:
-    return bool(_PLACEHOLDER_RE.search(text) or _EXPRESSION_RE.search(text))
+    return bool(PLACEHOLDER_RE.search(text) or EXPRESSION_RE.search(text))
 
 
 def _check_placeholders(
     text: str, path: tuple[str | int, ...], params: dict[str, ParamSpec]
 ) -> None:
-    expression = _EXPRESSION_RE.search(text)
+    expression = EXPRESSION_RE.search(text)
     if expression is not None:
         end = text.find("}}", expression.start())
         snippet = text[expression.start() : end + 2 if end >= 0 else len(text)]
-        raise _SchemaError(
-            f"{_label(path)}: '{_show(snippet)}' is not supported: placeholders are plain "
+        raise SchemaError(
+            f"{_label(path)}: '{printable(snippet)}' is not supported: placeholders are plain "
             "{{ name }} (no filters or expressions)",
             path,
         )
-    for match in _PLACEHOLDER_RE.finditer(text):
+    for match in PLACEHOLDER_RE.finditer(text):
         if match.group(1) not in params:
-            declared = _short_list(list(params)) if params else "none"
-            raise _SchemaError(
+            declared = short_list(list(params)) if params else "none"
+            raise SchemaError(
                 f"{_label(path)}: placeholder '{{{{ {match.group(1)} }}}}' names no declared "
                 f"parameter (declared: {declared})",
                 path,
@@ -342,27 +344,27 @@ def _parse_concurrency(value: Any) -> tuple[str | None, int]:
     if value is None:
         return None, 1
     if not isinstance(value, dict):
-        raise _SchemaError(
-            f"concurrency must be a mapping with key and limit, got {_kind(value)}",
+        raise SchemaError(
+            f"concurrency must be a mapping with key and limit, got {kind_of(value)}",
             ("concurrency",),
         )
     for key in value:
         if key not in _CONCURRENCY_KEYS:
-            raise _SchemaError(
+            raise SchemaError(
                 _unknown_key(key, _CONCURRENCY_KEYS, "concurrency."), ("concurrency", key)
             )
     key_text = value.get("key")
     if not isinstance(key_text, str) or not key_text.strip():
-        raise _SchemaError(
-            f"concurrency.key must be a non-empty string, got {_describe(key_text)}",
+        raise SchemaError(
+            f"concurrency.key must be a non-empty string, got {described(key_text)}",
             ("concurrency", "key") if "key" in value else ("concurrency",),
         )
     if "\x00" in key_text:
-        raise _SchemaError("concurrency.key contains a NUL byte", ("concurrency", "key"))
+        raise SchemaError("concurrency.key contains a NUL byte", ("concurrency", "key"))
     limit = value.get("limit", 1)
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise _SchemaError(
-            f"concurrency.limit must be an integer >= 1, got {_describe(limit)}",
+        raise SchemaError(
+            f"concurrency.limit must be an integer >= 1, got {described(limit)}",
             ("concurrency", "limit"),
         )
     return key_text, limit
@@ -372,14 +374,14 @@ def _parse_params(value: Any) -> dict[str, ParamSpec]:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise _SchemaError(
-            f"params must be a mapping of parameters, got {_kind(value)}", ("params",)
+        raise SchemaError(
+            f"params must be a mapping of parameters, got {kind_of(value)}", ("params",)
         )
     specs: dict[str, ParamSpec] = {}
     for name, body in value.items():
         if not isinstance(name, str) or not _PARAM_NAME_RE.fullmatch(name):
-            raise _SchemaError(
-                f"parameter name {_describe(name)} must match [A-Za-z_][A-Za-z0-9_-]*",
+            raise SchemaError(
+                f"parameter name {described(name)} must match [A-Za-z_][A-Za-z0-9_-]*",
                 ("params", name),
             )
         specs[name] = _parse_param(name, body)
@@ -392,27 +394,27 @@ def _parse_param(name: str, body: Any) -> ParamSpec:
     if body is None:
         body = {}
     if not isinstance(body, dict):
-        raise _SchemaError(
-            f"{where} must be a mapping like {{type: string}}, got {_kind(body)}", here
+        raise SchemaError(
+            f"{where} must be a mapping like {{type: string}}, got {kind_of(body)}", here
         )
     for key in body:
         if not isinstance(key, str) or key not in _PARAM_KEYS:
-            raise _SchemaError(_unknown_key(key, _PARAM_KEYS, f"{where}."), (*here, key))
+            raise SchemaError(_unknown_key(key, _PARAM_KEYS, f"{where}."), (*here, key))
 
     type_name = body.get("type", "string")
     try:
         kind = ParamType(type_name)
     except ValueError:
         types = ", ".join(member.value for member in ParamType)
-        raise _SchemaError(
-            f"{where}.type: unknown type {_describe(type_name)} (use {types})", (*here, "type")
+        raise SchemaError(
+            f"{where}.type: unknown type {described(type_name)} (use {types})", (*here, "type")
         ) from None
     flags = {}
     for key in ("required", "secret"):
         flag = body.get(key, False)
         if not isinstance(flag, bool):
-            raise _SchemaError(
-                f"{where}.{key} must be true or false, got {_describe(flag)}", (*here, key)
+            raise SchemaError(
+                f"{where}.{key} must be true or false, got {described(flag)}", (*here, key)
             )
         flags[key] = flag
     description = _optional_str(body, "description", here)
@@ -420,7 +422,7 @@ def _parse_param(name: str, body: Any) -> ParamSpec:
     def only_for(key: str, kinds: tuple[ParamType, ...]) -> None:
         if body.get(key) is not None and kind not in kinds:
             allowed = " and ".join(k.value for k in kinds)
-            raise _SchemaError(f"{where}.{key} only applies to {allowed} parameters", (*here, key))
+            raise SchemaError(f"{where}.{key} only applies to {allowed} parameters", (*here, key))
 
     only_for("pattern", (ParamType.STRING, ParamType.LIST))
     only_for("min", (ParamType.INTEGER, ParamType.NUMBER))
@@ -430,13 +432,13 @@ def _parse_param(name: str, body: Any) -> ParamSpec:
     pattern = body.get("pattern")
     if pattern is not None:
         if not isinstance(pattern, str):
-            raise _SchemaError(
-                f"{where}.pattern must be a string, got {_kind(pattern)}", (*here, "pattern")
+            raise SchemaError(
+                f"{where}.pattern must be a string, got {kind_of(pattern)}", (*here, "pattern")
             )
         try:
             re.compile(pattern)
         except re.error as exc:
-            raise _SchemaError(
+            raise SchemaError(
                 f"{where}.pattern is not a valid regular expression: {exc}", (*here, "pattern")
             ) from None
     bounds: dict[str, float | None] = {}
@@ -447,34 +449,34 @@ def _parse_param(name: str, body: Any) -> ParamSpec:
             or not isinstance(bound, int | float)
             or not math.isfinite(bound)
         ):
-            raise _SchemaError(
-                f"{where}.{key} must be a number, got {_describe(bound)}", (*here, key)
+            raise SchemaError(
+                f"{where}.{key} must be a number, got {described(bound)}", (*here, key)
             )
         bounds[key] = bound
     low, high = bounds["min"], bounds["max"]
     if low is not None and high is not None and low > high:
-        raise _SchemaError(f"{where}.min must not be greater than max", (*here, "min"))
+        raise SchemaError(f"{where}.min must not be greater than max", (*here, "min"))
 
     choices: tuple[str, ...] = ()
     if kind is ParamType.CHOICE:
         raw_choices = body.get("choices")
         if not isinstance(raw_choices, list) or not raw_choices:
-            raise _SchemaError(
+            raise SchemaError(
                 f"{where}.choices must be a non-empty list of strings", (*here, "choices")
             )
         for i, choice in enumerate(raw_choices):
             if not isinstance(choice, str):
-                raise _SchemaError(
-                    f"{where}.choices items must be strings, got {_describe(choice)} "
+                raise SchemaError(
+                    f"{where}.choices items must be strings, got {described(choice)} "
                     "(quote YAML words like 'yes', 'no', 'on', 'off')",
                     (*here, "choices", i),
                 )
         if len(set(raw_choices)) != len(raw_choices):
-            raise _SchemaError(f"{where}.choices has duplicates", (*here, "choices"))
+            raise SchemaError(f"{where}.choices has duplicates", (*here, "choices"))
         choices = tuple(raw_choices)
 
     if flags["required"] and body.get("default") is not None:
-        raise _SchemaError(
+        raise SchemaError(
             f"{where}: a required parameter cannot have a default", (*here, "default")
         )
     spec = ParamSpec(
@@ -492,9 +494,9 @@ def _parse_param(name: str, body: Any) -> ParamSpec:
     if default is None:
         return spec
     try:
-        coerced = _coerce(spec, default)
-    except _BadValue as exc:
-        raise _SchemaError(f"{where}.default {exc}", (*here, "default")) from None
+        coerced = coerce(spec, default)
+    except BadValue as exc:
+        raise SchemaError(f"{where}.default {exc}", (*here, "default")) from None
     return replace(spec, default=coerced)
 
 
@@ -504,7 +506,7 @@ def _optional_str(data: dict[str, Any], key: str, parent: tuple[str | int, ...] 
         return ""
     if not isinstance(value, str):
         label = _label((*parent, key))
-        raise _SchemaError(f"{label} must be a string, got {_describe(value)}", (*parent, key))
+        raise SchemaError(f"{label} must be a string, got {described(value)}", (*parent, key))
     return value
 
 
@@ -512,10 +514,10 @@ def _str_list(value: Any, key: str) -> tuple[str, ...]:
     if value is None:
         return ()
     if not isinstance(value, list):
-        raise _SchemaError(f"{key} must be a list of strings, got {_describe(value)}", (key,))
+        raise SchemaError(f"{key} must be a list of strings, got {described(value)}", (key,))
     for i, item in enumerate(value):
         if not isinstance(item, str):
-            raise _SchemaError(f"{key} items must be strings, got {_describe(item)}", (key, i))
+            raise SchemaError(f"{key} items must be strings, got {described(item)}", (key, i))
     return tuple(value)
 
 
@@ -524,11 +526,11 @@ def _wrap(parse: Any, value: Any, key: str) -> Any:
     try:
         return parse(value)
     except InvalidParams as exc:
-        raise _SchemaError(f"{key}: {exc}", (key,)) from None
+        raise SchemaError(f"{key}: {exc}", (key,)) from None
 
 
 def _unknown_key(key: Any, known: Sequence[str], prefix: str = "") -> str:
-    shown = _show(key) if isinstance(key, str) else _describe(key)
+    shown = printable(key) if isinstance(key, str) else described(key)
     close = difflib.get_close_matches(key, known, n=1) if isinstance(key, str) else []
     hint = f"did you mean '{prefix}{close[0]}'?" if close else f"known: {', '.join(known)}"
     return f"unknown key '{prefix}{shown}' ({hint})"
