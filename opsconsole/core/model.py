@@ -114,6 +114,12 @@ class JobEvent(SQLModel, table=True):
     """The audit trail of every job and the change feed both faces follow by ``id``."""
 
     __tablename__ = "job_events"
+    __table_args__ = (
+        # ``opsconsole audit --actor/--action/--since`` walk these, newest first
+        sa.Index("ix_job_events_actor", "actor", "id"),
+        sa.Index("ix_job_events_kind", "kind", "id"),
+        sa.Index("ix_job_events_ts", "ts"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     job_id: str = Field(max_length=16, index=True)

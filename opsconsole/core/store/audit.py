@@ -34,7 +34,10 @@ def audit_query(f: AuditFilter, *, before: int | None, limit: int) -> sa.Select[
     if before is not None:
         cond.append(events.c.id < before)
     if f.since is not None:
-        cond.append(events.c.ts >= f.since)
+        # ids grow with time: the first event since then (found on the ts index) bounds the
+        # walk down the primary key, which would otherwise go on to the oldest event
+        first = sa.select(events.c.id).where(events.c.ts >= f.since).order_by(events.c.ts).limit(1)
+        cond += [events.c.ts >= f.since, events.c.id >= first.scalar_subquery()]
     if f.actor:
         cond.append(events.c.actor == f.actor)
     if f.job_id:

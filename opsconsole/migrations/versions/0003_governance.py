@@ -91,6 +91,10 @@ def upgrade() -> None:
         _ts("lifted_at", nullable=True),
         sa.PrimaryKeyConstraint("id"),
     )
+    # the audit trail's filters (actor, action, since) each walk an index, newest first
+    op.create_index("ix_job_events_actor", "job_events", ["actor", "id"])
+    op.create_index("ix_job_events_kind", "job_events", ["kind", "id"])
+    op.create_index("ix_job_events_ts", "job_events", ["ts"])
     dialect = op.get_bind().dialect.name
     if dialect == "sqlite":
         for statement in _SQLITE_TRIGGERS:
@@ -109,6 +113,8 @@ def downgrade() -> None:
         op.execute("DROP TRIGGER IF EXISTS job_events_append_only ON job_events")
         op.execute("DROP FUNCTION IF EXISTS opsconsole_append_only()")
     op.drop_table("freezes")
+    for index in ("ix_job_events_ts", "ix_job_events_kind", "ix_job_events_actor"):
+        op.drop_index(index, table_name="job_events")
     op.drop_index("ix_reviews_job_id", table_name="reviews")
     op.drop_table("reviews")
     op.drop_index("uq_approvals_approver", table_name="approvals")
