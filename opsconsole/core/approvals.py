@@ -62,6 +62,7 @@ class ApprovalsMixin:
         def authorize(
             self, verb: str, *, template: Any = None, job_id: str | None = None
         ) -> None: ...
+        def audit_refusal(self, job_id: str, verb: str, reason: str) -> None: ...
 
     # -- decisions -----------------------------------------------------------------
 
@@ -74,16 +75,20 @@ class ApprovalsMixin:
         policy = self._policy(row, "approve")
         self.authorize("approve", template=row.get("team"), job_id=view.id)
         actor = self.identity.name
+        why = None
         if actor == row["submitted_by"] and not policy.self_approval:
-            raise Forbidden(
+            why = (
                 f"{actor} submitted job {job_id} and may not approve it "
                 "(the template does not allow self-approval)"
             )
-        if not policy.may_approve(actor, self.identity.groups):
-            raise Forbidden(
+        elif not policy.may_approve(actor, self.identity.groups):
+            why = (
                 f"{actor} is not an approver of template '{row['template']}' "
                 f"(approvers: {', '.join(policy.approvers)})"
             )
+        if why is not None:  # refused by the template's own policy: audited like a role's
+            self.audit_refusal(job_id, "approve", why)
+            raise Forbidden(why)
         comment = _text(comment, "comment", required=False)
         row = self._recheck(row)
         digest = self.digest_of(row)

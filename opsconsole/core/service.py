@@ -235,12 +235,13 @@ class OpsService(ApprovalsMixin, BulkMixin, AuditMixin, ReportsMixin):
             access.require(self.identity, verb, template, policy=policy, store_owner=owner)
         except Forbidden as exc:
             if job_id is not None:
-                self._audit_refusal(job_id, verb, str(exc))
+                self.audit_refusal(job_id, verb, str(exc))
             else:
                 log.info("refused: %s (actor %s, verb %s)", exc, self.identity.name, verb)
             raise
 
-    def _audit_refusal(self, job_id: str, verb: str, reason: str) -> None:
+    def audit_refusal(self, job_id: str, verb: str, reason: str) -> None:
+        """Record a refused action on its job: who tried what, and why not (append-only)."""
         with self.db.write() as conn:
             row = job_store.fetch(conn, job_id)
             job_store.add_event(

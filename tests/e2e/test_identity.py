@@ -215,3 +215,23 @@ def test_without_roles_the_store_owner_is_admin_and_others_are_refused(host: Hos
     )
     host.ok(a.alice, "jobs", "cancel", job["id"])
     assert host.ok(a.bob, "jobs", "show", job["id"])["state"] == "cancelled"
+
+
+@pytest.mark.slow
+def test_four_eyes_the_submitter_cannot_approve_and_another_login_can(host: Host) -> None:
+    a = host.accounts
+    host.write_config(f'[roles]\napprover = ["group:{a.group}"]\n')
+    (host.catalog / "templates" / "gated.yaml").write_text(
+        "name: gated\nrunner: shell\ncommand: [echo, changing]\n"
+        f'approval: {{required: 1, approvers: ["group:{a.group}"]}}\n'
+    )
+    job = host.ok(a.alice, "submit", "gated")
+    assert job["state"] == "awaiting_approval"
+    line = _refused(host.cli(a.alice, "approve", job["id"], pretend=a.bob))
+    assert f"{a.alice} submitted job {job['id']} and may not approve it" in line
+    assert host.ok(a.carol, "jobs", "show", job["id"])["state"] == "awaiting_approval"
+    approved = host.ok(a.bob, "approve", job["id"], "--comment", "looks right", pretend=a.alice)
+    assert approved["state"] == "queued"
+    kinds = [(e["kind"], e["actor"]) for e in _events(host, a.alice, job["id"])]
+    assert ("refused", a.alice) in kinds
+    assert ("approved", a.bob) in kinds
