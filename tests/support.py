@@ -74,3 +74,19 @@ def submitted_by(service: Any, request: Any, who: str) -> str:
     with service.db.write() as conn:
         conn.exec_driver_sql("UPDATE jobs SET submitted_by = ? WHERE id = ?", (who, job))
     return str(job)
+
+
+def failed_job(service: Any, clock: Any, request: Any) -> str:
+    """Submit, claim and fail a job as a worker would (its secrets are dropped at the end)."""
+    from opsconsole.core.states import JobState
+    from opsconsole.core.store import claim as claim_store
+    from opsconsole.core.store import jobs as job_store
+
+    job = service.submit(request)
+    row = claim_store.claim(service.db, "w1", clock.now(), 30)
+    assert row is not None and row["id"] == job.id
+    end = job_store.finish(
+        service.db, job.id, 1, JobState.FAILED, clock.now(), values={"exit_code": 1}
+    )
+    assert end is not None
+    return str(job.id)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import failed_job
 from textual.command import CommandPalette
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, OptionList, Static
@@ -19,7 +20,6 @@ from opsconsole.core.secrets import MASK
 from opsconsole.core.service import OpsService, SubmitRequest
 from opsconsole.core.states import JobState
 from opsconsole.core.store import claim as claim_store
-from opsconsole.core.store import jobs as job_store
 from opsconsole.core.store import queries
 from opsconsole.tui import actions
 from opsconsole.tui.app import OpsConsole
@@ -167,19 +167,10 @@ def test_cancel_asks_first_then_cancels(clocked: OpsService, put: Any) -> None:
     drive(app, script)
 
 
-def failed(service: OpsService, clock: SettableClock, req: SubmitRequest) -> str:
-    """Submit, claim and fail a job (secrets are dropped when it ends)."""
-    job = service.submit(req)
-    row = claim_store.claim(service.db, "w1", clock.now(), 30)
-    assert row is not None and row["id"] == job.id
-    assert job_store.finish(service.db, job.id, 1, S.FAILED, clock.now(), values={"exit_code": 1})
-    return job.id
-
-
 def test_retry_asks_for_dropped_secrets(
     clocked: OpsService, clock: SettableClock, templates: Path, put: Any
 ) -> None:
-    job = failed(clocked, clock, SubmitRequest("deploy", {"env": "prod", "token": "s3cret"}))
+    job = failed_job(clocked, clock, SubmitRequest("deploy", {"env": "prod", "token": "s3cret"}))
     assert clocked.get(job).params["token"] == MASK
     clock.advance(10)
     put("ok1", S.SUCCEEDED)
@@ -211,7 +202,7 @@ def test_retry_asks_for_dropped_secrets(
 def test_retry_without_secrets_needs_no_prompt(
     clocked: OpsService, clock: SettableClock, templates: Path
 ) -> None:
-    job = failed(clocked, clock, SubmitRequest("echo", {"word": "hi"}))
+    job = failed_job(clocked, clock, SubmitRequest("echo", {"word": "hi"}))
     app = OpsConsole(clocked, embed=False, start_feed=False)
 
     async def script(pilot: Pilot[None]) -> None:

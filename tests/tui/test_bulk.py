@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from support import failed_job
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input
 from tui_support import drive, notes, row_ids, until
@@ -12,8 +13,6 @@ from tui_support import drive, notes, row_ids, until
 from opsconsole.core.clock import SettableClock
 from opsconsole.core.service import OpsService, SubmitRequest
 from opsconsole.core.states import JobState
-from opsconsole.core.store import claim as claim_store
-from opsconsole.core.store import jobs as job_store
 from opsconsole.tui.app import OpsConsole
 from opsconsole.tui.screens.audit import AuditScreen
 from opsconsole.tui.screens.dialogs import ConfirmScreen, PromptScreen
@@ -81,23 +80,14 @@ def test_cancel_shown_acts_on_exactly_the_filtered_rows(clocked: OpsService, put
     drive(app, script)
 
 
-def failed(service: OpsService, clock: SettableClock, req: SubmitRequest) -> str:
-    """Submit, claim and fail a job, as a worker would (its secrets are dropped)."""
-    job = service.submit(req)
-    row = claim_store.claim(service.db, "w1", clock.now(), 30)
-    assert row is not None and row["id"] == job.id
-    assert job_store.finish(service.db, job.id, 1, S.FAILED, clock.now(), values={"exit_code": 1})
-    return job.id
-
-
 def test_retry_shown_skips_what_it_cannot_retry_and_says_so(
     clocked: OpsService, clock: SettableClock, templates: Path
 ) -> None:
-    f1 = failed(clocked, clock, SubmitRequest("echo", {"word": "bulk"}))
-    f2 = failed(clocked, clock, SubmitRequest("echo", {"word": "bulk"}))
+    f1 = failed_job(clocked, clock, SubmitRequest("echo", {"word": "bulk"}))
+    f2 = failed_job(clocked, clock, SubmitRequest("echo", {"word": "bulk"}))
     secret = SubmitRequest("deploy", {"env": "prod", "token": "s3cret"}, tags=("bulk",))
-    d1 = failed(clocked, clock, secret)
-    other = failed(clocked, clock, SubmitRequest("echo", {"word": "other"}))
+    d1 = failed_job(clocked, clock, secret)
+    other = failed_job(clocked, clock, SubmitRequest("echo", {"word": "other"}))
     app = OpsConsole(clocked, embed=False, start_feed=False)
 
     async def script(pilot: Pilot[None]) -> None:
