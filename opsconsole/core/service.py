@@ -585,7 +585,7 @@ class OpsService(ApprovalsMixin, FreezesMixin, BulkMixin, AuditMixin, ReportsMix
         return [JobView.from_row(r) for r in rows]
 
     def jobs_by_id(self, ids: list[str]) -> list[JobView]:
-        return [JobView.from_row(r) for r in queries.rows_by_id(self.db, ids)]
+        return self.with_frozen([JobView.from_row(r) for r in queries.rows_by_id(self.db, ids)])
 
     def counts(self) -> dict[str, int]:
         counts = queries.counts_by_state(self.db)
