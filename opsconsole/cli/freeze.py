@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from opsconsole.core.freezes import FreezeView
 
 freeze_app = typer.Typer(
-    help="Stop new claims of matching jobs for a while (running jobs go on).",
+    help="Stop new claims of matching jobs for a while.",
     no_args_is_help=True,
 )
 
