@@ -63,6 +63,10 @@ def stats(
             metavar="DURATION", help="Only jobs of this period (e.g. 24h).", show_default=False
         ),
     ] = None,
+    team: Annotated[
+        str | None,
+        typer.Option(metavar="TEAM", help="Only the jobs of this team.", show_default=False),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Counts per state, success rate and durations per template.
@@ -73,8 +77,9 @@ def stats(
 
     \b
       opsconsole stats --since 24h
+      opsconsole stats --team web
     """
-    view = service().stats(since)
+    view = service().stats(since, team=team)
     if as_json:
         output.emit_json(view.to_dict())
         return

@@ -372,6 +372,10 @@ def list_jobs(
     tag: Annotated[
         str | None, typer.Option(metavar="TAG", help="Only jobs with this tag.", show_default=False)
     ] = None,
+    team: Annotated[
+        str | None,
+        typer.Option(metavar="TEAM", help="Only jobs of this team.", show_default=False),
+    ] = None,
     since: Annotated[
         str | None,
         typer.Option(
@@ -395,6 +399,9 @@ def list_jobs(
     \b
       opsconsole jobs list --state running --state queued
       opsconsole jobs list --template deploy-app --since 24h --json
+      opsconsole jobs list --team web --state queued
+
+    A queued job that a freeze holds says so in its STATE: `queued (frozen: REASON ...)`.
     """
     from opsconsole.core.service import ListRequest
 
@@ -404,6 +411,7 @@ def list_jobs(
             states=tuple(state or ()),
             template=template,
             tag=tag,
+            team=team,
             since=since,
             page=page,
             page_size=svc.settings.page_size if limit is None else limit,
@@ -420,7 +428,9 @@ def list_jobs(
             (
                 j.id,
                 j.template,
-                output.styled_state(j.state.value),
+                output.styled_state(j.state.value)
+                if j.frozen is None
+                else output.styled_state(j.state.value) + f" ({output.visible(j.frozen)})",
                 j.priority,
                 output.ago(j.created_at, now),
                 output.ago(j.run_at, now)

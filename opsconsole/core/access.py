@@ -48,6 +48,7 @@ VERBS: dict[str, tuple[Role, str]] = {
     "reject": (Role.APPROVER, "reject jobs"),
     "reset-key": (Role.ADMIN, "reset the store's secret key"),
     "resize": (Role.ADMIN, "resize workers"),
+    "freeze": (Role.ADMIN, "set or lift freezes"),
 }
 """Verb -> the least role it needs, and how the refusal names it."""
 
@@ -94,6 +95,10 @@ class Policy:
 
     def team(self, name: str) -> Team | None:
         return next((t for t in self.teams if t.name == name), None)
+
+    def team_caps(self) -> dict[str, int]:
+        """Team -> ``max_concurrent``, for the teams that have a cap (the claim enforces it)."""
+        return {t.name: t.max_concurrent for t in self.teams if t.max_concurrent is not None}
 
 
 def role_of(who: Identity, policy: Policy, *, store_owner: int | None) -> Role | None:
@@ -173,6 +178,14 @@ def _user(uid: int) -> str:
         return pwd.getpwuid(uid).pw_name
     except KeyError:
         return f"uid:{uid}"
+
+
+def check_team_name(name: str) -> None:
+    """A filter's team name: InvalidParams unless it could name a team at all."""
+    if not TEAM_NAME_RE.fullmatch(name):
+        raise InvalidParams(
+            f"invalid team '{name[:40]}': lowercase letters, digits, '.', '_' or '-'"
+        )
 
 
 # -- parsing the config tables -------------------------------------------------------------

@@ -35,6 +35,8 @@ ACTION_KINDS: dict[str, frozenset[str]] = {
     Verb.REJECT.value: frozenset({EVENTS[Verb.REJECT], "expired"}),
     "expire": frozenset({"expired"}),
     "void": frozenset({"approval_void"}),
+    # a freeze is about no single job: its events carry an empty job id
+    "freeze": frozenset({"freeze", "freeze_lifted"}),
     # an action the caller's role or team does not allow, or a gated run without approval
     "refused": frozenset({"refused"}),
 }

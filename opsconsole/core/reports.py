@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from opsconsole.config import check_slots
+from opsconsole.core.access import check_team_name
 from opsconsole.core.catalog import parse_duration
 from opsconsole.core.errors import Conflict, NotFound, OpsError
 from opsconsole.core.states import JobState
@@ -137,9 +138,12 @@ class ReportsMixin(CatalogReports):
             for k, v in out.items()
         ]
 
-    def stats(self, since: str | None = None) -> StatsView:
+    def stats(self, since: str | None = None, *, team: str | None = None) -> StatsView:
+        """Counts and per-template figures; with ``team``, of that team's jobs only."""
+        if team is not None:
+            check_team_name(team)
         start = None if not since else self.now() - timedelta(seconds=parse_duration(since))
-        counts = queries.counts_by_state(self.db, start)
+        counts = queries.counts_by_state(self.db, start, team)
         templates = [
             TemplateStatsView(
                 template=t.template,
@@ -152,7 +156,7 @@ class ReportsMixin(CatalogReports):
                 p95_s=t.p95_s,
                 recent=t.recent,
             )
-            for t in queries.template_stats(self.db, start)
+            for t in queries.template_stats(self.db, start, team=team)
         ]
         return StatsView(
             since=start, counts={s.value: counts.get(s.value, 0) for s in S}, templates=templates

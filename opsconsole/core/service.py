@@ -38,6 +38,7 @@ from opsconsole.core.errors import (
     NotFound,
 )
 from opsconsole.core.files import access_for
+from opsconsole.core.freezes import FreezesMixin
 from opsconsole.core.identity import Identity, current, user_name
 from opsconsole.core.ids import new_job_id
 from opsconsole.core.reports import ReportsMixin
@@ -85,11 +86,12 @@ class ListRequest:
     since: str | None = None
     """A duration back from now (``2h``, ``1d``)."""
     text: str | None = None
+    team: str | None = None
     page: int = 1
     page_size: int = 50
 
 
-class OpsService(ApprovalsMixin, BulkMixin, AuditMixin, ReportsMixin):
+class OpsService(ApprovalsMixin, FreezesMixin, BulkMixin, AuditMixin, ReportsMixin):
     """Built by ``runtime.open_service``; cheap to keep for the life of a process."""
 
     def __init__(
@@ -405,7 +407,7 @@ class OpsService(ApprovalsMixin, BulkMixin, AuditMixin, ReportsMixin):
         events = None
         if with_events:
             events = tuple(EventView.from_row(e) for e in feed.job_events(self.db, job_id))
-        return JobView.from_row(row, depends_on=deps, events=events)
+        return self.with_frozen([JobView.from_row(row, depends_on=deps, events=events)])[0]
 
     def list_jobs(self, req: ListRequest) -> Page:
         for s in req.states:
@@ -414,14 +416,22 @@ class OpsService(ApprovalsMixin, BulkMixin, AuditMixin, ReportsMixin):
                 raise InvalidParams(f"unknown state '{s[:30]}' (known: {known})")
         if req.page < 1 or not 1 <= req.page_size <= 1000:
             raise InvalidParams("page must be >= 1 and page size 1..1000")
+        if req.team is not None:
+            access.check_team_name(req.team)
         since = None
         if req.since:
             since = self.now() - timedelta(seconds=parse_duration(req.since))
         f = queries.JobFilter(
-            states=req.states, template=req.template, tag=req.tag, since=since, text=req.text
+            states=req.states,
+            template=req.template,
+            tag=req.tag,
+            since=since,
+            text=req.text,
+            team=req.team,
         )
         rows, total = queries.list_jobs(self.db, f, page=req.page, page_size=req.page_size)
-        return Page([JobView.from_row(r) for r in rows], total, req.page, req.page_size)
+        views = self.with_frozen([JobView.from_row(r) for r in rows])
+        return Page(views, total, req.page, req.page_size)
 
     # -- operator actions -------------------------------------------------------------
 
@@ -556,7 +566,7 @@ class OpsService(ApprovalsMixin, BulkMixin, AuditMixin, ReportsMixin):
 
     def queue(self, limit: int = 500) -> list[JobView]:
         """Jobs waiting for approval, dependencies, their run time or a slot: claim order."""
-        return [JobView.from_row(r) for r in queries.queue_rows(self.db, limit)]
+        return self.with_frozen([JobView.from_row(r) for r in queries.queue_rows(self.db, limit)])
 
     def running(self, limit: int = 500) -> list[JobView]:
         return [JobView.from_row(r) for r in queries.running_rows(self.db, limit)]
@@ -576,7 +586,7 @@ class OpsService(ApprovalsMixin, BulkMixin, AuditMixin, ReportsMixin):
         return [JobView.from_row(r) for r in rows]
 
     def jobs_by_id(self, ids: list[str]) -> list[JobView]:
-        return [JobView.from_row(r) for r in queries.rows_by_id(self.db, ids)]
+        return self.with_frozen([JobView.from_row(r) for r in queries.rows_by_id(self.db, ids)])
 
     def counts(self) -> dict[str, int]:
         counts = queries.counts_by_state(self.db)

@@ -114,6 +114,9 @@ class JobView:
     log_lines: int
     log_dropped: int
     events: tuple[EventView, ...] | None = None
+    team: str | None = None
+    frozen: str | None = None
+    """Why this ready job is not claimed: ``frozen: REASON (until ...)``; None when free."""
 
     @property
     def can_cancel(self) -> bool:
@@ -168,6 +171,7 @@ class JobView:
             log_lines=r["log_lines"],
             log_dropped=r["log_dropped"],
             events=events,
+            team=r.get("team"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -202,6 +206,8 @@ class JobView:
             "duration_s": self.duration_s,
             "log_lines": self.log_lines,
             "log_dropped": self.log_dropped,
+            "team": self.team,
+            "frozen": self.frozen,
         }
         if self.events is not None:
             out["events"] = [e.to_dict() for e in self.events]

@@ -297,11 +297,14 @@ class WorkerPool:
                     self._wait(self.settings.poll_interval)
                     continue
                 now = self.clock.now()
+                caps = self.settings.policy.team_caps()
                 try:
-                    if probe and not claim_store.any_ready(self.db, now):
+                    if probe and not claim_store.any_ready(self.db, now, team_caps=caps):
                         row = None
                     else:
-                        row = claim_store.claim(self.db, self.id, now, self.settings.lease)
+                        row = claim_store.claim(
+                            self.db, self.id, now, self.settings.lease, team_caps=caps
+                        )
                 finally:
                     if row is None:
                         self._unreserve(slot)

@@ -260,6 +260,7 @@ class OpsConsole(BulkActions, Selection, LogTail, App[None]):
             "history": self.service.history(limit=HISTORY_PAGE),
             "counts": self.service.counts(),
             "workers": self.service.workers(),
+            "freezes": self.service.freezes(),
             "catalog": self.service.catalog_problems(),
         }
         data["pool"] = self._maybe_start_pool(data["workers"])
@@ -285,6 +286,7 @@ class OpsConsole(BulkActions, Selection, LogTail, App[None]):
         self._history_done = len(data["history"]) < HISTORY_PAGE
         status = self.query_one(StatusBar)
         status.set_counts(data["counts"], data["workers"])
+        status.set_freezes(data["freezes"])
         self._show_worker_problems(data["workers"])
         self.show_catalog_problems(data["catalog"])
         status.set_embedded(data["pool"])
@@ -354,7 +356,10 @@ class OpsConsole(BulkActions, Selection, LogTail, App[None]):
     def on_counts_changed(self, msg: CountsChanged) -> None:
         if not self.is_running:
             return
-        self.query_one(StatusBar).set_counts(msg.counts, msg.workers)
+        status = self.query_one(StatusBar)
+        if msg.freezes is not None:
+            status.set_freezes(msg.freezes)
+        status.set_counts(msg.counts, msg.workers)
         self._show_worker_problems(msg.workers)
         self.query_one("#queue", JobTable).refresh_times()
         self.query_one("#history", JobTable).refresh_times()

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from textual.message import Message
 
+from opsconsole.core.audit import ACTION_KINDS
 from opsconsole.core.errors import OpsError
 from opsconsole.core.service import OpsService
 from opsconsole.tui.messages import (
@@ -29,6 +30,9 @@ COUNTS_EVERY = 2.0
 LOG_BATCH = 5000
 SLOW_AFTER = 3.0
 """Seconds one round of reads may take before the console says the store is slow."""
+
+FREEZE_KINDS = ACTION_KINDS["freeze"]
+"""A freeze set or lifted: the header and the frozen rows of the queue change."""
 
 
 class Feed:
@@ -76,7 +80,11 @@ class Feed:
                     last_running = now
                 self._log()
                 if now - last_counts >= COUNTS_EVERY:
-                    self.post(CountsChanged(self.service.counts(), self.service.workers()))
+                    self.post(
+                        CountsChanged(
+                            self.service.counts(), self.service.workers(), self.service.freezes()
+                        )
+                    )
                     last_counts = now
                 self._status(True, "")
                 failures = 0
@@ -115,6 +123,10 @@ class Feed:
                 return
             self.cursor = events[-1].id
             ids = list(dict.fromkeys(e.job_id for e in events))
+            if any(e.kind in FREEZE_KINDS for e in events):  # every queued row may change
+                self.post(JobsChanged(self.service.queue()))
+                svc = self.service
+                self.post(CountsChanged(svc.counts(), svc.workers(), svc.freezes()))
             for i in range(0, len(ids), 500):
                 self.post(JobsChanged(self.service.jobs_by_id(ids[i : i + 500])))
             self.post(EventsArrived(events))

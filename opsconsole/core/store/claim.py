@@ -1,28 +1,55 @@
 """Claims, leases, heartbeats, worker rows and the reaper's queries.
 
 A claim is one statement: pick the best ready job (priority, then age; run time reached;
-concurrency key under its limit) and mark it running with a new attempt number, which
-fences every later write of that attempt. SQLite serialises it with ``BEGIN IMMEDIATE``;
-PostgreSQL skips rows other claimers hold (``FOR UPDATE SKIP LOCKED``).
+concurrency key under its limit; no active freeze matching it; its team under the team's
+``max_concurrent``) and mark it running with a new attempt number, which fences every later
+write of that attempt. SQLite serialises it with ``BEGIN IMMEDIATE``, so the running counts
+the statement reads cannot change before it writes (two workers never both take a team's
+last free place); PostgreSQL skips rows other claimers hold (``FOR UPDATE SKIP LOCKED``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import RowMapping
 
 from opsconsole.core.states import CLAIMABLE, JobState
 from opsconsole.core.store.db import Database, jobs, logs, workers
+from opsconsole.core.store.freezes import frozen_clause
 from opsconsole.core.store.jobs import add_event
 
 S = JobState
 _CLAIMABLE = [s.value for s in CLAIMABLE]
 
 
-def _ready_subquery(now: datetime, skip_locked: bool) -> sa.Select[tuple[str]]:
+def _team_cap(caps: Mapping[str, int]) -> Any:
+    """The running jobs of the candidate's team stay under its cap (teams without one pass).
+
+    The caps come from ``opsconsole.toml`` as a CASE over the candidate's team, so the check
+    is part of the claim's one statement and counts what is running when it writes.
+    """
+    mates = sa.alias(jobs, "mate")
+    running = (
+        sa.select(sa.func.count())
+        .select_from(mates)
+        .where(mates.c.state == S.RUNNING.value, mates.c.team == jobs.c.team)
+        .scalar_subquery()
+    )
+    cap = sa.case(
+        *((jobs.c.team == team, limit) for team, limit in sorted(caps.items())), else_=None
+    )
+    return sa.or_(jobs.c.team.is_(None), cap.is_(None), running < cap)
+
+
+def ready_query(
+    now: datetime, dialect: str, caps: Mapping[str, int], *, skip_locked: bool = False
+) -> sa.Select[tuple[str]]:
+    """The id of the best ready job: the claim's pick, and ``any_ready``'s probe."""
     running = sa.alias(jobs, "holder")
     holders = (
         sa.select(sa.func.count())
@@ -39,6 +66,8 @@ def _ready_subquery(now: datetime, skip_locked: bool) -> sa.Select[tuple[str]]:
             jobs.c.state.in_(_CLAIMABLE),
             jobs.c.run_at <= now,
             sa.or_(jobs.c.concurrency_key.is_(None), holders < jobs.c.concurrency_limit),
+            sa.not_(frozen_clause(now, dialect)),
+            *([_team_cap(caps)] if caps else []),
         )
         .order_by(jobs.c.priority.desc(), jobs.c.created_at, jobs.c.id)
         .limit(1)
@@ -48,9 +77,21 @@ def _ready_subquery(now: datetime, skip_locked: bool) -> sa.Select[tuple[str]]:
     return q
 
 
-def claim(db: Database, worker_id: str, now: datetime, lease_s: float) -> RowMapping | None:
-    """Claim the best ready job for ``worker_id``, or None when nothing is ready."""
-    pick = _ready_subquery(now, skip_locked=db.dialect == "postgresql").scalar_subquery()
+def claim(
+    db: Database,
+    worker_id: str,
+    now: datetime,
+    lease_s: float,
+    *,
+    team_caps: Mapping[str, int] | None = None,
+) -> RowMapping | None:
+    """Claim the best ready job for ``worker_id``, or None when nothing is ready.
+
+    ``team_caps``: team -> ``max_concurrent`` (teams without a cap are left out).
+    """
+    pick = ready_query(
+        now, db.dialect, team_caps or {}, skip_locked=db.dialect == "postgresql"
+    ).scalar_subquery()
     stmt = (
         jobs.update()
         .where(jobs.c.id == pick, jobs.c.state.in_(_CLAIMABLE))
@@ -109,10 +150,11 @@ def next_run_at(db: Database) -> datetime | None:
         ).scalar()
 
 
-def any_ready(db: Database, now: datetime) -> bool:
+def any_ready(db: Database, now: datetime, *, team_caps: Mapping[str, int] | None = None) -> bool:
     """Is a job ready to claim? A read, so an idle pool's polls never take the write lock."""
+    q = ready_query(now, db.dialect, team_caps or {})
     with db.read() as conn:
-        return conn.execute(_ready_subquery(now, skip_locked=False)).first() is not None
+        return conn.execute(q).first() is not None
 
 
 # -- workers and heartbeats -----------------------------------------------------------

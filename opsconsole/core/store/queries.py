@@ -57,6 +57,7 @@ class JobFilter:
     tag: str | None = None
     since: datetime | None = None
     text: str | None = None
+    team: str | None = None
 
 
 def _where(f: JobFilter) -> list[Any]:
@@ -69,6 +70,8 @@ def _where(f: JobFilter) -> list[Any]:
         cond.append(jobs.c.tags.contains(f",{f.tag},", autoescape=True))
     if f.since is not None:
         cond.append(jobs.c.created_at >= f.since)
+    if f.team:
+        cond.append(jobs.c.team == f.team)
     if f.text:
         like = f.text.lower()
         cond.append(
@@ -100,8 +103,12 @@ def list_jobs(
     return rows, total
 
 
-def counts_by_state(db: Database, since: datetime | None = None) -> dict[str, int]:
+def counts_by_state(
+    db: Database, since: datetime | None = None, team: str | None = None
+) -> dict[str, int]:
     q = sa.select(jobs.c.state, sa.func.count()).group_by(jobs.c.state)
+    if team is not None:
+        q = q.where(jobs.c.team == team)
     if since is not None:
         q = q.where(sa.or_(jobs.c.created_at >= since, jobs.c.state.in_([s.value for s in LIVE])))
     with db.read() as conn:
@@ -130,9 +137,13 @@ class TemplateStats:
     """Final states of the most recent runs, oldest first (for a sparkline)."""
 
 
-def template_stats(db: Database, since: datetime | None, recent: int = 20) -> list[TemplateStats]:
+def template_stats(
+    db: Database, since: datetime | None, recent: int = 20, team: str | None = None
+) -> list[TemplateStats]:
     finals = [s.value for s in FINAL]
     base = [jobs.c.state.in_(finals), jobs.c.started_at.is_not(None)]
+    if team is not None:
+        base.append(jobs.c.team == team)
     if since is not None:
         base.append(jobs.c.finished_at >= since)
     dur = _duration(db)

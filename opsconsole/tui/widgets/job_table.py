@@ -202,6 +202,9 @@ class JobTable(DataTable[Any]):
             else:
                 when = f"queued {ago(v.created_at, now)}"
             state.plain = QUEUE_STATE.get(v.state.value, v.state.value)
+            if v.frozen:  # the row says why it waits: STATE frozen, WHEN the reason and end
+                state = Text("frozen", style="bold red")
+                when = visible(v.frozen.removeprefix("frozen: "))
             return (
                 Text(v.id),
                 Text(visible(v.template)),

@@ -1,4 +1,5 @@
-"""The header: counts per state, workers alive and busy slots, the store, the embedded pool.
+"""The header: counts per state, workers alive and busy slots, active freezes, the store,
+the embedded pool.
 
 It always fits on one line: on a narrow terminal the labels get shorter (still words), the
 least urgent counts make room first, and the store path loses its middle, never its file.
@@ -9,6 +10,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
+from opsconsole.core.freezes import FreezeView
 from opsconsole.core.text import STATE_STYLES, visible
 from opsconsole.core.views import WorkerView
 
@@ -60,6 +62,7 @@ class StatusBar(Static):
         self.counts: dict[str, int] = {}
         self.worker_views: list[WorkerView] = []
         self.embedded = ""
+        self.freezes: list[FreezeView] = []
 
     def on_mount(self) -> None:
         self.render_bar()
@@ -67,6 +70,10 @@ class StatusBar(Static):
     def set_counts(self, counts: dict[str, int], workers: list[WorkerView]) -> None:
         self.counts = counts
         self.worker_views = workers
+        self.render_bar()
+
+    def set_freezes(self, freezes: list[FreezeView]) -> None:
+        self.freezes = list(freezes)
         self.render_bar()
 
     def set_embedded(self, text: str) -> None:
@@ -89,6 +96,7 @@ class StatusBar(Static):
         tail = self._workers(compact)
         while True:
             t = self._title(compact)
+            t.append_text(self._frozen(compact))
             for state, label in SHOWN:
                 if state in states:
                     self._count(t, state, SHORT.get(state, label) if compact else label, compact)
@@ -108,6 +116,21 @@ class StatusBar(Static):
     def _title(compact: bool) -> Text:
         t = Text()
         t.append(" ops " if compact else " opsconsole ", style="bold reverse")
+        t.append(" ")
+        return t
+
+    def _frozen(self, compact: bool) -> Text:
+        """``FROZEN: all jobs (reason)`` in reverse red while any freeze holds; one names
+        itself, several count (``freeze list`` shows them)."""
+        t = Text()
+        if not self.freezes:
+            return t
+        if len(self.freezes) == 1 and not compact:
+            f = self.freezes[0]
+            text = f" FROZEN: {visible(f.target)} ({visible(f.reason)[:40]}) "
+        else:
+            text = f" FROZEN {len(self.freezes)} " if compact else f" {len(self.freezes)} FREEZES "
+        t.append(text, style="bold reverse red")
         t.append(" ")
         return t
 

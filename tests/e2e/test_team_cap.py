@@ -1,0 +1,133 @@
+"""A team's max_concurrent across two real worker processes, and a freeze they both obey."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from support import wait_until, write_template
+
+from opsconsole.config import Settings, load_settings
+from opsconsole.core.freezes import FreezeRequest
+from opsconsole.core.service import OpsService, SubmitRequest
+from opsconsole.core.store.db import Database
+
+BIN = Path(sys.executable).parent / "opsconsole"
+CAP = 2
+JOBS = 10
+ROOT_USER = pwd.getpwuid(os.getuid()).pw_name
+
+
+def _env(settings: Settings) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPSCONSOLE_")}
+    env.update(
+        OPSCONSOLE_HOME=str(settings.home),
+        OPSCONSOLE_DB=settings.db,
+        OPSCONSOLE_CATALOG=str(settings.catalog),
+        OPSCONSOLE_HEARTBEAT_INTERVAL="0.2",
+        OPSCONSOLE_POLL_INTERVAL="0.05",
+        OPSCONSOLE_KILL_GRACE="0.5",
+    )
+    return env
+
+
+@pytest.fixture
+def team_store(home: Path, catalog: Path, db_path: Path) -> Iterator[OpsService]:
+    """A store whose opsconsole.toml caps team web at CAP running jobs."""
+    toml = home / "opsconsole.toml"
+    toml.write_text(f'[teams.web]\nmembers = ["user:{ROOT_USER}"]\nmax_concurrent = {CAP}\n')
+    toml.chmod(0o644)
+    # each run stamps its own start and end: the process's own times, so a run that ended
+    # (and was recorded) before the next was claimed can never look like an overlap
+    write_template(
+        catalog,
+        "web-task",
+        "team: web\nrunner: shell\n"
+        "command: [sh, -c, 'echo start $(date +%s.%N); sleep 0.4; echo end $(date +%s.%N)']\n",
+    )
+    write_template(catalog, "other-task", 'runner: shell\ncommand: ["true"]\n')
+    settings = load_settings(home=home, catalog=catalog, db=f"sqlite:///{db_path}")
+    assert settings.policy.team_caps() == {"web": CAP}
+    db = Database(settings.db)
+    yield OpsService(settings, db)
+    db.dispose()
+
+
+def _workers(settings: Settings, n: int) -> list[subprocess.Popen[bytes]]:
+    procs = []
+    for i in range(n):
+        with (Path(settings.home) / f"worker{i}.out").open("wb") as out:
+            procs.append(
+                subprocess.Popen(
+                    [str(BIN), "worker", "--workers", "3"],
+                    env=_env(settings),
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+    return procs
+
+
+def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(timeout=10)
+
+
+def _interval(svc: OpsService, job_id: str) -> tuple[float, float]:
+    stamps = {}
+    for line in svc.logs_since(job_id):
+        word, _, value = line.text.partition(" ")
+        if word in ("start", "end"):
+            stamps[word] = float(value)
+    return stamps["start"], stamps["end"]
+
+
+@pytest.mark.slow
+def test_two_worker_processes_never_run_more_than_the_teams_cap(team_store: OpsService) -> None:
+    svc = team_store
+    ids = [svc.submit(SubmitRequest("web-task")).id for _ in range(JOBS)]
+    procs = _workers(svc.settings, 2)  # six slots in all, for a team allowed two
+    try:
+        wait_until(lambda: all(svc.get(i).state.value == "succeeded" for i in ids), timeout=120)
+    finally:
+        _stop(procs)
+    runs = sorted(_interval(svc, i) for i in ids)
+    # the most runs alive at once: at each start, count the runs that started and not ended
+    most = max(sum(1 for s, e in runs if s <= start < e) for start, _ in runs)
+    assert most <= CAP, runs
+    assert most == CAP  # both places were used: the cap, not one slow worker, held them
+    assert len({svc.get(i).worker for i in ids}) == 2  # both processes claimed
+
+
+@pytest.mark.slow
+def test_a_freeze_holds_jobs_from_running_workers_and_a_lift_releases_them(
+    team_store: OpsService,
+) -> None:
+    svc = team_store
+    freeze = svc.set_freeze(FreezeRequest(reason="change window", team="web"))
+    procs = _workers(svc.settings, 1)
+    try:
+        wait_until(lambda: any(w.alive for w in svc.workers()), timeout=30)
+        job = svc.submit(SubmitRequest("web-task")).id
+        later = svc.submit(SubmitRequest("other-task")).id
+        # the later job ran: the worker's claim passed over the older, frozen one
+        wait_until(lambda: svc.get(later).state.value == "succeeded", timeout=60)
+        assert svc.get(job).state.value == "queued"
+        assert svc.get(job).frozen == "frozen: change window (until lifted)"
+        svc.lift_freeze(freeze.id)
+        wait_until(lambda: svc.get(job).state.value == "succeeded", timeout=60)
+    finally:
+        _stop(procs)
