@@ -220,6 +220,10 @@ class Freeze(SQLModel, table=True):
     """A stop on new claims of matching jobs (scope all, tag, team or concurrency key)."""
 
     __tablename__ = "freezes"
+    __table_args__ = (
+        # every claim asks for the active freezes: lifted ones, which pile up, stay out of it
+        sa.Index("ix_freezes_active", "lifted_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     scope: str = Field(max_length=8)

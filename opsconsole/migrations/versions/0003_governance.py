@@ -91,6 +91,7 @@ def upgrade() -> None:
         _ts("lifted_at", nullable=True),
         sa.PrimaryKeyConstraint("id"),
     )
+    op.create_index("ix_freezes_active", "freezes", ["lifted_at"])
     # the audit trail's filters (actor, action, since) each walk an index, newest first
     op.create_index("ix_job_events_actor", "job_events", ["actor", "id"])
     op.create_index("ix_job_events_kind", "job_events", ["kind", "id"])
@@ -112,6 +113,7 @@ def downgrade() -> None:
     elif dialect == "postgresql":
         op.execute("DROP TRIGGER IF EXISTS job_events_append_only ON job_events")
         op.execute("DROP FUNCTION IF EXISTS opsconsole_append_only()")
+    op.drop_index("ix_freezes_active", table_name="freezes")
     op.drop_table("freezes")
     for index in ("ix_job_events_ts", "ix_job_events_kind", "ix_job_events_actor"):
         op.drop_index(index, table_name="job_events")
