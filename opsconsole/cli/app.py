@@ -141,9 +141,19 @@ def root(
 
 
 def _register() -> None:
-    from opsconsole.cli import admin, approvals, audit, catalog, console, jobs, logs, worker
+    from opsconsole.cli import (
+        admin,
+        approvals,
+        audit,
+        catalog,
+        console,
+        jobs,
+        logs,
+        reviews,
+        worker,
+    )
 
-    for module in (jobs, approvals, logs, audit, catalog, worker, admin, console):
+    for module in (jobs, approvals, reviews, logs, audit, catalog, worker, admin, console):
         module.register(app)
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from opsconsole.config import Settings
 from opsconsole.core import access, wake
-from opsconsole.core.approvals import ApprovalsMixin
+from opsconsole.core.approvals import ApprovalsMixin, check_confirmation
 from opsconsole.core.audit import AuditMixin
 from opsconsole.core.bulk import BulkMixin
 from opsconsole.core.catalog import (
@@ -41,6 +41,7 @@ from opsconsole.core.files import access_for
 from opsconsole.core.identity import Identity, current, user_name
 from opsconsole.core.ids import new_job_id
 from opsconsole.core.reports import ReportsMixin
+from opsconsole.core.reviews import ReviewsMixin
 from opsconsole.core.secrets import MASK, SecretBox, fingerprint, split_secrets
 from opsconsole.core.states import FINAL, JobState
 from opsconsole.core.store import feed, queries
@@ -75,6 +76,8 @@ class SubmitRequest:
     timeout: str | None = None
     tags: tuple[str, ...] = ()
     dry_run: bool = False
+    confirm: str | None = None
+    """What the operator typed for a template with ``confirm:`` (its rendered text)."""
 
 
 @dataclass(frozen=True)
@@ -89,7 +92,7 @@ class ListRequest:
     page_size: int = 50
 
 
-class OpsService(ApprovalsMixin, BulkMixin, AuditMixin, ReportsMixin):
+class OpsService(ApprovalsMixin, ReviewsMixin, BulkMixin, AuditMixin, ReportsMixin):
     """Built by ``runtime.open_service``; cheap to keep for the life of a process."""
 
     def __init__(
@@ -316,6 +319,7 @@ class OpsService(ApprovalsMixin, BulkMixin, AuditMixin, ReportsMixin):
         # two prefixes of one job are one dependency
         after = list(dict.fromkeys(self._resolve_dependency(ref) for ref in req.after))
         public, secret = split_secrets(values, tpl.secret_names())
+        check_confirmation(tpl, public, req.confirm)
         key = None
         if tpl.concurrency_key:
             key = render(tpl.concurrency_key, public)
@@ -425,9 +429,16 @@ class OpsService(ApprovalsMixin, BulkMixin, AuditMixin, ReportsMixin):
     # -- operator actions -------------------------------------------------------------
 
     def cancel(self, ref: str, *, reason: str = "") -> JobView:
-        """Cancel a pending job at once, or ask the worker to stop a running one."""
+        """Cancel a pending job at once, or ask the worker to stop a running one; a request
+        awaiting approval is withdrawn by its submitter instead (``withdraw``)."""
         job_id = queries.resolve(self.db, ref)
         self.authorize("cancel", template=self._job_team(job_id), job_id=job_id)
+        if self.get(job_id).state == S.AWAITING_APPROVAL:
+            try:
+                return self.withdraw(job_id)
+            except Forbidden as exc:
+                self._audit_refusal(job_id, "cancel", str(exc))
+                raise
         row = job_store.request_cancel(
             self.db, job_id, reason=reason, actor=self.identity.name, now=self.now()
         )
