@@ -185,6 +185,14 @@ class ApprovalsMixin:
         public, _ = split_secrets(validate_params(tpl, params), tpl.secret_names())
         return confirm_text(tpl, public)
 
+    def resolved_params(self, template: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        """What ``template`` would run with: the validated parameters and their defaults,
+        secret values masked (what a confirmation shows before the operator types)."""
+        tpl = self.catalog.get(template)
+        values = validate_params(tpl, params)
+        secret = tpl.secret_names()
+        return {k: MASK if k in secret else v for k, v in values.items()}
+
     def expire_approvals(self, now: datetime | None = None) -> list[str]:
         """Reject (reason ``expired``) the requests nobody answered in time; their ids.
 

@@ -297,10 +297,13 @@ class OpsService(ApprovalsMixin, ReviewsMixin, BulkMixin, AuditMixin, ReportsMix
         return JobView.from_row(out, depends_on=after)
 
     def validate(self, req: SubmitRequest) -> None:
-        """Check a submission without storing it: the same errors ``submit`` would raise."""
-        self._prepare(req)
+        """Check a submission without storing it: the same errors ``submit`` would raise,
+        except a typed confirmation, which a form asks for last."""
+        self._prepare(req, confirming=False)
 
-    def _prepare(self, req: SubmitRequest) -> tuple[dict[str, Any], list[str]]:
+    def _prepare(
+        self, req: SubmitRequest, *, confirming: bool = True
+    ) -> tuple[dict[str, Any], list[str]]:
         tpl = self.catalog.get(req.template)
         self.authorize("submit", template=tpl)
         values = validate_params(tpl, req.params)
@@ -319,7 +322,8 @@ class OpsService(ApprovalsMixin, ReviewsMixin, BulkMixin, AuditMixin, ReportsMix
         # two prefixes of one job are one dependency
         after = list(dict.fromkeys(self._resolve_dependency(ref) for ref in req.after))
         public, secret = split_secrets(values, tpl.secret_names())
-        check_confirmation(tpl, public, req.confirm)
+        if confirming:
+            check_confirmation(tpl, public, req.confirm)
         key = None
         if tpl.concurrency_key:
             key = render(tpl.concurrency_key, public)
