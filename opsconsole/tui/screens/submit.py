@@ -255,6 +255,8 @@ class SubmitScreen(ModalScreen[JobView | None]):
         if control is not None and control.id == "template":
             self.query_one("#confirm-box").display = False
             return
+        if control is not None and control.id == "confirm":
+            return  # the live check skips the confirmation: typing it changes nothing there
         if (
             control is not None
             and control.id != "confirm"

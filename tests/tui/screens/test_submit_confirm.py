@@ -22,6 +22,11 @@ CONFIRMED = (
 )
 
 
+def validated(app: OpsConsole) -> bool:
+    """No live check of the form is still running (its answer would clear a refusal)."""
+    return not any(w.group == "validate" and w.is_running for w in app.workers)
+
+
 def test_a_wrong_value_is_refused_in_place_and_the_right_one_submits(
     clocked: OpsService, catalog: Path
 ) -> None:
@@ -42,7 +47,7 @@ def test_a_wrong_value_is_refused_in_place_and_the_right_one_submits(
 
         await pilot.press("ctrl+s")  # first Submit: shows what will run and asks
         box = form.query_one("#confirm-box")
-        await until(pilot, lambda: box.display, what="the confirmation")
+        await until(pilot, lambda: box.display, timeout=30, what="the confirmation")
         shown = label_text(form.query_one("#confirm-params", Label))
         assert "env=production" in shown and "count=2" in shown and "token=***" in shown
         assert "s3cret" not in shown
@@ -54,16 +59,18 @@ def test_a_wrong_value_is_refused_in_place_and_the_right_one_submits(
         typed = form.query_one("#confirm", Input)
         assert app.focused is typed
         typed.value = "staging"
+        await until(pilot, lambda: validated(app), timeout=30, what="the live check")
         await pilot.press("ctrl+s")
         error = form.query_one("#form-error", Label)
-        await until(pilot, lambda: label_text(error), what="the refusal")
+        await until(pilot, lambda: label_text(error), timeout=30, what="the refusal")
         assert "the confirmation does not match" in label_text(error)
         assert app.screen is form
         assert clocked.counts().get("queued", 0) == 0
 
         typed.value = "production"
+        await until(pilot, lambda: validated(app), timeout=30, what="the live check")
         await pilot.press("ctrl+s")
-        await until(pilot, lambda: app.screen is not form, what="the form closed")
+        await until(pilot, lambda: app.screen is not form, timeout=30, what="the form closed")
 
     drive(app, script)
     [job] = clocked.queue()
