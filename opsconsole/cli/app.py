@@ -150,10 +150,11 @@ def _register() -> None:
         freeze,
         jobs,
         logs,
+        reviews,
         worker,
     )
 
-    for module in (jobs, approvals, freeze, logs, audit, catalog, worker, admin, console):
+    for module in (jobs, approvals, reviews, freeze, logs, audit, catalog, worker, admin, console):
         module.register(app)
 
 

@@ -1,8 +1,10 @@
-"""Approval commands: ``approvals list``, ``approve JOB`` and ``reject JOB --reason``.
+"""Approval commands: ``approvals list``, ``approve JOB [--break-glass --reason]`` and
+``reject JOB --reason``.
 
 The caller is the OS account running the command: there is no flag to approve as someone
 else. Exit codes: 0 done; 2 bad input or a job that is not awaiting approval; 3 no such
-job; 4 the caller may not decide (their own job, not a listed approver).
+job; 4 the caller may not decide (their own job, not a listed approver, a template that
+does not allow break-glass).
 """
 
 from __future__ import annotations
@@ -84,6 +86,20 @@ def approve(
         str | None,
         typer.Option(metavar="TEXT", help="Optional; kept in the audit trail.", show_default=False),
     ] = None,
+    break_glass: Annotated[
+        bool,
+        typer.Option(
+            "--break-glass",
+            help="Emergency: run it now without approvals (operator role; the template must "
+            "allow it); needs --reason, and another person must acknowledge the review.",
+        ),
+    ] = False,
+    reason: Annotated[
+        str | None,
+        typer.Option(
+            metavar="TEXT", help="With --break-glass: why (required).", show_default=False
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Approve a job awaiting approval (as you, the OS account).
@@ -91,12 +107,34 @@ def approve(
     Once the template's required number of people approved, the job is queued (or scheduled
     for its run time, or waits for its dependencies). Exit 4 when you may not approve it.
 
+    With --break-glass (on a template with approval.break_glass: true) an operator runs the
+    job now without approvals; the job is marked break-glass, every console shows a banner
+    and a review waits for another approver: `opsconsole reviews ack ID --comment TEXT`.
+
     Examples:
 
     \b
       opsconsole approve j7k2m9
       opsconsole approve j7k --comment "checked the change ticket"
+      opsconsole approve j7k --break-glass --reason "site down, INC-4411"
     """
+    from opsconsole.core.errors import InvalidParams
+
+    if break_glass:
+        if comment:
+            raise InvalidParams("--break-glass takes --reason TEXT, not --comment")
+        view, review = service().break_glass(job, reason=reason or "")
+        if as_json:
+            output.emit_json({**view.to_dict(), "review": review})
+            return
+        output.job_summary(view)
+        output.line(
+            f"break-glass: review {review} awaits another person's acknowledgement "
+            f"(opsconsole reviews ack {review} --comment TEXT)"
+        )
+        return
+    if reason is not None:
+        raise InvalidParams("--reason goes with --break-glass; an approval takes --comment TEXT")
     view = service().approve(job, comment=comment or "")
     _print(view, as_json)
 

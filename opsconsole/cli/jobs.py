@@ -113,6 +113,20 @@ def fill_secrets(params: Params, required: list[str]) -> None:
             params.values[name] = getpass.getpass(f"{name} (secret, not echoed): ")
 
 
+def ask_confirmation(template: str, values: dict[str, Any]) -> str | None:
+    """On a terminal, what the operator types for a template with ``confirm:``; None when the
+    template asks nothing or there is no terminal (then the service refuses: --confirm)."""
+    import sys
+
+    expected = service().confirmation(template, values)
+    if expected is None or not sys.stdin.isatty():
+        return None
+    typed: str = typer.prompt(
+        f'type "{expected}" to confirm', default="", show_default=False, err=True
+    )
+    return typed
+
+
 def _read_value(name: str, source: str) -> str:
     import sys
 
@@ -297,9 +311,23 @@ def submit(
             help="Wait for the job; exit 0 only if it succeeds, else say why on stderr.",
         ),
     ] = False,
+    confirm: Annotated[
+        str | None,
+        typer.Option(
+            "--confirm",
+            metavar="VALUE",
+            help="For a template with confirm: the rendered value (e.g. production); asked "
+            "for on a terminal, required in scripts.",
+            show_default=False,
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Submit a job from a template.
+
+    A template with `confirm:` asks you to type its rendered value (e.g. the environment)
+    on a terminal; in scripts pass --confirm VALUE. A missing or wrong value exits 2 and
+    submits nothing.
 
     Examples:
 
@@ -315,6 +343,8 @@ def submit(
     secret_names = [p.name for p in secret]
     required = [p.name for p in secret if p.required and p.default is None]
     fill_secrets(params, required)
+    if confirm is None:
+        confirm = ask_confirmation(template, params.values)
     run_at = parse_at(at) if at else None
     req = SubmitRequest(
         template=template,
@@ -327,6 +357,7 @@ def submit(
         timeout=timeout,
         tags=tuple(tag or ()),
         dry_run=dry_run,
+        confirm=confirm,
     )
     view = service().submit(req)
     warn_clear_secrets(params, secret_names, required)

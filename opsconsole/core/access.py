@@ -46,13 +46,15 @@ VERBS: dict[str, tuple[Role, str]] = {
     "after": (Role.OPERATOR, "add dependencies to jobs"),
     "approve": (Role.APPROVER, "approve jobs"),
     "reject": (Role.APPROVER, "reject jobs"),
+    "break-glass": (Role.OPERATOR, "break the glass on gated jobs"),
+    "review": (Role.APPROVER, "acknowledge break-glass reviews"),
     "reset-key": (Role.ADMIN, "reset the store's secret key"),
     "resize": (Role.ADMIN, "resize workers"),
     "freeze": (Role.ADMIN, "set or lift freezes"),
 }
 """Verb -> the least role it needs, and how the refusal names it."""
 
-TEAM_VERBS = frozenset({"submit", "cancel", "retry"})
+TEAM_VERBS = frozenset({"submit", "cancel", "retry", "break-glass"})
 """Verbs that a template's ``team`` scopes: its members with the operator role, and admins."""
 
 

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from opsconsole.core.catalog import Template, template_from_dict
+from opsconsole.core.catalog import Template, render, template_from_dict, validate_params
 from opsconsole.core.digest import DIGEST_PURPOSE, job_digest, template_hash
 from opsconsole.core.errors import Forbidden, InvalidParams, InvalidTransition, OpsError
 from opsconsole.core.identity import Identity
+from opsconsole.core.secrets import MASK, split_secrets
 from opsconsole.core.states import JobState
 from opsconsole.core.store import approvals as approval_store
 from opsconsole.core.store import queries
@@ -55,6 +56,9 @@ class ApprovalsMixin:
 
         @property
         def box(self) -> SecretBox: ...
+
+        @property
+        def catalog(self) -> Catalog: ...
 
         def now(self) -> datetime: ...
         def current_catalog(self) -> Catalog: ...
@@ -121,6 +125,78 @@ class ApprovalsMixin:
             now=self.now(),
         )
         return JobView.from_row(out, depends_on=view.depends_on)
+
+    def break_glass(self, ref: str, *, reason: str) -> tuple[JobView, int]:
+        """Run a gated job now without its approvals, where its template allows it.
+
+        The job is marked ``break_glass``, the decision names the digest of what runs (the
+        worker's check accepts it like an approval) and a review is opened that another
+        person with the approver role must acknowledge. Returns the job and the review's id.
+        """
+        job_id = queries.resolve(self.db, ref)
+        row, _ = queries.get(self.db, job_id)
+        view = JobView.from_row(row)
+        policy = self._policy(row, "break the glass on")
+        if not policy.break_glass:
+            raise Forbidden(
+                f"template '{row['template']}' does not allow break-glass on job {job_id} "
+                "(approval.break_glass is not true): ask an approver"
+            )
+        reason = _text(reason, "reason", required=True)
+        self.authorize("break-glass", template=row.get("team"), job_id=view.id)
+        row = self._recheck(row)
+        out, review = approval_store.break_glass(
+            self.db,
+            job_id,
+            int(row["gate_round"]),
+            actor=self.identity.name,
+            digest=self.digest_of(row),
+            reason=reason,
+            now=self.now(),
+        )
+        return JobView.from_row(out, depends_on=view.depends_on), review
+
+    def withdraw(self, ref: str) -> JobView:
+        """The submitter takes back their own request awaiting approval: it ends ``rejected``
+        with reason ``withdrawn by SUBMITTER`` (no approver role needed; anyone else rejects)."""
+        job_id = queries.resolve(self.db, ref)
+        row, _ = queries.get(self.db, job_id)
+        view = JobView.from_row(row)
+        self._policy(row, "withdraw")
+        actor = self.identity.name
+        if actor != row["submitted_by"]:
+            raise Forbidden(
+                f"{actor} may not cancel job {job_id}: it awaits approval and only its "
+                f"submitter ({row['submitted_by']}) may withdraw it; to refuse it: "
+                f"opsconsole reject {job_id} --reason TEXT"
+            )
+        out = approval_store.reject(
+            self.db,
+            job_id,
+            int(row["gate_round"]),
+            actor=actor,
+            reason=f"withdrawn by {actor}",
+            now=self.now(),
+            withdrawn=True,
+        )
+        return JobView.from_row(out, depends_on=view.depends_on)
+
+    def confirmation(self, template: str, params: Mapping[str, Any]) -> str | None:
+        """The text an operator must type to submit ``template`` with ``params`` (rendered
+        with the resolved values), or None when the template asks for no confirmation."""
+        tpl = self.catalog.get(template)
+        if tpl.confirm is None:
+            return None
+        public, _ = split_secrets(validate_params(tpl, params), tpl.secret_names())
+        return confirm_text(tpl, public)
+
+    def resolved_params(self, template: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        """What ``template`` would run with: the validated parameters and their defaults,
+        secret values masked (what a confirmation shows before the operator types)."""
+        tpl = self.catalog.get(template)
+        values = validate_params(tpl, params)
+        secret = tpl.secret_names()
+        return {k: MASK if k in secret else v for k, v in values.items()}
 
     def expire_approvals(self, now: datetime | None = None) -> list[str]:
         """Reject (reason ``expired``) the requests nobody answered in time; their ids.
@@ -206,7 +282,11 @@ class ApprovalsMixin:
                 why = "no approval opened its gate"
             elif row["approved_digest"] != digest:
                 why = "its parameters or secrets changed since the approval"
-            elif approval_store.matching(self.db, row["id"], round_, digest) < policy.required:
+            elif approval_store.matching(
+                self.db, row["id"], round_, digest
+            ) < policy.required and not approval_store.broke_glass(
+                self.db, row["id"], round_, digest
+            ):
                 why = f"it has no matching approval record for round {round_}"
         if why is None:
             return None
@@ -276,6 +356,32 @@ class ApprovalsMixin:
             actor=self.identity.name,
             now=now,
             values={"spec": spec},
+        )
+
+
+def confirm_text(tpl: Template, public: Mapping[str, Any]) -> str:
+    """``confirm:`` rendered with the job's non-secret parameters: what the operator types."""
+    assert tpl.confirm is not None
+    text = render(tpl.confirm, public).strip()
+    if MASK in text:
+        raise InvalidParams(f"template '{tpl.name}': confirm may not use a secret parameter")
+    return text
+
+
+def check_confirmation(tpl: Template, public: Mapping[str, Any], typed: str | None) -> None:
+    """Refuse a submit of a template with ``confirm:`` unless ``typed`` is its rendered text."""
+    if tpl.confirm is None:
+        return
+    expected = confirm_text(tpl, public)
+    if typed is None:
+        raise InvalidParams(
+            f"template '{tpl.name}' asks for a typed confirmation: type \"{expected}\" "
+            "(in scripts: --confirm VALUE); nothing submitted"
+        )
+    if typed.strip() != expected:
+        raise InvalidParams(
+            f'the confirmation does not match: type "{expected}" to submit '
+            f"'{tpl.name}'; nothing submitted"
         )
 
 

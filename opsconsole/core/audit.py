@@ -32,8 +32,12 @@ ACTION_KINDS: dict[str, frozenset[str]] = {
     # each approval counts before the gate opens; a request nobody answered expires; a
     # change after approval voids the round (``core/approvals.py``)
     Verb.APPROVE.value: frozenset({EVENTS[Verb.APPROVE], "approval_added"}),
-    Verb.REJECT.value: frozenset({EVENTS[Verb.REJECT], "expired"}),
+    # a submitter withdrawing their own request is a rejection too
+    Verb.REJECT.value: frozenset({EVENTS[Verb.REJECT], "expired", "withdrawn"}),
     "expire": frozenset({"expired"}),
+    "withdraw": frozenset({"withdrawn"}),
+    # a break-glass run leaves a review another person acknowledges (``core/reviews.py``)
+    "review": frozenset({"review_acked"}),
     "void": frozenset({"approval_void"}),
     # a freeze is about no single job: its events carry an empty job id
     "freeze": frozenset({"freeze", "freeze_lifted"}),

@@ -18,7 +18,7 @@ from typing import Any
 
 from opsconsole.config import Settings
 from opsconsole.core import access, wake
-from opsconsole.core.approvals import ApprovalsMixin
+from opsconsole.core.approvals import ApprovalsMixin, check_confirmation
 from opsconsole.core.audit import AuditMixin
 from opsconsole.core.bulk import BulkMixin
 from opsconsole.core.catalog import (
@@ -42,6 +42,7 @@ from opsconsole.core.freezes import FreezesMixin
 from opsconsole.core.identity import Identity, current, user_name
 from opsconsole.core.ids import new_job_id
 from opsconsole.core.reports import ReportsMixin
+from opsconsole.core.reviews import ReviewsMixin
 from opsconsole.core.secrets import MASK, SecretBox, fingerprint, split_secrets
 from opsconsole.core.states import FINAL, JobState
 from opsconsole.core.store import feed, queries
@@ -76,6 +77,8 @@ class SubmitRequest:
     timeout: str | None = None
     tags: tuple[str, ...] = ()
     dry_run: bool = False
+    confirm: str | None = None
+    """What the operator typed for a template with ``confirm:`` (its rendered text)."""
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,7 @@ class ListRequest:
     page_size: int = 50
 
 
-class OpsService(ApprovalsMixin, FreezesMixin, BulkMixin, AuditMixin, ReportsMixin):
+class OpsService(ApprovalsMixin, ReviewsMixin, FreezesMixin, BulkMixin, AuditMixin, ReportsMixin):
     """Built by ``runtime.open_service``; cheap to keep for the life of a process."""
 
     def __init__(
@@ -297,10 +300,13 @@ class OpsService(ApprovalsMixin, FreezesMixin, BulkMixin, AuditMixin, ReportsMix
         return JobView.from_row(out, depends_on=after)
 
     def validate(self, req: SubmitRequest) -> None:
-        """Check a submission without storing it: the same errors ``submit`` would raise."""
-        self._prepare(req)
+        """Check a submission without storing it: the same errors ``submit`` would raise,
+        except a typed confirmation, which a form asks for last."""
+        self._prepare(req, confirming=False)
 
-    def _prepare(self, req: SubmitRequest) -> tuple[dict[str, Any], list[str]]:
+    def _prepare(
+        self, req: SubmitRequest, *, confirming: bool = True
+    ) -> tuple[dict[str, Any], list[str]]:
         tpl = self.catalog.get(req.template)
         self.authorize("submit", template=tpl)
         values = validate_params(tpl, req.params)
@@ -319,6 +325,8 @@ class OpsService(ApprovalsMixin, FreezesMixin, BulkMixin, AuditMixin, ReportsMix
         # two prefixes of one job are one dependency
         after = list(dict.fromkeys(self._resolve_dependency(ref) for ref in req.after))
         public, secret = split_secrets(values, tpl.secret_names())
+        if confirming:
+            check_confirmation(tpl, public, req.confirm)
         key = None
         if tpl.concurrency_key:
             key = render(tpl.concurrency_key, public)
@@ -436,9 +444,16 @@ class OpsService(ApprovalsMixin, FreezesMixin, BulkMixin, AuditMixin, ReportsMix
     # -- operator actions -------------------------------------------------------------
 
     def cancel(self, ref: str, *, reason: str = "") -> JobView:
-        """Cancel a pending job at once, or ask the worker to stop a running one."""
+        """Cancel a pending job at once, or ask the worker to stop a running one; a request
+        awaiting approval is withdrawn by its submitter instead (``withdraw``)."""
         job_id = queries.resolve(self.db, ref)
         self.authorize("cancel", template=self._job_team(job_id), job_id=job_id)
+        if self.get(job_id).state == S.AWAITING_APPROVAL:
+            try:
+                return self.withdraw(job_id)
+            except Forbidden as exc:
+                self.audit_refusal(job_id, "cancel", str(exc))
+                raise
         row = job_store.request_cancel(
             self.db, job_id, reason=reason, actor=self.identity.name, now=self.now()
         )

@@ -91,6 +91,9 @@ class Verb(StrEnum):
     """An approver refuses a gated job: it ends rejected."""
     PARK = "park"
     """A running job stops to wait for an approval (a Terraform plan before its apply)."""
+    BREAK_GLASS = "break_glass"
+    """An operator runs a gated job now, with a reason, where its template allows it; the job
+    is marked and another person must acknowledge the review it leaves."""
 
 
 V = Verb
@@ -107,13 +110,16 @@ MOVES: dict[Verb, frozenset[Move]] = {
     V.FINISH: _moves({S.RUNNING}, ENDINGS),
     V.REQUEUE: _moves({S.RUNNING}, {S.QUEUED}),
     V.RETRY: _moves(RETRYABLE, {S.QUEUED, S.AWAITING_APPROVAL}),  # gated: a new approval
-    V.CANCEL: _moves(PENDING, {S.CANCELLED}),
+    # a request awaiting approval is decided, not cancelled: its submitter withdraws it (a
+    # rejection), anyone else rejects it
+    V.CANCEL: _moves(PENDING - {S.AWAITING_APPROVAL}, {S.CANCELLED}),
     V.RELEASE: _moves({S.WAITING}, {S.QUEUED, S.SCHEDULED}),
     V.WAIT: _moves({S.QUEUED, S.SCHEDULED}, {S.WAITING}),
     V.REPRIORITISE: frozenset(),
     V.APPROVE: _moves({S.AWAITING_APPROVAL}, {S.QUEUED, S.SCHEDULED, S.WAITING}),
     V.REJECT: _moves({S.AWAITING_APPROVAL}, {S.REJECTED}),
     V.PARK: _moves({S.RUNNING}, {S.AWAITING_APPROVAL}),
+    V.BREAK_GLASS: _moves({S.AWAITING_APPROVAL}, {S.QUEUED, S.SCHEDULED, S.WAITING}),
 }
 """Each verb's (from, to) state changes; nothing else may change a job's state."""
 
@@ -138,6 +144,7 @@ EVENTS: dict[Verb, str] = {
     V.APPROVE: "approved",
     V.REJECT: "rejected",
     V.PARK: "parked",
+    V.BREAK_GLASS: "break_glass",
 }
 """The past-tense event each verb writes in the same transaction as its change."""
 

@@ -63,6 +63,8 @@ S = JobState
 HISTORY_PAGE = 200
 RELOAD_AFTER = 2.0
 """Seconds between attempts at the first load while the store fails."""
+REVIEW_KINDS = frozenset({"break_glass", "review_acked"})
+"""Events after which the break-glass banner is looked up again."""
 NARROW_WIDTH = 120
 NARROW_HEIGHT = 32
 PANES = ("queue", "running", "history", "log")
@@ -146,6 +148,7 @@ class OpsConsole(BulkActions, Selection, LogTail, App[None]):
         yield Static("", id="banner", markup=False)
         yield Static("", id="workers-banner", markup=False)
         yield Static("", id="catalog-banner", markup=False)
+        yield Static("", id="review-banner", markup=False)
         yield Tabs(
             Tab("Queue", id="t-queue"),
             Tab("Running", id="t-running"),
@@ -289,6 +292,7 @@ class OpsConsole(BulkActions, Selection, LogTail, App[None]):
         status.set_freezes(data["freezes"])
         self._show_worker_problems(data["workers"])
         self.show_catalog_problems(data["catalog"])
+        self.refresh_reviews()
         status.set_embedded(data["pool"])
         self.feed.start_at(data["cursor"])
         self.on_store_status(StoreStatus(True))  # before ``ready``: no stale banner on screen
@@ -347,6 +351,8 @@ class OpsConsole(BulkActions, Selection, LogTail, App[None]):
     def on_events_arrived(self, msg: EventsArrived) -> None:
         if not self.is_running:
             return
+        if any(e.kind in REVIEW_KINDS for e in msg.events):
+            self.refresh_reviews()
         screen = self.screen
         if isinstance(screen, EventsScreen):
             screen.add_events(msg.events)
@@ -378,6 +384,16 @@ class OpsConsole(BulkActions, Selection, LogTail, App[None]):
 
     def show_catalog_problems(self, problems: list[str]) -> None:
         self._banner("#catalog-banner", banners.catalog_text(problems))
+
+    def refresh_reviews(self) -> None:
+        """The break-glass banner: up while a break-glass run awaits its review."""
+        self.call(
+            "reviews",
+            self.service.open_reviews,
+            lambda reviews: self._banner("#review-banner", banners.review_text(reviews)),
+            quiet=True,
+            group="reviews",
+        )
 
     def on_store_status(self, msg: StoreStatus) -> None:
         if self.is_running:

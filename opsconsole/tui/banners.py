@@ -1,5 +1,6 @@
 """What the banners under the header say: the store away, a worker that cannot work, a
-broken catalog. The only place their wording lives; the app only shows or hides them.
+broken catalog, a break-glass run nobody has reviewed. The only place their wording lives;
+the app only shows or hides them.
 
 Every text here comes from outside (store errors, worker problems, file names), so each is
 made visible (``core.text.visible``) and the banners render it as plain text.
@@ -7,6 +8,7 @@ made visible (``core.text.visible``) and the banners render it as plain text.
 
 from __future__ import annotations
 
+from opsconsole.core.reviews import ReviewView
 from opsconsole.core.text import visible
 from opsconsole.core.views import WorkerView
 
@@ -44,3 +46,16 @@ def catalog_text(problems: list[str]) -> str:
     more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
     count = "1 problem" if len(problems) == 1 else f"{len(problems)} problems"
     return visible(f"catalog: {count}: {problems[0]}{more}  (T: templates)")
+
+
+def review_text(reviews: list[ReviewView]) -> str:
+    """A break-glass run skipped its approvers: every console says so until another
+    person acknowledges it (``opsconsole reviews ack ID --comment TEXT``)."""
+    if not reviews:
+        return ""
+    first = reviews[0]
+    more = f" (and {len(reviews) - 1} more)" if len(reviews) > 1 else ""
+    return visible(
+        f"break-glass: job {first.job_id} ran without approval, by {first.broken_by}: "
+        f"{first.reason}{more}; unreviewed: opsconsole reviews ack {first.id} --comment TEXT"
+    )

@@ -64,8 +64,9 @@ def test_no_state_moves_to_itself():
 
 
 @pytest.mark.parametrize("state", list(JobState))
-def test_can_cancel_exactly_the_live_states(state):
-    assert can_cancel(state) is (state in LIVE)
+def test_can_cancel_exactly_the_live_states_but_a_request_awaiting_approval(state):
+    """A request awaiting approval is withdrawn (a rejection) or rejected, never cancelled."""
+    assert can_cancel(state) is (state in LIVE - {S.AWAITING_APPROVAL})
 
 
 @pytest.mark.parametrize("state", list(JobState))
@@ -108,7 +109,7 @@ def test_each_verb_names_exactly_its_moves():
     assert (FINAL - {S.REJECTED}) | {S.SCHEDULED} == ENDINGS
     assert MOVES[V.REQUEUE] == {(S.RUNNING, S.QUEUED)}
     assert MOVES[V.RETRY] == {(o, n) for o in RETRYABLE for n in (S.QUEUED, S.AWAITING_APPROVAL)}
-    assert MOVES[V.CANCEL] == {(o, S.CANCELLED) for o in PENDING}
+    assert MOVES[V.CANCEL] == {(o, S.CANCELLED) for o in PENDING - {S.AWAITING_APPROVAL}}
     assert KEEPS[V.CANCEL] == {S.RUNNING}
     assert MOVES[V.RELEASE] == {(S.WAITING, S.QUEUED), (S.WAITING, S.SCHEDULED)}
     assert MOVES[V.WAIT] == {(S.QUEUED, S.WAITING), (S.SCHEDULED, S.WAITING)}
@@ -122,6 +123,11 @@ def test_each_verb_names_exactly_its_moves():
     }
     assert MOVES[V.REJECT] == {(S.AWAITING_APPROVAL, S.REJECTED)}
     assert MOVES[V.PARK] == {(S.RUNNING, S.AWAITING_APPROVAL)}
+    assert MOVES[V.BREAK_GLASS] == {
+        (S.AWAITING_APPROVAL, S.QUEUED),
+        (S.AWAITING_APPROVAL, S.SCHEDULED),
+        (S.AWAITING_APPROVAL, S.WAITING),
+    }
 
 
 def test_the_transition_table_is_the_union_of_the_verbs():
@@ -132,14 +138,14 @@ def test_the_transition_table_is_the_union_of_the_verbs():
 
 def test_only_the_approvers_verbs_move_a_job_out_of_awaiting_approval():
     """No path (a retry, a requeue, a release, a claim) takes a gated job past its gate:
-    approve opens it, reject (and expire, which is a reject) ends it, and cancel withdraws
-    the request, ending the job without running it."""
+    approve and break-glass open it, reject (and expire and a withdrawal, which are rejects)
+    ends it; cancel does not act on it at all."""
     leave = {verb: {new for old, new in MOVES[verb] if old == S.AWAITING_APPROVAL} for verb in Verb}
-    assert {verb for verb, news in leave.items() if news} == {V.APPROVE, V.REJECT, V.CANCEL}
+    assert {verb for verb, news in leave.items() if news} == {V.APPROVE, V.REJECT, V.BREAK_GLASS}
     assert leave[V.REJECT] == {S.REJECTED}
-    assert leave[V.CANCEL] == {S.CANCELLED}
+    assert S.AWAITING_APPROVAL not in sources(V.CANCEL)
     live = {verb for verb, news in leave.items() if news & LIVE}
-    assert live == {V.APPROVE}
+    assert live == {V.APPROVE, V.BREAK_GLASS}
     for verb in Verb:  # a verb that keeps it leaves it awaiting approval
         assert targets(verb, S.AWAITING_APPROVAL) <= {S.AWAITING_APPROVAL} | leave[verb]
 

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection, RowMapping
 
 from opsconsole.core.errors import Conflict, InvalidTransition, NotFound
 from opsconsole.core.states import JobState, Verb
-from opsconsole.core.store.db import Database, approvals, deps, jobs
+from opsconsole.core.store.db import Database, approvals, deps, jobs, reviews
 from opsconsole.core.store.jobs import add_event, fetch, transition
 
 S = JobState
@@ -150,11 +150,13 @@ def reject(
     reason: str,
     now: datetime,
     expired: bool = False,
+    withdrawn: bool = False,
 ) -> RowMapping:
-    """End a gated job ``rejected`` with ``reason`` (``expired`` when nobody answered)."""
-    decision = "expire" if expired else "reject"
+    """End a gated job ``rejected`` with ``reason`` (``expired`` when nobody answered,
+    ``withdrawn`` when its submitter took the request back)."""
+    decision = "expire" if expired else "withdraw" if withdrawn else "reject"
     with db.write() as conn:
-        _claim_round(conn, job_id, round_, now, "expire" if expired else "reject")
+        _claim_round(conn, job_id, round_, now, decision)
         conn.execute(
             approvals.insert().values(
                 job_id=job_id,
@@ -166,7 +168,7 @@ def reject(
                 at=now,
             )
         )
-        kind = "expired" if expired else "rejected"
+        kind = "expired" if expired else "withdrawn" if withdrawn else "rejected"
         out = transition(
             conn,
             job_id,
@@ -181,6 +183,76 @@ def reject(
         )
         assert out is not None
         return out
+
+
+def break_glass(
+    db: Database,
+    job_id: str,
+    round_: int,
+    *,
+    actor: str,
+    digest: str,
+    reason: str,
+    now: datetime,
+) -> tuple[RowMapping, int]:
+    """Open a gated job's gate now, without approvals: the job is marked ``break_glass``,
+    the decision names ``digest`` (so the worker's check lets exactly this run) and a review
+    is opened for another person to acknowledge. Returns the job's row and the review's id.
+    """
+    with db.write() as conn:
+        row = _claim_round(conn, job_id, round_, now, "break the glass on")
+        conn.execute(
+            approvals.insert().values(
+                job_id=job_id,
+                round=round_,
+                actor=actor,
+                decision="break_glass",
+                comment=reason,
+                digest=digest,
+                at=now,
+            )
+        )
+        review_id = conn.execute(
+            reviews.insert().values(job_id=job_id, broken_by=actor, reason=reason, created_at=now)
+        ).inserted_primary_key[0]
+        opened = transition(
+            conn,
+            job_id,
+            _ready_state(conn, row, now),
+            now,
+            verb=V.BREAK_GLASS,
+            actor=actor,
+            message=f"break-glass by {actor}: {reason} (review {review_id} awaits another "
+            "person's acknowledgement)",
+            values={"approved_digest": digest, "approval_expires_at": None, "break_glass": True},
+            data={"round": round_, "digest": digest, "reason": reason, "review": review_id},
+        )
+        assert opened is not None  # the round's guard holds the row
+        return opened, int(review_id)
+
+
+def broke_glass(db: Database, job_id: str, round_: int, digest: str) -> bool:
+    """Did someone break the glass for ``digest`` in round ``round_`` (and nothing void it)?"""
+    with db.read() as conn:
+        voided = (
+            sa.select(approvals.c.id)
+            .where(
+                approvals.c.job_id == job_id,
+                approvals.c.round == round_,
+                approvals.c.decision == "void",
+            )
+            .exists()
+        )
+        found = conn.execute(
+            sa.select(approvals.c.id).where(
+                approvals.c.job_id == job_id,
+                approvals.c.round == round_,
+                approvals.c.decision == "break_glass",
+                approvals.c.digest == digest,
+                ~voided,
+            )
+        ).first()
+        return found is not None
 
 
 def _void(conn: Connection, job_id: str, round_: int, why: str, actor: str, now: datetime) -> int:

@@ -3,7 +3,9 @@
 Choices become selects, booleans switches, secrets password inputs. Validation is the
 service's own (``OpsService.validate``), so the form shows the CLI's messages, next to the
 field they name; while the operator types, a required field not yet touched is not called
-missing (only Submit says so). With no template to offer, the form says why.
+missing (only Submit says so). With no template to offer, the form says why. A template
+with ``confirm:`` shows the resolved parameters on Submit and asks for the rendered value;
+the service refuses a wrong one and the form stays, saying so.
 """
 
 from __future__ import annotations
@@ -93,6 +95,10 @@ class SubmitScreen(ModalScreen[JobView | None]):
                 yield Input(placeholder="after jobs (ids, comma-separated)", id="after")
                 yield Label("dry run", classes="switch-label")
                 yield Switch(id="dry-run")
+            with Vertical(id="confirm-box"):
+                yield Label("", id="confirm-params", markup=False)
+                yield Label("", id="confirm-prompt", markup=False)
+                yield Input(placeholder="type the value shown above", id="confirm")
             yield Label("", id="form-error", markup=False, classes="error")
             with Horizontal(classes="buttons"):
                 yield Button("Submit (ctrl+s)", id="submit", variant="primary")
@@ -109,6 +115,7 @@ class SubmitScreen(ModalScreen[JobView | None]):
         )
 
     async def on_mount(self) -> None:
+        self.query_one("#confirm-box").display = False
         if self.selected:
             await self._build(self.selected)
         self.query_one("#template", Select).focus()
@@ -203,7 +210,28 @@ class SubmitScreen(ModalScreen[JobView | None]):
             after=after,
             priority=priority if isinstance(priority, str) and priority else None,
             dry_run=self.query_one("#dry-run", Switch).value,
+            confirm=self.query_one("#confirm", Input).value if self.confirming else None,
         )
+
+    @property
+    def confirming(self) -> bool:
+        """The typed confirmation is on screen: the next Submit sends what was typed."""
+        return bool(self.query_one("#confirm-box").display)
+
+    def ask_confirmation(self, asked: tuple[str, dict[str, Any]] | None) -> None:
+        """Show what will run and ask for the rendered value; None: nothing to confirm."""
+        if asked is None:
+            return
+        expected, params = asked
+        shown = ", ".join(f"{k}={v}" for k, v in params.items()) or "no parameters"
+        self.query_one("#confirm-params", Label).update(
+            visible(f"{self.selected} will run with: {shown}")
+        )
+        self.query_one("#confirm-prompt", Label).update(visible(f'type "{expected}" to confirm:'))
+        box = self.query_one("#confirm-box")
+        box.display = True
+        self.query_one("#confirm", Input).value = ""
+        self.query_one("#confirm", Input).focus()
 
     def show_error(self, message: str) -> None:
         message = visible(message)
@@ -225,7 +253,17 @@ class SubmitScreen(ModalScreen[JobView | None]):
     def _changed(self, event: Any) -> None:
         control = getattr(event, "control", None)
         if control is not None and control.id == "template":
+            self.query_one("#confirm-box").display = False
             return
+        if control is not None and control.id == "confirm":
+            return  # the live check skips the confirmation: typing it changes nothing there
+        if (
+            control is not None
+            and control.id != "confirm"
+            and self.confirming
+            and self.app.focused is control
+        ):  # the operator changed what was confirmed: confirm again
+            self.query_one("#confirm-box").display = False
         if control is not None and self.selected and self.app.focused is control:
             # the operator's own edit: a widget set up by the form has not the focus
             for p in self.templates[self.selected].params:
@@ -271,6 +309,18 @@ class SubmitScreen(ModalScreen[JobView | None]):
             return
         self.busy = True
 
+        def send() -> None:
+            self.ops.call(
+                "submit", lambda: self.ops.service.submit(req), done, on_error=failed, quiet=True
+            )
+
+        def checked(asked: tuple[str, dict[str, Any]] | None) -> None:
+            if asked is None:
+                send()
+                return
+            self.busy = False
+            self.ask_confirmation(asked)
+
         def done(view: JobView) -> None:
             self.busy = False
             self.dismiss(view)
@@ -279,6 +329,16 @@ class SubmitScreen(ModalScreen[JobView | None]):
             self.busy = False
             self.show_error(message)
 
-        self.ops.call(
-            "submit", lambda: self.ops.service.submit(req), done, on_error=failed, quiet=True
-        )
+        if self.confirming:
+            send()
+        else:
+            self.ops.call("confirm", lambda: self._asked(req), checked, on_error=failed, quiet=True)
+
+    def _asked(self, req: SubmitRequest) -> tuple[str, dict[str, Any]] | None:
+        """The value to type and the resolved parameters, or None when none is asked."""
+        service = self.ops.service
+        expected = service.confirmation(req.template, req.params)
+        if expected is None:
+            return None
+        service.validate(req)  # every other problem first, next to its field
+        return expected, service.resolved_params(req.template, req.params)

@@ -277,7 +277,7 @@ def test_every_state_change_writes_exactly_one_event(db, put_job, clock):
 
 # -- every verb against every state ----------------------------------------------------------
 
-ROUTED = (V.FINISH, V.REQUEUE, V.RELEASE, V.APPROVE, V.REJECT, V.PARK)
+ROUTED = (V.FINISH, V.REQUEUE, V.RELEASE, V.APPROVE, V.REJECT, V.PARK, V.BREAK_GLASS)
 """Verbs walked through ``transition`` against every target state (their callers name the
 target: the worker, the reaper, the approvals to come)."""
 REFUSED_AS = {
