@@ -72,7 +72,7 @@ def list_approvals(as_json: JsonOpt = False) -> None:
                 r.job.template,
                 r.job.submitted_by,
                 f"{r.approvals}/{r.required}",
-                ", ".join(r.approvers) or "anyone else",
+                ", ".join(r.approvers) or ("anyone" if r.self_approval else "anyone else"),
                 output.ago(r.expires_at) if r.expires_at else "-",
             ]
             for r in requests
