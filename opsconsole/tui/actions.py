@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from textual.binding import Binding
 
-from opsconsole.core.states import FINAL, PENDING
+from opsconsole.core.states import FINAL, PENDING, JobState
 from opsconsole.core.views import JobView
 
 
@@ -37,6 +37,7 @@ ACTIONS: tuple[Action, ...] = (
     Action("help", "question_mark", "Help", "All keys", group="app"),
     Action("quit", "q", "Quit", "Quit", group="app"),
     Action("priority", "p", "Priority", "Change the priority of a queued job"),
+    Action("approve", "a", "Approve", "Approve or reject the selected job awaiting approval"),
     Action("next_match", "n", "Next", "Next search match in the log", False, group="log"),
     Action("prev_match", "N", "Prev", "Previous search match in the log", False, group="log"),
     Action("context", "x", "Context", "Log: only matching lines, with context", False, group="log"),
@@ -83,12 +84,20 @@ ACTIONS: tuple[Action, ...] = (
     Action(
         "show_audit", "A", "Audit", "Audit trail: who did what to which job", False, group="views"
     ),
+    Action(
+        "show_approvals",
+        "G",
+        "Approvals",
+        "Approvals: every job waiting at its gate",
+        False,
+        group="views",
+    ),
     Action("toggle_theme", "t", "Theme", "Toggle dark / light theme", False, group="app"),
 )
 
 BY_NAME = {a.name: a for a in ACTIONS}
 
-ON_JOB = frozenset({"cancel", "retry", "priority", "detail", "follow"})
+ON_JOB = frozenset({"cancel", "retry", "priority", "detail", "follow", "approve"})
 """Actions on the selected job: offered only when they apply to it (``selection.py``)."""
 
 
@@ -126,6 +135,8 @@ def refusal(action: str, view: JobView) -> str | None:
         if view.state in FINAL:
             return f"{view.id} {state}: there is nothing to retry"
         return f"{view.id} is {state}: only a job that ended without success can be retried"
+    if action == "approve" and view.state != JobState.AWAITING_APPROVAL:
+        return f"{view.id} is {state}: only a job awaiting approval can be approved or rejected"
     if action == "priority" and view.state not in PENDING:
         return f"{view.id} is {state}: only a job waiting in the queue has a priority to change"
     return None

@@ -76,7 +76,11 @@ class Feed:
                     last_running = now
                 self._log()
                 if now - last_counts >= COUNTS_EVERY:
-                    self.post(CountsChanged(self.service.counts(), self.service.workers()))
+                    counts = self.service.counts()
+                    requests = (
+                        self.service.approval_requests() if counts.get("awaiting_approval") else []
+                    )
+                    self.post(CountsChanged(counts, self.service.workers(), requests))
                     last_counts = now
                 self._status(True, "")
                 failures = 0

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from textual.message import Message
 
+from opsconsole.core.approvals import ApprovalRequest
 from opsconsole.core.views import EventView, JobView, LogLine, WorkerView
 
 
@@ -33,6 +34,8 @@ class LogLinesArrived(Message):
 class CountsChanged(Message):
     counts: dict[str, int]
     workers: list[WorkerView] = field(default_factory=list)
+    approvals: list[ApprovalRequest] | None = None
+    """The jobs awaiting approval and how far each is (None: not read this time)."""
 
 
 @dataclass
