@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from opsconsole.core.text import visible
 from opsconsole.tui.messages import JobsChanged
 from opsconsole.tui.screens.approval import ApprovalScreen, ApprovalsScreen, Decision
+from opsconsole.tui.screens.views import TableView
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -81,6 +82,8 @@ class ApprovalActions(_Base):
             self.notify(f"{verb} {view.id}: it is {view.state.value}", markup=False)
             self.post_message(JobsChanged([view]))
             self.feed.poke()
+            if isinstance(self.screen, TableView):  # the approvals view: its row is decided
+                self.screen.on_feed_tick()
 
         return done
 

@@ -44,6 +44,8 @@ def _when(ts: datetime | None, now: datetime) -> str:
 
 
 def _value(value: Any) -> str:
+    if value is None:
+        return "(not set)"
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
     return visible(text)
 
