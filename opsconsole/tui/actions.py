@@ -28,6 +28,7 @@ class Action:
 
 ACTIONS: tuple[Action, ...] = (
     Action("submit", "s", "Submit", "Submit a job from a template"),
+    Action("approve", "a", "Approve", "Approve or reject the selected job awaiting approval"),
     Action("cancel", "c", "Cancel", "Cancel the selected job", destructive=True),
     Action("retry", "r", "Retry", "Retry the selected job"),
     Action("detail", "enter", "Detail", "Open the selected job", footer=False),
@@ -37,7 +38,6 @@ ACTIONS: tuple[Action, ...] = (
     Action("help", "question_mark", "Help", "All keys", group="app"),
     Action("quit", "q", "Quit", "Quit", group="app"),
     Action("priority", "p", "Priority", "Change the priority of a queued job"),
-    Action("approve", "a", "Approve", "Approve or reject the selected job awaiting approval"),
     Action("next_match", "n", "Next", "Next search match in the log", False, group="log"),
     Action("prev_match", "N", "Prev", "Previous search match in the log", False, group="log"),
     Action("context", "x", "Context", "Log: only matching lines, with context", False, group="log"),
