@@ -32,6 +32,7 @@ from opsconsole.core.store import feed
 from opsconsole.core.store import jobs as job_store
 from opsconsole.runtime import open_service
 from opsconsole.tui.app import PANES, OpsConsole
+from opsconsole.tui.screens.approval import ApprovalScreen
 from opsconsole.tui.screens.job import JobScreen
 from opsconsole.tui.screens.submit import SubmitScreen, field_id
 from opsconsole.tui.widgets.job_table import JobTable
@@ -51,11 +52,25 @@ LONG_LOG_JOB = "b8kw3n"
 """A finished deploy with a few hundred log lines (log.svg)."""
 DETAIL_JOB = "m3hv6c"
 """A health check that failed once and succeeded on its retry (job.svg)."""
+GATED_JOB = "q2rv7n"
+"""A restart awaiting approval (main.svg counts it, approval.svg is its prompt)."""
+KEY = "b3BzY29uc29sZS1zY3JlZW5zaG90cy1maXhlZC1rZXk="
+"""A fixed secret key: the digest an approval binds depends on it, and must not change."""
 ALL_IDS = {
-    "main.svg": [MAIN_LOG_JOB, "s9fb3x", "d4hq8n", "h5xk9p", "c8tn4w", "w3vj6b", "f2nq8d"],
+    "main.svg": [
+        MAIN_LOG_JOB,
+        "s9fb3x",
+        "d4hq8n",
+        "h5xk9p",
+        "c8tn4w",
+        "w3vj6b",
+        "f2nq8d",
+        GATED_JOB,
+    ],
     "log.svg": [LONG_LOG_JOB],
     "submit.svg": [],
     "job.svg": [DETAIL_JOB],
+    "approval.svg": [GATED_JOB],
 }
 
 
@@ -79,13 +94,17 @@ class Seeder:
         template: str,
         params: dict[str, Any],
         when: datetime,
+        *,
+        by: str = "ops",
         **options: Any,
     ) -> None:
-        """Insert a job with a fixed id, validated like ``OpsService.submit`` does it."""
+        """Insert a job with a fixed id, validated like ``OpsService.submit`` does it, as
+        asked for by ``by``."""
         self.clock.set(when)
         req = SubmitRequest(template=template, params=params, **options)
         row, after = self.service._prepare(req)
-        job_store.insert(self.db, {**row, "id": job_id}, after, actor="ops", now=when)
+        row = {**row, "id": job_id, "submitted_by": by}
+        job_store.insert(self.db, row, after, actor=by, now=when)
 
     def start(self, job_id: str, when: datetime) -> None:
         self.clock.set(when)
@@ -287,6 +306,8 @@ def seed(service: OpsService, clock: SettableClock) -> None:
     s.submit("j4ns6v", "disk-report", {"path": "/home"}, at(0.4), priority="critical")
     s.submit("c8tn4w", "http-check", {"url": "https://shop.example.com/"}, at(0.8), run_in="15m")
     s.submit("w3vj6b", "hello", {"name": "after-deploy"}, at(0.7), after=(MAIN_LOG_JOB,))
+    restart = {"service": "nginx", "env": "production"}
+    s.submit(GATED_JOB, "restart-service", restart, at(6), by="alice", confirm="production")
 
     # -- the worker that runs them ---------------------------------------------------------------
     s.clock.set(NOW)
@@ -397,12 +418,29 @@ async def job_screen(app: OpsConsole, pilot: Pilot[Any]) -> None:
     await until(pilot, "the job detail", loaded)
 
 
+async def approval_screen(app: OpsConsole, pilot: Pilot[Any]) -> None:
+    """The queue, the cursor on the restart awaiting approval, a: the prompt."""
+    queue = app.query_one("#queue", JobTable)
+    queue.focus()
+    await until(pilot, "the queue", lambda: queue.has_focus)
+    queue.move_cursor(row=queue.get_row_index(GATED_JOB))
+    await until(pilot, "the gated job", lambda: app.selected_job() == GATED_JOB)
+    await pilot.press("a")
+    await until(pilot, "the prompt", lambda: isinstance(app.screen, ApprovalScreen))
+    await pilot.press(*"checked CHG-1042")
+    app.screen.query_one(Input).cursor_blink = False
+    await pilot.pause(0.3)
+
+
 async def run() -> list[Path]:
     OUT.mkdir(exist_ok=True)
     home = Path(tempfile.mkdtemp(prefix="opsconsole-screenshots-"))
     try:
         settings = load_settings(
-            home=home, catalog=REPO / "data", db=f"sqlite:///{home / 'opsconsole.db'}"
+            home=home,
+            catalog=REPO / "data",
+            db=f"sqlite:///{home / 'opsconsole.db'}",
+            secret_key=KEY,
         )
         clock = SettableClock(NOW)
         service = open_service(settings, clock=clock)
@@ -414,6 +452,7 @@ async def run() -> list[Path]:
             await shoot(service, "log.svg", (110, 34), log_screen),
             await shoot(service, "submit.svg", (160, 50), submit_screen),
             await shoot(service, "job.svg", (160, 40), job_screen),
+            await shoot(service, "approval.svg", (160, 50), approval_screen),
         ]
         service.db.dispose()
         return shots

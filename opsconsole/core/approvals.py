@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from opsconsole.core.approval_detail import ApprovalDetail, approval_detail
 from opsconsole.core.catalog import Template, render, template_from_dict, validate_params
 from opsconsole.core.digest import DIGEST_PURPOSE, job_digest, template_hash
 from opsconsole.core.errors import Forbidden, InvalidParams, InvalidTransition, OpsError
@@ -242,6 +243,10 @@ class ApprovalsMixin:
                 )
             )
         return out
+
+    def approval_detail(self, ref: str) -> ApprovalDetail:
+        """What approving ``ref`` now would approve (the console's prompt shows it)."""
+        return approval_detail(self, ref)
 
     def approval_decisions(self, ref: str) -> list[dict[str, Any]]:
         """Every decision on a job (approve, reject, expire, void), oldest first."""

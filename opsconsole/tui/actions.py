@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from textual.binding import Binding
 
-from opsconsole.core.states import FINAL, PENDING
+from opsconsole.core.states import FINAL, PENDING, JobState
 from opsconsole.core.views import JobView
 
 
@@ -28,6 +28,7 @@ class Action:
 
 ACTIONS: tuple[Action, ...] = (
     Action("submit", "s", "Submit", "Submit a job from a template"),
+    Action("approve", "a", "Approve", "Approve or reject the selected job awaiting approval"),
     Action("cancel", "c", "Cancel", "Cancel the selected job", destructive=True),
     Action("retry", "r", "Retry", "Retry the selected job"),
     Action("detail", "enter", "Detail", "Open the selected job", footer=False),
@@ -83,12 +84,20 @@ ACTIONS: tuple[Action, ...] = (
     Action(
         "show_audit", "A", "Audit", "Audit trail: who did what to which job", False, group="views"
     ),
+    Action(
+        "show_approvals",
+        "G",
+        "Approvals",
+        "Approvals: every job waiting at its gate",
+        False,
+        group="views",
+    ),
     Action("toggle_theme", "t", "Theme", "Toggle dark / light theme", False, group="app"),
 )
 
 BY_NAME = {a.name: a for a in ACTIONS}
 
-ON_JOB = frozenset({"cancel", "retry", "priority", "detail", "follow"})
+ON_JOB = frozenset({"cancel", "retry", "priority", "detail", "follow", "approve"})
 """Actions on the selected job: offered only when they apply to it (``selection.py``)."""
 
 
@@ -126,6 +135,8 @@ def refusal(action: str, view: JobView) -> str | None:
         if view.state in FINAL:
             return f"{view.id} {state}: there is nothing to retry"
         return f"{view.id} is {state}: only a job that ended without success can be retried"
+    if action == "approve" and view.state != JobState.AWAITING_APPROVAL:
+        return f"{view.id} is {state}: only a job awaiting approval can be approved or rejected"
     if action == "priority" and view.state not in PENDING:
         return f"{view.id} is {state}: only a job waiting in the queue has a priority to change"
     return None

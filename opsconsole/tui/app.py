@@ -20,12 +20,14 @@ from textual.events import Resize
 from textual.widgets import Footer, Static, Tab, Tabs
 from textual.worker import get_current_worker
 
+from opsconsole.core.approvals import ApprovalRequest
 from opsconsole.core.errors import OpsError
 from opsconsole.core.service import OpsService
 from opsconsole.core.states import JobState
 from opsconsole.core.text import visible
 from opsconsole.core.views import JobView, WorkerView
 from opsconsole.tui import actions, banners
+from opsconsole.tui.approvals import ApprovalActions
 from opsconsole.tui.bulk import BulkActions
 from opsconsole.tui.feed import Feed
 from opsconsole.tui.log_actions import LogTail
@@ -78,6 +80,7 @@ VIEWS = {
     "events": "show_events",
     "stats": "show_stats",
     "audit": "show_audit",
+    "approvals": "show_approvals",
     "templates": "show_catalog",
     "help": "help",
 }
@@ -107,7 +110,7 @@ class ActionCommands(Provider):
                 )
 
 
-class OpsConsole(BulkActions, Selection, LogTail, App[None]):
+class OpsConsole(ApprovalActions, BulkActions, Selection, LogTail, App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "opsconsole"
     BINDINGS = actions.bindings()
@@ -262,6 +265,7 @@ class OpsConsole(BulkActions, Selection, LogTail, App[None]):
             "running": self.service.running(),
             "history": self.service.history(limit=HISTORY_PAGE),
             "counts": self.service.counts(),
+            "approvals": self.service.approval_requests(),
             "workers": self.service.workers(),
             "freezes": self.service.freezes(),
             "catalog": self.service.catalog_problems(),
@@ -290,6 +294,7 @@ class OpsConsole(BulkActions, Selection, LogTail, App[None]):
         status = self.query_one(StatusBar)
         status.set_counts(data["counts"], data["workers"])
         status.set_freezes(data["freezes"])
+        self._show_approvals(data["approvals"])
         self._show_worker_problems(data["workers"])
         self.show_catalog_problems(data["catalog"])
         self.refresh_reviews()
@@ -366,6 +371,8 @@ class OpsConsole(BulkActions, Selection, LogTail, App[None]):
         if msg.freezes is not None:
             status.set_freezes(msg.freezes)
         status.set_counts(msg.counts, msg.workers)
+        if msg.approvals is not None:
+            self._show_approvals(msg.approvals)
         self._show_worker_problems(msg.workers)
         self.query_one("#queue", JobTable).refresh_times()
         self.query_one("#history", JobTable).refresh_times()
@@ -378,6 +385,10 @@ class OpsConsole(BulkActions, Selection, LogTail, App[None]):
         if msg.job_id == self.log_job:
             self.query_one(LogView).append(msg.lines)
             self.update_log_title()
+
+    def _show_approvals(self, requests: list[ApprovalRequest]) -> None:
+        given = {r.job.id: (r.approvals, r.required) for r in requests}
+        self.query_one("#queue", JobTable).set_approvals(given)
 
     def _show_worker_problems(self, workers: list[WorkerView]) -> None:
         self._banner("#workers-banner", banners.workers_text(workers))

@@ -80,9 +80,16 @@ class Feed:
                     last_running = now
                 self._log()
                 if now - last_counts >= COUNTS_EVERY:
+                    counts = self.service.counts()
+                    requests = (
+                        self.service.approval_requests() if counts.get("awaiting_approval") else []
+                    )
                     self.post(
                         CountsChanged(
-                            self.service.counts(), self.service.workers(), self.service.freezes()
+                            counts,
+                            self.service.workers(),
+                            freezes=self.service.freezes(),
+                            approvals=requests,
                         )
                     )
                     last_counts = now
@@ -126,7 +133,7 @@ class Feed:
             if any(e.kind in FREEZE_KINDS for e in events):  # every queued row may change
                 self.post(JobsChanged(self.service.queue()))
                 svc = self.service
-                self.post(CountsChanged(svc.counts(), svc.workers(), svc.freezes()))
+                self.post(CountsChanged(svc.counts(), svc.workers(), freezes=svc.freezes()))
             for i in range(0, len(ids), 500):
                 self.post(JobsChanged(self.service.jobs_by_id(ids[i : i + 500])))
             self.post(EventsArrived(events))

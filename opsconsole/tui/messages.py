@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from textual.message import Message
 
+from opsconsole.core.approvals import ApprovalRequest
 from opsconsole.core.freezes import FreezeView
 from opsconsole.core.views import EventView, JobView, LogLine, WorkerView
 
@@ -36,6 +37,8 @@ class CountsChanged(Message):
     workers: list[WorkerView] = field(default_factory=list)
     freezes: list[FreezeView] | None = None
     """The active freezes, for the header (None: not read this time)."""
+    approvals: list[ApprovalRequest] | None = None
+    """The jobs awaiting approval and how far each is (None: not read this time)."""
 
 
 @dataclass

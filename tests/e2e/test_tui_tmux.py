@@ -14,6 +14,7 @@ had the focus before it, which no person at a keyboard ever manages.
 
 from __future__ import annotations
 
+import grp
 import json
 import os
 import re
@@ -21,9 +22,12 @@ import shlex
 import shutil
 import subprocess
 import sys
+import sysconfig
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -355,3 +359,169 @@ def test_cancel_acts_on_the_running_job_under_the_cursor(tmux, console_env, cons
         time.sleep(0.1)
     assert f"{EXITED}0]" in screen, screen
     assert "Traceback" not in screen, screen
+
+
+# -- a second OS user approves in the console --------------------------------------------
+
+APPROVER_TAG = f"oct{os.getpid() % 100000}"
+
+
+@dataclass(frozen=True)
+class SharedHost:
+    """A store shared through a unix group: root submits, ``approver`` runs the console."""
+
+    base: Path
+    home: Path
+    catalog: Path
+    group: str
+    approver: str
+
+    def env(self) -> dict[str, str]:
+        return {
+            "OPSCONSOLE_HOME": str(self.home),
+            "OPSCONSOLE_CATALOG": str(self.catalog),
+            "OPSCONSOLE_POLL_INTERVAL": "0.1",
+        }
+
+    def as_root(self, *args: str) -> dict:
+        done = subprocess.run(
+            [str(BIN), *args, "--json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**terminal_env(), **self.env()},
+            cwd=self.base,
+            check=False,
+        )
+        assert done.returncode == 0, (done.returncode, done.stdout, done.stderr)
+        return json.loads(done.stdout)
+
+    def console_as_approver(self) -> str:
+        """The console as ``approver``, through ``runuser`` inside the tmux pane (its
+        terminal), with ``USER``/``LOGNAME`` claiming root: the login decides, not them."""
+        site = sysconfig.get_paths()["purelib"]
+        env = {
+            **self.env(),
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "PYTHONPATH": f"{REPO}:{site}",
+            "HOME": str(self.base),
+            "TERM": "xterm-256color",
+            "USER": "root",
+            "LOGNAME": "root",
+        }
+        setenv = [f"{k}={v}" for k, v in env.items()]
+        argv = [
+            "runuser",
+            "-u",
+            self.approver,
+            "--",
+            "env",
+            "-i",
+            *setenv,
+            *command_for(self.approver),
+            "tui",
+            "--no-workers",
+        ]
+        script = (
+            f'cd {shlex.quote(str(self.base))}; {shlex.join(argv)}; echo "{EXITED}$?]"; sleep 60'
+        )
+        return f"sh -c {shlex.quote(script)}"
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def command_for(user: str) -> list[str]:
+    """The installed command as ``user`` can run it: this venv's, or (when the venv's
+    interpreter lives where ``user`` cannot reach, such as under /root) the same installed
+    package on the system's Python of the same version."""
+    real = os.path.realpath(sys.executable)
+    probe = subprocess.run(["runuser", "-u", user, "--", "test", "-x", real], check=False)
+    if probe.returncode == 0:
+        return [str(BIN)]
+    system = f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}"
+    if not os.access(system, os.X_OK):
+        pytest.skip(f"{user} cannot run {real} and there is no {system}")
+    return [system, "-m", "opsconsole"]
+
+
+def _sh(*argv: str) -> None:
+    subprocess.run(argv, check=True, capture_output=True, timeout=60)
+
+
+@pytest.fixture
+def shared_host() -> Iterator[SharedHost]:
+    """A group and an approver account made for this test (removed after), a setgid state
+    directory in that group, a catalog with a gated template only the approver may approve."""
+    if os.geteuid() != 0 or not (shutil.which("useradd") and shutil.which("runuser")):
+        pytest.skip("needs root, useradd and runuser to act as another OS user")
+    group, approver = f"{APPROVER_TAG}ops", f"{APPROVER_TAG}lead"
+    made: list[tuple[str, str]] = []
+    base = Path(tempfile.mkdtemp(prefix="oc-tmux-approve-"))
+    try:
+        _sh("groupadd", group)
+        made.append(("groupdel", group))
+        _sh("useradd", "-M", "-N", "-s", "/usr/sbin/nologin", "-G", group, approver)
+        made.append(("userdel", approver))
+        base.chmod(0o755)
+        home = base / "state"
+        home.mkdir()
+        os.chown(home, -1, grp.getgrnam(group).gr_gid)
+        home.chmod(0o2770)
+        (home / "opsconsole.toml").write_text(
+            f'share_group = "{group}"\n'
+            f'[roles]\nadmin = ["user:root"]\napprover = ["user:{approver}"]\n'
+        )
+        (home / "opsconsole.toml").chmod(0o644)
+        catalog = base / "catalog"
+        write_template(
+            catalog,
+            "restart",
+            "description: Restart a service once someone else approves\nrunner: shell\n"
+            "command: [echo, 'restarting {{ unit }}']\n"
+            "params:\n  unit: {type: string, required: true}\n"
+            f'approval:\n  required: 1\n  approvers: ["user:{approver}"]\n  expires: 4h\n',
+        )
+        for path in (catalog, *catalog.rglob("*")):
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        yield SharedHost(base, home, catalog, group, approver)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+        for cmd, name in reversed(made):
+            subprocess.run([cmd, name], capture_output=True, timeout=60, check=False)
+
+
+@pytest.mark.slow
+def test_a_second_os_user_approves_a_job_in_the_console(tmux, shared_host):
+    host = shared_host
+    job = host.as_root("submit", "restart", "-p", "unit=nginx.service")
+    assert (job["state"], job["submitted_by"]) == ("awaiting_approval", "root")
+
+    tmux.start(host.console_as_approver())
+    # the header counts it, in the queue its row says what it waits for
+    tmux.wait_for_screen("awaiting approval 1", timeout=20)
+    tmux.wait_for_screen(
+        lambda s: re.search(rf"{job['id']}\s+restart\s+approval\s+\d+\s+0/1 approvals", s),
+        timeout=10,
+        pane="Queue",
+    )
+
+    # a: the prompt on the selected job (the queue's only row), with what will run
+    tmux.keys("a")
+    prompt = tmux.wait_for_screen(f"Job {job['id']} awaits approval", timeout=10)
+    assert "echo 'restarting nginx.service'" in prompt, prompt
+    assert "Asked by    root" in prompt, prompt
+    tmux.type("lgtm from the console")
+    tmux.wait_for_screen("lgtm from the console")
+    tmux.keys("C-o")
+    tmux.wait_for_screen(f"approved {job['id']}: it is queued", timeout=15)
+    tmux.wait_for_screen(lambda s: "awaiting approval" not in s, timeout=15)
+
+    shown = host.as_root("jobs", "show", job["id"])
+    assert shown["state"] == "queued"
+    approved = [e for e in shown["events"] if e["kind"] == "approved"]
+    assert [e["actor"] for e in approved] == [host.approver], shown["events"]
+
+    tmux.keys("q")
+    tmux.wait_for_screen(f"{EXITED}0]", timeout=15)
+    assert "Traceback" not in tmux.screen()

@@ -136,6 +136,8 @@ class JobTable(DataTable[Any]):
         self.narrow = False
         self.filtered_out: dict[str, JobView] = {}
         """Rows the filter hides, kept so clearing the filter restores them."""
+        self.approvals: dict[str, tuple[int, int]] = {}
+        """Per job awaiting approval: (approvals given, approvals required)."""
 
     def on_mount(self) -> None:
         self._add_columns()
@@ -198,7 +200,8 @@ class JobTable(DataTable[Any]):
             elif v.state == S.WAITING:
                 when = "after " + visible(",".join(v.depends_on))
             elif v.state == S.AWAITING_APPROVAL:
-                when = "needs approval"
+                given = self.approvals.get(v.id)
+                when = f"{given[0]}/{given[1]} approvals" if given else "needs approval"
             else:
                 when = f"queued {ago(v.created_at, now)}"
             state.plain = QUEUE_STATE.get(v.state.value, v.state.value)
@@ -301,6 +304,13 @@ class JobTable(DataTable[Any]):
     def refresh_times(self) -> None:
         """Relative times ('in 4m', elapsed) move on even when no job changes."""
         self.upsert(list(self.views.values()))
+
+    def set_approvals(self, given: dict[str, tuple[int, int]]) -> None:
+        """How far each gated job is (approvals given of required): its WHEN cell says it."""
+        if given == self.approvals:
+            return
+        self.approvals = given
+        self.upsert([v for v in self.views.values() if v.state == S.AWAITING_APPROVAL])
 
     def set_filter(self, text: str) -> None:
         self.filter_text = text.strip()

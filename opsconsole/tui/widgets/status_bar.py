@@ -1,6 +1,8 @@
 """The header: counts per state, workers alive and busy slots, active freezes, the store,
 the embedded pool.
 
+A count that waits for a person (jobs awaiting approval) is drawn in reverse colours.
+
 It always fits on one line: on a narrow terminal the labels get shorter (still words), the
 least urgent counts make room first, and the store path loses its middle, never its file.
 """
@@ -15,7 +17,7 @@ from opsconsole.core.text import STATE_STYLES, visible
 from opsconsole.core.views import WorkerView
 
 SHOWN = [
-    ("awaiting_approval", "approval"),
+    ("awaiting_approval", "awaiting approval"),
     ("waiting", "waiting"),
     ("scheduled", "scheduled"),
     ("queued", "queued"),
@@ -27,11 +29,18 @@ SHOWN = [
     ("cancelled", "cancelled"),
     ("interrupted", "interrupted"),
 ]
-SHORT = {"scheduled": "sched", "timed_out": "timeout", "interrupted": "intr"}
+SHORT = {
+    "awaiting_approval": "approval",
+    "scheduled": "sched",
+    "timed_out": "timeout",
+    "interrupted": "intr",
+}
 """Narrow labels: shorter, still words an operator reads without a legend."""
 DROP_FIRST = ["succeeded", "cancelled", "scheduled", "partial", "interrupted", "waiting"]
 """On a line too short for every count, these leave first (live trouble stays)."""
 ALWAYS = ("queued", "running")
+EYE_CATCHING = {"awaiting_approval": "bold reverse magenta"}
+"""Counts that ask a person to act: label and number in reverse, so they draw the eye."""
 WIDE = 120
 
 
@@ -136,6 +145,10 @@ class StatusBar(Static):
 
     def _count(self, t: Text, state: str, label: str, compact: bool) -> None:
         n = self.counts.get(state, 0)
+        if n and state in EYE_CATCHING:
+            t.append(f" {label} {n} ", style=EYE_CATCHING[state])
+            t.append(" " if compact else "  ")
+            return
         t.append(f"{label} ", style="dim")
         t.append(f"{n} " if compact else f"{n}  ", style=STATE_STYLES.get(state, "") if n else "")
 

@@ -38,7 +38,7 @@ def test_queue_is_in_claim_order_with_when_column(
         assert row_ids(queue) == order
         assert cell_text(queue, "qsched", "when") == "in 4m"
         assert cell_text(queue, "qwait", "when") == "after qmid1"
-        assert cell_text(queue, "qappr", "when") == "needs approval"
+        assert cell_text(queue, "qappr", "when") == "0/1 approvals"  # what it waits for
         assert cell_text(queue, "qmid1", "when") == "queued 3m ago"
         assert cell_text(queue, "qhigh", "pri") == "10"
         assert queue.get_cell("qwait", "state").style == "yellow"

@@ -1,0 +1,55 @@
+"""What the approval prompt reads: the request as the approver sees it before deciding."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from support import submitted_by, write_template
+
+from opsconsole.core.errors import InvalidTransition
+from opsconsole.core.identity import os_user
+from opsconsole.core.service import OpsService, SubmitRequest
+
+GATED = """runner: shell
+command: [deploy, '{{ app }}', '--token={{ token }}']
+env: {TARGET: '{{ app }}-prod'}
+params:
+  app: {type: string, required: true}
+  token: {type: string, secret: true, required: false}
+approval: {required: 2, approvers: ["user:alice", "user:%s", "group:leads"], expires: 1h}
+"""
+
+
+def test_the_detail_shows_what_runs_with_secrets_masked_and_the_digest(
+    clocked: OpsService, catalog: Path
+) -> None:
+    write_template(catalog, "gated", GATED % os_user())
+    request = SubmitRequest("gated", params={"app": "shop", "token": "hunter2"})
+    job = submitted_by(clocked, request, "carol")
+    detail = clocked.approval_detail(job)
+    assert detail.command == ("deploy", "shop", "--token=***")
+    assert detail.env == {"TARGET": "shop-prod"}
+    assert "hunter2" not in repr(detail)
+    assert (detail.approvals, detail.required, detail.round) == (0, 2, 1)
+    assert detail.approvers == ("user:alice", f"user:{os_user()}", "group:leads")
+    assert detail.job.submitted_by == "carol"
+    assert detail.expires_at is not None
+    clocked.approve(job)
+    again = clocked.approval_detail(job)
+    assert again.approvals == 1 and len(again.approved_by) == 1
+    [decision] = clocked.approval_decisions(job)
+    assert decision["digest"] == detail.digest  # the digest shown is the one approved
+
+
+def test_a_job_not_awaiting_approval_has_no_prompt(
+    clocked: OpsService, catalog: Path, echo: str
+) -> None:
+    write_template(catalog, "gated", GATED % os_user())
+    job = clocked.submit(SubmitRequest(echo)).id
+    with pytest.raises(InvalidTransition, match="asks for no approval"):
+        clocked.approval_detail(job)
+    gated = submitted_by(clocked, SubmitRequest("gated", params={"app": "x"}), "carol")
+    clocked.reject(gated, reason="no")
+    with pytest.raises(InvalidTransition, match="is rejected, not awaiting approval"):
+        clocked.approval_detail(gated)
