@@ -135,7 +135,7 @@ class FreezesMixin:
                 raise InvalidParams("--until needs a time zone")
             if req.until <= now:
                 raise InvalidParams("--until must be in the future")
-        self.authorize("freeze", job_id=freeze_store.NO_JOB)
+        self.authorize("freeze")
         row = freeze_store.create(
             self.db,
             scope=scope,
@@ -174,7 +174,7 @@ class FreezesMixin:
         reason = reason.strip()
         if reason:
             reason = _one_line(reason, "--reason", MAX_REASON)
-        self.authorize("freeze", job_id=freeze_store.NO_JOB)
+        self.authorize("freeze")
         now = self.now()
         row = freeze_store.lift(
             self.db, freeze_id, reason=reason, actor=self.identity.name, now=now

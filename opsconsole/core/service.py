@@ -6,7 +6,6 @@ runs jobs. Errors are ``OpsError``s whose message is the one line a face shows.
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 import time
@@ -59,7 +58,6 @@ from opsconsole.core.views import (
 
 S = JobState
 MAX_TAGS = 20
-log = logging.getLogger("opsconsole.access")
 
 
 MAX_DEPENDENCIES = 100
@@ -239,10 +237,8 @@ class OpsService(ApprovalsMixin, ReviewsMixin, FreezesMixin, BulkMixin, AuditMix
         try:
             access.require(self.identity, verb, template, policy=policy, store_owner=owner)
         except Forbidden as exc:
-            if job_id is not None:
-                self.audit_refusal(job_id, verb, str(exc))
-            else:
-                log.info("refused: %s (actor %s, verb %s)", exc, self.identity.name, verb)
+            # a refusal about no job yet (a submit, a key reset) is recorded under no job
+            self.audit_refusal(job_store.NO_JOB if job_id is None else job_id, verb, str(exc))
             raise
 
     def audit_refusal(self, job_id: str, verb: str, reason: str) -> None:

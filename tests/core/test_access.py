@@ -337,3 +337,15 @@ def test_a_refused_action_is_in_the_audit_trail(strict) -> None:
         viewer.cancel(job.id)
     page = viewer.audit(AuditRequest(action="refused"))
     assert [(e.job_id, e.kind, e.actor) for e in page.events] == [(job.id, "refused", me.name)]
+
+
+def test_a_refused_submit_is_audited_under_no_job(strict) -> None:
+    """No job exists yet, so the refusal is an event of no job: it still has its actor."""
+    from opsconsole.core.audit import AuditRequest
+
+    me, make = strict
+    viewer = make(f'viewer = ["user:{me.name}"]')
+    with pytest.raises(Forbidden) as err:
+        viewer.submit(SubmitRequest(template="echo"))
+    events = viewer.audit(AuditRequest(action="refused")).events
+    assert [(e.job_id, e.actor, e.message) for e in events] == [("", me.name, str(err.value))]

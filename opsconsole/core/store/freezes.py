@@ -18,11 +18,9 @@ from sqlalchemy.engine import RowMapping
 
 from opsconsole.core.errors import InvalidTransition, NotFound
 from opsconsole.core.store.db import Database, freezes, jobs
-from opsconsole.core.store.jobs import add_event
+from opsconsole.core.store.jobs import NO_JOB, add_event
 
 SCOPES = ("all", "tag", "team", "key")
-NO_JOB = ""
-"""The job id of a freeze's audit events: a freeze is about no single job."""
 
 
 def _active(now: datetime) -> Any:

@@ -22,6 +22,8 @@ from opsconsole.core.store.db import Database, deps, events, jobs
 
 S = JobState
 V = Verb
+NO_JOB = ""
+"""The job id of an audit event about no single job: a freeze, a refused submit."""
 
 
 def add_event(

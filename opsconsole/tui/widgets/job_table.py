@@ -238,7 +238,8 @@ class JobTable(DataTable[Any]):
     def _matches(self, v: JobView) -> bool:
         if not self.filter_text:
             return True
-        hay = " ".join([v.id, v.template, v.state.value, " ".join(v.tags), key_params(v, 500)])
+        words = [v.id, v.template, v.state.value, v.team or "", " ".join(v.tags)]
+        hay = " ".join([*words, key_params(v, 500)])
         return all(word in hay.lower() for word in self.filter_text.lower().split())
 
     def sort_key(self, v: JobView) -> tuple[Any, ...]:

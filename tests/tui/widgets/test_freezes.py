@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from textual.pilot import Pilot
-from tui_support import cell_text, drive, until
+from tui_support import cell_text, drive, row_ids, until
 
 from opsconsole.core.freezes import FreezeRequest
 from opsconsole.core.service import OpsService
@@ -39,5 +39,19 @@ def test_header_and_queue_follow_a_freeze_set_and_lifted_elsewhere(
         clocked.lift_freeze(f.id)
         await until(pilot, lambda: "FROZEN" not in _header(app), timeout=15)
         await until(pilot, lambda: cell_text(queue, "qone", "state") == "queued", timeout=15)
+
+    drive(app, script)
+
+
+def test_the_filter_knows_teams(clocked: OpsService, put: Any) -> None:
+    put("tweb", team="web")
+    put("tdb", team="db")
+    app = OpsConsole(clocked, embed=False, start_feed=False)
+
+    async def script(pilot: Pilot[None]) -> None:
+        queue = app.query_one("#queue", JobTable)
+        await until(pilot, lambda: queue.row_count == 2, timeout=15)
+        queue.set_filter("web")
+        await until(pilot, lambda: row_ids(queue) == ["tweb"], timeout=15)
 
     drive(app, script)
