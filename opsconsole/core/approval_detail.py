@@ -42,6 +42,8 @@ class ApprovalDetail:
     self_approval: bool
     expires_at: datetime | None
     digest: str
+    break_glass: bool = False
+    """The template lets an operator run it now, with a reason, leaving a review."""
 
 
 def approval_detail(service: ApprovalsMixin, ref: str) -> ApprovalDetail:
@@ -84,4 +86,5 @@ def approval_detail(service: ApprovalsMixin, ref: str) -> ApprovalDetail:
         self_approval=tpl.approval.self_approval,
         expires_at=row["approval_expires_at"],
         digest=service.digest_of(row),
+        break_glass=tpl.approval.break_glass,
     )

@@ -70,6 +70,13 @@ class ApprovalActions(_Base):
                 lambda: self.service.approve(job, comment=decision.text),
                 self._decided("approved"),
             )
+        elif decision.verb == "break_glass":
+            # run now; the review another approver must acknowledge opens with it
+            self.call(
+                "break glass",
+                lambda: self.service.break_glass(job, reason=decision.text)[0],
+                self._decided("broke the glass on"),
+            )
         else:
             self.call(
                 "reject",

@@ -29,6 +29,9 @@ from opsconsole.core.text import ago, visible
 from opsconsole.tui.screens.views import TableView
 
 REASON_NEEDED = "a reason is required to reject: type it above (^r again to reject)"
+GLASS_REASON_NEEDED = (
+    "a reason is required to break the glass: type it above (^g again to run it now)"
+)
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,7 @@ class ApprovalScreen(ModalScreen[Decision | None]):
     BINDINGS = [
         Binding("ctrl+o", "decide('approve')", "Approve"),
         Binding("ctrl+r", "decide('reject')", "Reject"),
+        Binding("ctrl+g", "decide('break_glass')", "Break glass"),
         Binding("escape", "cancel", "Cancel"),
     ]
 
@@ -114,11 +118,19 @@ class ApprovalScreen(ModalScreen[Decision | None]):
             with Horizontal(classes="buttons"):
                 yield Button("Approve (^o)", id="approve", variant="success")
                 yield Button("Reject (^r)", id="reject", variant="error")
+                if self.detail.break_glass:
+                    yield Button("Break glass (^g)", id="break_glass", variant="warning")
                 yield Button("Cancel (esc)", id="cancel")
         yield Footer()
 
     def on_mount(self) -> None:
         self.query_one("#text", Input).focus()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Break glass is offered only where the template allows it."""
+        if action == "decide" and parameters == ("break_glass",):
+            return self.detail.break_glass
+        return True
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "cancel":
@@ -129,8 +141,9 @@ class ApprovalScreen(ModalScreen[Decision | None]):
     def action_decide(self, verb: str) -> None:
         field = self.query_one("#text", Input)
         text = field.value.strip()
-        if verb == "reject" and not text:
-            self.query_one("#error", Label).update(REASON_NEEDED)
+        if verb in ("reject", "break_glass") and not text:
+            needed = REASON_NEEDED if verb == "reject" else GLASS_REASON_NEEDED
+            self.query_one("#error", Label).update(needed)
             field.focus()
             return
         self.dismiss(Decision(verb, text))

@@ -15,7 +15,12 @@ from opsconsole.core.identity import os_user
 from opsconsole.core.service import OpsService, SubmitRequest
 from opsconsole.core.states import JobState
 from opsconsole.tui.app import OpsConsole
-from opsconsole.tui.screens.approval import REASON_NEEDED, ApprovalScreen, ApprovalsScreen
+from opsconsole.tui.screens.approval import (
+    GLASS_REASON_NEEDED,
+    REASON_NEEDED,
+    ApprovalScreen,
+    ApprovalsScreen,
+)
 from opsconsole.tui.widgets.job_table import JobTable
 from opsconsole.tui.widgets.status_bar import StatusBar
 
@@ -262,3 +267,40 @@ def test_the_approvals_view_lists_requests_and_a_opens_the_prompt_on_its_row(
         assert clocked.get(other).state == S.AWAITING_APPROVAL
 
     drive(app, script)
+
+
+def test_break_glass_from_the_prompt_needs_a_reason_and_opens_a_review(
+    clocked: OpsService, templates: Path
+) -> None:
+    write_template(templates, "urgent", GATED % {"required": 1} + "  break_glass: true\n")
+    write_template(templates, "restart", GATED % {"required": 1})
+    urgent, plain_gate = (
+        ask(clocked, "urgent", unit="web.service"),
+        ask(clocked, "restart", unit="db"),
+    )
+    app = OpsConsole(clocked, embed=False, start_feed=False)
+
+    async def script(pilot: Pilot[None]) -> None:
+        prompt = await open_prompt(pilot, plain_gate)  # its template does not allow it
+        assert not prompt.query("#break_glass")
+        await pilot.press("ctrl+g")
+        await pilot.pause()
+        assert app.screen is prompt and clocked.get(plain_gate).state == S.AWAITING_APPROVAL
+        await pilot.press("escape")
+        prompt = await open_prompt(pilot, urgent)
+        assert prompt.query("#break_glass")
+        await pilot.press("ctrl+g")  # no reason typed
+        await pilot.pause()
+        assert app.screen is prompt
+        assert label_text(prompt.query_one("#error", Label)) == GLASS_REASON_NEEDED
+        prompt.query_one("#text", Input).value = "site down, INC-4411"
+        await pilot.press("ctrl+g")
+        await until(pilot, lambda: clocked.get(urgent).state == S.QUEUED, timeout=10)
+
+    drive(app, script)
+    [review] = clocked.open_reviews()
+    assert (review.job_id, review.broken_by, review.reason) == (
+        urgent,
+        os_user(),
+        "site down, INC-4411",
+    )
