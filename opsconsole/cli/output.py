@@ -148,6 +148,11 @@ def job_detail(view: JobView) -> None:
         ("state", styled_state(view.state.value)),
         *([("waits", view.frozen)] if view.frozen else []),
         *([("team", view.team)] if view.team else []),
+        *(
+            [("gate", "broken (break-glass): see opsconsole reviews list")]
+            if view.break_glass
+            else []
+        ),
         ("priority", f"{view.to_dict()['priority_name']} ({view.priority})"),
         ("attempts", f"{view.attempts} (retries allowed: {view.max_retries})"),
         ("submitted", f"{view.created_at:%Y-%m-%d %H:%M:%S}Z by {view.submitted_by}"),

@@ -117,6 +117,8 @@ class JobView:
     team: str | None = None
     frozen: str | None = None
     """Why this ready job is not claimed: ``frozen: REASON (until ...)``; None when free."""
+    break_glass: bool = False
+    """It ran past its approval gate by break-glass (a review follows it)."""
 
     @property
     def can_cancel(self) -> bool:
@@ -172,6 +174,7 @@ class JobView:
             log_dropped=r["log_dropped"],
             events=events,
             team=r.get("team"),
+            break_glass=bool(r.get("break_glass")),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -208,6 +211,7 @@ class JobView:
             "log_dropped": self.log_dropped,
             "team": self.team,
             "frozen": self.frozen,
+            "break_glass": self.break_glass,
         }
         if self.events is not None:
             out["events"] = [e.to_dict() for e in self.events]

@@ -40,6 +40,9 @@ def test_break_glass_runs_the_job_and_lists_a_review(
     job = by_alice(service, "glass")
     out = as_json(cli("approve", job, "--break-glass", "--reason", "site down", "--json"))
     assert out["state"] == "queued"
+    shown = as_json(cli("jobs", "show", job, "--json"))
+    assert shown["break_glass"] is True  # the job itself says it ran past its gate
+    assert "break-glass" in ok(cli("jobs", "show", job)).stdout
     [review] = as_json(cli("reviews", "list", "--json"))
     assert (review["id"], review["job_id"], review["broken_by"]) == (out["review"], job, os_user())
     assert review["reason"] == "site down" and review["acked_by"] is None
