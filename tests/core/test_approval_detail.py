@@ -17,7 +17,7 @@ env: {TARGET: '{{ app }}-prod'}
 params:
   app: {type: string, required: true}
   token: {type: string, secret: true, required: false}
-approval: {required: 2, approvers: ["user:alice", "user:%s", "group:leads"], expires: 1h}
+approval: {required: 2, approvers: ["user:daemon", "user:%s", "group:adm"], expires: 1h}
 """
 
 
@@ -32,7 +32,7 @@ def test_the_detail_shows_what_runs_with_secrets_masked_and_the_digest(
     assert detail.env == {"TARGET": "shop-prod"}
     assert "hunter2" not in repr(detail)
     assert (detail.approvals, detail.required, detail.round) == (0, 2, 1)
-    assert detail.approvers == ("user:alice", f"user:{os_user()}", "group:leads")
+    assert detail.approvers == ("user:daemon", f"user:{os_user()}", "group:adm")
     assert detail.job.submitted_by == "carol"
     assert detail.expires_at is not None
     clocked.approve(job)

@@ -145,7 +145,7 @@ def test_self_approval_when_the_template_allows_it(clocked: OpsService, catalog:
 
 def test_only_a_listed_approver_may_approve(clocked: OpsService, catalog: Path) -> None:
     write_template(
-        catalog, "listed", "command: [echo]\napproval: {approvers: ['user:nobody-here']}\n"
+        catalog, "listed", "command: [echo]\napproval: {approvers: ['user:daemon']}\n"
     )
     job = submit(clocked, "listed")
     with pytest.raises(Forbidden, match="is not an approver of template 'listed'"):
@@ -281,3 +281,33 @@ def test_approvals_and_expiries_are_in_the_audit_trail(clocked: OpsService, cata
     assert (approved, "approved") in kinds
     expired = clocked.audit(AuditRequest(action="expire")).events
     assert [(e.job_id, e.kind) for e in expired] == [(expiring, "expired")]
+
+
+@pytest.mark.parametrize(
+    ("approval", "message"),
+    [
+        ("{approvers: ['group:no-such-group-x']}", "no group 'no-such-group-x' on this host"),
+        ("{approvers: ['user:no-such-user-x']}", "no user 'no-such-user-x' on this host"),
+        (
+            "{required: 3, approvers: ['user:daemon', 'user:bin']}",
+            "approval.required is 3 but only 2 user(s) may approve",
+        ),
+        (
+            "{required: 3, approvers: ['group:root', 'user:daemon']}",
+            "approval.required is 3 but the approvers name only 2 account(s) on this host",
+        ),
+    ],
+)
+def test_a_gate_nobody_can_open_is_a_catalog_problem(
+    catalog: Path, approval: str, message: str
+) -> None:
+    """A typo in an approver, or too few of them, would leave jobs waiting forever."""
+    from opsconsole.core.catalog import Catalog
+    from opsconsole.core.errors import NotFound
+
+    write_template(catalog, "stuck", f"command: [echo]\napproval: {approval}\n")
+    loaded = Catalog.load(catalog)
+    [problem] = loaded.problems
+    assert message in problem.message and problem.line == 3, problem
+    with pytest.raises(NotFound, match="is not loaded"):
+        loaded.get("stuck")

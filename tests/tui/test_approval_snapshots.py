@@ -41,7 +41,7 @@ params:
   token: {type: string, secret: true, required: false}
 approval:
   required: 2
-  approvers: ["group:ops-leads", "user:alice"]
+  approvers: ["group:root", "user:daemon"]
   expires: 4h
 """
 

@@ -6,6 +6,8 @@ template sees both. Every mistake is one line naming the key, like the rest of t
 
 from __future__ import annotations
 
+import grp
+import pwd
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -122,3 +124,32 @@ def parse_confirm(value: Any) -> str | None:
     if not isinstance(value, str) or not value.strip():
         raise PolicyError(f"confirm must be a non-empty string, got {described(value)}")
     return value
+
+
+def check_accounts(policy: ApprovalPolicy) -> str | None:
+    """Why ``policy`` cannot be met on this host, or None: a listed user or group the system
+    database does not know (a typo would leave a gate nobody can open), or ``required``
+    above the number of accounts the list names (users, and the members of its groups).
+
+    Checked when the catalog is loaded, not when a job's own copy of its template is read:
+    a group removed later must not make a job already submitted unreadable.
+    """
+    possible: set[str] = set()
+    for entry in policy.approvers:
+        kind, name = entry.split(":", 1)
+        try:
+            if kind == "user":
+                pwd.getpwnam(name)
+                possible.add(name)
+            else:
+                group = grp.getgrnam(name)
+                possible.update(group.gr_mem)
+                possible.update(u.pw_name for u in pwd.getpwall() if u.pw_gid == group.gr_gid)
+        except KeyError:
+            return f"approval.approvers: no {kind} '{printable(name)}' on this host"
+    if policy.approvers and policy.required > len(possible):
+        return (
+            f"approval.required is {policy.required} but the approvers name only "
+            f"{len(possible)} account(s) on this host"
+        )
+    return None

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from opsconsole.core.catalog.approval import check_accounts
 from opsconsole.core.catalog.messages import printable, short_list
 from opsconsole.core.catalog.paths import (
     check_handler_files,
@@ -302,6 +303,10 @@ def _load_file(path: Path, home: str, root: Path) -> tuple[Template, str] | Cata
     if outside is not None:
         key, message = outside
         return CatalogProblem(where, _find_line(text, key), message, name)
+    if template.approval is not None:
+        unmet = check_accounts(template.approval)
+        if unmet is not None:
+            return CatalogProblem(where, _find_line(text, ("approval", "approvers")), unmet, name)
     return template, text
 
 
