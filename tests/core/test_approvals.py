@@ -144,9 +144,7 @@ def test_self_approval_when_the_template_allows_it(clocked: OpsService, catalog:
 
 
 def test_only_a_listed_approver_may_approve(clocked: OpsService, catalog: Path) -> None:
-    write_template(
-        catalog, "listed", "command: [echo]\napproval: {approvers: ['user:daemon']}\n"
-    )
+    write_template(catalog, "listed", "command: [echo]\napproval: {approvers: ['user:daemon']}\n")
     job = submit(clocked, "listed")
     with pytest.raises(Forbidden, match="is not an approver of template 'listed'"):
         clocked.approve(job)
