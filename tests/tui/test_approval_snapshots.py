@@ -61,6 +61,12 @@ def settings(home: Path, migrated_db: Path) -> Settings:
     )
     write_template(
         Path("catalog"),
+        "glass",
+        "runner: shell\ncommand: [echo, '{{ word }}']\nparams:\n  word: {type: string}\n"
+        "approval: {required: 1, break_glass: true}\n",
+    )
+    write_template(
+        Path("catalog"),
         "echo",
         "runner: shell\ncommand: [echo, '{{ word }}']\nparams:\n  word: {type: string}\n",
     )
@@ -190,6 +196,23 @@ def test_audit_view(clocked: OpsService, gated: list[str], put: Any, snap_compar
         )
         table = audit.query_one("#view-table", DataTable)
         await until(pilot, lambda: table.row_count >= 5, timeout=10, what="audit rows")
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=WIDE, run_before=run_before)
+
+
+def test_break_glass_banner(
+    clocked: OpsService, gated: list[str], put: Any, snap_compare: Any
+) -> None:
+    """A break-glass run nobody reviewed yet: a banner under the header, in every console."""
+    job = ask(clocked, put, "g7h8j9", "glass", params={"word": "now"}, submitted_by="carol")
+    clocked.break_glass(job, reason="site down, INC-4411")
+    app = OpsConsole(clocked, embed=False, start_feed=False)
+
+    async def run_before(pilot: Pilot[None]) -> None:
+        await loaded(pilot)
+        banner = app.query_one("#review-banner", Static)
+        await until(pilot, lambda: "INC-4411" in str(banner.content), what="the banner")
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=WIDE, run_before=run_before)
