@@ -16,7 +16,7 @@ from opsconsole.core.approval_detail import ApprovalDetail, approval_detail
 from opsconsole.core.catalog import Template, render, template_from_dict, validate_params
 from opsconsole.core.digest import DIGEST_PURPOSE, job_digest, template_hash
 from opsconsole.core.errors import Forbidden, InvalidParams, InvalidTransition, OpsError
-from opsconsole.core.identity import Identity
+from opsconsole.core.host import ServiceHost
 from opsconsole.core.secrets import MASK, split_secrets
 from opsconsole.core.states import JobState
 from opsconsole.core.store import approvals as approval_store
@@ -26,9 +26,6 @@ from opsconsole.core.views import JobView
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from opsconsole.core.catalog import Catalog
-    from opsconsole.core.secrets import SecretBox
-    from opsconsole.core.store.db import Database
 
 S = JobState
 MAX_REASON = 500
@@ -49,26 +46,7 @@ class ApprovalRequest:
     self_approval: bool
 
 
-class ApprovalsMixin:
-    db: Database
-    identity: Identity
-
-    if TYPE_CHECKING:
-
-        @property
-        def box(self) -> SecretBox: ...
-
-        @property
-        def catalog(self) -> Catalog: ...
-
-        def now(self) -> datetime: ...
-        def current_catalog(self) -> Catalog: ...
-        def get(self, ref: str, *, with_events: bool = False) -> JobView: ...
-        def authorize(
-            self, verb: str, *, template: Any = None, job_id: str | None = None
-        ) -> None: ...
-        def audit_refusal(self, job_id: str, verb: str, reason: str) -> None: ...
-
+class ApprovalsMixin(ServiceHost):
     # -- decisions -----------------------------------------------------------------
 
     def approve(self, ref: str, *, comment: str = "") -> JobView:

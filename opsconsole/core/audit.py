@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from opsconsole.core.catalog import parse_duration
 from opsconsole.core.errors import InvalidParams
+from opsconsole.core.host import ServiceHost
 from opsconsole.core.states import EVENTS, FINAL, Verb
 from opsconsole.core.store import audit as audit_store
 from opsconsole.core.store import queries
 from opsconsole.core.views import EventView
 
 if TYPE_CHECKING:
-    from opsconsole.core.store.db import Database
+    pass
 
 MAX_AUDIT_PAGE = 1000
 
@@ -88,13 +89,7 @@ class AuditPage:
         return {"events": [e.to_dict() for e in self.events], "next_before": self.next_before}
 
 
-class AuditMixin:
-    db: Database
-
-    if TYPE_CHECKING:
-
-        def now(self) -> datetime: ...
-
+class AuditMixin(ServiceHost):
     def audit(self, req: AuditRequest) -> AuditPage:
         """Events newest first, without progress ticks, one keyset page at a time."""
         if not 1 <= req.limit <= MAX_AUDIT_PAGE:

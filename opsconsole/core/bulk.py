@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from opsconsole.core.catalog import parse_duration
@@ -20,12 +20,12 @@ from opsconsole.core.errors import (
     NotFound,
     OpsError,
 )
+from opsconsole.core.host import ServiceHost
 from opsconsole.core.states import FINAL, JobState, Verb, sources
 from opsconsole.core.store import queries
 
 if TYPE_CHECKING:
-    from opsconsole.core.store.db import Database
-    from opsconsole.core.views import JobView
+    pass
 
 BULK_VERBS = (Verb.CANCEL, Verb.RETRY)
 DEFAULT_BULK_LIMIT = 100
@@ -93,19 +93,7 @@ class BulkResult:
         }
 
 
-class BulkMixin:
-    db: Database
-
-    if TYPE_CHECKING:
-
-        def now(self) -> datetime: ...
-
-        def get(self, ref: str, *, with_events: bool = False) -> JobView: ...
-
-        def cancel(self, ref: str, *, reason: str = "") -> JobView: ...
-
-        def retry(self, ref: str) -> JobView: ...
-
+class BulkMixin(ServiceHost):
     def bulk_select(self, req: BulkRequest) -> list[str]:
         """The ids of the jobs ``req`` matches, oldest first; refuses more than its limit.
 

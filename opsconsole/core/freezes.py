@@ -15,14 +15,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from opsconsole.core.errors import InvalidParams
+from opsconsole.core.host import ServiceHost
 from opsconsole.core.states import CLAIMABLE
 from opsconsole.core.store import freezes as freeze_store
 from opsconsole.core.views import JobView, iso
 
 if TYPE_CHECKING:
-    from opsconsole.config import Settings
-    from opsconsole.core.identity import Identity
-    from opsconsole.core.store.db import Database
+    pass
 
 MAX_REASON = 500
 MAX_VALUE = 255
@@ -110,21 +109,7 @@ def _one_line(text: str, what: str, limit: int) -> str:
     return text
 
 
-class FreezesMixin:
-    db: Database
-    settings: Settings
-    identity: Identity
-
-    if TYPE_CHECKING:
-
-        def now(self) -> datetime: ...
-
-        def authorize(
-            self, verb: str, *, template: Any = None, job_id: str | None = None
-        ) -> None: ...
-
-        def _poke(self) -> None: ...
-
+class FreezesMixin(ServiceHost):
     def set_freeze(self, req: FreezeRequest) -> FreezeView:
         """Stop new claims of the matching jobs (admin only; audited)."""
         scope, value = self._freeze_scope(req)
@@ -179,7 +164,7 @@ class FreezesMixin:
         row = freeze_store.lift(
             self.db, freeze_id, reason=reason, actor=self.identity.name, now=now
         )
-        self._poke()
+        self.wake_workers()
         return FreezeView.from_row(row, now)
 
     def freezes(self, *, include_ended: bool = False) -> list[FreezeView]:

@@ -18,6 +18,7 @@ from opsconsole.config import check_slots
 from opsconsole.core.access import check_team_name
 from opsconsole.core.catalog import parse_duration
 from opsconsole.core.errors import Conflict, NotFound, OpsError
+from opsconsole.core.host import ServiceHost
 from opsconsole.core.states import JobState
 from opsconsole.core.store import claim as claim_store
 from opsconsole.core.store import queries
@@ -50,23 +51,7 @@ def _pid_exists(pid: int) -> bool:
     return True
 
 
-class ReportsMixin(CatalogReports):
-    settings: Settings
-    db: Database
-
-    if TYPE_CHECKING:
-
-        @property
-        def catalog(self) -> Catalog: ...
-
-        def now(self) -> datetime: ...
-
-        def _poke(self) -> None: ...
-
-        def key_status(self) -> str: ...
-
-        def current_catalog(self) -> Catalog: ...
-
+class ReportsMixin(ServiceHost, CatalogReports):
     # -- workers, locks, stats, health ------------------------------------------------
 
     def _worker_view(self, r: Mapping[str, Any], now: datetime) -> WorkerView:
@@ -111,7 +96,7 @@ class ReportsMixin(CatalogReports):
         row = claim_store.resize_worker(self.db, matches[0].id, slots)
         if row is None:
             raise NotFound(f"worker '{matches[0].id}' is no longer running")
-        self._poke()
+        self.wake_workers()
         return self._worker_view(row, self.now())
 
     def locks(self) -> list[LockView]:

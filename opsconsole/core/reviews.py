@@ -13,12 +13,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from opsconsole.core.errors import Forbidden, InvalidParams
-from opsconsole.core.identity import Identity
+from opsconsole.core.host import ServiceHost
 from opsconsole.core.store import reviews as review_store
 from opsconsole.core.views import iso
 
 if TYPE_CHECKING:
-    from opsconsole.core.store.db import Database
+    pass
 
 MAX_COMMENT = 500
 
@@ -68,17 +68,7 @@ class ReviewView:
         }
 
 
-class ReviewsMixin:
-    db: Database
-    identity: Identity
-
-    if TYPE_CHECKING:
-
-        def now(self) -> datetime: ...
-        def authorize(
-            self, verb: str, *, template: Any = None, job_id: str | None = None
-        ) -> None: ...
-
+class ReviewsMixin(ServiceHost):
     def reviews(self, *, include_acked: bool = False) -> list[ReviewView]:
         """Break-glass reviews, oldest first: the open ones, or all with ``include_acked``."""
         rows = review_store.listing(self.db, include_acked=include_acked)

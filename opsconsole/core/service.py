@@ -267,7 +267,7 @@ class OpsService(ApprovalsMixin, ReviewsMixin, FreezesMixin, BulkMixin, AuditMix
     def resolve(self, ref: str) -> str:
         return queries.resolve(self.db, ref)
 
-    def _poke(self) -> None:
+    def wake_workers(self) -> None:
         wake.notify(self.settings.db)
 
     # -- submit -------------------------------------------------------------------
@@ -292,7 +292,7 @@ class OpsService(ApprovalsMixin, ReviewsMixin, FreezesMixin, BulkMixin, AuditMix
         else:  # pragma: no cover - 27^6 ids
             raise Conflict("could not allocate a job id")
         if out["state"] == S.QUEUED.value:  # the store may have released a waiting job
-            self._poke()
+            self.wake_workers()
         return JobView.from_row(out, depends_on=after)
 
     def validate(self, req: SubmitRequest) -> None:
@@ -454,7 +454,7 @@ class OpsService(ApprovalsMixin, ReviewsMixin, FreezesMixin, BulkMixin, AuditMix
             self.db, job_id, reason=reason, actor=self.identity.name, now=self.now()
         )
         if row["state"] == S.RUNNING.value:
-            self._poke()
+            self.wake_workers()
         return self.get(job_id)
 
     def retry(self, ref: str, *, params: Mapping[str, Any] | None = None) -> JobView:
@@ -505,7 +505,7 @@ class OpsService(ApprovalsMixin, ReviewsMixin, FreezesMixin, BulkMixin, AuditMix
             secret_blob=self.box.seal(secret),
             gate_expires_at=gate,
         )
-        self._poke()
+        self.wake_workers()
         return JobView.from_row(row, depends_on=view.depends_on)
 
     def _job_template(self, job_id: str) -> Template:

@@ -24,6 +24,31 @@ V = Verb
 AWAITING = S.AWAITING_APPROVAL.value
 
 
+def record(
+    conn: Connection,
+    job_id: str,
+    round_: int,
+    actor: str,
+    decision: str,
+    comment: str,
+    digest: str | None,
+    now: datetime,
+) -> None:
+    """One decision on a round of a job's gate (approve, reject, break_glass, void): the
+    approvals table is the gate's own record, read again by the worker before it runs."""
+    conn.execute(
+        approvals.insert().values(
+            job_id=job_id,
+            round=round_,
+            actor=actor,
+            decision=decision,
+            comment=comment,
+            digest=digest,
+            at=now,
+        )
+    )
+
+
 def _claim_round(
     conn: Connection, job_id: str, round_: int, now: datetime, what: str
 ) -> RowMapping:
@@ -92,17 +117,7 @@ def approve(
         ).first()
         if given is not None:  # the unique index stands behind this check
             raise InvalidTransition(f"{actor} already approved job {job_id}")
-        conn.execute(
-            approvals.insert().values(
-                job_id=job_id,
-                round=round_,
-                actor=actor,
-                decision="approve",
-                comment=comment,
-                digest=digest,
-                at=now,
-            )
-        )
+        record(conn, job_id, round_, actor, "approve", comment, digest, now)
         count = conn.execute(
             sa.select(sa.func.count(sa.distinct(approvals.c.actor))).where(
                 approvals.c.job_id == job_id,
@@ -157,17 +172,7 @@ def reject(
     decision = "expire" if expired else "withdraw" if withdrawn else "reject"
     with db.write() as conn:
         _claim_round(conn, job_id, round_, now, decision)
-        conn.execute(
-            approvals.insert().values(
-                job_id=job_id,
-                round=round_,
-                actor=actor,
-                decision=decision,
-                comment=reason,
-                digest=None,
-                at=now,
-            )
-        )
+        record(conn, job_id, round_, actor, decision, reason, None, now)
         kind = "expired" if expired else "withdrawn" if withdrawn else "rejected"
         out = transition(
             conn,
@@ -201,17 +206,7 @@ def break_glass(
     """
     with db.write() as conn:
         row = _claim_round(conn, job_id, round_, now, "break the glass on")
-        conn.execute(
-            approvals.insert().values(
-                job_id=job_id,
-                round=round_,
-                actor=actor,
-                decision="break_glass",
-                comment=reason,
-                digest=digest,
-                at=now,
-            )
-        )
+        record(conn, job_id, round_, actor, "break_glass", reason, digest, now)
         review_id = conn.execute(
             reviews.insert().values(job_id=job_id, broken_by=actor, reason=reason, created_at=now)
         ).inserted_primary_key[0]
@@ -264,17 +259,7 @@ def _void(conn: Connection, job_id: str, round_: int, why: str, actor: str, now:
         )
     ).all()
     for who, digest in given:
-        conn.execute(
-            approvals.insert().values(
-                job_id=job_id,
-                round=round_,
-                actor=actor,
-                decision="void",
-                comment=f"{who}'s approval: {why}",
-                digest=digest,
-                at=now,
-            )
-        )
+        record(conn, job_id, round_, actor, "void", f"{who}'s approval: {why}", digest, now)
     return len(given)
 
 
