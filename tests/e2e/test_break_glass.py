@@ -6,69 +6,30 @@ person) may acknowledge: bob's own acknowledgement is refused whatever ``USER`` 
 
 from __future__ import annotations
 
-import grp
 import os
-import shutil
-import subprocess
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from e2e.test_identity import Accounts, Host
+from os_users import Accounts, Host, made_accounts, needs_other_users, shared_host
 
 from opsconsole.cli.exit_codes import ExitCode
 
-TIMEOUT = 60
 TAG = f"ocbg{os.getpid() % 100000}"
 
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0 or shutil.which("useradd") is None or shutil.which("runuser") is None,
-    reason="needs root, useradd and runuser to act as other OS users",
-)
+pytestmark = needs_other_users
 
 
 @pytest.fixture(scope="module")
 def accounts() -> Iterator[Accounts]:
-    acc = Accounts(f"{TAG}ops", f"{TAG}alice", f"{TAG}bob", f"{TAG}carol")
-    made: list[tuple[str, str]] = []
-    try:
-        subprocess.run(["groupadd", acc.group], check=True, capture_output=True, timeout=TIMEOUT)
-        made.append(("groupdel", acc.group))
-        for name in (acc.alice, acc.bob, acc.carol):
-            subprocess.run(
-                ["useradd", "-M", "-N", "-s", "/usr/sbin/nologin", "-G", acc.group, name],
-                check=True,
-                capture_output=True,
-                timeout=TIMEOUT,
-            )
-            made.append(("userdel", name))
+    with made_accounts(TAG) as acc:
         yield acc
-    finally:
-        for cmd, name in reversed(made):
-            subprocess.run([cmd, name], capture_output=True, timeout=TIMEOUT, check=False)
 
 
 @pytest.fixture
 def host(accounts: Accounts) -> Iterator[Host]:
-    base = Path(tempfile.mkdtemp(prefix="oc-glass-"))
-    try:
-        base.chmod(0o755)
-        home = base / "state"
-        home.mkdir()
-        os.chown(home, -1, grp.getgrnam(accounts.group).gr_gid)
-        home.chmod(0o2770)
-        catalog = base / "catalog"
-        (catalog / "templates").mkdir(parents=True)
-        (catalog / "templates" / "fix.yaml").write_text(
-            "name: fix\nrunner: shell\ncommand: [echo, fixing]\n"
-            "approval: {required: 1, break_glass: true}\n"
-        )
-        for path in (catalog, catalog / "templates"):
-            path.chmod(0o755)
-        yield Host(base, home, catalog, accounts)
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
+    fix = "runner: shell\ncommand: [echo, fixing]\napproval: {required: 1, break_glass: true}\n"
+    with shared_host(accounts, {"fix": fix}) as shared:
+        yield shared
 
 
 @pytest.mark.slow

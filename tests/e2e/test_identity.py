@@ -8,146 +8,36 @@ recorded actor is the account, never the environment.
 from __future__ import annotations
 
 import grp
-import json
 import os
 import pwd
-import shutil
 import subprocess
-import sys
-import sysconfig
-import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
+from os_users import Accounts, Host, made_accounts, needs_other_users, shared_host
 
 from opsconsole.cli.exit_codes import ExitCode
 
-REPO = Path(__file__).resolve().parents[2]
-TIMEOUT = 60
 TAG = f"oc{os.getpid() % 100000}"
 
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0 or shutil.which("useradd") is None or shutil.which("runuser") is None,
-    reason="needs root, useradd and runuser to act as other OS users",
-)
-
-
-@dataclass(frozen=True)
-class Accounts:
-    group: str
-    alice: str
-    bob: str
-    carol: str
-
-
-def _run(*argv: str) -> None:
-    subprocess.run(argv, check=True, capture_output=True, timeout=TIMEOUT)
+pytestmark = needs_other_users
 
 
 @pytest.fixture(scope="session")
 def accounts() -> Iterator[Accounts]:
     """A shared group; alice and bob in it, carol in it too but in no team."""
-    acc = Accounts(f"{TAG}ops", f"{TAG}alice", f"{TAG}bob", f"{TAG}carol")
-    made: list[tuple[str, str]] = []
-    try:
-        _run("groupadd", acc.group)
-        made.append(("groupdel", acc.group))
-        for name in (acc.alice, acc.bob, acc.carol):
-            _run("useradd", "-M", "-N", "-s", "/usr/sbin/nologin", "-G", acc.group, name)
-            made.append(("userdel", name))
+    with made_accounts(TAG) as acc:
         yield acc
-    finally:
-        for cmd, name in reversed(made):
-            subprocess.run([cmd, name], capture_output=True, timeout=TIMEOUT, check=False)
-
-
-def _command(user: str) -> list[str]:
-    """The installed command as ``user`` can run it.
-
-    When the test's interpreter lives where other accounts cannot reach it (a Python under
-    /root), the same installed package runs on the system's Python of the same version.
-    """
-    script = Path(sys.executable).parent / "opsconsole"
-    real = os.path.realpath(sys.executable)
-    probe = subprocess.run(
-        ["runuser", "-u", user, "--", "test", "-x", real], timeout=TIMEOUT, check=False
-    )
-    if probe.returncode == 0:
-        return [str(script)]
-    system = f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}"
-    if not os.access(system, os.X_OK):
-        pytest.skip(f"{user} cannot run {real} and there is no {system}")
-    return [system, "-m", "opsconsole"]
-
-
-@dataclass
-class Host:
-    """One shared state directory, catalog and config; runs the CLI as any account."""
-
-    base: Path
-    home: Path
-    catalog: Path
-    accounts: Accounts
-
-    def write_config(self, text: str) -> None:
-        path = self.home / "opsconsole.toml"
-        path.write_text(f'share_group = "{self.accounts.group}"\n{text}')
-        path.chmod(0o644)  # root's, others may not write it
-
-    def cli(self, user: str, *args: str, pretend: str = "") -> subprocess.CompletedProcess[str]:
-        """Run ``opsconsole args`` as ``user``, with USER/LOGNAME claiming ``pretend``."""
-        site = sysconfig.get_paths()["purelib"]
-        env = {
-            "PATH": "/usr/local/bin:/usr/bin:/bin",
-            "PYTHONPATH": f"{REPO}:{site}",
-            "OPSCONSOLE_HOME": str(self.home),
-            "OPSCONSOLE_CATALOG": str(self.catalog),
-            "USER": pretend or user,
-            "LOGNAME": pretend or user,
-            "HOME": str(self.base),
-        }
-        setenv = [f"{k}={v}" for k, v in env.items()]
-        argv = ["runuser", "-u", user, "--", "env", "-i", *setenv, *_command(user), *args]
-        return subprocess.run(
-            argv,
-            cwd=self.base,
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT,
-            check=False,
-        )
-
-    def ok(self, user: str, *args: str, pretend: str = "") -> dict:
-        out = self.cli(user, *args, "--json", pretend=pretend)
-        assert out.returncode == 0, (out.returncode, out.stdout, out.stderr)
-        return json.loads(out.stdout)
 
 
 @pytest.fixture
 def host(accounts: Accounts) -> Iterator[Host]:
-    """A world-traversable base (tmp_path is root's alone) with a setgid group state dir."""
-    base = Path(tempfile.mkdtemp(prefix="oc-identity-"))
-    try:
-        base.chmod(0o755)
-        home = base / "state"
-        home.mkdir()
-        os.chown(home, -1, grp.getgrnam(accounts.group).gr_gid)
-        home.chmod(0o2770)
-        catalog = base / "catalog"
-        (catalog / "templates").mkdir(parents=True)
-        (catalog / "templates" / "deploy.yaml").write_text(
-            "name: deploy\nrunner: shell\ncommand: [echo, deploying]\nteam: web\n"
-        )
-        (catalog / "templates" / "echo.yaml").write_text(
-            "name: echo\nrunner: shell\ncommand: [echo, hi]\n"
-        )
-        for path in (catalog, catalog / "templates"):
-            path.chmod(0o755)
-        yield Host(base, home, catalog, accounts)
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
+    templates = {
+        "deploy": "runner: shell\ncommand: [echo, deploying]\nteam: web\n",
+        "echo": "runner: shell\ncommand: [echo, hi]\n",
+    }
+    with shared_host(accounts, templates) as shared:
+        yield shared
 
 
 def _refused(out: subprocess.CompletedProcess[str]) -> str:

@@ -226,18 +226,23 @@ def break_glass(
         return opened, int(review_id)
 
 
+def _voided(job_id: str, round_: int) -> Any:
+    """Whether anything voided round ``round_`` of the job's gate (a change after approval)."""
+    return (
+        sa.select(approvals.c.id)
+        .where(
+            approvals.c.job_id == job_id,
+            approvals.c.round == round_,
+            approvals.c.decision == "void",
+        )
+        .exists()
+    )
+
+
 def broke_glass(db: Database, job_id: str, round_: int, digest: str) -> bool:
     """Did someone break the glass for ``digest`` in round ``round_`` (and nothing void it)?"""
     with db.read() as conn:
-        voided = (
-            sa.select(approvals.c.id)
-            .where(
-                approvals.c.job_id == job_id,
-                approvals.c.round == round_,
-                approvals.c.decision == "void",
-            )
-            .exists()
-        )
+        voided = _voided(job_id, round_)
         found = conn.execute(
             sa.select(approvals.c.id).where(
                 approvals.c.job_id == job_id,
@@ -355,15 +360,7 @@ def refuse_run(
 def matching(db: Database, job_id: str, round_: int, digest: str) -> int:
     """How many people approved ``digest`` in round ``round_`` (void approvals do not count)."""
     with db.read() as conn:
-        voided = (
-            sa.select(approvals.c.id)
-            .where(
-                approvals.c.job_id == job_id,
-                approvals.c.round == round_,
-                approvals.c.decision == "void",
-            )
-            .exists()
-        )
+        voided = _voided(job_id, round_)
         return conn.execute(
             sa.select(sa.func.count(sa.distinct(approvals.c.actor))).where(
                 approvals.c.job_id == job_id,
