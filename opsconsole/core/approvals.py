@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING, Any
 from opsconsole.core.approval_detail import ApprovalDetail, approval_detail
 from opsconsole.core.catalog import Template, render, template_from_dict, validate_params
 from opsconsole.core.digest import DIGEST_PURPOSE, job_digest, template_hash
-from opsconsole.core.errors import Forbidden, InvalidParams, InvalidTransition, OpsError
+from opsconsole.core.errors import (
+    Conflict,
+    Forbidden,
+    InvalidParams,
+    InvalidTransition,
+    NotFound,
+    OpsError,
+)
 from opsconsole.core.host import ServiceHost
 from opsconsole.core.secrets import MASK, split_secrets
 from opsconsole.core.states import JobState
@@ -196,8 +203,8 @@ class ApprovalsMixin(ServiceHost):
                     now=now,
                     expired=True,
                 )
-            except OpsError:
-                continue  # decided or re-gated meanwhile
+            except (InvalidTransition, Conflict, NotFound):
+                continue  # decided or re-gated meanwhile; a store error goes to the caller
             done.append(job_id)
         return done
 

@@ -309,3 +309,26 @@ def test_a_gate_nobody_can_open_is_a_catalog_problem(
     assert message in problem.message and problem.line == 3, problem
     with pytest.raises(NotFound, match="is not loaded"):
         loaded.get("stuck")
+
+
+def test_a_store_that_refuses_the_expiry_is_said_not_skipped(
+    settings, clock, catalog: Path, db_path: Path
+) -> None:
+    """Expiry runs on the pool's timer: a store error must reach it (reported, retried next
+    pass), not be taken for a request someone decided meanwhile."""
+    from store_faults import write_lock
+
+    from opsconsole.core.errors import StoreUnavailable
+    from opsconsole.core.store.db import Database
+
+    db = Database(settings.db, busy_timeout=0.5)
+    svc = OpsService(settings, db, clock=clock)
+    try:
+        job = submit(svc, gated(catalog))
+        clock.advance(7200)
+        with write_lock(db_path), pytest.raises(StoreUnavailable):
+            svc.expire_approvals()
+        assert svc.get(job).state == S.AWAITING_APPROVAL
+        assert svc.expire_approvals() == [job]  # the next pass expires it
+    finally:
+        db.dispose()
