@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
     from opsconsole.core.bulk import BulkResult
     from opsconsole.core.service import OpsService
+    from opsconsole.core.views import JobView
     from opsconsole.tui.feed import Feed
     from opsconsole.tui.widgets.job_table import JobTable
 
@@ -68,22 +69,27 @@ class BulkActions(_Base):
             f"(filter: {visible(table.filter_text)})?"
         )
 
+        def act() -> tuple[BulkResult, list[JobView]]:
+            # off the UI thread: the action and the read of what it changed
+            result = self.service.bulk_act(verb, ids)
+            return result, self.service.jobs_by_id([o.job for o in result.outcomes])
+
         def confirmed(yes: bool | None) -> None:
             if yes:
-                self.call(verb.value, lambda: self.service.bulk_act(verb, ids), self._bulk_done)
+                self.call(verb.value, act, self._bulk_done)
 
         self.push_screen(
             ConfirmScreen(question, yes=f"{verb.value.capitalize()} {jobs}", no="Keep them"),
             confirmed,
         )
 
-    def _bulk_done(self, result: BulkResult) -> None:
+    def _bulk_done(self, done: tuple[BulkResult, list[JobView]]) -> None:
+        result, changed = done
         self.notify(
             visible(result.summary()),
             severity="warning" if result.skipped else "information",
             markup=False,
             timeout=10,
         )
-        changed = self.service.jobs_by_id([o.job for o in result.outcomes])
         self.post_message(JobsChanged(changed))
         self.feed.poke()
