@@ -107,6 +107,8 @@ class WorkerPool:
             raise OpsError("a worker needs at least one slot")
         self.service = service
         self.settings = service.settings
+        self._team_caps = self.settings.policy.team_caps()
+        """Team -> max running jobs, from the settings (fixed for the life of the pool)."""
         self.db = service.db
         self.clock = service.clock
         self.host = socket.gethostname()
@@ -297,13 +299,12 @@ class WorkerPool:
                     self._wait(self.settings.poll_interval)
                     continue
                 now = self.clock.now()
-                caps = self.settings.policy.team_caps()
                 try:
-                    if probe and not claim_store.any_ready(self.db, now, team_caps=caps):
+                    if probe and not claim_store.any_ready(self.db, now, team_caps=self._team_caps):
                         row = None
                     else:
                         row = claim_store.claim(
-                            self.db, self.id, now, self.settings.lease, team_caps=caps
+                            self.db, self.id, now, self.settings.lease, team_caps=self._team_caps
                         )
                 finally:
                     if row is None:
