@@ -9,7 +9,7 @@ import typer
 
 from opsconsole.cli import output
 from opsconsole.cli.exit_codes import ExitCode
-from opsconsole.cli.helptext import Command
+from opsconsole.cli.helptext import Command, JsonOpt
 from opsconsole.cli.session import notice, service, settings
 from opsconsole.core.errors import InvalidParams
 
@@ -26,7 +26,7 @@ SPARK = {
 }
 
 
-def locks(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+def locks(as_json: JsonOpt = False) -> None:
     """Concurrency keys in use.
 
     Who holds each key, who waits for it (in order) and since when.
@@ -67,7 +67,7 @@ def stats(
         str | None,
         typer.Option(metavar="TEAM", help="Only the jobs of this team.", show_default=False),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Counts per state, success rate and durations per template.
 
@@ -106,7 +106,7 @@ def stats(
     )
 
 
-def health(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+def health(as_json: JsonOpt = False) -> None:
     """Check the store, workers, disk and catalog (for monitoring).
 
     Exit 0 when healthy, 1 when not (also when the store cannot be opened: --json still
@@ -160,7 +160,7 @@ def status() -> None:
 @db_app.command("reset-key")
 def reset_key(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Adopt this host's secret key when the store's key is lost.
 

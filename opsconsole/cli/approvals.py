@@ -14,12 +14,11 @@ from typing import Annotated, Any
 import typer
 
 from opsconsole.cli import complete, output
-from opsconsole.cli.helptext import Command
+from opsconsole.cli.helptext import Command, JsonOpt
 from opsconsole.cli.session import service
 
 approvals_app = typer.Typer(help="Jobs waiting for an approval.", no_args_is_help=True)
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 JobArg = Annotated[
     str,
     typer.Argument(

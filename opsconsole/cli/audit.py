@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from opsconsole.cli import complete, output
-from opsconsole.cli.helptext import Command
+from opsconsole.cli.helptext import Command, JsonOpt
 from opsconsole.cli.session import service
 
 
@@ -43,7 +43,7 @@ def audit(
             show_default=False,
         ),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """List the audit trail: every action on every job, newest first.
 

@@ -10,7 +10,7 @@ import typer
 
 from opsconsole.cli import complete, output
 from opsconsole.cli.exit_codes import ExitCode, fail
-from opsconsole.cli.helptext import Command
+from opsconsole.cli.helptext import Command, JsonOpt
 from opsconsole.cli.session import catalog
 
 templates_app = typer.Typer(help="The job templates of the catalog.", no_args_is_help=True)
@@ -18,7 +18,7 @@ templates_app = typer.Typer(help="The job templates of the catalog.", no_args_is
 
 @templates_app.command("list", cls=Command)
 def list_templates(
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """List the catalog's templates.
 
@@ -76,7 +76,7 @@ def show_template(
             autocompletion=complete.template_names,
         ),
     ],
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Show a template: what it runs and its parameters.
 

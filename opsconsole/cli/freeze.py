@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from opsconsole.cli import output
-from opsconsole.cli.helptext import Command
+from opsconsole.cli.helptext import Command, JsonOpt
 from opsconsole.cli.session import service
 from opsconsole.core.errors import InvalidParams
 
@@ -26,8 +26,6 @@ freeze_app = typer.Typer(
     help="Stop new claims of matching jobs for a while.",
     no_args_is_help=True,
 )
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
 def parse_until(text: str, now: datetime) -> datetime:

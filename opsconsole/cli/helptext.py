@@ -1,12 +1,14 @@
 """How a command's help shows its arguments: ``TEMPLATE``, not ``{TEMPLATE}`` / ``JOB <str>``.
 
-The only place that adjusts Typer's help formatting; commands opt in with ``cls=Command``.
+The only place that adjusts Typer's help formatting (commands opt in with ``cls=Command``)
+and that declares the options every command spells the same way.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
+import typer
 from typer.core import TyperArgument, TyperCommand
 
 
@@ -29,3 +31,7 @@ class Command(TyperCommand):
         for param in self.params:
             if type(param) is TyperArgument:
                 param.__class__ = PlainArgument
+
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+"""The ``--json`` flag, the same on every command that has one."""

@@ -10,7 +10,7 @@ import typer
 
 from opsconsole.cli import complete, output
 from opsconsole.cli.exit_codes import ExitCode
-from opsconsole.cli.helptext import Command
+from opsconsole.cli.helptext import Command, JsonOpt
 from opsconsole.cli.session import service
 from opsconsole.core.errors import InvalidParams
 
@@ -18,8 +18,6 @@ if TYPE_CHECKING:
     from opsconsole.core.views import JobView
 
 jobs_app = typer.Typer(help="List, inspect, cancel, retry and wait for jobs.", no_args_is_help=True)
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
 def _job_arg(which: Literal["any", "live", "finished"]) -> Any:

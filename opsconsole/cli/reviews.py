@@ -13,14 +13,12 @@ from typing import Annotated, Any
 import typer
 
 from opsconsole.cli import output
-from opsconsole.cli.helptext import Command
+from opsconsole.cli.helptext import Command, JsonOpt
 from opsconsole.cli.session import service
 
 reviews_app = typer.Typer(
     help="Break-glass runs another person must acknowledge.", no_args_is_help=True
 )
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
 @reviews_app.command("list", cls=Command)

@@ -9,7 +9,7 @@ import typer
 
 from opsconsole.cli import output
 from opsconsole.cli.exit_codes import ExitCode
-from opsconsole.cli.helptext import Command
+from opsconsole.cli.helptext import Command, JsonOpt
 from opsconsole.cli.session import service
 
 if TYPE_CHECKING:
@@ -93,7 +93,7 @@ def once_summary(counts: dict[str, int]) -> str:
 @workers_app.command("list", cls=Command)
 def list_workers(
     all_: Annotated[bool, typer.Option("--all", help="Include stopped and dead workers.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """List worker pools with their slots and last heartbeat.
 
@@ -143,7 +143,7 @@ def resize(
         typer.Argument(metavar="WORKER", help="Worker id or unique prefix.", show_default=False),
     ],
     slots: Annotated[int, typer.Argument(metavar="N", help="New slot count.", show_default=False)],
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Change a running worker's slot count.
 
