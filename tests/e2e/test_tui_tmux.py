@@ -288,10 +288,7 @@ def test_submit_watch_read_the_log_and_see_history_in_a_real_terminal(tmux, cons
 
     # q quits at once when the embedded pool runs nothing, and cleanly
     tmux.keys("q")
-    deadline = time.monotonic() + 10
-    while EXITED not in (screen := tmux.screen()):
-        assert time.monotonic() < deadline, f"q did not quit:\n{screen}"
-        time.sleep(0.1)
+    screen = tmux.wait_for_screen(EXITED, timeout=10)
     assert f"{EXITED}0]" in screen, screen
     assert "Traceback" not in screen, screen
 
@@ -353,10 +350,7 @@ def test_cancel_acts_on_the_running_job_under_the_cursor(tmux, console_env, cons
     tmux.keys("q")
     tmux.wait_for_screen("Quitting now would stop them", timeout=10)
     tmux.keys("c")
-    deadline = time.monotonic() + 30
-    while EXITED not in (screen := tmux.screen()):
-        assert time.monotonic() < deadline, f"the console did not quit:\n{screen}"
-        time.sleep(0.1)
+    screen = tmux.wait_for_screen(EXITED, timeout=30)
     assert f"{EXITED}0]" in screen, screen
     assert "Traceback" not in screen, screen
 
