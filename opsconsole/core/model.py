@@ -101,6 +101,8 @@ class Job(SQLModel, table=True):
     approved_digest: str | None = Field(default=None, max_length=64)
     """The digest the approvers approved when the gate opened; the worker checks it."""
     break_glass: bool = Field(default=False, sa_column_kwargs={"server_default": "0"})
+    phase: str | None = Field(default=None, max_length=8)
+    """Terraform: ``plan`` until its plan is approved, then ``apply``; None for other runners."""
 
 
 class JobDependency(SQLModel, table=True):
@@ -234,3 +236,78 @@ class Freeze(SQLModel, table=True):
     until: datetime | None = _ts(nullable=True)
     lifted_by: str | None = Field(default=None, max_length=128)
     lifted_at: datetime | None = _ts(nullable=True)
+
+
+class HostTask(SQLModel, table=True):
+    """One host's result for one task of an Ansible attempt: a cell of the hosts grid.
+
+    Written by the Ansible runner as the event stream arrives (``running`` when a task starts
+    on a host, then its result), read by ``jobs hosts`` and the console's grid.
+    """
+
+    __tablename__ = "host_tasks"
+
+    job_id: str = Field(primary_key=True, max_length=16)
+    attempt: int = Field(primary_key=True)
+    seq: int = Field(primary_key=True)
+    """The task's position in the run (0, 1, ...): the grid's column order."""
+    host: str = Field(primary_key=True, max_length=255)
+    play: str = Field(default="", sa_type=sa.Text)
+    task: str = Field(default="", sa_type=sa.Text)
+    status: str = Field(max_length=16)
+    """running | ok | changed | failed | unreachable | skipped | ignored"""
+    msg: str = Field(default="", sa_type=sa.Text)
+    started_at: datetime | None = _ts(nullable=True)
+    ended_at: datetime | None = _ts(nullable=True)
+
+
+class Instance(SQLModel, table=True):
+    """One Terraform instance: a template's module applied under one name, with its own state.
+
+    Where the state itself lives is the instance workspace's business (``core/instances.py``):
+    this row is what the faces list, and what the last apply left.
+    """
+
+    __tablename__ = "instances"
+
+    template: str = Field(primary_key=True, max_length=64)
+    name: str = Field(primary_key=True, max_length=128)
+    status: str = Field(max_length=16)
+    """new | applying | applied | destroying | destroyed | errored"""
+    last_job: str | None = Field(default=None, max_length=16)
+    serial: int | None = None
+    """Terraform's state serial after the last apply."""
+    plan_hash: str | None = Field(default=None, max_length=64)
+    """The sha256 of the last plan applied to it."""
+    outputs: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
+    """Output values, sensitive ones already masked."""
+    resources: list[str] | None = Field(default=None, sa_type=sa.JSON)
+    """Resource addresses in its state."""
+    problem: str | None = Field(default=None, sa_type=sa.Text)
+    """Why it may not be applied now (an ``errored.tfstate`` to resolve), or None."""
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
+class Plan(SQLModel, table=True):
+    """A saved Terraform plan of one job: what an approver sees and what the apply runs."""
+
+    __tablename__ = "plans"
+    __table_args__ = (sa.Index("ix_plans_job", "job_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: str = Field(max_length=16)
+    attempt: int
+    round: int
+    """The job's approval round the plan was shown in."""
+    template: str = Field(max_length=64)
+    instance: str = Field(max_length=128)
+    hash: str = Field(max_length=64)
+    """sha256 of the saved plan file: part of the approval digest."""
+    summary: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
+    """add/change/destroy counts and the resource changes (from ``terraform show -json``)."""
+    file: str = Field(sa_type=sa.Text)
+    status: str = Field(default="pending", max_length=16)
+    """pending | applied | stale | discarded | failed"""
+    created_at: datetime = _ts()
+    decided_at: datetime | None = _ts(nullable=True)

@@ -32,7 +32,26 @@ from opsconsole.engine.runners.shell import ShellRunner
 
 log = logging.getLogger("opsconsole.worker")
 
-RUNNERS: dict[str, Callable[[], Runner]] = {"shell": ShellRunner, "python": PythonRunner}
+
+def _ansible() -> Runner:
+    # imported on first use: a worker that never runs a playbook never loads it
+    from opsconsole.engine.runners.ansible import AnsibleRunner
+
+    return AnsibleRunner()
+
+
+def _terraform() -> Runner:
+    from opsconsole.engine.runners.terraform import TerraformRunner
+
+    return TerraformRunner()
+
+
+RUNNERS: dict[str, Callable[[], Runner]] = {
+    "shell": ShellRunner,
+    "python": PythonRunner,
+    "ansible": _ansible,
+    "terraform": _terraform,
+}
 
 SINK_CLOSE_SLICE = 5.0
 """Seconds one attempt to land a run's last log lines waits before the pool looks again."""
@@ -170,6 +189,10 @@ def execute(env: AttemptEnv, run: Run) -> RunResult:
         line_max=settings.log_line_max,
         catalog_dir=Path(settings.catalog),
         env=child_env,
+        row=row,
+        db=env.db,
+        clock=env.clock,
+        settings=settings,
     )
     watchdogs: list[threading.Timer] = []
     if tpl.runner == "python" and not tpl.isolate:

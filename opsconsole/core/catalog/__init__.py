@@ -7,6 +7,7 @@ from ``opsconsole.core.catalog``, not from the modules that define them.
 
 from __future__ import annotations
 
+from opsconsole.core.catalog.ansible import AnsibleSpec
 from opsconsole.core.catalog.durations import (
     PRIORITIES,
     format_duration,
@@ -14,6 +15,7 @@ from opsconsole.core.catalog.durations import (
     parse_priority,
     priority_name,
 )
+from opsconsole.core.catalog.errors import SchemaError
 from opsconsole.core.catalog.loader import MAX_TEMPLATE_BYTES, Catalog, CatalogProblem
 from opsconsole.core.catalog.params import (
     MAX_PARAM_BYTES,
@@ -24,27 +26,29 @@ from opsconsole.core.catalog.params import (
 from opsconsole.core.catalog.paths import check_handler_files, program_path
 from opsconsole.core.catalog.render import render, render_argv
 from opsconsole.core.catalog.schema import (
-    FUTURE_RUNNERS,
     NAME_PATTERN,
     ON_INTERRUPT,
     RUNNERS,
     Template,
     template_from_dict,
 )
+from opsconsole.core.catalog.terraform import TerraformSpec
 
 __all__ = [
-    "FUTURE_RUNNERS",
     "MAX_PARAM_BYTES",
     "MAX_TEMPLATE_BYTES",
     "NAME_PATTERN",
     "ON_INTERRUPT",
     "PRIORITIES",
     "RUNNERS",
+    "AnsibleSpec",
     "Catalog",
     "CatalogProblem",
     "ParamSpec",
     "ParamType",
+    "SchemaError",
     "Template",
+    "TerraformSpec",
     "check_handler_files",
     "format_duration",
     "parse_duration",

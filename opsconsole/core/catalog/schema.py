@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from opsconsole.core.access import TEAM_NAME_RE
+from opsconsole.core.catalog.ansible import AnsibleSpec, parse_ansible
 from opsconsole.core.catalog.approval import (
     ApprovalPolicy,
     PolicyError,
@@ -22,13 +23,14 @@ from opsconsole.core.catalog.approval import (
     parse_confirm,
 )
 from opsconsole.core.catalog.durations import parse_duration, parse_priority
+from opsconsole.core.catalog.errors import SchemaError
 from opsconsole.core.catalog.messages import described, kind_of, printable, short_list
 from opsconsole.core.catalog.params import BadValue, ParamSpec, ParamType, coerce
 from opsconsole.core.catalog.render import EXPRESSION_RE, PLACEHOLDER_RE
+from opsconsole.core.catalog.terraform import TerraformSpec, parse_terraform
 from opsconsole.core.errors import InvalidParams
 
-RUNNERS = ("shell", "python")
-FUTURE_RUNNERS = ("ansible", "terraform")
+RUNNERS = ("shell", "python", "ansible", "terraform")
 ON_INTERRUPT = ("mark", "requeue")
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 
@@ -43,12 +45,22 @@ _HANDLER_RE = re.compile(
 _TOP_KEYS = (
     "name", "description", "runner", "command", "env", "handler", "isolate", "params",
     "priority", "timeout", "retries", "backoff", "concurrency", "on_interrupt",
-    "partial_exit_codes", "tags", "team", "approval", "confirm",
+    "partial_exit_codes", "tags", "team", "approval", "confirm", "ansible", "terraform",
 )  # fmt: skip
 _PARAM_KEYS = (
     "type", "required", "default", "secret", "pattern", "min", "max", "choices", "description",
 )  # fmt: skip
 _CONCURRENCY_KEYS = ("key", "limit")
+_RUNNER_KEYS: dict[str, tuple[str, ...]] = {
+    "command": ("shell",),
+    "partial_exit_codes": ("shell",),
+    "handler": ("python",),
+    "isolate": ("python",),
+    "env": ("shell", "python"),
+    "ansible": ("ansible",),
+    "terraform": ("terraform",),
+}
+"""Keys whose meaning depends on the runner, and the runners they are for."""
 
 
 @dataclass(frozen=True)
@@ -83,18 +95,14 @@ class Template:
     """Set when a job of this template waits in ``awaiting_approval`` before it can run."""
     confirm: str | None = None
     """The text (rendered with the parameters) an operator types to confirm a submit."""
+    ansible: AnsibleSpec | None = None
+    """runner ansible: the playbook or ad-hoc module, inventory and variables."""
+    terraform: TerraformSpec | None = None
+    """runner terraform: the module and the instance it is applied to."""
 
     def secret_names(self) -> frozenset[str]:
         """Names whose values must be masked in logs, messages and job listings."""
         return frozenset(name for name, spec in self.params.items() if spec.secret)
-
-
-class SchemaError(InvalidParams):
-    """A template error that knows its key path, so a file loader can find its line."""
-
-    def __init__(self, message: str, path: tuple[str | int, ...] = ()) -> None:
-        super().__init__(message)
-        self.path = path
 
 
 def template_from_dict(data: Any, source: str = "") -> Template:
@@ -116,16 +124,18 @@ def template_from_dict(data: Any, source: str = "") -> Template:
 
     runner = data.get("runner", "shell")
     if not isinstance(runner, str):
-        raise SchemaError(f"runner must be shell or python, got {described(runner)}", ("runner",))
-    if runner in FUTURE_RUNNERS:
-        raise SchemaError(f"runner '{runner}' is not supported yet", ("runner",))
+        raise SchemaError(
+            f"runner must be one of {', '.join(RUNNERS)}, got {described(runner)}", ("runner",)
+        )
     if runner not in RUNNERS:
         raise SchemaError(
-            f"unknown runner '{printable(runner)}' (use shell or python)", ("runner",)
+            f"unknown runner '{printable(runner)}' (use {', '.join(RUNNERS)})", ("runner",)
         )
 
     params = _parse_params(data.get("params"))
     command, env, handler, isolate, partial = _parse_runner_keys(data, runner)
+    ansible = parse_ansible(data["ansible"]) if runner == "ansible" else None
+    terraform = parse_terraform(data["terraform"]) if runner == "terraform" else None
     concurrency_key, concurrency_limit = _parse_concurrency(data.get("concurrency"))
 
     _check_program_is_fixed(command, env)
@@ -199,6 +209,8 @@ def template_from_dict(data: Any, source: str = "") -> Template:
         team=team,
         approval=approval,
         confirm=confirm,
+        ansible=ansible,
+        terraform=terraform,
     )
 
 
@@ -219,16 +231,18 @@ def _parse_runner_keys(
 ) -> tuple[tuple[str, ...] | None, dict[str, str], str | None, bool, tuple[int, ...]]:
     """The keys whose meaning depends on the runner; a key for the other runner is an error."""
     present = {key for key, value in data.items() if value is not None}
-    wrong = ("handler", "isolate") if runner == "shell" else ("command", "partial_exit_codes")
-    for key in wrong:
-        if key in present:
-            other = "python" if runner == "shell" else "shell"
-            raise SchemaError(f"{key} is only for runner {other}", (key,))
+    for key, owners in _RUNNER_KEYS.items():
+        if key in present and runner not in owners:
+            raise SchemaError(f"{key} is only for runner {' or '.join(owners)}", (key,))
 
     command: tuple[str, ...] | None = None
     handler: str | None = None
     isolate = False
-    if runner == "shell":
+    if runner in ("ansible", "terraform"):
+        if runner not in present:
+            article = "an" if runner == "ansible" else "a"
+            raise SchemaError(f"runner {runner} needs {article} {runner}: block", ("runner",))
+    elif runner == "shell":
         if "command" not in present:
             raise SchemaError("runner shell needs a command (a list of argv strings)", ("runner",))
         value = data["command"]

@@ -26,9 +26,9 @@ from opsconsole.core import model
 from opsconsole.core.errors import OpsError, StoreUnavailable
 from opsconsole.core.files import PRIVATE, Access, create_file, exposure, fix, tighten
 
-SCHEMA_REVISION = "0003"
+SCHEMA_REVISION = "0004"
 """The newest Alembic revision this code knows; a test keeps it equal to the scripts' head."""
-KNOWN_REVISIONS = ("0001", "0002", "0003")
+KNOWN_REVISIONS = ("0001", "0002", "0003", "0004")
 BUSY_TIMEOUT_MS = 60_000
 LOCK_NOTICE_AFTER = 1.0
 """Seconds a write waits for another process's lock before saying that it is waiting."""
@@ -43,6 +43,9 @@ meta = model.StoreMeta.__table__
 approvals = model.Approval.__table__
 reviews = model.Review.__table__
 freezes = model.Freeze.__table__
+host_tasks = model.HostTask.__table__
+instances = model.Instance.__table__
+plans = model.Plan.__table__
 
 log = logging.getLogger("opsconsole.store")
 

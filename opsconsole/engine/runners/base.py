@@ -15,10 +15,15 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from opsconsole.core.catalog import Template
 from opsconsole.engine.context import RunContext, RunResult
+
+if TYPE_CHECKING:
+    from opsconsole.config import Settings
+    from opsconsole.core.clock import Clock
+    from opsconsole.core.store.db import Database
 
 OUTCOMES = ("succeeded", "partial", "failed")
 
@@ -34,6 +39,12 @@ class RunSpec:
     catalog_dir: Path
     env: dict[str, str]
     """Extra environment for children: job id, attempt, dry run."""
+    row: dict[str, Any] | None = None
+    """The claimed job row (phase, gate round, ...), for runners whose run has stages."""
+    db: Database | None = None
+    """The store, for runners that record more than log lines (the hosts grid, plans)."""
+    clock: Clock | None = None
+    settings: Settings | None = None
 
     def deadline(self, started: float | None = None) -> float | None:
         if self.timeout_s is None:
