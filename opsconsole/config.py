@@ -31,6 +31,69 @@ def default_home() -> Path:
 
 
 @dataclass(frozen=True)
+class Credential:
+    """An SSH credential ``[credentials.NAME]``: secrets by reference, read when a job runs.
+
+    ``private_key`` and ``become_password`` are ``file:/path`` or ``env:NAME``; the file or
+    variable is read by the worker for each run, so the secret is never in the config file,
+    the store or a job's snapshot.
+    """
+
+    name: str
+    user: str = ""
+    private_key: str = ""
+    become_password: str = ""
+
+    def resolve(self, field_name: str) -> str:
+        """The secret behind a reference ("" when the field is not set)."""
+        ref = getattr(self, field_name)
+        if not ref:
+            return ""
+        kind, _, where = ref.partition(":")
+        origin = f"credential '{self.name}': {field_name}"
+        if kind == "env":
+            value = os.environ.get(where)
+            if value is None:
+                raise InvalidParams(f"{origin}: environment variable {where} is not set")
+            return value
+        try:
+            return Path(where).expanduser().read_text()
+        except OSError as exc:
+            raise InvalidParams(f"{origin}: cannot read {where}: {exc.strerror}") from None
+
+
+_CREDENTIAL_KEYS = ("user", "private_key", "become_password")
+_SECRET_KEYS = ("private_key", "become_password")
+
+
+def parse_credentials(table: Any, origin: str) -> tuple[Credential, ...]:
+    """``[credentials.NAME]`` tables; a secret given inline (not by reference) is refused."""
+    if not isinstance(table, dict):
+        raise InvalidParams(f"{origin}: [credentials] must hold [credentials.NAME] tables")
+    out: list[Credential] = []
+    for name, body in table.items():
+        where = f"{origin}: [credentials.{name}]"
+        if not isinstance(body, dict):
+            raise InvalidParams(f"{where} must be a table")
+        for key, value in body.items():
+            if key not in _CREDENTIAL_KEYS:
+                raise InvalidParams(
+                    f"{where}: unknown key '{key}' (use {', '.join(_CREDENTIAL_KEYS)})"
+                )
+            if not isinstance(value, str):
+                raise InvalidParams(f"{where}: '{key}' must be a string")
+            if key in _SECRET_KEYS:
+                kind, _, rest = value.partition(":")
+                if kind not in ("file", "env") or not rest:
+                    raise InvalidParams(
+                        f"{where}: '{key}' must be a reference, \"file:/path\" or "
+                        '"env:NAME" (never the secret itself)'
+                    )
+        out.append(Credential(name=str(name), **body))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
 class Settings:
     home: Path = _doc(
         "State directory: the SQLite file, the secret key, the wake-up channel. "
@@ -102,11 +165,27 @@ class Settings:
         "worker).",
         default=3,
     )
+    credentials: tuple[Credential, ...] = _doc(
+        "SSH credentials for Ansible jobs: the `[credentials.NAME]` tables of "
+        "`opsconsole.toml` (see Ansible); not settable by environment or flag.",
+        default=(),
+    )
     policy: Policy = _doc(
         "Roles and teams: the `[roles]` and `[teams.NAME]` tables of `opsconsole.toml` "
         "(see Roles and teams); not settable by environment or flag.",
         default=Policy(),
     )
+
+    def credential(self, name: str) -> Credential:
+        """The credential a template names; InvalidParams when none is declared."""
+        for cred in self.credentials:
+            if cred.name == name:
+                return cred
+        known = ", ".join(c.name for c in self.credentials) or "none"
+        raise InvalidParams(
+            f"credential '{name}' is not declared in opsconsole.toml "
+            f"([credentials.{name}]; declared: {known})"
+        )
 
     def doc(self, name: str) -> str:
         return next(f.metadata["doc"] for f in fields(self) if f.name == name)
@@ -181,11 +260,12 @@ def config_file_candidates(home: Path | None) -> list[Path]:
 
 
 POLICY_TABLES = ("roles", "teams")
+CREDENTIALS_TABLE = "credentials"
 """Top-level tables of opsconsole.toml that are access rules, not settings."""
 
 
-def _read_toml(path: Path) -> tuple[dict[str, Any], Policy]:
-    """The file's settings and its roles and teams."""
+def _read_toml(path: Path) -> tuple[dict[str, Any], Policy, tuple[Credential, ...]]:
+    """The file's settings, its roles and teams, and its credentials."""
     try:
         with path.open("rb") as fh:
             data = tomllib.load(fh)
@@ -194,6 +274,8 @@ def _read_toml(path: Path) -> tuple[dict[str, Any], Policy]:
     except OSError as exc:
         raise InvalidParams(f"{path}: cannot read: {exc.strerror}") from None
     tables = {name: data.pop(name) for name in POLICY_TABLES if name in data}
+    creds = data.pop(CREDENTIALS_TABLE, None)
+    credentials = parse_credentials(creds, str(path)) if creds is not None else ()
     section = data.get("opsconsole", data)
     if not isinstance(section, dict):
         raise InvalidParams(f"{path}: [opsconsole] must be a table")
@@ -211,7 +293,7 @@ def _read_toml(path: Path) -> tuple[dict[str, Any], Policy]:
     policy = parse_policy(
         tables.get("roles"), tables.get("teams"), origin=str(path), source_uid=uid
     )
-    return section, policy
+    return section, policy, credentials
 
 
 def load_settings(**flags: Any) -> Settings:
@@ -230,9 +312,10 @@ def load_settings(**flags: Any) -> Settings:
     explicit = os.environ.get(ENV_PREFIX + "CONFIG")
     for path in config_file_candidates(home or default_home()):
         if path.is_file():
-            section, policy = _read_toml(path)
+            section, policy, credentials = _read_toml(path)
             file_values = {k: _convert(k, v, str(path)) for k, v in section.items()}
             file_values["policy"] = policy
+            file_values["credentials"] = credentials
             break
         if explicit:
             raise InvalidParams(f"{path}: config file not found")

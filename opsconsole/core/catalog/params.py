@@ -23,6 +23,15 @@ if TYPE_CHECKING:
 
 
 MAX_PARAM_BYTES = 64 * 1024
+MAX_HOSTS = 1000
+
+# A DNS name (labels of letters, digits, '-' and '_'), an IPv4 or a bare IPv6 address: never
+# an Ansible host pattern ('*', '!', '&', '~regex', '@file'), so a value names hosts and only.
+_HOST_RE = re.compile(
+    r"(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
+    r"(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*"
+)
+_IPV6_RE = re.compile(r"(?=.*:)[0-9A-Fa-f:.]{2,45}")
 
 
 _INT_RE = re.compile(r"[+-]?[0-9]+")
@@ -40,6 +49,8 @@ class ParamType(StrEnum):
     BOOLEAN = "boolean"
     CHOICE = "choice"
     LIST = "list"
+    HOSTS = "hosts"
+    """Host names or IP addresses, comma or space separated: an Ansible inventory."""
 
 
 @dataclass(frozen=True)
@@ -145,6 +156,8 @@ def coerce(spec: ParamSpec, value: Any) -> Any:
             return value
         case ParamType.LIST:
             return _coerce_list(spec, value)
+        case ParamType.HOSTS:
+            return _coerce_hosts(value)
     raise BadValue(f"has an unsupported type {spec.type!r}")  # pragma: no cover
 
 
@@ -178,6 +191,32 @@ def _coerce_list(spec: ParamSpec, value: Any) -> list[str]:
     for text in result:
         _check_pattern(spec, text)
     return result
+
+
+def _coerce_hosts(value: Any) -> list[str]:
+    if isinstance(value, str):
+        items = [part for part in re.split(r"[,\s]+", value) if part]
+    elif isinstance(value, list | tuple):
+        items = list(value)
+    else:
+        raise BadValue(f"must be host names, got {kind_of(value)}")
+    hosts: list[str] = []
+    for item in items:
+        if not isinstance(item, str):
+            raise BadValue(f"items must be host names, got {kind_of(item)}")
+        _check_text(item)
+        if not (_HOST_RE.fullmatch(item) or _IPV6_RE.fullmatch(item)):
+            raise BadValue(
+                f"'{printable(item)}' is not a host name or IP address (letters, digits, "
+                "'.', '-', '_'; no patterns)"
+            )
+        if item not in hosts:
+            hosts.append(item)
+    if not hosts:
+        raise BadValue("must name at least one host")
+    if len(hosts) > MAX_HOSTS:
+        raise BadValue(f"names too many hosts ({len(hosts)}, max {MAX_HOSTS})")
+    return hosts
 
 
 def _check_text(text: str) -> int:
