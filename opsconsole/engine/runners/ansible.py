@@ -93,6 +93,8 @@ def unsafe_yaml(values: dict[str, Any]) -> str:
             return "[" + ", ".join(scalar(v) for v in value) + "]"
         return "!unsafe " + json.dumps(str(value))
 
+    if not values:
+        return "{}\n"  # Ansible refuses an empty vars file
     return "".join(f"{name}: {scalar(value)}\n" for name, value in values.items())
 
 

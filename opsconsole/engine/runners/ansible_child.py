@@ -11,6 +11,7 @@ marker per event the worker turns into progress, grid cells and the recap
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -99,10 +100,8 @@ def main() -> int:
     def forget_vars() -> None:
         # Ansible read the extra vars before its first event: drop the file holding them
         if vars_file:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(vars_file)
-            except FileNotFoundError:
-                pass
 
     def on_event(event: dict[str, Any]) -> bool:
         text = _ANSI_RE.sub("", event.get("stdout") or "")
