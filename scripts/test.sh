@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh Debian machine, then runs the whole suite.
-# System packages: tmux (the console's end-to-end test drives the real app in it).
+# System packages: tmux (the console's end-to-end test drives the real app in it) and
+# openssh-server (the Ansible SSH tests start a real sshd on 127.0.0.1).
 # Python: a virtualenv in .venv with the project and its test extras.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -8,6 +9,11 @@ if ! command -v tmux >/dev/null 2>&1; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq && $sudo apt-get install -y -qq tmux >/dev/null || exit 1
+fi
+if [ ! -x /usr/sbin/sshd ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq && $sudo apt-get install -y -qq openssh-server >/dev/null || exit 1
 fi
 python3 -m venv .venv && .venv/bin/pip install -q -e '.[test]' || exit 1
 .venv/bin/python -m pytest "$@"
