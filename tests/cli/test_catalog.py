@@ -16,7 +16,10 @@ SAMPLES = [
     "http-check",
     "restart-service",
     "rotate-logs",
+    "rotate-logs-ansible",
+    "site-ping",
     "sync-inventory",
+    "uptime",
 ]
 
 
