@@ -34,7 +34,7 @@ KEEP = frozenset({".terraform", ".terraform.lock.hcl", STATE, STATE + ".backup",
 
 def instance_name(spec: TerraformSpec, params: Mapping[str, Any]) -> str:
     """The instance a job works on, rendered from its parameters; refused unless safe."""
-    name = render(spec.instance, params).strip()
+    name = render(spec.instance, params)
     if not NAME_RE.fullmatch(name):
         shown = name if name.isprintable() and len(name) <= 80 else repr(name[:80])
         raise InvalidParams(
