@@ -31,8 +31,9 @@ pytestmark = pytest.mark.slow
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_plan_parks_then_the_approved_plan_is_applied(
-    settings: Settings, catalog: Path, engine: str
+    settings: Settings, catalog: Path, engine: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("TF_CLI_CONFIG_FILE", str(catalog / "missing.tfrc"))  # as on this host
     add_module(catalog)
     add_template(catalog)
     with engine_service(settings, engine) as svc, running_pool(svc):
@@ -64,6 +65,7 @@ def test_plan_parks_then_the_approved_plan_is_applied(
         text = log_text(svc, job)
         assert "terraform_data.first: Creation complete" in text
         assert '"@message"' not in text  # readable lines, not Terraform's JSON
+        assert "CLI configuration" not in text
         view = svc.get(job)
         assert view.progress == 100
 
