@@ -84,8 +84,8 @@ def running_pool(service: OpsService, slots: int = 1) -> Iterator[WorkerPool]:
         pool.stop(grace=2)
 
 
-def submit(service: OpsService, template: str, **params: Any) -> str:
-    return service.submit(SubmitRequest(template, params=params)).id
+def submit(svc: OpsService, template: str, /, **params: Any) -> str:
+    return svc.submit(SubmitRequest(template, params=params)).id
 
 
 def state_of(service: OpsService, job: str) -> Callable[[], bool]:

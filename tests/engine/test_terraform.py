@@ -3,6 +3,7 @@ plan -> park -> approve -> apply of exactly that plan, stale plans, plan_only, d
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -196,3 +197,33 @@ def test_a_module_that_needs_a_registry_provider_fails_in_one_line(
         assert wait_state(svc, job, S.SUCCEEDED, S.FAILED) == S.FAILED
         message = svc.get(job).error["message"]
         assert "needs a provider from a registry" in message and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("template", "params", "outputs"),
+    [
+        ("web_app", {"app_name": "shop", "replicas": 3}, {"url": "http://shop.apps.internal"}),
+        (
+            "api_service",
+            {"service": "orders", "size": "medium", "load_balancer": True, "autoscaling": True},
+            {"endpoint": "https://orders.lb.internal", "max_instances": 8},
+        ),
+    ],
+)
+def test_the_sample_templates_plan_park_and_apply(
+    settings: Settings, catalog: Path, template: str, params: dict, outputs: dict
+) -> None:
+    samples = Path(__file__).resolve().parents[2] / "data"
+    shutil.copytree(samples / "terraform", catalog / "terraform")
+    shutil.copy(samples / "templates" / f"{template}.yaml", catalog / "templates")
+    with engine_service(settings, "binary") as svc, running_pool(svc):
+        job = submit(svc, template, **params)
+        assert wait_state(svc, job, S.AWAITING_APPROVAL, S.FAILED) == S.AWAITING_APPROVAL
+        svc.approve(job)
+        assert wait_state(svc, job, S.SUCCEEDED, S.FAILED) == S.SUCCEEDED
+        name = next(iter(params.values()))
+        row = instance_store.get(svc.db, template, name)
+        assert row is not None and outputs.items() <= row["outputs"].items()
+        if template == "api_service":
+            assert row["outputs"]["connection_string"] == "***"
+            assert "terraform_data.load_balancer[0]" in row["resources"]
