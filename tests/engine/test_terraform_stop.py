@@ -128,3 +128,18 @@ def test_a_second_job_on_one_instance_waits_for_the_first(
         svc.cancel(first)
         assert wait_state(svc, second, S.SUCCEEDED, S.FAILED) == S.SUCCEEDED
     assert not sleepers()
+
+
+def test_a_timeout_mid_apply_stops_it_the_same_way(settings: Settings, catalog: Path) -> None:
+    add_module(catalog)
+    add_template(catalog, gated=False)
+    path = catalog / "templates" / "infra.yaml"
+    path.write_text(path.read_text() + "timeout: 4s\n")
+    with engine_service(settings, "binary") as svc, running_pool(svc):
+        job = submit(svc, "infra", name="slow", pause=307)
+        assert wait_state(svc, job, S.TIMED_OUT, S.FAILED, S.SUCCEEDED) == S.TIMED_OUT
+        assert find_marked(f"{job}.1") == []
+        assert "timed out after 4s" in svc.get(job).error["message"]
+        ws = instances.workspace(settings.home, "infra", "slow")
+        assert not instances.locked(ws) and instances.read_state(ws) is not None
+    assert not sleepers()

@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from python_terraform import IsFlagged, Terraform
-
 from opsconsole.core import instances
 from opsconsole.core.catalog import render
 from opsconsole.core.errors import OpsError
@@ -35,6 +33,9 @@ from opsconsole.engine.runners.terraform_engine import (
 )
 from opsconsole.engine.runners.terraform_proc import DOCUMENT_BYTES, Ended, run_command
 from opsconsole.engine.runners.terraform_ui import UiReader, registry_problem
+
+FLAG = object()
+"""A flag without a value (python-terraform's ``IsFlagged``, imported only when used)."""
 
 ACTIONS = {
     ("create",): "create",
@@ -168,9 +169,7 @@ class TerraformRunner:
         plan_path = instances.plan_file(job.ws, ctx.job_id, ctx.attempt)
         ctx.progress(None, "plan")
         reader = UiReader(ctx.log_fn, self._progress(job), counting=False)
-        args = self._args(
-            "plan", out=str(plan_path), destroy=IsFlagged if destroy else None, json=IsFlagged
-        )
+        args = self._args("plan", out=str(plan_path), destroy=FLAG if destroy else None, json=FLAG)
         end = self._command(job, args, reader.line)
         self._stopped(end)
         if end.outcome.exit_code != 0:
@@ -206,7 +205,7 @@ class TerraformRunner:
 
         end = self._command(
             job,
-            self._args("show", str(plan_path), json=IsFlagged, changes=False),
+            self._args("show", str(plan_path), json=FLAG, changes=False),
             on_line,
             DOCUMENT_BYTES,
         )
@@ -236,7 +235,7 @@ class TerraformRunner:
         for item in saved["summary"].get("resources", []):
             if item.get("action") not in ("no-op", "read"):
                 reader.state.planned.add(item["address"])
-        end = self._command(job, self._args("apply", str(plan_path), json=IsFlagged), reader.line)
+        end = self._command(job, self._args("apply", str(plan_path), json=FLAG), reader.line)
         state = instances.summary_of_state(instances.read_state(job.ws))
         problem = instances.problem(job.ws)
         now = spec.clock.now()
@@ -287,7 +286,14 @@ class TerraformRunner:
         """Terraform's argv (python-terraform builds it; never with ``var=``, so variables
         reach neither argv nor its temp ``.tfvars.json``). ``changes``: a command that may
         change or lock the state (no prompt, never wait for someone else's lock)."""
+        try:
+            from python_terraform import IsFlagged, Terraform
+        except ImportError:
+            raise Refused(
+                "python-terraform is not installed (pip install 'opsconsole[terraform]')", "setup"
+            ) from None
         base = Terraform(terraform_bin_path="terraform", is_env_vars_included=False)
+        options = {k: IsFlagged if v is FLAG else v for k, v in options.items()}
         if changes:
             options = {"input": False, "lock_timeout": "0s", **options}
         argv = base.generate_cmd_string(command, *args, no_color=IsFlagged, **options)
@@ -306,6 +312,7 @@ class TerraformRunner:
             deadline=job.deadline,
             kill_grace=spec.kill_grace,
             line_max=line_max or max(spec.line_max - 48, 1),
+            timeout_s=spec.timeout_s,
         )
 
     @staticmethod

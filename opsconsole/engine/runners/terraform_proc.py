@@ -45,13 +45,14 @@ class Interrupter:
         self.ctx, self.pid, self.marker = ctx, pid, marker
         self.deadline, self.grace = deadline, grace
         self.sent: float | None = None
+        self.timeout_message = "timed out"
         self.children_told = False
 
     def __call__(self) -> bool:
         now = time.monotonic()
         stop = self.ctx.stop
         if not stop.is_set() and self.deadline is not None and now >= self.deadline:
-            stop.set("timed_out", "timed out")
+            stop.set("timed_out", self.timeout_message)
         if not stop.is_set():
             return False
         if self.sent is None:
@@ -83,6 +84,7 @@ def run_command(
     deadline: float | None,
     kill_grace: float,
     line_max: int,
+    timeout_s: float | None = None,
 ) -> Ended:
     """Run one Terraform command to its end (OSError when it cannot start)."""
     marker = f"{ctx.job_id}.{ctx.attempt}"
@@ -92,6 +94,8 @@ def run_command(
     pid = proc.start()
     ctx.pid_fn(pid)
     stopper = Interrupter(ctx, pid, marker, deadline, max(STOP_GRACE, kill_grace))
+    if timeout_s is not None:
+        stopper.timeout_message = f"timed out after {timeout_s:g}s"
     out = proc.wait(cancelled=stopper, grace=kill_grace)
     stopped = ctx.stop.reason if (ctx.stop.is_set() or stopper.sent is not None) else None
     return Ended(out, stopped)
