@@ -21,7 +21,7 @@ from tf_support import (
 
 from opsconsole.config import Settings
 from opsconsole.core import instances
-from opsconsole.core.service import OpsService
+from opsconsole.core.service import OpsService, SubmitRequest
 from opsconsole.core.states import JobState
 from opsconsole.core.store import instances as instance_store
 from opsconsole.core.store import plans as plan_store
@@ -38,8 +38,9 @@ def test_plan_parks_then_the_approved_plan_is_applied(
     add_module(catalog)
     add_template(catalog)
     with engine_service(settings, engine) as svc, running_pool(svc):
-        job = submit(svc, "infra", name="shop")
-        assert svc.get(job).state == S.QUEUED  # it plans before anyone approves
+        submitted = svc.submit(SubmitRequest("infra", params={"name": "shop"}))
+        assert submitted.state == S.QUEUED  # it plans before anyone approves
+        job = submitted.id
         assert wait_state(svc, job, S.AWAITING_APPROVAL, S.FAILED) == S.AWAITING_APPROVAL
         plan = plan_store.latest(svc.db, job)
         assert plan is not None and plan["status"] == "pending"
