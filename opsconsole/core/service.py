@@ -40,6 +40,7 @@ from opsconsole.core.files import access_for
 from opsconsole.core.freezes import FreezesMixin
 from opsconsole.core.identity import Identity, current, user_name
 from opsconsole.core.ids import new_job_id
+from opsconsole.core.instances import concurrency_key, instance_name
 from opsconsole.core.reports import ReportsMixin
 from opsconsole.core.reviews import ReviewsMixin
 from opsconsole.core.secrets import MASK, SecretBox, fingerprint, split_secrets
@@ -330,6 +331,10 @@ class OpsService(ApprovalsMixin, ReviewsMixin, FreezesMixin, BulkMixin, AuditMix
                 raise InvalidParams(
                     f"template '{tpl.name}': the concurrency key may not use a secret parameter"
                 )
+        limit, phase = tpl.concurrency_limit, None
+        if tpl.terraform is not None:  # one job at a time on an instance's state
+            instance = instance_name(tpl.terraform, public)
+            key, limit, phase = concurrency_key(tpl.name, instance), 1, "plan"
         # a job with unfinished dependencies waits; one for later is scheduled
         state = S.QUEUED
         if after and self._any_unfinished(after):
@@ -337,7 +342,8 @@ class OpsService(ApprovalsMixin, ReviewsMixin, FreezesMixin, BulkMixin, AuditMix
         elif run_at > now:
             state = S.SCHEDULED
         gate: dict[str, Any] = {}
-        if tpl.approval is not None:  # gated: nothing runs before the approvers say so
+        if tpl.approval is not None and phase is None:  # gated: nothing runs before approval
+            # (a Terraform job plans first, then parks for the approval of its plan)
             state = S.AWAITING_APPROVAL
             gate = {
                 "gate_round": 1,
@@ -360,7 +366,8 @@ class OpsService(ApprovalsMixin, ReviewsMixin, FreezesMixin, BulkMixin, AuditMix
             "backoff_s": tpl.backoff_s,
             "timeout_s": timeout_s,
             "concurrency_key": key,
-            "concurrency_limit": tpl.concurrency_limit,
+            "concurrency_limit": limit,
+            "phase": phase,
             "on_interrupt": tpl.on_interrupt,
             "dry_run": req.dry_run,
             "submitted_by": actor,

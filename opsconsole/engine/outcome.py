@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from opsconsole.core.catalog import template_from_dict
 from opsconsole.core.retry import next_attempt_at
 from opsconsole.core.secrets import Redactor
 from opsconsole.core.states import JobState
@@ -28,7 +29,9 @@ class Settlement:
     message: str
 
 
-KNOWN = frozenset({"succeeded", "partial", "failed", "timed_out", "cancelled", "interrupted"})
+KNOWN = frozenset(
+    {"succeeded", "partial", "failed", "timed_out", "cancelled", "interrupted", "parked"}
+)
 """The outcomes a run may end with; anything else is a handler's bug and ends the job failed."""
 VANISHED = "worker_vanished"
 """The error kind of an interruption by a worker that died (not one that shut down)."""
@@ -54,7 +57,7 @@ def settle(
         shown = red.text(str(result.outcome))[:40]
         result = RunResult.failed(
             f"the run ended with an unknown outcome {shown!r} "
-            f"(one of {', '.join(sorted(KNOWN - {'interrupted'}))} was expected)",
+            f"(one of {', '.join(sorted(KNOWN - {'interrupted', 'parked'}))} was expected)",
             kind="unknown_outcome",
         )
     attempt = row["attempts"]
@@ -69,6 +72,8 @@ def settle(
     outcome = result.outcome
     if outcome != "interrupted":
         values["interruptions"] = 0  # the cap counts crashes in a row
+    if outcome == "parked":
+        return _parked(row, values, now, message)
     if outcome == "succeeded":
         new = S.SUCCEEDED
         values["progress"] = 100
@@ -109,3 +114,35 @@ def settle(
             new, kind = S.QUEUED, "requeued"
             values["run_at"] = now
     return Settlement(new, values, kind, message[:500])
+
+
+DEFAULT_EXPIRY_S = 86400.0
+
+
+def _parked(
+    row: Mapping[str, Any], values: dict[str, Any], now: datetime, message: str
+) -> Settlement:
+    """A Terraform job that planned waits for the approval of its plan: a new gate round.
+
+    Its plan attempt does not count against its retries (``retry_base``); the next claim
+    applies the approved plan.
+    """
+    try:
+        policy = template_from_dict(row["spec"]).approval
+    except Exception:  # the job's own snapshot: it parsed when it was claimed
+        policy = None
+    expiry = policy.expires_s if policy is not None and policy.expires_s else DEFAULT_EXPIRY_S
+    values.update(
+        {
+            "gate_round": int(row.get("gate_round") or 0) + 1,
+            "approval_expires_at": now + timedelta(seconds=expiry),
+            "approved_digest": None,
+            "phase": "apply",
+            "retry_base": row["attempts"],
+            "worker": None,
+            "lease_until": None,
+            "progress": None,
+            "step": None,
+        }
+    )
+    return Settlement(S.AWAITING_APPROVAL, values, None, message[:500])

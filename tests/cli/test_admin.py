@@ -104,6 +104,7 @@ def test_health_is_ok_on_a_fresh_store(cli):
         "files",
         "disk",
         "catalog",
+        "terraform",
     ]
     assert all(c["ok"] for c in health["checks"])
     assert ok(cli("health")).stdout.startswith("ok   store")

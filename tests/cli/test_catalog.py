@@ -10,6 +10,7 @@ from support import wait_until, write_template
 
 SAMPLE_CATALOG = Path(__file__).resolve().parents[2] / "data"
 SAMPLES = [
+    "api_service",
     "deploy-app",
     "disk-report",
     "hello",
@@ -20,6 +21,7 @@ SAMPLES = [
     "site-ping",
     "sync-inventory",
     "uptime",
+    "web_app",
 ]
 
 

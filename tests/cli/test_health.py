@@ -82,6 +82,7 @@ def test_a_healthy_store_passes_every_check(cli, echo):
         "files",
         "disk",
         "catalog",
+        "terraform",
     ]
     assert check(answer, "store")["detail"].endswith("(read and write)")
     assert check(answer, "catalog")["detail"].startswith("1 template(s) in ")

@@ -1,0 +1,85 @@
+"""A secret Terraform variable reaches Terraform as TF_VAR_x in its environment only: never
+argv (read from /proc while it runs), the store's bytes, the instance dir, or the temp dir."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+from tf_support import add_module, add_template, engine_service, log_text, running_pool, submit
+
+from opsconsole.config import Settings
+from opsconsole.core import instances
+from opsconsole.core.states import JobState
+
+S = JobState
+pytestmark = pytest.mark.slow
+
+
+def argv_holding(needle: bytes) -> list[str]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if needle in (entry / "cmdline").read_bytes():
+                    found.append(entry.name)
+            except OSError:
+                continue
+    return found
+
+
+def files_holding(root: Path, needle: bytes, since: float) -> list[Path]:
+    """Files under ``root`` changed since ``since`` whose bytes (or zipped members) hold it."""
+    found = []
+    for dirpath, _dirs, names in os.walk(root):
+        for name in names:
+            path = Path(dirpath) / name
+            try:
+                st = path.lstat()
+                if not path.is_file() or st.st_mtime < since or st.st_size > 50_000_000:
+                    continue
+                data = path.read_bytes()
+            except OSError:
+                continue
+            if needle in data:
+                found.append(path)
+            elif data[:2] == b"PK":  # a saved plan is a zip: look inside it too
+                try:
+                    with zipfile.ZipFile(path) as zf:
+                        if any(needle in zf.read(m) for m in zf.namelist()):
+                            found.append(path)
+                except (zipfile.BadZipFile, OSError):
+                    continue
+    return found
+
+
+def test_a_secret_variable_is_nowhere_but_terraforms_environment(
+    settings: Settings, catalog: Path
+) -> None:
+    token = "tok-" + secrets.token_hex(12)
+    needle = token.encode()
+    since = time.time() - 1
+    add_module(catalog)
+    add_template(catalog, gated=False)
+    with engine_service(settings, "binary") as svc, running_pool(svc):
+        job = submit(svc, "infra", name="vault", token=token, pause=2)
+        seen_running = False
+        while svc.get(job).state in (S.QUEUED, S.RUNNING):
+            assert argv_holding(needle) == []
+            seen_running = seen_running or "Creating" in log_text(svc, job)
+            time.sleep(0.05)
+        assert seen_running
+        assert svc.get(job).state == S.SUCCEEDED
+        ws = instances.workspace(settings.home, "infra", "vault")
+        assert "token-set" in (ws / "first.txt").read_text()  # it did reach Terraform
+        assert token not in log_text(svc, job)
+    db_file = Path(str(settings.db).removeprefix("sqlite:///"))
+    for path in (db_file, db_file.with_name(db_file.name + "-wal")):
+        assert not path.exists() or needle not in path.read_bytes()
+    assert files_holding(ws, needle, 0) == []  # ephemeral: not even the state or the plan
+    assert files_holding(Path(tempfile.gettempdir()), needle, since) == []
