@@ -86,7 +86,12 @@ async def prompt(pilot: Pilot[None], job: str) -> None:
         lambda: app.screen if isinstance(app.screen, ApprovalScreen) else None,
         timeout=10,
     )
-    await until(pilot, lambda: screen.query_one("#plan", Static).size.height > 0)
+    # pushed is not yet composed: wait for the plan to be there and laid out
+    await until(
+        pilot,
+        lambda: any(w.size.height > 0 for w in screen.query("#plan").results(Static)),
+        what="the plan laid out",
+    )
     await pilot.pause()
 
 
@@ -119,6 +124,7 @@ def test_instances_view(clocked: OpsService, fleet: dict[str, str], snap_compare
         view = await until(
             pilot, lambda: app.screen if isinstance(app.screen, InstancesScreen) else None
         )
+        await until(pilot, lambda: bool(view.query("#instance-detail")), what="composed")
         table = view.query_one("#view-table", DataTable)
         await until(pilot, lambda: table.row_count == 3, what="instance rows")
         table.focus()

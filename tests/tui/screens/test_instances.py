@@ -61,16 +61,20 @@ async def prompt_on(pilot: Pilot[None], job: str) -> ApprovalScreen:
     view = await until(
         pilot, lambda: app.screen if isinstance(app.screen, ApprovalsScreen) else None
     )
+    await until(pilot, lambda: bool(view.query("#view-table")), what="the view composed")
     table = view.query_one("#view-table", DataTable)
     await until(pilot, lambda: job in [str(r.key.value) for r in table.ordered_rows])
     table.move_cursor(row=table.get_row_index(job))
     await pilot.press("a")
-    return await until(
+    prompt = await until(
         pilot,
         lambda: app.screen if isinstance(app.screen, ApprovalScreen) else None,
         timeout=10,
         what="the approval prompt",
     )
+    # pushed is not yet composed: wait for its widgets
+    await until(pilot, lambda: bool(prompt.query("#plan")), what="the plan composed")
+    return prompt
 
 
 def test_the_prompt_shows_the_plan_coloured_with_the_counts_on_top(
@@ -155,6 +159,7 @@ def test_the_approvals_view_shows_plan_counts(clocked: OpsService, fleet: dict[s
         view = await until(
             pilot, lambda: app.screen if isinstance(app.screen, ApprovalsScreen) else None
         )
+        await until(pilot, lambda: bool(view.query("#view-table")), what="the view composed")
         table = view.query_one("#view-table", DataTable)
         await until(pilot, lambda: table.row_count > 0)
         assert str(table.get_row(job)[-1]) == "+2 ~1 -1 ±1"
@@ -171,6 +176,7 @@ async def open_instances(pilot: Pilot[None]) -> InstancesScreen:
     view = await until(
         pilot, lambda: app.screen if isinstance(app.screen, InstancesScreen) else None
     )
+    await until(pilot, lambda: bool(view.query("#view-table")), what="the view composed")
     table = view.query_one("#view-table", DataTable)
     await until(pilot, lambda: table.row_count >= 2, what="instance rows")
     return view
@@ -206,7 +212,12 @@ def test_colon_instances_opens_the_view(clocked: OpsService, fleet: dict[str, st
     async def script(pilot: Pilot[None]) -> None:
         await pilot.press("colon")
         prompt = await until(
-            pilot, lambda: app.screen if isinstance(app.screen, PromptScreen) else None
+            pilot,
+            lambda: (
+                app.screen
+                if isinstance(app.screen, PromptScreen) and app.screen.query(Input)
+                else None
+            ),
         )
         prompt.query_one(Input).value = "instances"
         await pilot.press("enter")
@@ -227,14 +238,22 @@ def test_d_requests_a_gated_destroy_after_the_typed_name_and_the_secret(
         table.move_cursor(row=table.get_row_index("web_app/shop"))
         # a wrong name submits nothing
         await pilot.press("d")
-        await until(pilot, lambda: isinstance(app.screen, PromptScreen), what="the question")
+        await until(
+            pilot,
+            lambda: isinstance(app.screen, PromptScreen) and bool(app.screen.query(Input)),
+            what="the question",
+        )
         app.screen.query_one(Input).value = "shp"
         await pilot.press("enter")
         await until(pilot, lambda: any("does not match" in n for n in notes(app)))
         assert not [j for j in clocked.instance("shop").history or () if "destroy" in j.tags]
         # the right name, then the secret again
         await pilot.press("d")
-        await until(pilot, lambda: isinstance(app.screen, PromptScreen), what="the question")
+        await until(
+            pilot,
+            lambda: isinstance(app.screen, PromptScreen) and bool(app.screen.query(Input)),
+            what="the question",
+        )
         app.screen.query_one(Input).value = "shop"
         await pilot.press("enter")
         secret = await until(
