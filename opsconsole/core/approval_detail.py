@@ -25,6 +25,7 @@ from opsconsole.core.views import JobView, iso
 
 if TYPE_CHECKING:
     from opsconsole.core.approvals import ApprovalsMixin
+    from opsconsole.core.store.db import Database
 
 
 ACTIONS = ("create", "update", "delete", "replace", "read", "no-op")
@@ -149,7 +150,7 @@ class PlanView:
         }
 
 
-def job_plan(db: Any, job_id: str) -> PlanView | None:
+def job_plan(db: Database, job_id: str) -> PlanView | None:
     """The newest plan of a job (whatever its status), or None when it has none."""
     row = plan_store.latest(db, job_id)
     return PlanView.from_row(row) if row is not None else None

@@ -179,10 +179,6 @@ class InstanceOpsMixin(ServiceHost):
         view = _view(row, states.get(row["last_job"]))
         return replace(view, history=history, plan=plan)
 
-    def instance_names(self) -> list[str]:
-        """Every ``TEMPLATE/NAME``, for the console's pickers."""
-        return [f"{r['template']}/{r['name']}" for r in instance_store.list_all(self.db)]
-
     def plans_of(self, job_ids: list[str]) -> dict[str, PlanView]:
         """The newest plan of each job that has one (the approvals list's counts)."""
         out = {}

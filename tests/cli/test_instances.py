@@ -174,3 +174,25 @@ def test_the_installed_command_lists_instances(settings: Settings, fleet: dict[s
     )
     assert result.returncode == 0, result.stderr
     assert '"instance":"blog"' in result.stdout.replace(" ", "")
+
+
+@pytest.mark.parametrize(("typed", "code"), [(b"shop", 0), (b"shp", 2)])
+def test_destroy_on_a_terminal_asks_for_the_instance_name(
+    settings: Settings, service: OpsService, fleet: dict[str, str], typed: bytes, code: int
+) -> None:
+    """The installed command on a real pseudo-terminal: the typed name submits, another
+    word submits nothing."""
+    import os
+
+    from cli_support import installed, on_a_terminal
+
+    argv = installed(settings, "instances", "destroy", "api_service/shop")
+    seen, exit_code, answered = on_a_terminal(
+        argv, b'type "shop" to confirm', lambda fd: os.write(fd, typed + b"\n"), timeout=30
+    )
+    assert answered and exit_code == code, seen
+    history = service.instance("api_service/shop").history or ()
+    destroys = [j for j in history if "destroy" in j.tags]
+    assert len(destroys) == (1 if code == 0 else 0), seen
+    if code:
+        assert b'the confirmation does not match "shop"; nothing submitted' in seen
