@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from opsconsole.core.clock import Clock
     from opsconsole.core.service import OpsService
     from opsconsole.core.store.db import Notice
-    from opsconsole.core.store.peek import JobRef
+    from opsconsole.core.store.peek import InstanceRef, JobRef
     from opsconsole.core.templates import CatalogReader
     from opsconsole.core.views import HealthCheck, HealthView
     from opsconsole.engine.pool import WorkerPool
@@ -97,6 +97,31 @@ def job_refs(
         return [JobRef(v.id, v.template, v.state.value) for v in found]
     finally:
         db.dispose()
+
+
+def instance_refs(settings: Settings, prefix: str = "") -> list[InstanceRef]:
+    """Terraform instance names for completion, read like ``job_refs`` (read-only, no
+    schema check on SQLite)."""
+    from opsconsole.core.store.peek import InstanceRef, instance_refs, sqlite_file
+
+    path = sqlite_file(settings.db)
+    if path is not None:
+        return instance_refs(path, prefix)
+    from opsconsole.core.service import OpsService
+    from opsconsole.core.store.db import Database
+
+    db = Database(settings.db)
+    try:
+        views = OpsService(settings, db).instances()
+    finally:
+        db.dispose()
+    uses: dict[str, int] = {}
+    for v in views:
+        uses[v.name] = uses.get(v.name, 0) + 1
+    refs = [
+        InstanceRef(v.name if uses[v.name] == 1 else v.ref, v.template, v.status) for v in views
+    ]
+    return [r for r in refs if r.ref.startswith(prefix) or f"{r.template}/".startswith(prefix)]
 
 
 def start_pool(service: OpsService, *, slots: int | None = None, once: bool = False) -> WorkerPool:

@@ -54,6 +54,43 @@ DETAIL_JOB = "m3hv6c"
 """A health check that failed once and succeeded on its retry (job.svg)."""
 GATED_JOB = "q2rv7n"
 """A restart awaiting approval (main.svg counts it, approval.svg is its prompt)."""
+PLAN_JOB = "p8tf4w"
+"""A Terraform change of web_app awaiting approval of its plan (plan.svg is its prompt)."""
+PLAN_HASH = "3f9a1c7e52d04b8a9e6f1d2c3b4a59687f0e1d2c3b4a5968708192a3b4c5d6e7"
+PLAN_SUMMARY = {
+    "add": 2,
+    "change": 1,
+    "destroy": 1,
+    "replace": 1,
+    "resources": [
+        {"address": "terraform_data.app_server", "action": "create"},
+        {"address": "terraform_data.dns_record", "action": "create"},
+        {"address": "terraform_data.config", "action": "update"},
+        {"address": "terraform_data.legacy_cache", "action": "delete"},
+        {"address": "terraform_data.load_balancer", "action": "replace"},
+        {"address": "terraform_data.network", "action": "no-op"},
+    ],
+    "outputs": {
+        "url": {"action": "create", "sensitive": False},
+        "size": {"action": "update", "sensitive": False},
+        "admin_password": {"action": "create", "sensitive": True},
+    },
+}
+"""What ``terraform show -json`` of the plan summarises to (the runner's summary shape)."""
+FALLBACK_WEB_APP = """name: web_app
+description: A web app behind a URL (approved before it changes)
+runner: terraform
+terraform:
+  module: terraform/web_app
+  instance: "{{ app_name }}"
+  vars: {size: "{{ size }}"}
+params:
+  app_name: {type: string, required: true}
+  size: {type: integer, default: 2}
+approval:
+  required: 1
+"""
+"""Drawn when the catalog has no ``web_app`` sample: the plan is seeded either way."""
 KEY = "b3BzY29uc29sZS1zY3JlZW5zaG90cy1maXhlZC1rZXk="
 """A fixed secret key: the digest an approval binds depends on it, and must not change."""
 ALL_IDS = {
@@ -71,6 +108,7 @@ ALL_IDS = {
     "submit.svg": [],
     "job.svg": [DETAIL_JOB],
     "approval.svg": [GATED_JOB],
+    "plan.svg": [PLAN_JOB],
 }
 
 
@@ -309,6 +347,8 @@ def seed(service: OpsService, clock: SettableClock) -> None:
     restart = {"service": "nginx", "env": "production"}
     s.submit(GATED_JOB, "restart-service", restart, at(6), by="alice", confirm="production")
 
+    seed_plan(s)
+
     # -- the worker that runs them ---------------------------------------------------------------
     s.clock.set(NOW)
     claim_store.register_worker(
@@ -324,6 +364,59 @@ def seed(service: OpsService, clock: SettableClock) -> None:
         state="running",
         running=[],
     )
+
+
+def sample_params(template: Any) -> dict[str, Any]:
+    """Values for a template's required parameters without a default (``shop`` for text)."""
+    out: dict[str, Any] = {}
+    for name, p in template.params.items():
+        if p.default is not None or not p.required:
+            continue
+        if p.choices:
+            out[name] = p.choices[0]
+        elif p.type == "integer":
+            out[name] = p.min if p.min is not None else 2
+        elif p.type == "boolean":
+            out[name] = False
+        else:
+            out[name] = "shop"
+    return out
+
+
+def seed_plan(s: Seeder) -> None:
+    """A web_app change planned and parked at its gate, as the Terraform runner leaves it:
+    the plan recorded with ``plans.add``, the job awaiting approval in its apply phase."""
+    from opsconsole.core.catalog import render
+    from opsconsole.core.store import plans as plan_store
+    from opsconsole.core.store.db import jobs
+
+    template = s.service.catalog.get("web_app")
+    params = sample_params(template)
+    assert template.terraform is not None
+    s.submit(PLAN_JOB, "web_app", params, at(3), by="alice")
+    plan_store.add(
+        s.db,
+        job_id=PLAN_JOB,
+        attempt=1,
+        round_=1,
+        template="web_app",
+        instance=render(template.terraform.instance, params),
+        hash_=PLAN_HASH,
+        summary=PLAN_SUMMARY,
+        file="/home/ops/.local/share/opsconsole/instances/web_app/shop/plan.tfplan",
+        now=at(2.5),
+    )
+    with s.db.write() as conn:
+        conn.execute(
+            jobs.update()
+            .where(jobs.c.id == PLAN_JOB)
+            .values(
+                state=S.AWAITING_APPROVAL.value,
+                phase="apply",
+                gate_round=1,
+                approval_expires_at=at(2.5) + timedelta(days=1),
+            )
+        )
 
 
 # -- driving the app -------------------------------------------------------------------------
@@ -432,13 +525,39 @@ async def approval_screen(app: OpsConsole, pilot: Pilot[Any]) -> None:
     await pilot.pause(0.3)
 
 
+async def plan_screen(app: OpsConsole, pilot: Pilot[Any]) -> None:
+    """The queue, the cursor on the web_app change, a: its plan, counted and coloured."""
+    queue = app.query_one("#queue", JobTable)
+    queue.focus()
+    await until(pilot, "the queue", lambda: queue.has_focus)
+    queue.move_cursor(row=queue.get_row_index(PLAN_JOB))
+    await until(pilot, "the Terraform job", lambda: app.selected_job() == PLAN_JOB)
+    await pilot.press("a")
+    await until(pilot, "the prompt", lambda: isinstance(app.screen, ApprovalScreen))
+    await pilot.press(*"plan reviewed")
+    app.screen.query_one(Input).cursor_blink = False
+    await pilot.pause(0.3)
+
+
+def catalog_copy(home: Path) -> Path:
+    """``data/`` copied, with a ``web_app`` sample written in when it has none."""
+    catalog = home / "catalog"
+    shutil.copytree(REPO / "data", catalog)
+    if not any((catalog / "templates").glob("web_app.y*ml")):
+        (catalog / "templates" / "web_app.yaml").write_text(FALLBACK_WEB_APP)
+        module = catalog / "terraform" / "web_app"
+        module.mkdir(parents=True, exist_ok=True)
+        (module / "main.tf").write_text('resource "terraform_data" "app_server" {}\n')
+    return catalog
+
+
 async def run() -> list[Path]:
     OUT.mkdir(exist_ok=True)
     home = Path(tempfile.mkdtemp(prefix="opsconsole-screenshots-"))
     try:
         settings = load_settings(
             home=home,
-            catalog=REPO / "data",
+            catalog=catalog_copy(home),
             db=f"sqlite:///{home / 'opsconsole.db'}",
             secret_key=KEY,
         )
@@ -453,6 +572,7 @@ async def run() -> list[Path]:
             await shoot(service, "submit.svg", (160, 50), submit_screen),
             await shoot(service, "job.svg", (160, 40), job_screen),
             await shoot(service, "approval.svg", (160, 50), approval_screen),
+            await shoot(service, "plan.svg", (160, 50), plan_screen),
         ]
         service.db.dispose()
         return shots

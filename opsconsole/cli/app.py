@@ -148,13 +148,26 @@ def _register() -> None:
         catalog,
         console,
         freeze,
+        instances,
         jobs,
         logs,
         reviews,
         worker,
     )
 
-    for module in (jobs, approvals, reviews, freeze, logs, audit, catalog, worker, admin, console):
+    for module in (
+        jobs,
+        approvals,
+        instances,
+        reviews,
+        freeze,
+        logs,
+        audit,
+        catalog,
+        worker,
+        admin,
+        console,
+    ):
         module.register(app)
 
 

@@ -9,13 +9,18 @@ does not allow break-glass).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from opsconsole.cli import complete, output
 from opsconsole.cli.helptext import Command, JsonOpt
 from opsconsole.cli.session import service
+
+if TYPE_CHECKING:
+    from rich.text import Text
+
+    from opsconsole.core.approval_detail import PlanView
 
 approvals_app = typer.Typer(help="Jobs waiting for an approval.", no_args_is_help=True)
 
@@ -43,6 +48,7 @@ def list_approvals(as_json: JsonOpt = False) -> None:
     from opsconsole.core.views import iso
 
     requests = service().approval_requests()
+    plans = service().plans_of([r.job.id for r in requests])
     if as_json:
         output.emit_json(
             [
@@ -54,6 +60,7 @@ def list_approvals(as_json: JsonOpt = False) -> None:
                     "approvers": list(r.approvers),
                     "expires_at": iso(r.expires_at) if r.expires_at else None,
                     "self_approval": r.self_approval,
+                    "plan": plans[r.job.id].to_dict() if r.job.id in plans else None,
                 }
                 for r in requests
             ]
@@ -64,7 +71,15 @@ def list_approvals(as_json: JsonOpt = False) -> None:
         return
     output.table(
         None,
-        ["JOB", "TEMPLATE", "BY", "APPROVALS", "APPROVERS", "EXPIRES"],
+        [
+            "JOB",
+            "TEMPLATE",
+            "BY",
+            "APPROVALS",
+            "APPROVERS",
+            "EXPIRES",
+            *(["PLAN"] if plans else []),
+        ],
         [
             [
                 r.job.id,
@@ -73,10 +88,26 @@ def list_approvals(as_json: JsonOpt = False) -> None:
                 f"{r.approvals}/{r.required}",
                 ", ".join(r.approvers) or ("anyone" if r.self_approval else "anyone else"),
                 output.ago(r.expires_at) if r.expires_at else "-",
+                *([plan_counts(plans.get(r.job.id))] if plans else []),
             ]
             for r in requests
         ],
     )
+
+
+def plan_counts(plan: PlanView | None) -> Text | str:
+    """``+2 ~0 -1`` in Terraform's colours (a destroy in bold red): the plan at a glance."""
+    if plan is None:
+        return "-"
+    from rich.text import Text
+
+    t = Text()
+    t.append(f"+{plan.add}", style="green")
+    t.append(f" ~{plan.change}", style="yellow")
+    t.append(f" -{plan.destroy}", style="bold red" if plan.destroy else "red")
+    if plan.replace:
+        t.append(f" ±{plan.replace}", style="magenta")
+    return t
 
 
 def approve(

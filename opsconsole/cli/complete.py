@@ -123,6 +123,18 @@ def job_ids(which: Literal["any", "live", "finished"]) -> Callable[..., Candidat
 
 
 @quiet
+def instance_names(ctx: typer.Context, incomplete: str) -> Candidates:
+    """Terraform instance names (``TEMPLATE/NAME`` where a name is not unique), each with
+    its status and template."""
+    from opsconsole.runtime import instance_refs
+
+    return [
+        (r.ref, _hint(f"{r.status} {r.template}"))
+        for r in instance_refs(settings_of(ctx), incomplete)
+    ]
+
+
+@quiet
 def states(incomplete: str) -> Candidates:
     """Job states: the live ones an operator looks for most first, then the final ones."""
     from opsconsole.core.states import FINAL, LIVE, JobState

@@ -481,7 +481,9 @@ def list_jobs(
 
 @jobs_app.command("show", cls=Command)
 def show(job: JobArg, as_json: JsonOpt = False) -> None:
-    """Show one job: parameters, outcome and audit trail.
+    """Show one job: parameters, outcome, audit trail, plan.
+
+    A Terraform job also shows its latest plan (what its apply changes).
 
     Secret parameters show as ***.
 
@@ -492,10 +494,15 @@ def show(job: JobArg, as_json: JsonOpt = False) -> None:
       opsconsole jobs show j7k --json
     """
     view = service().get(job, with_events=True)
+    plan = service().job_plan(view.id)
     if as_json:
-        output.emit_json(view.to_dict())
-    else:
-        output.job_detail(view)
+        output.emit_json({**view.to_dict(), **({"plan": plan.to_dict()} if plan else {})})
+        return
+    output.job_detail(view)
+    if plan is not None:
+        from opsconsole.cli.instances import print_plan
+
+        print_plan(plan)
 
 
 StateFilter = Annotated[

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from opsconsole.core.approval_detail import ApprovalDetail, approval_detail
 from opsconsole.core.catalog import Template, render, template_from_dict, validate_params
+from opsconsole.core.catalog.terraform import destroy_spec, is_destroy
 from opsconsole.core.digest import DIGEST_PURPOSE, job_digest, template_hash
 from opsconsole.core.errors import (
     Conflict,
@@ -326,11 +327,11 @@ class ApprovalsMixin(ServiceHost):
         if row["template"] not in catalog or catalog.ambiguity(row["template"]) is not None:
             return None
         spec = catalog.get(row["template"]).raw
-        own = (row["spec"] or {}).get("terraform") or {}
-        if own.get("destroy") and isinstance(spec.get("terraform"), dict):
-            # a destroy job is its template with destroy set: that is not a change
-            spec = {**spec, "terraform": {**spec["terraform"], "destroy": True}}
-        return spec
+        if is_destroy(row["spec"]):
+            # a destroy job is its template's destroy form: comparing it with the plain
+            # template would read the flag as a change, and a new round approve an apply
+            return destroy_spec(spec)
+        return dict(spec)
 
     def _template_change(self, row: Mapping[str, Any]) -> str | None:
         spec = self._catalog_spec(row)

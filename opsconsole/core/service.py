@@ -40,6 +40,7 @@ from opsconsole.core.files import access_for
 from opsconsole.core.freezes import FreezesMixin
 from opsconsole.core.identity import Identity, current, user_name
 from opsconsole.core.ids import new_job_id
+from opsconsole.core.instance_ops import InstanceOpsMixin
 from opsconsole.core.instances import concurrency_key, instance_name
 from opsconsole.core.reports import ReportsMixin
 from opsconsole.core.reviews import ReviewsMixin
@@ -93,7 +94,15 @@ class ListRequest:
     page_size: int = 50
 
 
-class OpsService(ApprovalsMixin, ReviewsMixin, FreezesMixin, BulkMixin, AuditMixin, ReportsMixin):
+class OpsService(
+    InstanceOpsMixin,
+    ApprovalsMixin,
+    ReviewsMixin,
+    FreezesMixin,
+    BulkMixin,
+    AuditMixin,
+    ReportsMixin,
+):
     """Built by ``runtime.open_service``; cheap to keep for the life of a process."""
 
     def __init__(
@@ -273,14 +282,15 @@ class OpsService(ApprovalsMixin, ReviewsMixin, FreezesMixin, BulkMixin, AuditMix
 
     # -- submit -------------------------------------------------------------------
 
-    def submit(self, req: SubmitRequest) -> JobView:
+    def submit(self, req: SubmitRequest, *, template: Template | None = None) -> JobView:
         """Validate and enqueue a job from a template.
 
         Args:
             req: the template, raw parameters (strings from a command line or typed
                 values), and scheduling options; ``run_at`` and ``run_in`` exclude each other.
+            template: the snapshot to run instead of the catalog's (an instance's destroy).
         """
-        row, after = self._prepare(req)
+        row, after = self._prepare(req, template=template)
         actor, now = row["submitted_by"], row["created_at"]
         for _ in range(5):
             try:
@@ -302,9 +312,9 @@ class OpsService(ApprovalsMixin, ReviewsMixin, FreezesMixin, BulkMixin, AuditMix
         self._prepare(req, confirming=False)
 
     def _prepare(
-        self, req: SubmitRequest, *, confirming: bool = True
+        self, req: SubmitRequest, *, confirming: bool = True, template: Template | None = None
     ) -> tuple[dict[str, Any], list[str]]:
-        tpl = self.catalog.get(req.template)
+        tpl = template or self.catalog.get(req.template)
         self.authorize("submit", template=tpl)
         values = validate_params(tpl, req.params)
         now = self.now()

@@ -92,6 +92,14 @@ ACTIONS: tuple[Action, ...] = (
         False,
         group="views",
     ),
+    Action(
+        "show_instances",
+        "I",
+        "Instances",
+        "Instances: Terraform instances, their outputs, a gated destroy",
+        False,
+        group="views",
+    ),
     Action("toggle_theme", "t", "Theme", "Toggle dark / light theme", False, group="app"),
 )
 

@@ -42,6 +42,7 @@ from opsconsole.tui.messages import (
 from opsconsole.tui.screens.catalog import CatalogScreen
 from opsconsole.tui.screens.dialogs import PromptScreen, QuitScreen
 from opsconsole.tui.screens.help import HelpScreen
+from opsconsole.tui.screens.instances import InstancesScreen
 from opsconsole.tui.screens.job import JobScreen
 from opsconsole.tui.screens.views import (
     EventsScreen,
@@ -81,6 +82,7 @@ VIEWS = {
     "stats": "show_stats",
     "audit": "show_audit",
     "approvals": "show_approvals",
+    "instances": "show_instances",
     "templates": "show_catalog",
     "help": "help",
 }
@@ -556,6 +558,9 @@ class OpsConsole(ApprovalActions, BulkActions, Selection, LogTail, App[None]):
 
     def action_show_stats(self) -> None:
         self.push_screen(StatsScreen())
+
+    def action_show_instances(self) -> None:
+        self.push_screen(InstancesScreen())
 
     def action_toggle_theme(self) -> None:
         self.theme = "textual-light" if self.theme == "textual-dark" else "textual-dark"

@@ -53,3 +53,36 @@ def test_a_job_not_awaiting_approval_has_no_prompt(
     clocked.reject(gated, reason="no")
     with pytest.raises(InvalidTransition, match="is rejected, not awaiting approval"):
         clocked.approval_detail(gated)
+
+
+def test_a_terraform_job_shows_its_plan(clocked: OpsService, catalog: Path) -> None:
+    from instance_support import HASH, PLAN, planned, terraform_catalog
+
+    terraform_catalog(catalog)
+    job = submitted_by(clocked, SubmitRequest("api_service", params={"name": "shop"}), "carol")
+    assert clocked.get(job).state == "queued"  # it plans first: no approval asked yet
+    planned(clocked, job, "api_service", "shop")
+    detail = clocked.approval_detail(job)
+    plan = detail.plan
+    assert plan is not None
+    assert (plan.add, plan.change, plan.destroy, plan.replace) == (2, 1, 1, 1)
+    assert plan.counts == "+2 ~1 -1 ±1"
+    assert (plan.short_hash, plan.status) == (HASH[:12], "pending")
+    assert [(r.address, r.action) for r in plan.changes] == [
+        (r["address"], r["action"]) for r in PLAN["resources"] if r["action"] != "no-op"
+    ]
+    assert [r.address for r in plan.destroys] == ["terraform_data.old_cache", "terraform_data.lb"]
+    assert plan.outputs["admin_password"] == {"action": "create", "sensitive": True}
+    assert (detail.instance, detail.destroy) == ("shop", False)
+    assert plan.to_dict()["counts"] == "+2 ~1 -1 ±1"
+
+
+def test_a_newer_plan_replaces_the_one_shown(clocked: OpsService, catalog: Path) -> None:
+    from instance_support import DESTROY_PLAN, planned, terraform_catalog
+
+    terraform_catalog(catalog)
+    job = submitted_by(clocked, SubmitRequest("api_service", params={"name": "shop"}), "carol")
+    planned(clocked, job, "api_service", "shop")
+    planned(clocked, job, "api_service", "shop", DESTROY_PLAN, hash_="a" * 64)
+    plan = clocked.approval_detail(job).plan
+    assert plan is not None and (plan.counts, plan.hash) == ("+0 ~0 -2", "a" * 64)

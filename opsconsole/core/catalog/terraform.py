@@ -6,11 +6,17 @@ and applies, and ``core/instances.py`` owns where an instance's state lives.
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from opsconsole.core.catalog.errors import SchemaError
 from opsconsole.core.catalog.messages import described, kind_of
+
+DESTROY_POLICY = {"required": 1}
+"""The approval a destroy needs when its template declares none: nothing destroys an
+instance without an approver seeing the plan."""
 
 KEYS = ("module", "instance", "vars", "plan_only", "destroy")
 
@@ -64,3 +70,21 @@ def parse_terraform(value: Any) -> TerraformSpec:
         plan_only=plan_only,
         destroy=destroy,
     )
+
+
+def is_destroy(spec: Any) -> bool:
+    """Does a job's template snapshot plan the destruction of its instance?"""
+    block = spec.get("terraform") if isinstance(spec, dict) else None
+    return isinstance(block, dict) and block.get("destroy") is True
+
+
+def destroy_spec(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """A template's snapshot turned into its destroy: ``terraform.destroy: true``, gated
+    (its own approval policy, else one approver), and no ``confirm:`` (a destroy is
+    confirmed by typing the instance's name where it is asked for)."""
+    spec = copy.deepcopy(dict(raw))
+    spec["terraform"] = {**spec.get("terraform", {}), "destroy": True}
+    if spec.get("approval") is None:
+        spec["approval"] = dict(DESTROY_POLICY)
+    spec.pop("confirm", None)
+    return spec

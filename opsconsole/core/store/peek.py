@@ -75,3 +75,41 @@ def job_refs(path: Path, prefix: str = "", *, live: int = 50, finished: int = 30
         return rows
     finally:
         conn.close()
+
+
+class InstanceRef(NamedTuple):
+    """A Terraform instance as completion shows it: what to type, with its status as hint."""
+
+    ref: str
+    """``NAME``, or ``TEMPLATE/NAME`` when several templates have an instance of that name."""
+    template: str
+    status: str
+
+
+def instance_refs(path: Path, prefix: str = "", *, limit: int = 100) -> list[InstanceRef]:
+    """Instances whose name (or ``TEMPLATE/NAME``) starts with ``prefix``, by name.
+
+    The instances table holds one row per template and instance name: small enough to read
+    in one query; a name two templates share is offered as ``TEMPLATE/NAME`` for each.
+    """
+    uri = f"file:{quote(str(path))}?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, timeout=PEEK_TIMEOUT)
+    try:
+        conn.execute("PRAGMA query_only=ON")
+        rows = conn.execute(
+            "SELECT template, name, status FROM instances ORDER BY name, template LIMIT ?",
+            (limit * 4,),
+        ).fetchall()
+    finally:
+        conn.close()
+    uses: dict[str, int] = {}
+    for _, name, _ in rows:
+        uses[name] = uses.get(name, 0) + 1
+    out = []
+    for template, name, status in rows:
+        ref = name if uses[name] == 1 else f"{template}/{name}"
+        if ref.startswith(prefix) or f"{template}/{name}".startswith(prefix):
+            out.append(
+                InstanceRef(ref if "/" not in prefix else f"{template}/{name}", template, status)
+            )
+    return out[:limit]

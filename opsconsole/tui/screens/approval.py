@@ -2,7 +2,9 @@
 
 The prompt shows exactly what an approval binds: the template, the command it renders or
 the handler it calls, the parameters (secrets masked, unsafe characters escaped), the
-targets, who asked and when, the expiry, the approvals so far and the digest. It returns
+targets, who asked and when, the expiry, the approvals so far and the digest; for a
+Terraform job, the plan its apply runs (``plan_text``: counts on top, one coloured line per
+resource change, destroys called out), the whole prompt scrolling when it is long. It returns
 the operator's decision; the app makes the call, so a refusal (not an approver, one's own
 job) comes back as the service's one line.
 """
@@ -23,7 +25,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Input, Label, Static
 
-from opsconsole.core.approval_detail import ApprovalDetail
+from opsconsole.core.approval_detail import SIGNS, ApprovalDetail, PlanView
 from opsconsole.core.approvals import ApprovalRequest
 from opsconsole.core.text import ago, visible
 from opsconsole.tui.screens.views import TableView
@@ -85,6 +87,71 @@ def what_runs(detail: ApprovalDetail, now: datetime) -> Table:
     return grid
 
 
+PLAN_STYLES = {
+    "create": "green",
+    "update": "yellow",
+    "delete": "red",
+    "replace": "magenta",
+    "read": "cyan",
+    "no-op": "dim",
+}
+"""A plan's actions in Terraform's own colours: + create green, ~ update yellow, - delete red."""
+
+
+def plan_counts(plan: PlanView) -> Text:
+    """``+2 ~0 -1`` (``±1`` for replacements) in the actions' colours."""
+    counts = Text()
+    counts.append(f"+{plan.add}", style="bold green")
+    counts.append(f" ~{plan.change}", style="bold yellow")
+    counts.append(f" -{plan.destroy}", style="bold red")
+    if plan.replace:
+        counts.append(f" ±{plan.replace}", style="bold magenta")
+    return counts
+
+
+def plan_text(detail: ApprovalDetail) -> Text:
+    """The plan an approval lets the apply run: what an approver must read before deciding.
+
+    Counts first, then a destroy warning, then one line per change (address escaped),
+    then the outputs it sets; no-ops are left out. Never markup: addresses come from
+    the module.
+    """
+    plan = detail.plan
+    out = Text()
+    if plan is None:
+        out.append("No plan yet: ", style="bold yellow")
+        out.append("the job plans first; its plan is shown here when it asks again.")
+        return out
+    what = "Destroy plan" if detail.destroy else "Plan"
+    out.append(f"{what} ", style="bold")
+    out.append_text(plan_counts(plan))
+    instance = f" for {visible(detail.instance)}" if detail.instance else ""
+    out.append(f"{instance}  sha256 {plan.short_hash}  {plan.status}", style="dim")
+    if plan.malformed:
+        out.append("\n! the stored plan summary is malformed: read the job's log", style="bold red")
+    if detail.destroy:
+        out.append(
+            f"\n! DESTROYS instance {visible(detail.instance or '')}: "
+            f"{len(plan.destroys)} resource(s) deleted",
+            style="bold red",
+        )
+    elif plan.destroys:
+        out.append(f"\n! deletes {len(plan.destroys)} resource(s)", style="bold red")
+    changes = plan.changes
+    if not changes:
+        out.append("\nNo changes.", style="dim")
+    for r in changes:
+        style = PLAN_STYLES.get(r.action, "")
+        out.append(f"\n{SIGNS.get(r.action, '?'):>3} ", style=f"bold {style}")
+        out.append(visible(r.address), style=style)
+        if r.action == "replace":
+            out.append("  (delete, then create)", style="dim")
+    for name, o in plan.outputs.items():
+        sensitive = " (sensitive)" if o.get("sensitive") else ""
+        out.append(f"\n    output {visible(name)}: {o.get('action', '?')}{sensitive}", style="dim")
+    return out
+
+
 class ApprovalScreen(ModalScreen[Decision | None]):
     """Approve (comment optional) or reject (reason required) one job awaiting approval."""
 
@@ -102,13 +169,16 @@ class ApprovalScreen(ModalScreen[Decision | None]):
 
     def compose(self) -> ComposeResult:
         job = self.detail.job
-        with Vertical(classes="dialog wide approval"):
+        plan = " plan" if self.detail.runner == "terraform" else ""
+        with Vertical(classes=f"dialog wide approval{plan}"):
             yield Label(
                 f"Job {job.id} awaits approval: this is exactly what will run",
                 markup=False,
                 classes="title",
             )
             with VerticalScroll(id="what-runs"):
+                if self.detail.runner == "terraform":
+                    yield Static(plan_text(self.detail), id="plan")
                 yield Static(what_runs(self.detail, self.now), id="facts")
             yield Input(
                 placeholder="comment (optional to approve) / reason (required to reject)",
@@ -156,13 +226,29 @@ class ApprovalsScreen(TableView):
     """Every job awaiting approval, oldest first, live; ``a`` opens the prompt on the row."""
 
     TITLE = "Approvals: jobs waiting at their gate, oldest first (a: approve or reject)"
-    COLUMNS = ("JOB", "TEMPLATE", "ASKED BY", "ASKED", "APPROVALS", "APPROVERS", "EXPIRES")
+    COLUMNS = (
+        "JOB",
+        "TEMPLATE",
+        "ASKED BY",
+        "ASKED",
+        "APPROVALS",
+        "APPROVERS",
+        "EXPIRES",
+        "PLAN",
+    )
     BINDINGS = [*TableView.BINDINGS, Binding("a", "decide", "Approve/reject")]
 
     def reload(self) -> None:
-        self.ops.call("approvals", self.ops.service.approval_requests, self.show, group="view")
+        def read() -> tuple[list[ApprovalRequest], dict[str, PlanView]]:
+            requests = self.ops.service.approval_requests()
+            return requests, self.ops.service.plans_of([r.job.id for r in requests])
 
-    def show(self, requests: list[ApprovalRequest]) -> None:
+        self.ops.call("approvals", read, lambda got: self.show(*got), group="view")
+
+    def show(
+        self, requests: list[ApprovalRequest], plans: dict[str, PlanView] | None = None
+    ) -> None:
+        plans = plans or {}
         now = self.ops.service.now()
         selected = self.selected
         self.table.clear()
@@ -175,10 +261,11 @@ class ApprovalsScreen(TableView):
                 Text(f"{r.approvals}/{r.required}"),
                 Text(visible(", ".join(r.approvers)) or "anyone"),
                 Text(ago(r.expires_at, now) if r.expires_at else "never"),
+                plan_counts(plans[r.job.id]) if r.job.id in plans else Text("-", style="dim"),
                 key=r.job.id,
             )
         if not requests:
-            self.table.add_row(Text("no job is awaiting approval", style="dim"), *[""] * 6)
+            self.table.add_row(Text("no job is awaiting approval", style="dim"), *[""] * 7)
         elif selected is not None and selected in {r.job.id for r in requests}:
             self.table.move_cursor(row=self.table.get_row_index(selected))
 
