@@ -11,7 +11,6 @@ from typing import Any
 
 from support import write_template
 
-from opsconsole.core.clock import SettableClock
 from opsconsole.core.service import OpsService, SubmitRequest
 from opsconsole.core.states import JobState
 from opsconsole.core.store import claim as claim_store
@@ -42,10 +41,10 @@ def shell_template(catalog: Path, name: str = "echo") -> str:
     return name
 
 
-def started(service: OpsService, clock: SettableClock, template: str) -> str:
+def started(service: OpsService, template: str) -> str:
     """Submit a job of ``template`` and claim it, as a worker starting attempt 1 does."""
     job = service.submit(SubmitRequest(template)).id
-    row = claim_store.claim(service.db, "w1", clock.now(), 30)
+    row = claim_store.claim(service.db, "w1", service.now(), 30)
     assert row is not None and row["id"] == job
     return job
 

@@ -31,6 +31,44 @@ RECAP_KEYS = (*TOTAL_KEYS, "rescued", "ignored")
 BAD = frozenset({"failed", "unreachable"})
 NO_TASK = "no task has started"
 
+SYMBOLS: dict[str, str] = {
+    "ok": "✓",
+    "changed": "●",
+    "failed": "✗",
+    "unreachable": "!",
+    "skipped": "\u2013",  # an en dash: a hyphen reads as a minus or a gap
+    "running": "…",
+    "ignored": "~",
+    STOPPED: "◌",
+}
+"""One character per cell status, the same in ``jobs hosts`` and the console."""
+NOT_RUN = "·"
+"""A task the host has not reached, or does not run."""
+STYLES: dict[str, str] = {
+    "ok": "green",
+    "changed": "yellow",
+    "failed": "bold red",
+    "unreachable": "red",
+    "skipped": "cyan",
+    "running": "bold",
+    "ignored": "dim red",
+    STOPPED: "dim",
+}
+"""Rich styles per cell status, in the job states' palette (``core.text.STATE_STYLES``):
+ok green like succeeded, failed bold red like failed, unreachable red like timed_out,
+stopped dim like cancelled."""
+MEANINGS: dict[str, str] = {
+    "ok": "ok",
+    "changed": "changed",
+    "failed": "failed",
+    "unreachable": "unreachable",
+    "skipped": "skipped",
+    "running": "running",
+    "ignored": "failed, ignored",
+    STOPPED: "stopped (the run ended first)",
+}
+"""What each symbol means: the legend both faces print."""
+
 
 @dataclass(frozen=True)
 class Totals:

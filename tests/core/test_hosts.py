@@ -156,7 +156,7 @@ def site(catalog: Path) -> str:
 def test_host_grid_reads_the_newest_attempt_live(
     clocked: OpsService, clock: SettableClock, site: str
 ) -> None:
-    job = started(clocked, clock, site)
+    job = started(clocked, site)
     assert clocked.get(job).runner == "ansible"
     assert clocked.host_grid(job).message == NO_TASK
     cells(clocked, job, (0, "web1", "ok"), (0, "web2", "running"))
@@ -172,7 +172,7 @@ def test_host_grid_reads_the_newest_attempt_live(
 def test_host_grid_of_an_ended_job_uses_its_recap(
     clocked: OpsService, clock: SettableClock, site: str
 ) -> None:
-    job = started(clocked, clock, site)
+    job = started(clocked, site)
     cells(clocked, job, (0, "web1", "ok"), (0, "db1", "failed"), (1, "web1", "running"))
     ended(clocked, job, S.PARTIAL, {"web1": recap(ok=1), "db1": recap(failed=1)})
     g = clocked.host_grid(job)
@@ -184,7 +184,7 @@ def test_host_grid_of_an_ended_job_uses_its_recap(
 def test_an_earlier_attempt_can_be_asked_for_and_a_missing_one_is_refused(
     clocked: OpsService, clock: SettableClock, site: str
 ) -> None:
-    job = started(clocked, clock, site)
+    job = started(clocked, site)
     cells(clocked, job, (0, "web1", "failed", "first try"))
     ended(clocked, job, S.FAILED, {"web1": recap(failed=1)})
     clocked.retry(job)
