@@ -241,7 +241,7 @@ def _task_lines(grid: HostGrid, width: int) -> list[Text]:
             play = task.play
             out.append(Text(_cut(f" play: {play}" if play else " (no play name)", width)))
         line = Text(f"  {str(task.seq + 1).rjust(number_w)} ")
-        busy = sum(1 for h in grid.hosts if (c := h.cells.get(task.seq)) and c.status == "running")
+        busy = grid.running_on(task.seq)
         tail = f"  … running on {busy} host{'s' if busy != 1 else ''}" if task.running else ""
         line.append(_cut(task.name, width - len(line.plain) - len(tail)))
         if tail:

@@ -214,6 +214,12 @@ class HostGrid:
     def pinned(self) -> int:
         return sum(1 for h in self.hosts if h.pinned)
 
+    def running_on(self, seq: int) -> int:
+        """How many hosts are working on task ``seq`` now."""
+        return sum(
+            1 for h in self.hosts if (c := h.cells.get(seq)) is not None and c.status == "running"
+        )
+
     def cell(self, host: str, seq: int) -> Cell | None:
         for row in self.hosts:
             if row.name == host:
