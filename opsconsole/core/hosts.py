@@ -64,10 +64,15 @@ MEANINGS: dict[str, str] = {
     "unreachable": "unreachable",
     "skipped": "skipped",
     "running": "running",
-    "ignored": "failed, ignored",
-    STOPPED: "stopped (the run ended first)",
+    "ignored": "ignored",
+    STOPPED: "stopped",
 }
-"""What each symbol means: the legend both faces print."""
+"""What each symbol means, in a word: the legend both faces print."""
+EXPLAINED: dict[str, str] = {
+    "ignored": "failed, ignored (ignore_errors)",
+    STOPPED: "stopped: the run ended before this task did",
+}
+"""The longer words for a cell whose symbol needs them (the cell under the cursor)."""
 
 
 @dataclass(frozen=True)

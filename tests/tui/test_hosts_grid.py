@@ -4,6 +4,7 @@ store while it is open, the cell under the cursor explained, failed hosts pinned
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hosts_support import ansible_template, cells, ended, recap, shell_template, started
@@ -164,9 +165,69 @@ def test_the_job_detail_screen_opens_the_grid(clocked: OpsService, site: str) ->
         await pilot.press("H")
         grid = await grid_open(pilot, app)
         assert "no task has started" in text_of(grid, "title")
-        assert not grid.table.display
+        assert not grid.query_one("#hosts-body").display
 
     drive(app, script, size=NARROW)
 
 
 # -- appearance -----------------------------------------------------------------------------
+
+
+SPEC = {
+    "name": "site-ping",
+    "runner": "ansible",
+    "ansible": {"playbook": "playbooks/ping.yml", "inventory": {"hosts": ["web1"]}},
+}
+
+
+def seeded_run(service: OpsService, put: Any) -> str:
+    """Twelve hosts half way through seven tasks: two pinned, one task running on three
+    (a fixed job id, so the picture is the same every run)."""
+    job = "k6vp2t"
+    put(job, S.RUNNING, template="site-ping", spec=SPEC)
+    names = {0: "Gathering Facts", 1: "Install nginx", 2: "Write config", 3: "Restart nginx",
+             4: "Install postgresql", 5: "Tune memory", 6: "Probe /healthz"}  # fmt: skip
+    runs = {
+        "web1": "ok changed changed changed . . running",
+        "web2": "ok changed ok ok . . running",
+        "web3": "ok ok ok skipped . . ok",
+        "db1": "ok . . . changed changed running",
+        "db2": "ok . . . failed",
+        "cache1": "unreachable",
+        **{f"app{n}": "ok ok ok ok . . ok" for n in range(1, 7)},
+    }
+    messages = {
+        ("db2", 4): "No package matching 'postgresql-17' is available",
+        ("cache1", 0): "Failed to connect to the host via ssh: Connection timed out",
+    }
+    given = [
+        (seq, host, status, messages.get((host, seq), ""))
+        for host, run in runs.items()
+        for seq, status in enumerate(run.split())
+        if status != "."
+    ]
+    cells(service, job, *given, tasks=names)
+    return job
+
+
+@pytest.mark.parametrize("size", [NARROW, (200, 50)], ids=["80x24", "200x50"])
+def test_hosts_grid_looks_right(
+    clocked: OpsService, put: Any, snap_compare: object, size: tuple[int, int]
+) -> None:
+    """80x24: the grid, the cell under the cursor, legend and totals, no task list; 200x50:
+    the task list beside it. Failed and unreachable hosts on top; the cursor on db2's
+    failure."""
+    job = seeded_run(clocked, put)
+    app = OpsConsole(clocked, embed=False, start_feed=False)
+
+    async def run_before(pilot: Pilot[None]) -> None:
+        await until(pilot, lambda: app.ready, what="the first load")
+        app.action_hosts(job)
+        grid = await grid_open(pilot, app)
+        await pilot.press("down", "left", "left")
+        await until(pilot, lambda: grid.cursor_cell() == ("db2", 4), what="db2's failure")
+        footer = app.screen.query_one(Footer)
+        await until(pilot, lambda: len(footer.query("FooterKey")) > 0, what="the keys")
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)  # type: ignore[operator]

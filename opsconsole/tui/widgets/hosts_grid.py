@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Static
 from textual.widgets.data_table import CellDoesNotExist, ColumnKey, RowKey
 
 from opsconsole.core.hosts import (
+    EXPLAINED,
     MEANINGS,
     NOT_RUN,
     STYLES,
@@ -29,6 +30,8 @@ from opsconsole.core.text import STATE_STYLES, duration, visible
 
 HOST = "host"
 RECAP = "recap"
+NARROW = 110
+"""Below this width the task list beside the grid is left out (the cell line names the task)."""
 MAX_PINNED_ROWS = 8
 """At most this many pinned hosts stay fixed on screen; more scroll like the others."""
 
@@ -61,7 +64,7 @@ def host_text(host: HostRow) -> Text:
 
 
 def title_text(grid: HostGrid) -> Text:
-    t = Text()
+    t = Text(no_wrap=True, overflow="ellipsis")
     t.append(grid.job_id, style="bold")
     t.append(f" {visible(grid.template)}")
     if grid.attempt is not None:
@@ -83,30 +86,36 @@ def title_text(grid: HostGrid) -> Text:
 
 
 def totals_text(grid: HostGrid) -> Text:
-    """The recap totals on one line, Ansible's words, each count in its colour."""
-    t = Text()
-    t.append("recap " if grid.from_recap else ("so far " if not grid.final else "totals "),
+    """The recap totals on one line, Ansible's words, each count in its status's colour."""
+    t = Text(no_wrap=True, overflow="ellipsis")
+    t.append("recap:" if grid.from_recap else ("so far:" if not grid.final else "totals:"),
              style="bold")  # fmt: skip
     for key in TOTAL_KEYS:
         value = getattr(grid.totals, key)
-        t.append(f" {SYMBOLS[key]} ", style=STYLES[key])
-        t.append(f"{key}={value}", style="" if value else "dim")
+        t.append(f" {key}={value}", style=STYLES[key] if value else "dim")
     for key in ("rescued", "ignored"):
         value = getattr(grid.totals, key)
         if value:
-            t.append(f"  {key}={value}")
+            t.append(f" {key}={value}")
     hosts = len(grid.hosts)
-    t.append(f"  · {hosts} host{'s' if hosts != 1 else ''}, {grid.task_count} tasks", style="dim")
+    t.append(f" · {hosts} host{'s' if hosts != 1 else ''}, {grid.task_count} tasks", style="dim")
     return t
 
 
-def legend_text() -> Text:
-    t = Text()
+COMPACT = {"changed": "chg", "failed": "fail", "unreachable": "unr", "skipped": "skip",
+           "running": "run", "ignored": "ign", "stopped": "stop"}  # fmt: skip
+"""The legend's words on a narrow screen, so it stays one line."""
+
+
+def legend_text(compact: bool = False) -> Text:
+    t = Text(no_wrap=True, overflow="ellipsis")
+    gap = " " if compact else "  "
     for status, symbol in SYMBOLS.items():
+        word = COMPACT.get(status, MEANINGS[status]) if compact else MEANINGS[status]
         t.append(symbol, style=STYLES[status])
-        t.append(f" {MEANINGS[status]}  ", style="dim")
+        t.append(f"{'' if compact else ' '}{word}{gap}", style="dim")
     t.append(NOT_RUN, style="dim")
-    t.append(" not run", style="dim")
+    t.append("none" if compact else " not run", style="dim")
     return t
 
 
@@ -116,7 +125,7 @@ def detail_text(grid: HostGrid, host: str | None, seq: int | None) -> Text:
         return Text("")
     task = grid.task(seq)
     cell = grid.cell(host, seq)
-    t = Text()
+    t = Text(no_wrap=True, overflow="ellipsis")
     t.append(visible(host), style="bold")
     if task is not None:
         t.append(f" · task {seq + 1} ")
@@ -127,7 +136,8 @@ def detail_text(grid: HostGrid, host: str | None, seq: int | None) -> Text:
     if cell is None:
         t.append("not run on this host", style="dim")
         return t
-    t.append(f"{SYMBOLS.get(cell.status, '?')} {MEANINGS.get(cell.status, cell.status)}",
+    meaning = EXPLAINED.get(cell.status) or MEANINGS.get(cell.status, cell.status)
+    t.append(f"{SYMBOLS.get(cell.status, '?')} {meaning}",
              style=STYLES.get(cell.status, ""))  # fmt: skip
     if cell.started_at is not None:
         t.append(f" · {cell.started_at:%H:%M:%S}", style="dim")
@@ -137,6 +147,39 @@ def detail_text(grid: HostGrid, host: str | None, seq: int | None) -> Text:
     if cell.msg:
         t.append("\n")
         t.append(visible(" ".join(cell.msg.split())))
+    return t
+
+
+def tasks_text(grid: HostGrid, cursor: int | None) -> Text:
+    """Every task by play: its number, name and how it went on the hosts so far; the task
+    under the cursor highlighted, the running one marked."""
+    t = Text()
+    play = None
+    width = len(str(grid.tasks[-1].seq + 1)) if grid.tasks else 1
+    for task in grid.tasks:
+        if task.play != play:
+            play = task.play
+            if t.plain:
+                t.append("\n")
+            t.append(visible(play or "(no play name)"), style="bold")
+            t.append("\n")
+        line = Text(f"{str(task.seq + 1).rjust(width)} ")
+        line.append(visible(task.name))
+        counts: dict[str, int] = {}
+        for host in grid.hosts:
+            cell = host.cells.get(task.seq)
+            if cell is not None:
+                counts[cell.status] = counts.get(cell.status, 0) + 1
+        for status, symbol in SYMBOLS.items():
+            if counts.get(status):
+                line.append(f" {symbol}{counts[status]}", style=STYLES[status])
+        if task.seq == cursor:
+            line.stylize("reverse")
+        elif task.running:
+            line.stylize("bold")
+        t.append_text(line)
+        t.append("\n")
+    t.rstrip()
     return t
 
 
@@ -154,10 +197,12 @@ class HostsGrid(Vertical):
     def compose(self) -> ComposeResult:
         yield Static(Text("loading…", style="dim"), id="hosts-title")
         yield Static(Text(""), id="hosts-empty")
-        table: DataTable[Text] = DataTable(
-            id="hosts-table", cursor_type="cell", zebra_stripes=False, fixed_columns=2
-        )
-        yield table
+        with Horizontal(id="hosts-body"):
+            yield DataTable(
+                id="hosts-table", cursor_type="cell", zebra_stripes=False, fixed_columns=2
+            )
+            with VerticalScroll(id="hosts-tasks"):
+                yield Static(Text(""), id="hosts-task-list")
         yield Static(Text(""), id="hosts-fit")
         yield Static(Text(""), id="hosts-cell")
         yield Static(legend_text(), id="hosts-legend")
@@ -190,8 +235,7 @@ class HostsGrid(Vertical):
         empty = self.query_one("#hosts-empty", Static)
         empty.update(Text(grid.message or "", style="dim"))
         empty.display = grid.empty
-        table = self.table
-        table.display = not grid.empty
+        self.query_one("#hosts-body").display = not grid.empty
         hosts = tuple(h.name for h in grid.hosts)
         seqs = tuple(t.seq for t in grid.tasks)
         running = grid.current.seq if grid.current is not None else -1
@@ -262,6 +306,9 @@ class HostsGrid(Vertical):
         self._show_fit()
 
     def on_resize(self) -> None:
+        narrow = self.size.width < NARROW
+        self.set_class(narrow, "narrow-hosts")
+        self.query_one("#hosts-legend", Static).update(legend_text(compact=narrow))
         self._show_fit()
 
     def _show_detail(self) -> None:
@@ -270,6 +317,7 @@ class HostsGrid(Vertical):
             return
         host, seq = self.cursor_cell()
         self.query_one("#hosts-cell", Static).update(detail_text(grid, host, seq))
+        self.query_one("#hosts-task-list", Static).update(tasks_text(grid, seq))
 
     def _show_fit(self) -> None:
         """Say how many hosts and tasks are out of view, when some are."""
