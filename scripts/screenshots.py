@@ -91,6 +91,8 @@ approval:
   required: 1
 """
 """Drawn when the catalog has no ``web_app`` sample: the plan is seeded either way."""
+HOSTS_JOB = "k6vp2t"
+"""A site-ping playbook half way through eight hosts (hosts.svg; seeded after the others)."""
 KEY = "b3BzY29uc29sZS1zY3JlZW5zaG90cy1maXhlZC1rZXk="
 """A fixed secret key: the digest an approval binds depends on it, and must not change."""
 ALL_IDS = {
@@ -109,6 +111,7 @@ ALL_IDS = {
     "job.svg": [DETAIL_JOB],
     "approval.svg": [GATED_JOB],
     "plan.svg": [PLAN_JOB],
+    "hosts.svg": [HOSTS_JOB],
 }
 
 
@@ -419,6 +422,78 @@ def seed_plan(s: Seeder) -> None:
         )
 
 
+PLAYBOOK = [
+    ("Prepare", "Gathering Facts"),
+    ("Prepare", "Check disk space"),
+    ("Web tier", "Install nginx"),
+    ("Web tier", "Write site config"),
+    ("Web tier", "Open firewall port 443"),
+    ("Web tier", "Restart nginx"),
+    ("Database", "Install postgresql"),
+    ("Database", "Tune shared_buffers"),
+    ("Verify", "Probe /healthz"),
+]
+HOST_RUNS = {
+    # host: one status per task it reached (". " = not in that play), the last one running
+    "web1": "ok ok changed changed ok changed . . running",
+    "web2": "ok ok changed changed ok changed . . running",
+    "web3": "ok ok ok ok skipped ok . . ok",
+    "db1": "ok ok . . . . changed changed running",
+    "db2": "ok ok . . . . failed",
+    "cache1": "unreachable",
+    "lb1": "ok ok skipped skipped skipped skipped . . ok",
+    "mon1": "ok ok ok ok ok ok . . ignored",
+}
+HOST_MESSAGES = {
+    ("db2", 6): "No package matching 'postgresql-17' is available",
+    ("cache1", 0): "Failed to connect to the host via ssh: connect to host cache1 port 22: "
+    "Connection timed out",
+    ("mon1", 8): "Status code was 503 and not [200]: HTTP Error 503: Service Unavailable",
+}
+
+
+def seed_hosts(service: OpsService, clock: SettableClock) -> None:
+    """A running Ansible job and its grid cells, written as the Ansible runner writes them
+    (``core/store/hosts.record``). Its template snapshot is given here, so the picture needs
+    no playbook in ``data/``."""
+    from opsconsole.core.store import hosts as host_store
+
+    s = Seeder(service, clock)
+    clock.set(at(3))
+    row, _ = service._prepare(SubmitRequest(template="hello", params={"name": "ops"}))
+    spec = {
+        "name": "site-ping",
+        "description": "Configure the web site's hosts",
+        "runner": "ansible",
+        "ansible": {"playbook": "playbooks/site.yml", "inventory": "inventory/site.ini"},
+    }
+    row = {**row, "id": HOSTS_JOB, "template": "site-ping", "spec": spec, "params": {}}
+    job_store.insert(service.db, row, [], actor="ops", now=at(3))
+    s.start(HOSTS_JOB, at(3))
+    cells = []
+    for host, run in HOST_RUNS.items():
+        for seq, status in enumerate(run.split()):
+            if status == ".":
+                continue
+            play, task = PLAYBOOK[seq]
+            started = at(3) + timedelta(seconds=15 * seq + len(host))
+            cells.append(
+                {
+                    "seq": seq,
+                    "host": host,
+                    "status": status,
+                    "play": play,
+                    "task": task,
+                    "msg": HOST_MESSAGES.get((host, seq), ""),
+                    "started_at": started,
+                    "ended_at": None if status == "running" else started + timedelta(seconds=4),
+                }
+            )
+    host_store.record(service.db, HOSTS_JOB, 1, cells)
+    s.progress(HOSTS_JOB, 1, at(0.1), 88, "Probe /healthz")
+    clock.set(NOW)
+
+
 # -- driving the app -------------------------------------------------------------------------
 
 
@@ -551,6 +626,24 @@ def catalog_copy(home: Path) -> Path:
     return catalog
 
 
+async def hosts_screen(app: OpsConsole, pilot: Pilot[Any]) -> None:
+    """The running playbook selected, H: its hosts by tasks, the cursor on db2's failure."""
+    from opsconsole.tui.screens.hosts import HostsScreen
+
+    app.select(HOSTS_JOB)
+    await until(pilot, "the playbook job", lambda: app.selected_job() == HOSTS_JOB)
+    await pilot.press("H")
+
+    def drawn() -> bool:
+        screen = app.screen
+        return isinstance(screen, HostsScreen) and screen.loads > 0
+
+    await until(pilot, "the hosts grid", drawn)
+    table = app.screen.query_one("#hosts-table")
+    await pilot.press("down", "left", "left")
+    await until(pilot, "the failed cell", lambda: table.cursor_coordinate == (1, 8))
+
+
 async def run() -> list[Path]:
     OUT.mkdir(exist_ok=True)
     home = Path(tempfile.mkdtemp(prefix="opsconsole-screenshots-"))
@@ -574,6 +667,8 @@ async def run() -> list[Path]:
             await shoot(service, "approval.svg", (160, 50), approval_screen),
             await shoot(service, "plan.svg", (160, 50), plan_screen),
         ]
+        seed_hosts(service, clock)  # after the others: their pictures stay as they were
+        shots.append(await shoot(service, "hosts.svg", (120, 34), hosts_screen))
         service.db.dispose()
         return shots
     finally:

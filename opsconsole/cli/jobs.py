@@ -1,4 +1,5 @@
-"""Job commands: ``submit`` and ``jobs list|show|cancel|retry|wait|after|priority``."""
+"""Job commands: ``submit`` and ``jobs list|show|cancel|retry|wait|after|priority``
+(``jobs hosts`` lives in ``hosts.py``)."""
 
 from __future__ import annotations
 
@@ -807,5 +808,8 @@ def _print(view: JobView, as_json: bool) -> None:
 
 
 def register(app: Any) -> None:
+    from opsconsole.cli import hosts
+
+    hosts.register(jobs_app)
     app.command("submit", cls=Command)(submit)
     app.add_typer(jobs_app, name="jobs")

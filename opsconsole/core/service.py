@@ -38,6 +38,7 @@ from opsconsole.core.errors import (
 )
 from opsconsole.core.files import access_for
 from opsconsole.core.freezes import FreezesMixin
+from opsconsole.core.hosts import HostsMixin
 from opsconsole.core.identity import Identity, current, user_name
 from opsconsole.core.ids import new_job_id
 from opsconsole.core.instance_ops import InstanceOpsMixin
@@ -102,6 +103,7 @@ class OpsService(
     BulkMixin,
     AuditMixin,
     ReportsMixin,
+    HostsMixin,
 ):
     """Built by ``runtime.open_service``; cheap to keep for the life of a process."""
 

@@ -21,6 +21,11 @@ def iso(value: datetime | None) -> str | None:
     return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def _runner(spec: Any) -> str:
+    runner = spec.get("runner") if isinstance(spec, Mapping) else None
+    return runner if isinstance(runner, str) else "shell"
+
+
 @dataclass(frozen=True)
 class EventView:
     id: int
@@ -119,6 +124,8 @@ class JobView:
     """Why this ready job is not claimed: ``frozen: REASON (until ...)``; None when free."""
     break_glass: bool = False
     """It ran past its approval gate by break-glass (a review follows it)."""
+    runner: str = "shell"
+    """What its template snapshot runs (``ansible`` jobs have a hosts grid)."""
 
     @property
     def can_cancel(self) -> bool:
@@ -175,6 +182,7 @@ class JobView:
             events=events,
             team=r.get("team"),
             break_glass=bool(r.get("break_glass")),
+            runner=_runner(r.get("spec")),
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -33,6 +33,7 @@ ACTIONS: tuple[Action, ...] = (
     Action("retry", "r", "Retry", "Retry the selected job"),
     Action("detail", "enter", "Detail", "Open the selected job", footer=False),
     Action("follow", "f", "Follow log", "Follow the selected job's log"),
+    Action("hosts", "H", "Hosts", "Hosts x tasks grid of the selected Ansible job"),
     Action("filter", "slash", "Filter", "Filter the focused table / search the log"),
     Action("goto", "colon", "Go to", "Jump to a view by name", group="views"),
     Action("help", "question_mark", "Help", "All keys", group="app"),
@@ -105,7 +106,7 @@ ACTIONS: tuple[Action, ...] = (
 
 BY_NAME = {a.name: a for a in ACTIONS}
 
-ON_JOB = frozenset({"cancel", "retry", "priority", "detail", "follow", "approve"})
+ON_JOB = frozenset({"cancel", "retry", "priority", "detail", "follow", "approve", "hosts"})
 """Actions on the selected job: offered only when they apply to it (``selection.py``)."""
 
 
@@ -145,6 +146,8 @@ def refusal(action: str, view: JobView) -> str | None:
         return f"{view.id} is {state}: only a job that ended without success can be retried"
     if action == "approve" and view.state != JobState.AWAITING_APPROVAL:
         return f"{view.id} is {state}: only a job awaiting approval can be approved or rejected"
+    if action == "hosts" and view.runner != "ansible":
+        return f"{view.id} runs {view.runner}, not Ansible: only Ansible jobs have a hosts grid"
     if action == "priority" and view.state not in PENDING:
         return f"{view.id} is {state}: only a job waiting in the queue has a priority to change"
     return None

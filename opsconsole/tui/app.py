@@ -42,6 +42,7 @@ from opsconsole.tui.messages import (
 from opsconsole.tui.screens.catalog import CatalogScreen
 from opsconsole.tui.screens.dialogs import PromptScreen, QuitScreen
 from opsconsole.tui.screens.help import HelpScreen
+from opsconsole.tui.screens.hosts import HostsScreen
 from opsconsole.tui.screens.instances import InstancesScreen
 from opsconsole.tui.screens.job import JobScreen
 from opsconsole.tui.screens.views import (
@@ -349,7 +350,7 @@ class OpsConsole(ApprovalActions, BulkActions, Selection, LogTail, App[None]):
         self._pane_hints()
         ids = {j.id for j in msg.jobs}
         screen = self.screen
-        if isinstance(screen, JobScreen):
+        if isinstance(screen, (JobScreen, HostsScreen)):
             screen.on_jobs_changed(ids)
         if self.log_job in ids:
             self.update_log_title()
@@ -543,6 +544,15 @@ class OpsConsole(ApprovalActions, BulkActions, Selection, LogTail, App[None]):
     def action_next_pane(self) -> None:
         order = list(PANES)
         self.activate(order[(order.index(self._active_pane) + 1) % len(order)])
+
+    def action_hosts(self, job_id: str | None = None) -> None:
+        """The hosts x tasks grid of the selected (or given) Ansible job."""
+        job = job_id or self.selected_job()
+        reason = self.why_not("hosts", job) if job_id is None else None
+        if job is None or reason is not None:
+            self.notify(visible(reason or "no job selected"), severity="warning", markup=False)
+            return
+        self.push_screen(HostsScreen(job))
 
     def action_show_locks(self) -> None:
         self.push_screen(LocksScreen())

@@ -79,6 +79,8 @@ class JobScreen(Screen[None]):
         Binding("r", "retry", "Retry job"),
         Binding("r", "refused('retry')", show=False),
         Binding("l", "log", "Log"),
+        Binding("H", "hosts", "Hosts"),
+        Binding("H", "refused('hosts')", show=False),
     ]
 
     def __init__(self, job_id: str) -> None:
@@ -125,9 +127,9 @@ class JobScreen(Screen[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Cancel and retry are offered only when they apply to this job."""
-        if action in ("cancel", "retry") and self.job_view is not None:
+        if action in ("cancel", "retry", "hosts") and self.job_view is not None:
             return refusal(action, self.job_view) is None
-        return True
+        return action != "hosts"  # offered once the job is known to be an Ansible job
 
     def action_refused(self, action: str) -> None:
         reason = refusal(action, self.job_view) if self.job_view is not None else None
@@ -143,6 +145,9 @@ class JobScreen(Screen[None]):
 
     def action_retry(self) -> None:
         self.ops.action_retry(self.job_id)
+
+    def action_hosts(self) -> None:
+        self.ops.action_hosts(self.job_id)
 
     def action_log(self) -> None:
         self.app.pop_screen()
