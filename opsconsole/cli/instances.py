@@ -146,10 +146,12 @@ def _detail(view: InstanceView) -> None:
         rows.append(("problem", Text(output.visible(view.problem), style="red")))
     for k, v in view.outputs.items():
         rows.append((f"output {k}", _value(v)))
-    rows.append(("resources", "\n".join(view.resources) or "-"))
+    # one resource per row: an address is never cut or run together with the next
+    for i, address in enumerate(view.resources or ["-"]):
+        rows.append(("resources" if i == 0 else "", address))
     for label, value in rows:
         grid.add_row(label, value if isinstance(value, Text) else output.plain(value))
-    output.console().print(grid)
+    output.rows_out(grid)
     if view.plan is not None:
         print_plan(view.plan, title=f"last plan (job {view.plan.job_id})")
     output.table(

@@ -77,12 +77,17 @@ def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any
         t.add_column(c, overflow="fold")
     for row in rows:
         t.add_row(*[cell if isinstance(cell, Text) else plain(cell) for cell in row])
+    rows_out(t)
+
+
+def rows_out(renderable: Any) -> None:
+    """Print a table; piped, without the padding Rich puts after the last column (a reader
+    of rows, ``grep`` or ``diff`` wants none)."""
     if is_terminal():
-        console().print(t)
+        console().print(renderable)
         return
-    # piped: Rich pads the last column to the table's width; a reader of rows wants none
     with console().capture() as captured:
-        console().print(t)
+        console().print(renderable)
     sys.stdout.write("".join(ln.rstrip() + "\n" for ln in captured.get().splitlines()))
     sys.stdout.flush()
 
@@ -159,7 +164,8 @@ def job_detail(view: JobView) -> None:
         ("run at", f"{view.run_at:%Y-%m-%d %H:%M:%S}Z ({ago(view.run_at)})"),
     ]
     if view.started_at:
-        fields.append(("started", f"{view.started_at:%Y-%m-%d %H:%M:%S}Z on {view.worker}"))
+        on = f" on {view.worker}" if view.worker else ""
+        fields.append(("started", f"{view.started_at:%Y-%m-%d %H:%M:%S}Z{on}"))
     if view.finished_at:
         fields.append(("finished", f"{view.finished_at:%Y-%m-%d %H:%M:%S}Z"))
         fields.append(("duration", fmt_duration(view.duration_s)))
@@ -195,7 +201,7 @@ def job_detail(view: JobView) -> None:
     )
     for k, v in fields:
         t.add_row(k, v if isinstance(v, Text) else plain(v))
-    console().print(t)
+    rows_out(t)
     if view.events:
         table(
             "events",

@@ -75,6 +75,11 @@ def test_show_plain_and_json(cli: Cli, service: OpsService, fleet: dict[str, str
     planned(service, job, "web_app", "blog")
     out = ok(cli("instances", "show", "blog")).stdout
     assert "web_app/blog" in out and "terraform_data.dns" in out
+    lines = out.splitlines()
+    assert all(line == line.rstrip() for line in lines)  # piped rows carry no padding
+    at = next(i for i, line in enumerate(lines) if line.startswith("resources"))
+    assert lines[at].split() == ["resources", "terraform_data.web"]  # one address per row
+    assert lines[at + 1].split() == ["terraform_data.dns"]
     assert "last plan (job " in out and "+2 ~1 -1 ±1" in out
     assert f"{job}" in out and "hunter2" not in out
     data = as_json(cli("instances", "show", "web_app/blog", "--json"))

@@ -430,3 +430,12 @@ def test_retry_a_partial_job_end_to_end(cli, catalog):
     again = as_json(cli("jobs", "show", job["id"], "--json"))
     assert (again["state"], again["attempts"]) == ("partial", 2)
     assert [e["kind"] for e in again["events"]].count("retried") == 1
+
+
+def test_piped_jobs_show_has_no_padding_after_its_values(cli, echo):
+    job = submit(cli, echo, "-p", "msg=" + "x" * 150)  # one long row widens the whole grid
+    rows = ok(cli("jobs", "show", job["id"])).stdout.splitlines()
+    assert any("x" * 150 in row for row in rows)
+    assert all(row == row.rstrip() for row in rows), [r for r in rows if r != r.rstrip()]
+    started = [row for row in rows if row.startswith("started")]
+    assert not any(row.endswith(" on None") for row in started)
