@@ -98,9 +98,12 @@ def _interval(svc: OpsService, job_id: str) -> tuple[float, float]:
 @pytest.mark.slow
 def test_two_worker_processes_never_run_more_than_the_teams_cap(team_store: OpsService) -> None:
     svc = team_store
-    ids = [svc.submit(SubmitRequest("web-task")).id for _ in range(JOBS)]
     procs = _workers(svc.settings, 2)  # six slots in all, for a team allowed two
     try:
+        # both workers up before the first job: on a loaded machine the second one could
+        # otherwise start after the first had drained the queue alone
+        wait_until(lambda: len(svc.workers()) == 2, timeout=60)
+        ids = [svc.submit(SubmitRequest("web-task")).id for _ in range(JOBS)]
         wait_until(lambda: all(svc.get(i).state.value == "succeeded" for i in ids), timeout=120)
     finally:
         _stop(procs)
