@@ -513,8 +513,12 @@ class OpsService(
         values = validate_params(tpl, {**wanted, **given})
         _, secret = split_secrets(values, tpl.secret_names())
         now = self.now()
-        gate = None
-        if tpl.approval is not None:  # a new attempt of a gated job needs a new approval
+        gate, phase = None, None
+        if tpl.runner == "terraform":
+            # it plans again first (a plan changes nothing), then parks for the approval of
+            # that plan: an approver never approves a retry without seeing what it applies
+            phase = "plan"
+        elif tpl.approval is not None:  # a new attempt of a gated job needs a new approval
             gate = now + timedelta(seconds=tpl.approval.expires_s)
         row = job_store.retry(
             self.db,
@@ -523,6 +527,7 @@ class OpsService(
             actor=self.identity.name,
             secret_blob=self.box.seal(secret),
             gate_expires_at=gate,
+            phase=phase,
         )
         self.wake_workers()
         return JobView.from_row(row, depends_on=view.depends_on)

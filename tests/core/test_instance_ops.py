@@ -258,3 +258,37 @@ def test_a_malformed_plan_summary_reads_as_malformed_not_empty(
     planned(clocked, job, "web_app", "blog", {"add": "two", "resources": [{"address": 3}]})
     plan = job_plan(clocked.db, job)
     assert plan is not None and plan.malformed and plan.add == 0
+
+
+def test_a_retried_terraform_job_plans_again_before_anyone_approves(
+    clocked: OpsService, fleet: dict[str, str]
+) -> None:
+    import sqlalchemy as sa
+
+    from opsconsole.core.store.db import jobs
+
+    job = fleet["api_service/shop"]  # gated: two approvers
+    with clocked.db.write() as conn:  # its apply failed
+        conn.execute(
+            sa.update(jobs)
+            .where(jobs.c.id == job)
+            .values(state="failed", phase="apply", finished_at=clocked.now(), attempts=2)
+        )
+    retried = clocked.retry(job)
+    # not awaiting an approval with nothing to show: queued to plan, then parked with it
+    assert retried.state == S.QUEUED
+    row, _ = queries.get(clocked.db, job)
+    assert row["phase"] == "plan"
+
+
+def test_a_rejected_plan_is_discarded_never_left_pending(
+    clocked: OpsService, catalog: Path
+) -> None:
+    from support import submitted_by
+
+    terraform_catalog(catalog)
+    job = submitted_by(clocked, SubmitRequest("api_service", params={"name": "new"}), "alice")
+    planned(clocked, job, "api_service", "new")
+    assert job_plan(clocked.db, job).status == "pending"
+    clocked.reject(job, reason="not this quarter")
+    assert job_plan(clocked.db, job).status == "discarded"

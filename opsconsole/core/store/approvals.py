@@ -18,6 +18,7 @@ from opsconsole.core.errors import Conflict, InvalidTransition, NotFound
 from opsconsole.core.states import JobState, Verb
 from opsconsole.core.store.db import Database, approvals, deps, jobs, reviews
 from opsconsole.core.store.jobs import add_event, fetch, transition
+from opsconsole.core.store.plans import discard_pending
 
 S = JobState
 V = Verb
@@ -187,6 +188,7 @@ def reject(
             data={"round": round_, "reason": reason},
         )
         assert out is not None
+        discard_pending(conn, job_id, now)  # a Terraform job's plan will never be applied
         return out
 
 

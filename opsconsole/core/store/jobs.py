@@ -224,14 +224,16 @@ def retry(
     secret_blob: str | None,
     message: str = "manual retry",
     gate_expires_at: datetime | None = None,
+    phase: str | None = None,
 ) -> RowMapping:
     """Queue a new attempt of a job that ended badly; ``InvalidTransition`` from any other state.
 
     The guard is the UPDATE itself: a job retried and claimed since the caller looked at it
     is running, and stays running with its worker. A gated job (``gate_expires_at`` given)
     goes back to ``awaiting_approval`` in a new round instead: its old approval is spent.
+    ``phase`` starts a job with stages (Terraform: ``plan``) at that stage again.
     """
-    gate: dict[str, Any] = {}
+    gate: dict[str, Any] = {"phase": phase} if phase is not None else {}
     if gate_expires_at is not None:
         gate = {
             "gate_round": jobs.c.gate_round + 1,
@@ -241,7 +243,7 @@ def retry(
     return transition_or_raise(
         db,
         job_id,
-        S.AWAITING_APPROVAL if gate else S.QUEUED,
+        S.AWAITING_APPROVAL if gate_expires_at is not None else S.QUEUED,
         now,
         verb=V.RETRY,
         actor=actor,

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import RowMapping
+from sqlalchemy.engine import Connection, RowMapping
 
 from opsconsole.core.store.db import Database, plans
 
@@ -38,11 +38,7 @@ def add(
 ) -> int:
     """Record a new pending plan; earlier pending plans of the job are discarded."""
     with db.write() as conn:
-        conn.execute(
-            plans.update()
-            .where(plans.c.job_id == job_id, plans.c.status == "pending")
-            .values(status="discarded", decided_at=now)
-        )
+        discard_pending(conn, job_id, now)
         res = conn.execute(
             plans.insert().values(
                 job_id=job_id,
@@ -58,6 +54,16 @@ def add(
             )
         )
         return int(res.inserted_primary_key[0])
+
+
+def discard_pending(conn: Connection, job_id: str, now: datetime) -> None:
+    """Mark the job's pending plans ``discarded``, in the caller's transaction: a newer plan
+    replaces them, or the job was rejected, withdrawn or expired and will never apply them."""
+    conn.execute(
+        plans.update()
+        .where(plans.c.job_id == job_id, plans.c.status == "pending")
+        .values(status="discarded", decided_at=now)
+    )
 
 
 def latest(db: Database, job_id: str) -> RowMapping | None:
