@@ -1,7 +1,7 @@
 # Developer shortcuts; the README's two commands stay the way in.
 PYTHON ?= .venv/bin/python
 
-.PHONY: test screenshots bench
+.PHONY: test screenshots bench bench-runners
 
 test:  ## the whole suite, installing what it needs (the README's test command)
 	bash scripts/test.sh
@@ -13,3 +13,8 @@ screenshots:
 # the console under load (100,000 jobs, 20 chatty jobs, a 500,000-line log): a few minutes
 bench:
 	$(PYTHON) bench/tui_bench.py
+
+# the Ansible and Terraform runners' overhead: a small playbook and a small apply, by hand
+# and through opsconsole (a few minutes; needs the ansible and terraform extras)
+bench-runners:
+	$(PYTHON) bench/runners_bench.py

@@ -15,7 +15,7 @@ warm-up of each:
 
 "Through opsconsole" is measured from the moment ``submit`` is called (in this process,
 through the public service) to the moment the job is seen final in the store, with a worker
-process already running and idle (``opsconsole worker --slots 1``): it includes the pickup,
+process already running and idle (``opsconsole worker --workers 1``): it includes the pickup,
 the runner's own work (data dir, event stream, hosts grid, plan summary, instance row) and
 recording the end. Results go to ``bench/results/runners.json`` and a table on stdout.
 """
@@ -39,6 +39,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results" / "runners.json"
 BIN = Path(sys.executable).parent
+WORKER_LOG = Path(tempfile.gettempdir()) / "opsconsole-bench-worker.log"
 
 PLAYBOOK = """\
 - hosts: all
@@ -54,7 +55,12 @@ PLAYBOOK = """\
         greeted: true
 """
 HOSTS = ("web1", "web2", "db1")
-INVENTORY = "\n".join(f"{h} ansible_connection=local" for h in HOSTS) + "\n"
+HOST_VARS = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+"""The same for both: this machine's pyenv shims make interpreter discovery pick a python3.13
+that is not installed, so the hosts name this interpreter."""
+INVENTORY = "".join(
+    f"{h} " + " ".join(f"{k}={v}" for k, v in HOST_VARS.items()) + "\n" for h in HOSTS
+)
 MODULE = """\
 resource "terraform_data" "first" {
   input = var.name
@@ -78,7 +84,7 @@ def catalog(root: Path) -> Path:
     (cat / "playbooks" / "site.yml").write_text(PLAYBOOK)
     (cat / "terraform" / "pair").mkdir(parents=True)
     (cat / "terraform" / "pair" / "main.tf").write_text(MODULE)
-    inline = {h: {"ansible_connection": "local"} for h in HOSTS}
+    inline = {h: dict(HOST_VARS) for h in HOSTS}
     (cat / "templates" / "bench-play.yaml").write_text(
         json.dumps(
             {
@@ -132,7 +138,10 @@ def by_hand_apply(root: Path, env: dict[str, str], n: int) -> float:
     return time.perf_counter() - t0
 
 
-def through(svc: Any, template: str, params: dict[str, str], timeout: float = 300) -> float:
+def through(
+    svc: Any, worker: subprocess.Popen[bytes], template: str, params: dict[str, str]
+) -> float:
+    timeout = 300.0
     from opsconsole.core.service import SubmitRequest
     from opsconsole.core.states import FINAL
 
@@ -145,6 +154,8 @@ def through(svc: Any, template: str, params: dict[str, str], timeout: float = 30
             if view.state != "succeeded":
                 raise SystemExit(f"{template} job {job.id} ended {view.state}")
             return took
+        if worker.poll() is not None:
+            raise SystemExit(f"the worker exited ({worker.returncode}): see {WORKER_LOG}")
         if time.perf_counter() - t0 > timeout:
             raise SystemExit(f"{template} job {job.id} did not finish in {timeout:g}s")
         time.sleep(0.01)
@@ -171,7 +182,12 @@ def main() -> None:
         "OPSCONSOLE_HOME": str(home),
         "OPSCONSOLE_CATALOG": str(cat),
         "TF_IN_AUTOMATION": "1",
-        "ANSIBLE_HOST_KEY_CHECKING": "False",
+        # by hand with the settings the runner gives Ansible, so only the tool is compared:
+        # the venv's python3 found first, pipelining on, no colour
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        "ANSIBLE_PYTHON_INTERPRETER": "auto_silent",
+        "ANSIBLE_PIPELINING": "True",
+        "ANSIBLE_NOCOLOR": "1",
     }
     env.pop("TF_CLI_CONFIG_FILE", None)
     os.environ.update({k: env[k] for k in ("OPSCONSOLE_HOME", "OPSCONSOLE_CATALOG")})
@@ -180,10 +196,10 @@ def main() -> None:
 
     svc = open_service(load_settings())
     worker = subprocess.Popen(
-        [str(BIN / "opsconsole"), "worker", "--slots", "1"],
+        [str(BIN / "opsconsole"), "worker", "--workers", "1"],
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=WORKER_LOG.open("wb"),
+        stderr=subprocess.STDOUT,
     )
     rows: dict[str, dict[str, list[float]]] = {
         "playbook": {"by hand": [], "opsconsole": []},
@@ -191,14 +207,15 @@ def main() -> None:
     }
     try:
         by_hand_playbook(root, env)  # warm-up: page cache, byte-compiled modules
-        through(svc, "bench-play", {})
+        through(svc, worker, "bench-play", {})
         by_hand_apply(root, env, 0)
-        through(svc, "bench-apply", {"name": "w0"})
+        through(svc, worker, "bench-apply", {"name": "w0"})
         for n in range(1, args.repeats + 1):
             rows["playbook"]["by hand"].append(by_hand_playbook(root, env))
-            rows["playbook"]["opsconsole"].append(through(svc, "bench-play", {}))
+            rows["playbook"]["opsconsole"].append(through(svc, worker, "bench-play", {}))
             rows["apply"]["by hand"].append(by_hand_apply(root, env, n))
-            rows["apply"]["opsconsole"].append(through(svc, "bench-apply", {"name": f"o{n}"}))
+            applied = through(svc, worker, "bench-apply", {"name": f"o{n}"})
+            rows["apply"]["opsconsole"].append(applied)
     finally:
         worker.terminate()
         worker.wait(30)
