@@ -129,9 +129,10 @@ def health(as_json: JsonOpt = False) -> None:
     if as_json:
         output.emit_json(view.to_dict())
     else:
+        width = max([8, *(len(c.name) for c in view.checks)])
         for c in view.checks:
             output.line(
-                f"{'ok  ' if c.ok else 'FAIL'} {c.name:<8} {c.detail}",
+                f"{'ok  ' if c.ok else 'FAIL'} {c.name:<{width}} {c.detail}",
                 style=None if c.ok else "red",
             )
     raise typer.Exit(ExitCode.OK if view.healthy else ExitCode.JOB_FAILED)

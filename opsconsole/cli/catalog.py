@@ -92,8 +92,7 @@ def show_template(
     output.line(v.name, style="bold")
     if v.description:
         output.line(v.description, multiline=True)
-    what = " ".join(json.dumps(c) if " " in c else c for c in v.command) if v.command else v.handler
-    output.line(f"runner: {v.runner}   runs: {what}")
+    output.line(f"runner: {v.runner}   runs: {v.runs}")
     extras = [f"priority {v.to_dict()['priority_name']}", f"retries {v.retries}"]
     if v.timeout_s:
         extras.append(f"timeout {output.fmt_duration(v.timeout_s)}")

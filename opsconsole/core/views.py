@@ -278,6 +278,8 @@ class TemplateView:
     source: str
     command: list[str] | None
     handler: str | None
+    runs: str = ""
+    """What it runs, in one line: the command, handler, playbook, module or Terraform module."""
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

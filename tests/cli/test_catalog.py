@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from cli_support import as_json, ok, one_error_line, submit
 from support import wait_until, write_template
 
@@ -229,3 +230,17 @@ def test_an_empty_catalog_is_not_an_error_but_says_where_templates_go(cli, catal
         f"{catalog / 'templates'}/\n"
     )
     assert as_json(cli("templates", "list", "--json")) == {"templates": [], "problems": []}
+
+
+@pytest.mark.parametrize(
+    ("name", "runs"),
+    [
+        ("site-ping", "runs: playbook ansible/site-ping.yml"),
+        ("uptime", "runs: module ansible.builtin.command uptime"),
+        ("web_app", "runs: module terraform/web_app on instance {{ app_name }}"),
+    ],
+)
+def test_templates_show_says_what_an_ansible_or_terraform_template_runs(cli, name, runs):
+    out = ok(cli("--catalog", str(SAMPLE_CATALOG), "templates", "show", name)).stdout
+    assert runs in out
+    assert "None" not in out
