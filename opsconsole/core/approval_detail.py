@@ -184,6 +184,10 @@ class ApprovalDetail:
     """Terraform: the job plans and applies the instance's destruction."""
     instance: str | None = None
     """Terraform: the instance the job plans for (its name pattern rendered)."""
+    runs: str = ""
+    """What the template runs, in one line (a playbook, a module, a Terraform module)."""
+    extravars: dict[str, str] = field(default_factory=dict)
+    """Ansible: the variables the play gets, rendered, secrets shown as the mask."""
 
 
 def approval_detail(service: ApprovalsMixin, ref: str) -> ApprovalDetail:
@@ -203,8 +207,13 @@ def approval_detail(service: ApprovalsMixin, ref: str) -> ApprovalDetail:
     try:
         command = tuple(render_argv(tpl.command, shown)) if tpl.command else ()
         env = {k: render(v, shown) for k, v in tpl.env.items()}
+        extravars = (
+            {k: render(v, shown) for k, v in tpl.ansible.extravars.items()}
+            if tpl.ansible is not None
+            else {}
+        )
     except OpsError as exc:  # the worker would refuse it too: say so, do not hide it
-        command, env = (f"(cannot render: {exc})",), {}
+        command, env, extravars = (f"(cannot render: {exc})",), {}, {}
     round_ = int(row["gate_round"])
     given = [
         d["actor"]
@@ -216,6 +225,8 @@ def approval_detail(service: ApprovalsMixin, ref: str) -> ApprovalDetail:
         runner=tpl.runner,
         command=command,
         handler=tpl.handler,
+        runs=tpl.what_runs(),
+        extravars=extravars,
         env=env,
         targets=(row["spec"] or {}).get("targets"),
         round=round_,

@@ -7,7 +7,6 @@ store or SQLAlchemy. ``OpsService`` offers the same methods through ``CatalogRep
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -57,24 +56,9 @@ class CatalogReader(CatalogReports):
         return self._catalog
 
 
-def runs(t: Template) -> str:
-    """What a template runs, in one line, whatever its runner (the faces show it as is)."""
-    if t.command:
-        return " ".join(json.dumps(c) if " " in c else c for c in t.command)
-    if t.ansible is not None:
-        a = t.ansible
-        what = f"playbook {a.playbook}" if a.playbook else f"module {a.module} {a.module_args}"
-        return what.rstrip()
-    if t.terraform is not None:
-        tf = t.terraform
-        mode = " (destroy)" if tf.destroy else " (plan only)" if tf.plan_only else ""
-        return f"module {tf.module} on instance {tf.instance}{mode}"
-    return t.handler or ""
-
-
 def template_view(t: Template) -> TemplateView:
     return TemplateView(
-        runs=runs(t),
+        runs=t.what_runs(),
         name=t.name,
         description=t.description,
         runner=t.runner,

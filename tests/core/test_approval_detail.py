@@ -86,3 +86,27 @@ def test_a_newer_plan_replaces_the_one_shown(clocked: OpsService, catalog: Path)
     planned(clocked, job, "api_service", "shop", DESTROY_PLAN, hash_="a" * 64)
     plan = clocked.approval_detail(job).plan
     assert plan is not None and (plan.counts, plan.hash) == ("+0 ~0 -2", "a" * 64)
+
+
+def test_a_gated_playbook_shows_the_playbook_and_its_variables_masked(
+    clocked: OpsService, catalog: Path
+) -> None:
+    write_template(
+        catalog,
+        "gated-play",
+        """runner: ansible
+ansible:
+  playbook: ansible/deploy.yml
+  inventory: {hosts: {web1: {ansible_connection: local}}}
+  extravars: {release: '{{ release }}', api_token: '{{ token }}'}
+params:
+  release: {type: string, required: true}
+  token: {type: string, secret: true, required: true}
+approval: {required: 1}
+""",
+    )
+    request = SubmitRequest("gated-play", params={"release": "v2", "token": "hunter2"})
+    detail = clocked.approval_detail(submitted_by(clocked, request, "carol"))
+    assert detail.runs == "playbook ansible/deploy.yml"
+    assert detail.extravars == {"release": "v2", "api_token": "***"}
+    assert "hunter2" not in repr(detail)

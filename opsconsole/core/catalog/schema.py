@@ -100,6 +100,20 @@ class Template:
     terraform: TerraformSpec | None = None
     """runner terraform: the module and the instance it is applied to."""
 
+    def what_runs(self) -> str:
+        """What it runs, in one line, whatever its runner: what listings and prompts show."""
+        if self.command:
+            return " ".join(json.dumps(c) if " " in c else c for c in self.command)
+        if self.ansible is not None:
+            a = self.ansible
+            what = f"playbook {a.playbook}" if a.playbook else f"module {a.module} {a.module_args}"
+            return what.rstrip()
+        if self.terraform is not None:
+            tf = self.terraform
+            mode = " (destroy)" if tf.destroy else " (plan only)" if tf.plan_only else ""
+            return f"module {tf.module} on instance {tf.instance}{mode}"
+        return self.handler or ""
+
     def secret_names(self) -> frozenset[str]:
         """Names whose values must be masked in logs, messages and job listings."""
         return frozenset(name for name, spec in self.params.items() if spec.secret)

@@ -70,6 +70,10 @@ def what_runs(detail: ApprovalDetail, now: datetime) -> Table:
         row("Handler", visible(detail.handler))
     if detail.command:
         row("Command", shlex.join(visible(a) for a in detail.command))
+    elif not detail.handler and detail.runs:
+        row("Runs", visible(detail.runs))
+    if detail.extravars:
+        row("Variables", "\n".join(f"{k} = {visible(v)}" for k, v in detail.extravars.items()))
     for k, v in detail.env.items():
         row("Env", f"{visible(k)}={visible(v)}")
     params = [f"{visible(k)} = {_value(v)}" for k, v in job.params.items()]
