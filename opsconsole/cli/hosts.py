@@ -73,16 +73,7 @@ def hosts(
     try:
         _follow(job_id, attempt, as_json, grid)
     except KeyboardInterrupt:
-        import sys
-
-        from opsconsole.cli.exit_codes import ExitCode
-
-        sys.stderr.write("\n")
-        output.note(
-            f"stopped following; job {job_id} keeps running (Ctrl-C does not cancel it): "
-            f"cancel it with opsconsole jobs cancel {job_id}"
-        )
-        raise typer.Exit(ExitCode.INTERRUPTED) from None
+        output.stopped_following(job_id)
 
 
 def _show(grid: HostGrid, as_json: bool) -> None:

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from opsconsole.core import text
 
@@ -229,3 +229,17 @@ def log_lines(lines: Iterable[LogLine], *, raw: bool = False) -> None:
             shown = f"--- {shown} ---"
         out.write(shown + "\n")
     out.flush()
+
+
+def stopped_following(job_id: str) -> NoReturn:
+    """Ctrl-C while following a job: say that the job runs on and how to stop it, exit 130."""
+    import typer
+
+    from opsconsole.cli.exit_codes import ExitCode
+
+    sys.stderr.write("\n")
+    note(
+        f"stopped following; job {job_id} keeps running (Ctrl-C does not cancel it): "
+        f"cancel it with opsconsole jobs cancel {job_id}"
+    )
+    raise typer.Exit(ExitCode.INTERRUPTED)
