@@ -35,16 +35,6 @@ NameArg = Annotated[
     ),
 ]
 
-PLAN_STYLES = {
-    "create": "green",
-    "update": "yellow",
-    "delete": "red",
-    "replace": "magenta",
-    "read": "cyan",
-    "no-op": "dim",
-}
-"""The colours of a plan's actions: Terraform's own (+ green, ~ yellow, - red)."""
-
 
 def _value(value: Any) -> str:
     import json
@@ -174,7 +164,7 @@ def print_plan(plan: PlanView, *, title: str = "plan") -> None:
     """A plan as an approver reads it: counts on top, one coloured line per change."""
     from rich.text import Text
 
-    from opsconsole.core.approval_detail import SIGNS
+    from opsconsole.core.approval_detail import ACTION_STYLES, SIGNS
 
     head = Text(f"{title}: ", style="bold")
     head.append(f"+{plan.add}", style="green")
@@ -187,8 +177,8 @@ def print_plan(plan: PlanView, *, title: str = "plan") -> None:
     if plan.malformed:
         output.line("  the stored plan summary is malformed: read the job's log", style="red")
     for r in plan.changes:
-        line = Text(f"  {SIGNS.get(r.action, '?'):>3} ", style=PLAN_STYLES.get(r.action, ""))
-        line.append(output.visible(r.address), style=PLAN_STYLES.get(r.action, ""))
+        line = Text(f"  {SIGNS.get(r.action, '?'):>3} ", style=ACTION_STYLES.get(r.action, ""))
+        line.append(output.visible(r.address), style=ACTION_STYLES.get(r.action, ""))
         line.append(f"  ({r.action})", style="dim")
         output.console().print(line)
     if plan.destroys:

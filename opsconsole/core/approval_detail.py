@@ -32,6 +32,16 @@ ACTIONS = ("create", "update", "delete", "replace", "read", "no-op")
 """A planned resource change, as the plan summary names it (``core/store/plans.py``)."""
 SIGNS = {"create": "+", "update": "~", "delete": "-", "replace": "-/+", "read": "<=", "no-op": " "}
 """How each action is marked, as Terraform's own plan output marks it."""
+ACTION_STYLES = {
+    "create": "green",
+    "update": "yellow",
+    "delete": "red",
+    "replace": "magenta",
+    "read": "cyan",
+    "no-op": "dim",
+}
+"""A plan's actions in Terraform's own colours (+ create green, ~ update yellow, - delete
+red), the same in both faces."""
 SHORT_HASH = 12
 
 

@@ -25,7 +25,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Input, Label, Static
 
-from opsconsole.core.approval_detail import SIGNS, ApprovalDetail, PlanView
+from opsconsole.core.approval_detail import ACTION_STYLES, SIGNS, ApprovalDetail, PlanView
 from opsconsole.core.approvals import ApprovalRequest
 from opsconsole.core.text import ago, visible
 from opsconsole.tui.screens.views import TableView
@@ -91,17 +91,6 @@ def what_runs(detail: ApprovalDetail, now: datetime) -> Table:
     return grid
 
 
-PLAN_STYLES = {
-    "create": "green",
-    "update": "yellow",
-    "delete": "red",
-    "replace": "magenta",
-    "read": "cyan",
-    "no-op": "dim",
-}
-"""A plan's actions in Terraform's own colours: + create green, ~ update yellow, - delete red."""
-
-
 def plan_counts(plan: PlanView) -> Text:
     """``+2 ~0 -1`` (``±1`` for replacements) in the actions' colours."""
     counts = Text()
@@ -145,7 +134,7 @@ def plan_text(detail: ApprovalDetail) -> Text:
     if not changes:
         out.append("\nNo changes.", style="dim")
     for r in changes:
-        style = PLAN_STYLES.get(r.action, "")
+        style = ACTION_STYLES.get(r.action, "")
         out.append(f"\n{SIGNS.get(r.action, '?'):>3} ", style=f"bold {style}")
         out.append(visible(r.address), style=style)
         if r.action == "replace":
