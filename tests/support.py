@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -90,3 +92,39 @@ def failed_job(service: Any, clock: Any, request: Any) -> str:
     )
     assert end is not None
     return str(job.id)
+
+
+def files_holding(
+    root: Path, needle: bytes, since: float = 0.0, skip: tuple[Path, ...] = ()
+) -> list[Path]:
+    """Files under ``root`` changed since ``since`` (a ``time.time()``) whose bytes, or whose
+    zipped members (a saved Terraform plan is a zip), hold ``needle``.
+
+    ``since`` keeps a scan of a shared directory such as the system temp dir to what the test
+    could have written: reading every file a busy machine keeps there is slow and says nothing.
+    """
+    import zipfile
+
+    found = []
+    for dirpath, _dirs, names in os.walk(root):
+        if any(Path(dirpath).is_relative_to(s) for s in skip):
+            continue
+        for name in names:
+            path = Path(dirpath) / name
+            try:
+                st = path.lstat()
+                if not stat.S_ISREG(st.st_mode) or st.st_mtime < since or st.st_size > 50_000_000:
+                    continue
+                data = path.read_bytes()
+            except OSError:
+                continue
+            if needle in data:
+                found.append(path)
+            elif data[:2] == b"PK":
+                try:
+                    with zipfile.ZipFile(path) as zf:
+                        if any(needle in zf.read(m) for m in zf.namelist()):
+                            found.append(path)
+                except (zipfile.BadZipFile, OSError):
+                    continue
+    return found

@@ -59,13 +59,13 @@ def team_store(home: Path, catalog: Path, db_path: Path) -> Iterator[OpsService]
     db.dispose()
 
 
-def _workers(settings: Settings, n: int) -> list[subprocess.Popen[bytes]]:
+def _workers(settings: Settings, n: int, slots: int = 3) -> list[subprocess.Popen[bytes]]:
     procs = []
     for i in range(n):
         with (Path(settings.home) / f"worker{i}.out").open("wb") as out:
             procs.append(
                 subprocess.Popen(
-                    [str(BIN), "worker", "--workers", "3"],
+                    [str(BIN), "worker", "--workers", str(slots)],
                     env=_env(settings),
                     stdout=out,
                     stderr=subprocess.STDOUT,
@@ -98,11 +98,14 @@ def _interval(svc: OpsService, job_id: str) -> tuple[float, float]:
 @pytest.mark.slow
 def test_two_worker_processes_never_run_more_than_the_teams_cap(team_store: OpsService) -> None:
     svc = team_store
-    procs = _workers(svc.settings, 2)  # six slots in all, for a team allowed two
+    # three one-slot processes for a team allowed two: the cap binds, and two runs at once
+    # can only be two processes' (a process with free slots that holds both places would
+    # keep them forever, which says nothing about the cap across processes)
+    procs = _workers(svc.settings, 3, slots=1)
     try:
-        # both workers up before the first job: on a loaded machine the second one could
-        # otherwise start after the first had drained the queue alone
-        wait_until(lambda: len(svc.workers()) == 2, timeout=60)
+        # every worker up before the first job: on a loaded machine a late one would find
+        # the queue drained
+        wait_until(lambda: len(svc.workers()) == 3, timeout=60)
         ids = [svc.submit(SubmitRequest("web-task")).id for _ in range(JOBS)]
         wait_until(lambda: all(svc.get(i).state.value == "succeeded" for i in ids), timeout=120)
     finally:
@@ -111,8 +114,8 @@ def test_two_worker_processes_never_run_more_than_the_teams_cap(team_store: OpsS
     # the most runs alive at once: at each start, count the runs that started and not ended
     most = max(sum(1 for s, e in runs if s <= start < e) for start, _ in runs)
     assert most <= CAP, runs
-    assert most == CAP  # both places were used: the cap, not one slow worker, held them
-    assert len({svc.get(i).worker for i in ids}) == 2  # both processes claimed
+    assert most == CAP  # both places were used at once, so by two processes
+    assert len({svc.get(i).worker for i in ids}) >= 2
 
 
 @pytest.mark.slow

@@ -7,6 +7,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from ansible_support import (
     out_lines,
     playbook,
 )
-from support import wait_until
+from support import files_holding, wait_until
 
 from opsconsole.core.service import OpsService, SubmitRequest
 from opsconsole.core.states import JobState
@@ -92,24 +93,6 @@ def test_timeout_stops_everything_and_keeps_the_last_lines(
     assert any("TASK [Sleep]" in ln for ln in out_lines(service, job))
 
 
-def _files_holding(root: Path, needle: bytes, skip: tuple[Path, ...] = ()) -> list[str]:
-    found = []
-    for dirpath, _dirs, files in os.walk(root):
-        if any(Path(dirpath).is_relative_to(s) for s in skip):
-            continue
-        for name in files:
-            path = Path(dirpath) / name
-            try:
-                st = path.lstat()
-                if not stat.S_ISREG(st.st_mode) or st.st_size > 20_000_000:
-                    continue
-                if needle in path.read_bytes():
-                    found.append(str(path))
-            except OSError:
-                continue
-    return found
-
-
 @pytest.mark.slow
 def test_a_secret_stays_out_of_argv_artifacts_store_and_temp(
     service: OpsService, catalog: Path, start_pool: Any, home: Path, tmp_path: Path
@@ -131,6 +114,7 @@ def test_a_secret_stays_out_of_argv_artifacts_store_and_temp(
         "params:\n  token: {type: string, secret: true, required: true}\n",
     )
     start_pool()
+    since = time.time() - 1
     job = service.submit(SubmitRequest("secretive", {"token": token})).id
     wait_until(lambda: any(c["seq"] == 1 for c in cells(service, job)), 90, 0.1)
     needle = token.encode()
@@ -138,14 +122,14 @@ def test_a_secret_stays_out_of_argv_artifacts_store_and_temp(
     run_dirs = list((home / "run").glob("ansible-*"))
     assert run_dirs and all(stat.S_IMODE(d.stat().st_mode) == 0o700 for d in run_dirs)
     assert list(run_dirs[0].glob("artifacts/*/command"))  # the dir the check reads is there
-    assert _files_holding(home / "run", needle) == []
+    assert files_holding(home / "run", needle) == []
     system_tmp = Path(tempfile.gettempdir())
-    assert _files_holding(system_tmp, needle) == []
+    assert files_holding(system_tmp, needle, since) == []
     release.touch()
     assert final(service, job).state == S.SUCCEEDED
     assert not list((home / "run").glob("ansible-*"))  # removed after the attempt
     service.db.dispose()
-    assert _files_holding(home, needle) == []  # the store's bytes, WAL included
+    assert files_holding(home, needle) == []  # the store's bytes, WAL included
 
 
 # -- bad input: one clear line, nothing started ------------------------------------------------

@@ -3,14 +3,13 @@ argv (read from /proc while it runs), the store's bytes, the instance dir, or th
 
 from __future__ import annotations
 
-import os
 import secrets
 import tempfile
 import time
-import zipfile
 from pathlib import Path
 
 import pytest
+from support import files_holding
 from tf_support import add_module, add_template, engine_service, log_text, running_pool, submit
 
 from opsconsole.config import Settings
@@ -30,31 +29,6 @@ def argv_holding(needle: bytes) -> list[str]:
                     found.append(entry.name)
             except OSError:
                 continue
-    return found
-
-
-def files_holding(root: Path, needle: bytes, since: float) -> list[Path]:
-    """Files under ``root`` changed since ``since`` whose bytes (or zipped members) hold it."""
-    found = []
-    for dirpath, _dirs, names in os.walk(root):
-        for name in names:
-            path = Path(dirpath) / name
-            try:
-                st = path.lstat()
-                if not path.is_file() or st.st_mtime < since or st.st_size > 50_000_000:
-                    continue
-                data = path.read_bytes()
-            except OSError:
-                continue
-            if needle in data:
-                found.append(path)
-            elif data[:2] == b"PK":  # a saved plan is a zip: look inside it too
-                try:
-                    with zipfile.ZipFile(path) as zf:
-                        if any(needle in zf.read(m) for m in zf.namelist()):
-                            found.append(path)
-                except (zipfile.BadZipFile, OSError):
-                    continue
     return found
 
 
