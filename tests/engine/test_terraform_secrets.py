@@ -43,8 +43,10 @@ def test_a_secret_variable_is_nowhere_but_terraforms_environment(
     with engine_service(settings, "binary") as svc, running_pool(svc):
         job = submit(svc, "infra", name="vault", token=token, pause=2)
         seen_running = False
+        deadline = time.monotonic() + 90  # the apply pauses 2 s: a bound, not a hope
         while svc.get(job).state in (S.QUEUED, S.RUNNING):
-            assert argv_holding(needle) == []
+            assert time.monotonic() < deadline, "the apply did not end"
+            assert argv_holding(needle) == []  # sampled all along the run
             seen_running = seen_running or "Creating" in log_text(svc, job)
             time.sleep(0.05)
         assert seen_running
