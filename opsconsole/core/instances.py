@@ -95,13 +95,27 @@ def plan_file(ws: Path, job_id: str, attempt: int) -> Path:
 
 
 def read_state(ws: Path) -> dict[str, Any] | None:
-    """The instance's Terraform state as Terraform wrote it, or None before the first apply."""
-    path = ws / STATE
+    """The instance's Terraform state as Terraform wrote it; None before the first apply and
+    when it cannot be read (``problem`` then says why, so that is never taken for "empty")."""
     try:
-        data = json.loads(path.read_text())
+        data = json.loads((ws / STATE).read_text())
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def _state_problem(ws: Path) -> str | None:
+    path = ws / STATE
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not valid JSON"
+        return f"its Terraform state {path} cannot be read ({why}): repair or restore it first"
+    if not isinstance(data, dict):
+        return f"its Terraform state {path} is not a state document: repair or restore it first"
+    return None
 
 
 def locked(ws: Path) -> bool:
@@ -111,13 +125,14 @@ def locked(ws: Path) -> bool:
 
 def problem(ws: Path) -> str | None:
     """Why the instance may not be applied now: Terraform left an ``errored.tfstate`` (it could
-    not save the state after an apply); an operator must push it back and remove the file."""
+    not save the state after an apply; an operator must push it back and remove the file), or
+    its state file cannot be read (never mistaken for an instance with nothing in it)."""
     if (ws / ERRORED).exists():
         return (
             f"Terraform could not save this instance's state and left {ws / ERRORED}: "
             f"resolve it first (in {ws}: terraform state push {ERRORED}, then remove the file)"
         )
-    return None
+    return _state_problem(ws)
 
 
 def summary_of_state(state: Mapping[str, Any] | None) -> dict[str, Any]:

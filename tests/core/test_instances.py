@@ -120,3 +120,14 @@ def test_an_errored_state_is_the_instances_problem(tmp_path: Path) -> None:
     (tmp_path / instances.ERRORED).write_text("{}")
     problem = instances.problem(tmp_path)
     assert problem is not None and "errored.tfstate" in problem and "state push" in problem
+
+
+def test_an_unreadable_state_is_a_problem_not_an_empty_instance(tmp_path: Path) -> None:
+    (tmp_path / instances.STATE).write_text('{"serial": 4, "resources": [')  # cut short
+    assert instances.read_state(tmp_path) is None
+    problem = instances.problem(tmp_path)
+    assert problem is not None and "cannot be read" in problem and instances.STATE in problem
+    (tmp_path / instances.STATE).write_text("[]")
+    assert "not a state document" in (instances.problem(tmp_path) or "")
+    (tmp_path / instances.STATE).write_text('{"serial": 4}')
+    assert instances.problem(tmp_path) is None

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from support import files_holding
+from support import files_holding, wait_until
 from tf_support import add_module, add_template, engine_service, log_text, running_pool, submit
 
 from opsconsole.config import Settings
@@ -43,12 +43,15 @@ def test_a_secret_variable_is_nowhere_but_terraforms_environment(
     with engine_service(settings, "binary") as svc, running_pool(svc):
         job = submit(svc, "infra", name="vault", token=token, pause=2)
         seen_running = False
-        deadline = time.monotonic() + 90  # the apply pauses 2 s: a bound, not a hope
-        while svc.get(job).state in (S.QUEUED, S.RUNNING):
-            assert time.monotonic() < deadline, "the apply did not end"
-            assert argv_holding(needle) == []  # sampled all along the run
+
+        def sampled() -> bool:
+            # argv is sampled all along the run; the apply pauses 2 s so there is a run to see
+            nonlocal seen_running
+            assert argv_holding(needle) == []
             seen_running = seen_running or "Creating" in log_text(svc, job)
-            time.sleep(0.05)
+            return svc.get(job).state not in (S.QUEUED, S.RUNNING)
+
+        wait_until(sampled, 90, 0.05)
         assert seen_running
         assert svc.get(job).state == S.SUCCEEDED
         ws = instances.workspace(settings.home, "infra", "vault")

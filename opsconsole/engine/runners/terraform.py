@@ -245,7 +245,8 @@ class TerraformRunner:
             if spec.template.approval is None:
                 raise Refused("the saved plan is stale: the state changed since it was planned")
             return self._plan_then(job)
-        ok = end.outcome.exit_code == 0 and end.stopped is None
+        # an apply whose state cannot be read back did not end well, whatever the exit code
+        ok = end.outcome.exit_code == 0 and end.stopped is None and problem is None
         plan_store.set_status(spec.db, saved["id"], "applied" if ok else "failed", now)
         status = ("destroyed" if tf.destroy else "applied") if ok else "errored"
         self._upsert(job, status=status, state=state, plan_hash=saved["hash"], problem=problem)
@@ -267,11 +268,14 @@ class TerraformRunner:
             )
         if ok:
             return RunResult(outcome="succeeded", exit_code=0, result=result)
-        applied = len(reader.state.done)
-        why = reader.first_error or f"exit code {end.outcome.exit_code}"
-        message = f"apply failed after {applied} of {len(reader.state.planned)} change(s): {why}"
-        if problem:
-            message += f"; {problem}"
+        applied, planned = len(reader.state.done), len(reader.state.planned)
+        if end.outcome.exit_code == 0:  # Terraform finished, but its state is unreadable
+            message = f"applied {applied} of {planned} change(s), but the instance {problem}"
+        else:
+            why = reader.first_error or f"exit code {end.outcome.exit_code}"
+            message = f"apply failed after {applied} of {planned} change(s): {why}"
+            if problem:
+                message += f"; {problem}"
         return RunResult(
             outcome="failed",
             exit_code=end.outcome.exit_code,
