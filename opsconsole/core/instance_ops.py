@@ -235,17 +235,15 @@ class InstanceOpsMixin(ServiceHost):
             SubmitRequest(template=tpl.name, params={**public, **given}, tags=(DESTROY_TAG,)),
             template=tpl,
         )
-        with self.db.write() as conn:
-            job_store.add_event(
-                conn,
-                job.id,
-                "destroy_requested",
-                self.now(),
-                actor=self.identity.name,
-                state=job.state.value,
-                message=f"destroy of instance {view.ref}" + (f": {reason}" if reason else ""),
-                data={"template": view.template, "instance": view.name, "reason": reason},
-            )
+        job_store.note(
+            self.db,
+            job.id,
+            "destroy_requested",
+            self.now(),
+            actor=self.identity.name,
+            message=f"destroy of instance {view.ref}" + (f": {reason}" if reason else ""),
+            data={"template": view.template, "instance": view.name, "reason": reason},
+        )
         return job
 
     # -- helpers ------------------------------------------------------------------

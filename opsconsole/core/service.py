@@ -255,18 +255,15 @@ class OpsService(
 
     def audit_refusal(self, job_id: str, verb: str, reason: str) -> None:
         """Record a refused action on its job: who tried what, and why not (append-only)."""
-        with self.db.write() as conn:
-            row = job_store.fetch(conn, job_id)
-            job_store.add_event(
-                conn,
-                job_id,
-                "refused",
-                self.now(),
-                actor=self.identity.name,
-                state=row["state"] if row is not None else None,
-                message=reason,
-                data={"verb": verb, "reason": reason},
-            )
+        job_store.note(
+            self.db,
+            job_id,
+            "refused",
+            self.now(),
+            actor=self.identity.name,
+            message=reason,
+            data={"verb": verb, "reason": reason},
+        )
 
     @property
     def embedded_store(self) -> bool:

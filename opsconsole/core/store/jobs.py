@@ -52,6 +52,24 @@ def add_event(
     )
 
 
+def note(
+    db: Database,
+    job_id: str,
+    kind: str,
+    now: datetime,
+    *,
+    actor: str,
+    message: str = "",
+    data: dict[str, Any] | None = None,
+) -> None:
+    """Append an event about a job (a refusal, a request) in a transaction of its own, with
+    the state the job is in as it is written (None for no job)."""
+    with db.write() as conn:
+        row = fetch(conn, job_id)
+        state = row["state"] if row is not None else None
+        add_event(conn, job_id, kind, now, actor=actor, state=state, message=message, data=data)
+
+
 def fetch(conn: Connection, job_id: str) -> RowMapping | None:
     return conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).mappings().first()
 
