@@ -128,6 +128,7 @@ def approve(
             )
         ).scalar_one()
         data = {"round": round_, "digest": digest, "approvals": count, "required": required}
+        said = f"approved by {actor} ({count} of {required})" + (f": {comment}" if comment else "")
         if count < required:
             add_event(
                 conn,
@@ -136,8 +137,7 @@ def approve(
                 now,
                 actor=actor,
                 state=AWAITING,
-                message=f"approved by {actor} ({count} of {required})"
-                + (f": {comment}" if comment else ""),
+                message=said,
                 data=data,
             )
             return row, count
@@ -148,8 +148,7 @@ def approve(
             now,
             verb=V.APPROVE,
             actor=actor,
-            message=f"approved by {actor} ({count} of {required})"
-            + (f": {comment}" if comment else ""),
+            message=said,
             values={"approved_digest": digest, "approval_expires_at": None},
             data=data,
         )
