@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import grp
 import os
+import shutil
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,3 +157,21 @@ def fix(path: Path, access: Access, wanted: int) -> str:
     """The command that gives ``path`` the access it should have."""
     chmod = f"chmod {wanted:o} {path}"
     return f"chgrp {access.group} {path} && {chmod}" if access.shared else chmod
+
+
+def remove_tree(path: Path) -> str | None:
+    """Remove a directory and all it holds; why not, in one line, when something stays.
+
+    A run's private directory can hold what a job was given: it must go, and if it cannot,
+    someone must hear it (``shutil.rmtree(ignore_errors=True)`` would say nothing).
+    """
+    failed: list[str] = []
+
+    def note(_func: object, failed_path: str, _exc: object) -> None:
+        failed.append(failed_path)
+
+    shutil.rmtree(path, onerror=note)
+    if not failed and not path.exists():
+        return None
+    first = failed[0] if failed else str(path)
+    return f"cannot remove {path} ({len(failed) or 1} path(s) left, first {first}): remove it"

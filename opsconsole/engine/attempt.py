@@ -8,7 +8,6 @@ does, even ``SystemExit``, becomes a ``RunResult``.
 from __future__ import annotations
 
 import logging
-import shutil
 import tempfile
 import threading
 import time
@@ -21,6 +20,7 @@ from opsconsole.config import Settings
 from opsconsole.core.catalog import Template, template_from_dict
 from opsconsole.core.clock import Clock
 from opsconsole.core.errors import OpsError
+from opsconsole.core.files import remove_tree
 from opsconsole.core.secrets import Redactor, SecretBox
 from opsconsole.core.store import jobs as job_store
 from opsconsole.core.store.db import Database
@@ -223,7 +223,10 @@ def execute(env: AttemptEnv, run: Run) -> RunResult:
         run.finish()
         for timer in watchdogs:
             timer.cancel()
-        shutil.rmtree(workdir, ignore_errors=True)
+        left = remove_tree(workdir)
+        if left is not None:
+            log.warning("job %s: %s", job_id, left)
+            sink.write("meta", f"the job's work dir stays: {left}")
     if result.outcome != "succeeded":
         # the log tells the whole story: whoever reads it sees why the attempt ended
         why = result.message or (result.error or {}).get("message") or ""

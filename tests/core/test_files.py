@@ -57,3 +57,28 @@ def test_files_get_exactly_their_mode_whatever_the_umask(tmp_path: Path):
     assert mode(tmp_path / "f") == 0o660
     assert not create_file(tmp_path / "f", 0o600, PRIVATE)  # exists: untouched
     assert mode(tmp_path / "f") == 0o660
+
+
+def test_remove_tree_removes_everything_or_says_what_stays(tmp_path: Path) -> None:
+    import subprocess
+
+    from opsconsole.core.files import remove_tree
+
+    gone = tmp_path / "gone"
+    (gone / "a" / "b").mkdir(parents=True)
+    (gone / "a" / "b" / "vars.yml").write_text("token: x\n")
+    assert remove_tree(gone) is None and not gone.exists()
+
+    stuck = tmp_path / "stuck"
+    busy = stuck / "busy"
+    busy.mkdir(parents=True)
+    # a mount point cannot be removed (EBUSY), not even by root: a real refusal
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(busy)])
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        said = remove_tree(stuck)
+        assert said is not None and str(stuck) in said and "\n" not in said
+        assert busy.exists()
+    finally:
+        subprocess.run(["umount", str(busy)], check=True)

@@ -21,7 +21,6 @@ import json
 import logging
 import os
 import secrets as pysecrets
-import shutil
 import sys
 import threading
 import time
@@ -32,6 +31,7 @@ from opsconsole.core.catalog import AnsibleSpec, ParamType, render
 from opsconsole.core.catalog.paths import is_inside, real, show_path
 from opsconsole.core.catalog.render import PLACEHOLDER_RE
 from opsconsole.core.errors import InvalidParams, OpsError
+from opsconsole.core.files import remove_tree
 from opsconsole.core.secrets import Redactor
 from opsconsole.core.store import hosts as host_store
 from opsconsole.engine.context import RunContext, RunResult
@@ -558,7 +558,10 @@ class AnsibleRunner:
             secret_values += list((job.get("passwords") or {}).values())
             return self._supervise(spec, ctx, job, data_dir, Redactor(secret_values))
         finally:
-            shutil.rmtree(data_dir, ignore_errors=True)
+            left = remove_tree(data_dir)
+            if left is not None:  # it may hold the run's variables: say so where it is seen
+                log.warning("job %s: %s", ctx.job_id, left)
+                ctx.log_fn("meta", f"the run's private data dir stays: {left}")
 
     def _supervise(
         self,
