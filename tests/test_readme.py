@@ -171,11 +171,17 @@ def test_the_tour_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
             if step.job is not None:
                 argv = [jobs[step.job] if a == "JOB" else a for a in argv]
             if command.endswith("&"):
-                worker = subprocess.Popen(
-                    argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-                )
+                worker_log = tmp_path / "worker.log"
+                with worker_log.open("wb") as out:
+                    worker = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
                 background.append(worker)
-                wait_until(lambda: run([exe, "workers", "list", "--json"])[1].count('"id"'), 60)
+
+                def registered(w: subprocess.Popen[bytes] = worker, log: Path = worker_log) -> int:
+                    # a worker that died says why here, not as a bare timeout
+                    assert w.poll() is None, f"the worker exited {w.returncode}: {log.read_text()}"
+                    return run([exe, "workers", "list", "--json"])[1].count('"id"')
+
+                wait_until(registered, 90)
                 continue
             if "asks for the token" in comment:  # on a terminal, typing the token
                 seen, code, asked = on_a_terminal(
