@@ -140,6 +140,72 @@ def test_a_new_store_is_private_and_said(tmp_path: Path, usual_umask: None):
     assert again == []  # an existing store is not news
 
 
+OPENER = """
+import sys, time
+from opsconsole.core.store.db import Database
+db = Database(sys.argv[1], notice=lambda text, transient=False: print(text))
+print("ready", flush=True)
+go = float(sys.stdin.readline())  # the same instant for every opener, all of them ready
+while time.time() < go:
+    pass  # spin, not sleep: the first connections must meet within microseconds
+try:
+    db.ensure_schema()
+    db.dispose()
+except Exception as exc:
+    print(f"FAILED {exc}")
+"""
+
+
+@pytest.mark.parametrize("start", ["no file", "an empty file"])
+def test_many_processes_opening_a_new_store_at_once_all_get_it(tmp_path: Path, start: str):
+    """Processes that open a store nobody has set up yet (a worker and the CLI commands
+    started beside it) all get the same migrated store, and exactly one says it made it.
+    An empty file was a store not yet in WAL mode, and SQLite refused all but one of the
+    processes switching it at once with "database is locked", never waiting."""
+    import subprocess
+    import sys
+    import time
+
+    for round_ in range(3):  # the race needs the processes to meet: give it several chances
+        path = tmp_path / f"race{round_}.db"
+        if start == "an empty file":
+            path.touch(mode=0o600)
+        openers = [
+            subprocess.Popen(
+                [sys.executable, "-c", OPENER, f"sqlite:///{path}"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            for _ in range(6)
+        ]
+        made: list[str] = []
+        for proc in openers:
+            assert proc.stdout is not None
+            said = proc.stdout.readline()
+            while said.startswith("created"):
+                made.append(said)
+                said = proc.stdout.readline()
+            assert said == "ready\n", said
+        go = time.time() + 0.3
+        for proc in openers:
+            assert proc.stdin is not None
+            proc.stdin.write(f"{go}\n")
+            proc.stdin.flush()
+        said = [proc.communicate(timeout=120)[0] for proc in openers]
+        assert all(proc.returncode == 0 for proc in openers), said
+        assert not [s for s in said if "FAILED" in s or "Traceback" in s], said
+        made += [s for s in said if "created a new store" in s]
+        assert len(made) == (1 if start == "no file" else 0), said
+        assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".new")]
+        db = Database(f"sqlite:///{path}")
+        try:
+            assert db.current_revision() == SCHEMA_REVISION
+        finally:
+            db.dispose()
+
+
 def test_a_store_is_made_only_in_a_directory_that_exists(tmp_path: Path):
     path = tmp_path / "nonexistent" / "dir" / "x.db"
     with pytest.raises(StoreUnavailable) as err:
