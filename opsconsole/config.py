@@ -16,6 +16,7 @@ from typing import Any
 
 from opsconsole.core.access import Policy, parse_policy
 from opsconsole.core.errors import InvalidParams
+from opsconsole.core.webhook_config import Webhook, parse_webhooks
 
 ENV_PREFIX = "OPSCONSOLE_"
 
@@ -175,6 +176,21 @@ class Settings:
         "`opsconsole.toml` (see Ansible); not settable by environment or flag.",
         default=(),
     )
+    retention_jobs: str = _doc(
+        "How long finished jobs are kept (a duration: `30d`, `12h`); older ones are pruned "
+        "with their logs, while their audit events are kept. `0` keeps them forever.",
+        default="30d",
+    )
+    retention_logs: str = _doc(
+        "How long the log lines of finished jobs are kept (a duration, at most "
+        "`retention_jobs`); the job itself stays. `0` keeps them as long as the job.",
+        default="14d",
+    )
+    webhooks: tuple[Webhook, ...] = _doc(
+        "Webhooks: the `[[webhooks]]` tables of `opsconsole.toml` (see Webhooks); not "
+        "settable by environment or flag.",
+        default=(),
+    )
     policy: Policy = _doc(
         "Roles and teams: the `[roles]` and `[teams.NAME]` tables of `opsconsole.toml` "
         "(see Roles and teams); not settable by environment or flag.",
@@ -214,6 +230,8 @@ _CONVERTERS: dict[str, type] = {
     "max_interruptions": int,
     "supervision": str,
     "terraform": str,
+    "retention_jobs": str,
+    "retention_logs": str,
 }
 _CHOICES: dict[str, tuple[str, ...]] = {"supervision": ("auto", "cgroup", "pgroup")}
 
@@ -267,11 +285,14 @@ def config_file_candidates(home: Path | None) -> list[Path]:
 
 POLICY_TABLES = ("roles", "teams")
 CREDENTIALS_TABLE = "credentials"
+WEBHOOKS_TABLE = "webhooks"
 """Top-level tables of opsconsole.toml that are access rules, not settings."""
 
 
-def _read_toml(path: Path) -> tuple[dict[str, Any], Policy, tuple[Credential, ...]]:
-    """The file's settings, its roles and teams, and its credentials."""
+def _read_toml(
+    path: Path,
+) -> tuple[dict[str, Any], Policy, tuple[Credential, ...], tuple[Webhook, ...]]:
+    """The file's settings, its roles and teams, its credentials and its webhooks."""
     try:
         with path.open("rb") as fh:
             data = tomllib.load(fh)
@@ -282,6 +303,8 @@ def _read_toml(path: Path) -> tuple[dict[str, Any], Policy, tuple[Credential, ..
     tables = {name: data.pop(name) for name in POLICY_TABLES if name in data}
     creds = data.pop(CREDENTIALS_TABLE, None)
     credentials = parse_credentials(creds, str(path)) if creds is not None else ()
+    hooks = data.pop(WEBHOOKS_TABLE, None)
+    webhooks = parse_webhooks(hooks, str(path)) if hooks is not None else ()
     section = data.get("opsconsole", data)
     if not isinstance(section, dict):
         raise InvalidParams(f"{path}: [opsconsole] must be a table")
@@ -299,7 +322,7 @@ def _read_toml(path: Path) -> tuple[dict[str, Any], Policy, tuple[Credential, ..
     policy = parse_policy(
         tables.get("roles"), tables.get("teams"), origin=str(path), source_uid=uid
     )
-    return section, policy, credentials
+    return section, policy, credentials, webhooks
 
 
 def load_settings(**flags: Any) -> Settings:
@@ -318,10 +341,11 @@ def load_settings(**flags: Any) -> Settings:
     explicit = os.environ.get(ENV_PREFIX + "CONFIG")
     for path in config_file_candidates(home or default_home()):
         if path.is_file():
-            section, policy, credentials = _read_toml(path)
+            section, policy, credentials, webhooks = _read_toml(path)
             file_values = {k: _convert(k, v, str(path)) for k, v in section.items()}
             file_values["policy"] = policy
             file_values["credentials"] = credentials
+            file_values["webhooks"] = webhooks
             break
         if explicit:
             raise InvalidParams(f"{path}: config file not found")

@@ -52,6 +52,8 @@ class Job(SQLModel, table=True):
         sa.Index("ix_jobs_history", "finished_at"),
         sa.Index("ix_jobs_created", "created_at"),
         sa.Index("ix_jobs_template", "template", "created_at"),
+        # a schedule's overlap policy asks for its live jobs; its view for its last ones
+        sa.Index("ix_jobs_schedule", "schedule", "created_at"),
     )
 
     id: str = Field(primary_key=True, max_length=16)
@@ -103,6 +105,8 @@ class Job(SQLModel, table=True):
     break_glass: bool = Field(default=False, sa_column_kwargs={"server_default": "0"})
     phase: str | None = Field(default=None, max_length=8)
     """Terraform: ``plan`` until its plan is approved, then ``apply``; None for other runners."""
+    schedule: str | None = Field(default=None, max_length=64)
+    """The schedule whose fire submitted this job (None: submitted by hand)."""
 
 
 class JobDependency(SQLModel, table=True):
@@ -121,6 +125,9 @@ class JobEvent(SQLModel, table=True):
         sa.Index("ix_job_events_actor", "actor", "id"),
         sa.Index("ix_job_events_kind", "kind", "id"),
         sa.Index("ix_job_events_ts", "ts"),
+        # retention deletes old events: an id is never handed out twice (a feed cursor
+        # that passed it would never see the new event)
+        {"sqlite_autoincrement": True},
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -311,3 +318,117 @@ class Plan(SQLModel, table=True):
     """pending | applied | stale | discarded | failed"""
     created_at: datetime = _ts()
     decided_at: datetime | None = _ts(nullable=True)
+
+
+class Schedule(SQLModel, table=True):
+    """Recurring work: a template and its parameters, fired by a cron or an interval.
+
+    ``next_fire_at`` is the ledger's cursor: every fire time before it has a row in
+    ``schedule_fires`` (fired, missed or skipped). A tick moves it forward with a guarded
+    UPDATE in the same transaction as the fire rows and the job, so two processes ticking
+    at once cannot both fire one time.
+    """
+
+    __tablename__ = "schedules"
+    __table_args__ = (
+        # a tick asks for the schedules that are due, and only those
+        sa.Index("ix_schedules_due", "paused", "next_fire_at"),
+    )
+
+    name: str = Field(primary_key=True, max_length=64)
+    template: str = Field(max_length=64)
+    params: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
+    """Public parameter values (a secret one is sealed in ``secret_blob``)."""
+    secret_blob: str | None = Field(default=None, sa_type=sa.Text)
+    cron: str | None = Field(default=None, max_length=128)
+    """A crontab expression (crontab's meaning, see ``core/cron.py``), or None."""
+    tz: str = Field(default="UTC", max_length=64)
+    """The IANA zone a cron expression's wall-clock times are in."""
+    every_s: float | None = None
+    """An interval in seconds instead of a cron expression."""
+    jitter_s: float = 0.0
+    catchup: str = Field(default="latest", max_length=8)
+    """latest | all | skip: what a tick does with fire times it finds already past."""
+    overlap: str = Field(default="skip", max_length=8)
+    """skip | queue | allow: what a fire does while the previous fire's job is live."""
+    paused: bool = False
+    origin: str = Field(default="cli", max_length=16)
+    """cli (added by an operator) | template (declared by a template's ``schedule:`` block)."""
+    next_fire_at: datetime | None = _ts(nullable=True)
+    last_fire_at: datetime | None = _ts(nullable=True)
+    last_job: str | None = Field(default=None, max_length=16)
+    created_by: str = Field(default="", max_length=128)
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
+class ScheduleFire(SQLModel, table=True):
+    """The ledger: one row per fire time of a schedule, and what became of it.
+
+    The primary key (schedule, fire_at) is what makes a fire happen once across processes:
+    the row is inserted in the same transaction as the job it fired.
+    """
+
+    __tablename__ = "schedule_fires"
+
+    schedule: str = Field(primary_key=True, max_length=64)
+    fire_at: datetime = Field(primary_key=True, sa_type=UtcDateTime)
+    status: str = Field(max_length=8)
+    """fired | missed | skipped"""
+    job_id: str | None = Field(default=None, max_length=16)
+    reason: str = Field(default="", sa_type=sa.Text)
+    """Why a fire was missed or skipped (and for a fired one: ``run`` by hand, a catch-up)."""
+    actor: str = Field(default="", max_length=128)
+    recorded_at: datetime = _ts()
+
+
+class Check(SQLModel, table=True):
+    """A recurring check's current status: what ``checks list`` and the Checks view show."""
+
+    __tablename__ = "checks"
+
+    name: str = Field(primary_key=True, max_length=64)
+    """The schedule's name (or the template's, for a check run by hand)."""
+    template: str = Field(max_length=64)
+    status: str = Field(max_length=8)
+    """ok | warning | critical | unknown"""
+    since: datetime = _ts()
+    """When the check entered this status."""
+    output: str = Field(default="", sa_type=sa.Text)
+    """The last result's one-line summary (Nagios plugin style)."""
+    latency_ms: float | None = None
+    last_job: str | None = Field(default=None, max_length=16)
+    last_at: datetime = _ts()
+
+
+class CheckResult(SQLModel, table=True):
+    """One result of a check: the sparkline of recent statuses and latencies."""
+
+    __tablename__ = "check_results"
+    __table_args__ = (sa.Index("ix_check_results_check", "check", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    check: str = Field(max_length=64)
+    job_id: str | None = Field(default=None, max_length=16)
+    at: datetime = _ts()
+    status: str = Field(max_length=8)
+    latency_ms: float | None = None
+    output: str = Field(default="", sa_type=sa.Text)
+
+
+class WebhookState(SQLModel, table=True):
+    """What the store knows of a webhook declared in opsconsole.toml: its feed cursor and
+    its failures (the declaration itself, URL and secret reference, stays in the file)."""
+
+    __tablename__ = "webhooks"
+
+    name: str = Field(primary_key=True, max_length=64)
+    cursor: int = 0
+    """The id of the last event matched against this webhook."""
+    failures: int = 0
+    """Deliveries failed in a row; at 5 the webhook disables itself."""
+    disabled_at: datetime | None = _ts(nullable=True)
+    disabled_reason: str | None = Field(default=None, sa_type=sa.Text)
+    last_delivery_at: datetime | None = _ts(nullable=True)
+    last_status: str | None = Field(default=None, sa_type=sa.Text)
+    updated_at: datetime = _ts()

@@ -28,6 +28,7 @@ from opsconsole.core.catalog import (
     render,
     validate_params,
 )
+from opsconsole.core.checks import ChecksMixin
 from opsconsole.core.clock import Clock, SystemClock
 from opsconsole.core.errors import (
     Conflict,
@@ -43,8 +44,10 @@ from opsconsole.core.identity import Identity, current, user_name
 from opsconsole.core.ids import new_job_id
 from opsconsole.core.instance_ops import InstanceOpsMixin
 from opsconsole.core.instances import concurrency_key, instance_name
+from opsconsole.core.maintenance import MaintenanceMixin
 from opsconsole.core.reports import ReportsMixin
 from opsconsole.core.reviews import ReviewsMixin
+from opsconsole.core.schedules import SchedulesMixin
 from opsconsole.core.secrets import MASK, SecretBox, fingerprint, split_secrets
 from opsconsole.core.states import FINAL, JobState
 from opsconsole.core.store import feed, queries
@@ -58,6 +61,7 @@ from opsconsole.core.views import (
     Page,
     WorkerView,
 )
+from opsconsole.core.webhooks import WebhooksMixin
 
 S = JobState
 MAX_TAGS = 20
@@ -104,6 +108,10 @@ class OpsService(
     AuditMixin,
     ReportsMixin,
     HostsMixin,
+    SchedulesMixin,
+    ChecksMixin,
+    WebhooksMixin,
+    MaintenanceMixin,
 ):
     """Built by ``runtime.open_service``; cheap to keep for the life of a process."""
 

@@ -34,7 +34,7 @@ from opsconsole.core.service import OpsService
 from opsconsole.core.states import JobState
 from opsconsole.core.store import claim as claim_store
 from opsconsole.core.text import duration
-from opsconsole.engine import supervise
+from opsconsole.engine import maintenance, scheduler, supervise, webhooks
 from opsconsole.engine.attempt import AttemptEnv, Run, execute
 from opsconsole.engine.context import RunResult
 from opsconsole.engine.outcome import Settlement
@@ -220,6 +220,14 @@ class WorkerPool:
             seconds=max(self.settings.poll_interval, 0.1) * 5,
             id="due",
         )
+        # the store's recurring duties: each is safe to run in several processes at once
+        # (a schedule's fire and a webhook's cursor are claimed by guarded writes)
+        tick_every = max(min(self.settings.poll_interval, 1.0), 0.1)
+        sched.add_job(self._safe(self.tick_schedules), "interval", seconds=tick_every, id="fires")
+        sched.add_job(
+            self._safe(self.dispatch_webhooks), "interval", seconds=tick_every, id="webhooks"
+        )
+        sched.add_job(self._safe(self.maintain), "interval", seconds=60, id="maintenance")
         sched.start()
         self._scheduler = sched
 
@@ -634,6 +642,18 @@ class WorkerPool:
         if settled:
             self.wake_all()
         return settled
+
+    def tick_schedules(self, now: datetime | None = None) -> None:
+        """Fire the schedules due at ``now`` (see ``engine/scheduler.py``)."""
+        scheduler.tick(self.service, now or self.clock.now())
+
+    def dispatch_webhooks(self, now: datetime | None = None) -> None:
+        """Queue the deliveries of new events (see ``engine/webhooks.py``)."""
+        webhooks.dispatch(self.service, now or self.clock.now())
+
+    def maintain(self, now: datetime | None = None) -> None:
+        """Prune what retention allows (see ``engine/maintenance.py``)."""
+        maintenance.maintain(self.service, now or self.clock.now())
 
     def tick(self, now: datetime | None = None) -> None:
         """One heartbeat and one reap at ``now``: the pool's timers, by hand."""

@@ -27,9 +27,9 @@ from opsconsole.core import model
 from opsconsole.core.errors import OpsError, StoreUnavailable
 from opsconsole.core.files import PRIVATE, Access, create_file, exposure, fix, tighten
 
-SCHEMA_REVISION = "0004"
+SCHEMA_REVISION = "0005"
 """The newest Alembic revision this code knows; a test keeps it equal to the scripts' head."""
-KNOWN_REVISIONS = ("0001", "0002", "0003", "0004")
+KNOWN_REVISIONS = ("0001", "0002", "0003", "0004", "0005")
 BUSY_TIMEOUT_MS = 60_000
 LOCK_NOTICE_AFTER = 1.0
 """Seconds a write waits for another process's lock before saying that it is waiting."""
@@ -47,6 +47,11 @@ freezes = model.Freeze.__table__
 host_tasks = model.HostTask.__table__
 instances = model.Instance.__table__
 plans = model.Plan.__table__
+schedules = model.Schedule.__table__
+schedule_fires = model.ScheduleFire.__table__
+checks = model.Check.__table__
+check_results = model.CheckResult.__table__
+webhooks = model.WebhookState.__table__
 
 log = logging.getLogger("opsconsole.store")
 

@@ -86,40 +86,53 @@ def insert(
     """Insert a job as given, its dependency edges and its ``submitted`` event in one transaction.
 
     The row may be in any state: this is how fixtures and imports seed a store. Operators'
-    jobs enter through ``submit``, which allows only the first states. Dependencies are
-    checked inside the write lock: a dependency that ended in any state but succeeded is
-    refused, so a dependent can never wait forever.
+    jobs enter through ``submit``, which allows only the first states.
+    """
+    with db.write() as conn:
+        return insert_in(conn, row, depends_on, actor=actor, now=now, message=message)
+
+
+def insert_in(
+    conn: Connection,
+    row: Mapping[str, Any],
+    depends_on: Iterable[str],
+    *,
+    actor: str,
+    now: datetime,
+    message: str = "",
+) -> RowMapping:
+    """``insert`` inside the caller's write transaction (a schedule's fire writes its ledger
+    row in the same one, so the job and the record of its fire land together or not at all).
+
+    Dependencies are checked inside the write lock: a dependency that ended in any state but
+    succeeded is refused, so a dependent can never wait forever.
     """
     dep_ids = list(dict.fromkeys(depends_on))
-    with db.write() as conn:
-        if dep_ids:
-            found = {
-                r.id: r.state
-                for r in conn.execute(
-                    sa.select(jobs.c.id, jobs.c.state).where(jobs.c.id.in_(dep_ids))
+    if dep_ids:
+        found = {
+            r.id: r.state
+            for r in conn.execute(sa.select(jobs.c.id, jobs.c.state).where(jobs.c.id.in_(dep_ids)))
+        }
+        for dep in dep_ids:
+            if dep not in found:
+                raise InvalidParams(f"dependency '{dep}' does not exist")
+            if found[dep] in FINAL and found[dep] != S.SUCCEEDED:
+                raise InvalidParams(
+                    f"dependency '{dep}' already ended {found[dep]}: it can never succeed"
                 )
-            }
-            for dep in dep_ids:
-                if dep not in found:
-                    raise InvalidParams(f"dependency '{dep}' does not exist")
-                if found[dep] in FINAL and found[dep] != S.SUCCEEDED:
-                    raise InvalidParams(
-                        f"dependency '{dep}' already ended {found[dep]}: it can never succeed"
-                    )
-            if row["state"] == S.WAITING and all(found[d] == S.SUCCEEDED for d in dep_ids):
-                # every dependency succeeded since the caller looked: nothing left to wait for
-                ready = S.SCHEDULED if row["run_at"] > now else S.QUEUED
-                row = {**row, "state": ready.value}
-        try:
+        if row["state"] == S.WAITING and all(found[d] == S.SUCCEEDED for d in dep_ids):
+            # every dependency succeeded since the caller looked: nothing left to wait for
+            ready = S.SCHEDULED if row["run_at"] > now else S.QUEUED
+            row = {**row, "state": ready.value}
+    try:
+        with conn.begin_nested():  # a taken id must not undo the caller's other writes
             conn.execute(jobs.insert().values(**row))
-        except sa.exc.IntegrityError:
-            raise Conflict(f"job id {row['id']} is taken") from None
-        if dep_ids:
-            conn.execute(deps.insert(), [{"job_id": row["id"], "depends_on": d} for d in dep_ids])
-        add_event(
-            conn, row["id"], "submitted", now, actor=actor, state=row["state"], message=message
-        )
-        out = fetch(conn, row["id"])
+    except sa.exc.IntegrityError:
+        raise Conflict(f"job id {row['id']} is taken") from None
+    if dep_ids:
+        conn.execute(deps.insert(), [{"job_id": row["id"], "depends_on": d} for d in dep_ids])
+    add_event(conn, row["id"], "submitted", now, actor=actor, state=row["state"], message=message)
+    out = fetch(conn, row["id"])
     assert out is not None
     return out
 
