@@ -132,6 +132,7 @@ def start_pool(service: OpsService, *, slots: int | None = None, once: bool = Fa
     from opsconsole.engine.pool import WorkerPool
 
     service.key_status()
+    service.retention()  # bad retention settings: refused now, not every minute in the log
     log = logging.getLogger("opsconsole.worker")
     for problem in service.catalog_problems():
         log.warning("catalog: %s", problem)

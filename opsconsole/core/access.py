@@ -51,6 +51,9 @@ VERBS: dict[str, tuple[Role, str]] = {
     "reset-key": (Role.ADMIN, "reset the store's secret key"),
     "resize": (Role.ADMIN, "resize workers"),
     "freeze": (Role.ADMIN, "set or lift freezes"),
+    "prune": (Role.ADMIN, "prune the store"),
+    "backup": (Role.ADMIN, "back up the store"),
+    "vacuum": (Role.ADMIN, "vacuum the store"),
 }
 """Verb -> the least role it needs, and how the refusal names it."""
 

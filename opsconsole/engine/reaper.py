@@ -22,6 +22,7 @@ from typing import Any
 from opsconsole.config import Settings
 from opsconsole.core.errors import OpsError
 from opsconsole.core.store import claim as claim_store
+from opsconsole.core.store.claim import WORKER_ROWS_KEPT
 from opsconsole.core.store import feed
 from opsconsole.core.store.db import Database
 from opsconsole.engine.context import RunResult
@@ -29,8 +30,6 @@ from opsconsole.engine.outcome import VANISHED
 from opsconsole.engine.procs import kill_marked, pid_alive
 from opsconsole.engine.recorder import Recorder
 
-WORKER_ROWS_KEPT = timedelta(days=7)
-"""How long the row of a stopped or dead worker is kept (for `workers list --all`)."""
 
 
 @dataclass

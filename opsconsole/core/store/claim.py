@@ -358,18 +358,20 @@ def workers_on_host(db: Database, host: str) -> list[RowMapping]:
         )
 
 
+WORKER_ROWS_KEPT = timedelta(days=7)
+"""How long the row of a stopped or dead worker is kept (for `workers list --all`)."""
+
+
+def stopped_workers(older_than: datetime) -> list[Any]:
+    """The rows ``prune_workers`` deletes: workers that stopped or died before ``older_than``."""
+    return [workers.c.state.in_(["stopped", "dead"]), workers.c.heartbeat_at < older_than]
+
+
 def prune_workers(db: Database, older_than: datetime, *, batch: int = 500) -> int:
     """Delete rows of workers that stopped or died before ``older_than``; returns how many."""
     with db.write() as conn:
         ids = (
-            conn.execute(
-                sa.select(workers.c.id)
-                .where(
-                    workers.c.state.in_(["stopped", "dead"]),
-                    workers.c.heartbeat_at < older_than,
-                )
-                .limit(batch)
-            )
+            conn.execute(sa.select(workers.c.id).where(*stopped_workers(older_than)).limit(batch))
             .scalars()
             .all()
         )
