@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -13,7 +14,9 @@ from opsconsole.cli.helptext import Command, JsonOpt
 from opsconsole.cli.session import notice, service, settings
 from opsconsole.core.errors import InvalidParams
 
-db_app = typer.Typer(help="The store itself: its secret key.", no_args_is_help=True)
+db_app = typer.Typer(
+    help="The store itself: retention, backups, upkeep and its secret key.", no_args_is_help=True
+)
 
 SPARK = {
     "succeeded": "▇",
@@ -193,6 +196,119 @@ def reset_key(
             f"key: {' '.join(cancelled)} (retry each with its secrets: jobs retry ID -p NAME=...)"
         )
     output.line("restart running workers so that they use this key", style="dim")
+
+
+@db_app.command("prune", cls=Command)
+def prune(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only count what would be removed.")
+    ] = False,
+    older_than: Annotated[
+        str | None,
+        typer.Option(
+            metavar="DURATION",
+            help="Remove finished jobs older than this instead of retention_jobs.",
+            show_default=False,
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove what retention allows: old finished jobs, log lines, deliveries, ledger rows.
+
+    Counts per kind are printed (with --dry-run nothing is removed). Audit events of pruned
+    jobs are kept, and so is anything a live job needs. Workers do this every 10 minutes on
+    their own; this runs it now. Exit 2 when a retention is invalid or shorter than a running
+    job's age.
+
+    Examples:
+
+    \b
+      opsconsole db prune --dry-run
+      opsconsole db prune --older-than 90d
+    """
+    view = service().prune(dry_run=dry_run, older_than=older_than)
+    if as_json:
+        output.emit_json(view.to_dict())
+        return
+    verb = "would remove" if view.dry_run else "removed"
+    output.table(
+        None,
+        ["KIND", verb.upper()],
+        [(kind.replace("_", " "), n) for kind, n in view.counts.items()],
+    )
+    when = "%Y-%m-%d %H:%M UTC"
+    jobs_before = view.jobs_before.strftime(when) if view.jobs_before else "never (retention 0)"
+    logs_before = view.logs_before.strftime(when) if view.logs_before else "with their job"
+    output.line(f"jobs finished before {jobs_before}; log lines before {logs_before}", style="dim")
+    if view.plan_files:
+        output.line(f"removed {view.plan_files} saved plan file(s) of pruned jobs", style="dim")
+    for kept in view.kept:
+        output.line(f"kept: {kept}", style="dim")
+
+
+@db_app.command("backup", cls=Command)
+def backup(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            metavar="FILE", help="Where the copy goes (a new file).", show_default=False
+        ),
+    ],
+    force: Annotated[bool, typer.Option("--force", help="Replace FILE if it exists.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Copy the store to FILE while workers keep running.
+
+    A consistent copy of everything committed when it began (SQLite's online backup),
+    private to you (0600). On PostgreSQL it prints the pg_dump command to run instead and
+    exits 2. To restore: stop the workers, put FILE in place of the store file.
+
+    Examples:
+
+    \b
+      opsconsole db backup /var/backups/opsconsole-$(date +%F).db
+    """
+    view = service().backup(file, force=force)
+    if as_json:
+        output.emit_json(view.to_dict())
+        return
+    output.line(f"backed up to {view.path} ({view.bytes} bytes, {view.pages} pages)")
+
+
+@db_app.command("vacuum", cls=Command)
+def vacuum(as_json: JsonOpt = False) -> None:
+    """Give the space of pruned rows back to the file system.
+
+    SQLite rewrites the whole file; writers wait meanwhile, so run it when the store is
+    quiet (after a large prune).
+    """
+    before, after = service().vacuum()
+    if as_json:
+        output.emit_json({"bytes_before": before, "bytes_after": after})
+        return
+    if before is None or after is None:
+        output.line("vacuumed")
+    else:
+        output.line(f"vacuumed: {before} -> {after} bytes")
+
+
+@db_app.command("check", cls=Command)
+def check(as_json: JsonOpt = False) -> None:
+    """Check the store: integrity, foreign keys, journal mode and schema revision.
+
+    Exit 0 when every check passes, 1 when one fails.
+    """
+    view = service().check_store()
+    if as_json:
+        output.emit_json(view.to_dict())
+    else:
+        width = max(len(c.name) for c in view.checks)
+        for c in view.checks:
+            output.line(
+                f"{'ok  ' if c.ok else 'FAIL'} {c.name:<{width}} {c.detail}",
+                style=None if c.ok else "red",
+            )
+    raise typer.Exit(ExitCode.OK if view.healthy else ExitCode.JOB_FAILED)
 
 
 def register(app: Any) -> None:

@@ -31,7 +31,6 @@ from opsconsole.engine.procs import kill_marked, pid_alive
 from opsconsole.engine.recorder import Recorder
 
 
-
 @dataclass
 class Reaper:
     """One worker's reaper; ``held`` tells which (job, attempt) runs that worker holds."""

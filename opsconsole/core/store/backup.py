@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -44,9 +45,8 @@ class Finding:
     detail: str
 
 
-def pg_dump_hint(db: Database, file: str) -> str:
-    """The command that backs up a PostgreSQL store (credentials left to the operator)."""
-    url = db.url
+def pg_dump_hint(url: sa.URL, file: str) -> str:
+    """The command that backs up a PostgreSQL store (its password left to the operator)."""
     host = f" -h {url.host}" if url.host else ""
     port = f" -p {url.port}" if url.port else ""
     user = f" -U {url.username}" if url.username else ""
@@ -69,7 +69,7 @@ def backup(
     if db.dialect != "sqlite" or db.path is None:
         raise InvalidParams(
             f"db backup copies SQLite stores only; back up {db.describe()} with: "
-            f"{pg_dump_hint(db, str(dest))}"
+            f"{pg_dump_hint(db.url, str(dest))}"
         )
     dest = dest.expanduser().absolute()
     if not dest.parent.is_dir():
@@ -151,19 +151,33 @@ def vacuum(db: Database) -> tuple[int | None, int | None]:
     Returns the SQLite file's size before and after (None elsewhere). Writers wait while
     SQLite rebuilds the file: run it when the store is quiet.
     """
-    before = db.path.stat().st_size if db.path is not None else None
+    before = _size(db.path)
+    # VACUUM refuses to run inside a transaction: straight to the driver, in autocommit
+    raw = db.engine.raw_connection()
     try:
-        with db.engine.connect() as conn:
-            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-            if db.dialect == "sqlite":
-                conn.exec_driver_sql("VACUUM")
-                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-            else:
-                conn.exec_driver_sql("VACUUM (ANALYZE)")
-    except (sa.exc.OperationalError, sa.exc.DatabaseError) as exc:
-        raise StoreUnavailable(f"store {db.describe()}: vacuum failed: {exc.orig}") from None
-    after = db.path.stat().st_size if db.path is not None else None
+        driver: Any = raw.driver_connection
+        if db.dialect == "sqlite":
+            driver.execute("VACUUM")
+            driver.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        else:
+            driver.autocommit = True
+            with driver.cursor() as cur:
+                cur.execute("VACUUM (ANALYZE)")
+    except db.engine.dialect.loaded_dbapi.Error as exc:  # the driver's own (PEP 249) errors
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise StoreUnavailable(f"store {db.describe()}: vacuum failed: {first}") from None
+    finally:
+        raw.close()
+    after = _size(db.path)
     return before, after
+
+
+def _size(path: Path | None) -> int | None:
+    """Bytes of a SQLite store: its file and its write-ahead log."""
+    if path is None:
+        return None
+    wal = path.with_name(path.name + "-wal")
+    return path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
 
 
 def check(db: Database) -> list[Finding]:
