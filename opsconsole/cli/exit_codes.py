@@ -21,8 +21,8 @@ class ExitCode(IntEnum):
     """Success; for ``--wait`` and ``jobs wait``: the job succeeded."""
     JOB_FAILED = 1
     """The job ended in any state but succeeded (or ``health``: not healthy; ``db check``: a
-    check failed; ``worker --once``: a job did not succeed; a bulk ``jobs cancel``/``jobs retry``: some matches were skipped,
-    or the prompt was declined)."""
+    check failed; ``worker --once``: a job did not succeed; a bulk ``jobs cancel``/``jobs
+    retry``: some matches were skipped, or the prompt was declined)."""
     USAGE = 2
     """Bad usage or invalid input; one line on stderr, nothing stored."""
     NOT_FOUND = 3

@@ -22,8 +22,8 @@ from typing import Any
 from opsconsole.config import Settings
 from opsconsole.core.errors import OpsError
 from opsconsole.core.store import claim as claim_store
-from opsconsole.core.store.claim import WORKER_ROWS_KEPT
 from opsconsole.core.store import feed
+from opsconsole.core.store.claim import WORKER_ROWS_KEPT
 from opsconsole.core.store.db import Database
 from opsconsole.engine.context import RunResult
 from opsconsole.engine.outcome import VANISHED

@@ -135,11 +135,14 @@ def test_a_backup_taken_under_load_restores_every_job_committed_before_it_began(
         wait_until(lambda: len(written) >= 5)
         before = job_ids(Path(settings.db.removeprefix("sqlite:///")))  # committed by now
 
+        during: list[str] = []
+
         def step(done: int, total: int) -> None:
             if not steps:
                 # writers commit while the backup holds its snapshot: they are not blocked
                 seen = len(written)
                 wait_until(lambda: len(written) >= seen + 3, timeout=30)
+                during.extend(written[seen : seen + 3])
             steps.append((done, total))
 
         dest = tmp_path / "backups" / "copy.db"
@@ -174,6 +177,8 @@ def test_a_backup_taken_under_load_restores_every_job_committed_before_it_began(
     finally:
         db.dispose()
     assert before <= found
+    # a copy of one moment: what was committed once it had begun is not in it
+    assert len(during) == 3 and not found & set(during)
     assert lines == 300 * 20 + 5 * (len(before) - 300)
     assert len(found) < 300 + len(written)  # the copy is of a moment, not of the end
 
