@@ -132,7 +132,27 @@ class MaintenanceMixin(ServiceHost):
     def apply_retention(self, now: datetime, *, budget: float) -> PruneView:
         """The system's own prune (a worker's maintenance): what the settings allow, for at
         most ``budget`` seconds; no role needed, the ``pruned`` event names opsconsole."""
-        return self._prune(self._cutoffs(now, None), budget=budget, actor=SYSTEM_ACTOR)
+        view = self._prune(self._cutoffs(now, None), budget=budget, actor=SYSTEM_ACTOR)
+        retention.set_last_run(
+            self.db, {"at": now.isoformat(), "pruned": view.summary(), "complete": view.complete}
+        )
+        return view
+
+    def retention_check(self) -> HealthCheck:
+        """``health``'s retention line: the settings, and what the last periodic prune did."""
+        try:
+            keep = self.retention()
+        except InvalidParams as exc:
+            return HealthCheck("retention", False, f"{exc}: nothing is pruned")
+        jobs = "kept" if keep.jobs is None else format_duration(keep.jobs)
+        logs = "with their job" if keep.logs is None else format_duration(keep.logs)
+        detail = f"jobs {jobs}, log lines {logs}"
+        last = retention.last_run(self.db)
+        if last is None:
+            return HealthCheck("retention", True, f"{detail}; no periodic prune yet")
+        at = datetime.fromisoformat(last["at"]).strftime("%Y-%m-%d %H:%M UTC")
+        more = "" if last["complete"] else " (more left)"
+        return HealthCheck("retention", True, f"{detail}; last prune {at}: {last['pruned']}{more}")
 
     def _prune(self, cut: retention.Cutoffs, *, budget: float | None, actor: str) -> PruneView:
         deadline = None if budget is None else time.monotonic() + budget

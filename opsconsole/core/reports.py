@@ -198,6 +198,7 @@ class ReportsMixin(ServiceHost, CatalogReports):
             checks.append(HealthCheck("key", True, self.key_status()))
         except OpsError as exc:
             checks.append(HealthCheck("key", False, str(exc)))
+        checks.append(self.retention_check())
         checks.append(_files_check(self.db))
         checks.append(disk_check(self.settings))
         checks.append(catalog_check(self.current_catalog()))

@@ -253,3 +253,28 @@ def test_a_backup_by_the_installed_command_while_a_worker_runs_jobs(
     assert before <= copied
     assert "succeeded" in states
     assert len(submitted) > len(before - {f"old{i:03d}" for i in range(200)})
+
+
+def test_health_says_the_retention_and_the_last_periodic_prune(
+    cli: Cli, service: OpsService, monkeypatch
+) -> None:
+    from opsconsole.engine import maintenance
+
+    first = as_json(cli("health", "--json"))
+    [line] = [c for c in first["checks"] if c["name"] == "retention"]
+    assert line == {
+        "name": "retention",
+        "ok": True,
+        "detail": "jobs 30d, log lines 14d; no periodic prune yet",
+    }
+    put_old(service, "old001")
+    maintenance.maintain(service, service.now())
+    [line] = [c for c in as_json(cli("health", "--json"))["checks"] if c["name"] == "retention"]
+    assert line["ok"] and line["detail"].endswith(": 1 jobs, 4 log lines")
+
+    monkeypatch.setenv("OPSCONSOLE_RETENTION_LOGS", "60d")
+    bad = cli("health")
+    assert bad.exit_code == 1
+    [text] = [ln for ln in bad.stdout.splitlines() if ln[5:].startswith("retention")]
+    assert text.startswith("FAIL retention")
+    assert "must not be longer than retention_jobs" in text and "nothing is pruned" in text

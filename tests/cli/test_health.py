@@ -79,6 +79,7 @@ def test_a_healthy_store_passes_every_check(cli, echo):
         "store",
         "workers",
         "key",
+        "retention",
         "files",
         "disk",
         "catalog",

@@ -9,6 +9,7 @@ chosen is not deleted. Audit events (``job_events``) are never deleted here.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -455,3 +456,26 @@ def set_next_run(db: Database, at: datetime) -> None:
     """Bring the next periodic prune forward (an unfinished one continues sooner)."""
     with db.write() as conn:
         conn.execute(meta.update().where(meta.c.key == NEXT_RUN_KEY).values(value=at.isoformat()))
+
+
+LAST_RUN_KEY = "maintenance.last"
+"""store_meta: the last periodic prune, as JSON (when, what, whether it finished)."""
+
+
+def set_last_run(db: Database, value: dict[str, Any]) -> None:
+    """Remember the last periodic prune for ``health``."""
+    text = json.dumps(value, sort_keys=True)
+    with db.write() as conn:
+        if (
+            conn.execute(
+                meta.update().where(meta.c.key == LAST_RUN_KEY).values(value=text)
+            ).rowcount
+            == 0
+        ):
+            conn.execute(meta.insert().values(key=LAST_RUN_KEY, value=text))
+
+
+def last_run(db: Database) -> dict[str, Any] | None:
+    with db.read() as conn:
+        text = conn.execute(sa.select(meta.c.value).where(meta.c.key == LAST_RUN_KEY)).scalar()
+    return json.loads(text) if text else None
