@@ -213,7 +213,7 @@ def prune(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Remove what retention allows: old finished jobs, log lines, deliveries, ledger rows.
+    """Remove old finished jobs and log lines, as retention allows.
 
     Counts per kind are printed (with --dry-run nothing is removed). Audit events of pruned
     jobs are kept, and so is anything a live job needs. Workers do this every 10 minutes on
@@ -294,9 +294,10 @@ def vacuum(as_json: JsonOpt = False) -> None:
 
 @db_app.command("check", cls=Command)
 def check(as_json: JsonOpt = False) -> None:
-    """Check the store: integrity, foreign keys, journal mode and schema revision.
+    """Check the store's integrity and schema revision.
 
-    Exit 0 when every check passes, 1 when one fails.
+    Also its foreign keys and journal mode. Exit 0 when every check passes, 1 when one
+    fails.
     """
     view = service().check_store()
     if as_json:

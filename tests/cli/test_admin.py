@@ -101,6 +101,7 @@ def test_health_is_ok_on_a_fresh_store(cli):
         "store",
         "workers",
         "key",
+        "retention",
         "files",
         "disk",
         "catalog",
