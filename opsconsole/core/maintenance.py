@@ -204,7 +204,7 @@ class MaintenanceMixin(ServiceHost):
                 what = "--older-than" if older_than is not None else "retention_jobs"
                 raise InvalidParams(
                     f"{what} ({format_duration(jobs_s)}) is shorter than the age of running "
-                    f"job {job_id} ({format_duration(age)}): a retention must outlast every "
+                    f"job {job_id} ({format_duration(int(age))}): a retention must outlast every "
                     "running job"
                 )
         deliveries = retention.DELIVERIES_KEPT.total_seconds()
