@@ -175,7 +175,7 @@ class MaintenanceMixin(ServiceHost):
                 total.add(got)
                 if got.total == 0:
                     break
-        removed = _remove_plan_files(total.files)
+        removed = _remove_plan_files(total.files, Path(self.settings.home))
         view = self._view(total, cut, dry_run=False, complete=complete, files=removed)
         if view.total:
             retention.record(
@@ -257,11 +257,17 @@ class MaintenanceMixin(ServiceHost):
         )
 
 
-def _remove_plan_files(files: list[str]) -> int:
-    """Delete the saved plan files of pruned jobs (an instance's last job keeps its plan)."""
+def _remove_plan_files(files: list[str], home: Path) -> int:
+    """Delete the saved plan files of pruned jobs on this host (an instance's last job keeps
+    its plan). Only ``.tfplan`` files inside this home's instance workspaces: a path read
+    from the store is never trusted further than that."""
+    root = (home / "instances").resolve()
     removed = 0
     for name in files:
+        path = Path(name)
+        if path.suffix != ".tfplan" or not path.resolve().is_relative_to(root):
+            continue
         with contextlib.suppress(OSError):
-            Path(name).unlink()
+            path.unlink()
             removed += 1
     return removed

@@ -317,3 +317,38 @@ def test_one_process_per_period_takes_the_turn(db: Database, clock: SettableCloc
         assert not retention.take_turn(db, now + period, now + period * 2)
     finally:
         other.dispose()
+
+
+def test_plan_files_of_pruned_jobs_go_but_only_inside_the_instance_workspaces(
+    clocked: OpsService, db: Database, finished: Any, clock: SettableClock, tmp_path: Any
+) -> None:
+    from opsconsole.core.store.db import plans
+
+    inside = clocked.settings.home / "instances" / "net" / "prod" / "plans" / "j-1.tfplan"
+    inside.parent.mkdir(parents=True)
+    inside.write_bytes(b"plan")
+    outside = tmp_path / "elsewhere.tfplan"
+    outside.write_bytes(b"not ours")
+    for path in (inside, outside):
+        job = finished(40, lines=0)
+        with db.write() as conn:
+            conn.execute(
+                plans.insert().values(
+                    job_id=job,
+                    attempt=1,
+                    round=1,
+                    template="net",
+                    instance="prod",
+                    hash="0" * 64,
+                    summary={},
+                    file=str(path),
+                    created_at=clock.now(),
+                )
+            )
+
+    view = clocked.prune()
+
+    assert view.counts["jobs"] == 2 and view.plan_files == 1
+    assert rows(db, plans) == 0
+    assert not inside.exists()
+    assert outside.read_bytes() == b"not ours"
