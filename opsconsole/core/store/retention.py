@@ -97,7 +97,14 @@ class Pruned:
         return sum(self.counts.values())
 
 
-def _prunable(before: datetime, *, delivery: bool) -> list[Any]:
+def _final() -> Any:
+    """The job is finished; written so that no planner serves it from ``ix_jobs_claim``
+    (by state, that index holds every finished job ever): the time range on
+    ``ix_jobs_history`` (or ``ix_jobs_template``) must choose the rows."""
+    return sa.func.lower(jobs.c.state).in_(_FINAL)
+
+
+def prunable(before: datetime, *, delivery: bool) -> list[Any]:
     """The conditions under which a job may be deleted: finished before ``before``, and
     nothing still needs it (a live dependent, an instance/schedule/check pointing at it as
     its last job, a break-glass review nobody acknowledged yet)."""
@@ -111,7 +118,7 @@ def _prunable(before: datetime, *, delivery: bool) -> list[Any]:
         reviews.c.job_id == jobs.c.id, reviews.c.acked_at.is_(None)
     )
     cond: list[Any] = [
-        jobs.c.state.in_(_FINAL),
+        _final(),
         jobs.c.finished_at < before,
         ~sa.exists(live_dependent),
         ~sa.exists(open_review),
@@ -130,7 +137,7 @@ def _prunable(before: datetime, *, delivery: bool) -> list[Any]:
 
 def _candidates(conn: Connection, before: datetime, *, delivery: bool, limit: int) -> list[str]:
     order = jobs.c.created_at if delivery else jobs.c.finished_at
-    query = sa.select(jobs.c.id).where(*_prunable(before, delivery=delivery))
+    query = sa.select(jobs.c.id).where(*prunable(before, delivery=delivery))
     return list(conn.execute(query.order_by(order).limit(limit)).scalars())
 
 
@@ -144,7 +151,7 @@ def count(db: Database, cut: Cutoffs) -> Pruned:
         ):
             if before is None:
                 continue
-            ids = sa.select(jobs.c.id).where(*_prunable(before, delivery=delivery)).subquery()
+            ids = sa.select(jobs.c.id).where(*prunable(before, delivery=delivery)).subquery()
             out.counts[kind] = conn.execute(
                 sa.select(sa.func.count()).select_from(ids)
             ).scalar_one()
@@ -154,10 +161,10 @@ def count(db: Database, cut: Cutoffs) -> Pruned:
         if cut.logs is not None:
             # jobs that stay, but whose lines are past retention_logs
             stay = sa.select(jobs.c.id).where(
-                *_log_cond(conn, cut.logs), ~sa.and_(*_prunable(cut.deliveries, delivery=True))
+                *logs_due(conn, cut.logs), ~sa.and_(*prunable(cut.deliveries, delivery=True))
             )
             if cut.jobs is not None:
-                stay = stay.where(~sa.and_(*_prunable(cut.jobs, delivery=False)))
+                stay = stay.where(~sa.and_(*prunable(cut.jobs, delivery=False)))
             out.counts["log_lines"] += conn.execute(
                 sa.select(sa.func.count()).where(logs.c.job_id.in_(stay))
             ).scalar_one()
@@ -196,9 +203,7 @@ def prune_jobs(db: Database, cut: Cutoffs, *, delivery: bool) -> Pruned:
         # again inside the write lock: a retry or a new dependent since the read keeps it
         ids = list(
             conn.execute(
-                sa.select(jobs.c.id).where(
-                    jobs.c.id.in_(ids), *_prunable(before, delivery=delivery)
-                )
+                sa.select(jobs.c.id).where(jobs.c.id.in_(ids), *prunable(before, delivery=delivery))
             ).scalars()
         )
         if not ids:
@@ -251,11 +256,11 @@ def _logs_from(conn: Connection) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-def _log_cond(conn: Connection, before: datetime) -> list[Any]:
+def logs_due(conn: Connection, before: datetime) -> list[Any]:
     """Finished jobs past ``before`` that still have log lines, from where the last complete
     log prune stopped (so a pass does not walk every job it already emptied)."""
     cond = [
-        jobs.c.state.in_(_FINAL),
+        _final(),
         jobs.c.finished_at < before,
         sa.exists(sa.select(sa.literal(1)).where(logs.c.job_id == jobs.c.id)),
     ]
@@ -275,7 +280,7 @@ def prune_logs(db: Database, cut: Cutoffs) -> Pruned:
         ids = list(
             conn.execute(
                 sa.select(jobs.c.id)
-                .where(*_log_cond(conn, cut.logs))
+                .where(*logs_due(conn, cut.logs))
                 .order_by(jobs.c.finished_at)
                 .limit(JOB_BATCH)
             ).scalars()

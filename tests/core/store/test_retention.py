@@ -352,3 +352,23 @@ def test_plan_files_of_pruned_jobs_go_but_only_inside_the_instance_workspaces(
     assert rows(db, plans) == 0
     assert not inside.exists()
     assert outside.read_bytes() == b"not ours"
+
+
+def test_candidates_are_found_by_time_through_an_index_never_a_scan_of_jobs(
+    db: Database, clock: SettableClock
+) -> None:
+    def plan(query: Any) -> list[str]:
+        with db.read() as conn:
+            sql = str(query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+            return [row[3] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql)]
+
+    now = clock.now()
+    for delivery, index in ((False, "ix_jobs_history"), (True, "ix_jobs_template")):
+        query = sa.select(jobs.c.id).where(*retention.prunable(now, delivery=delivery))
+        steps = plan(query.limit(100))
+        assert f"SEARCH jobs USING INDEX {index}" in steps[0], steps
+        assert not any(s.startswith("SCAN jobs") for s in steps), steps
+    with db.read() as conn:
+        cond = retention.logs_due(conn, now)
+    steps = plan(sa.select(jobs.c.id).where(*cond))
+    assert "SEARCH jobs USING INDEX ix_jobs_history" in steps[0], steps
