@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -441,7 +441,7 @@ def take_turn(db: Database, now: datetime, next_at: datetime) -> bool:
     try:
         with db.write() as conn:
             seen = conn.execute(sa.select(meta.c.value).where(meta.c.key == NEXT_RUN_KEY)).scalar()
-            if seen is not None and now < datetime.fromisoformat(seen):
+            if seen is not None and now < _when(seen):
                 return False
             value = next_at.isoformat()
             if seen is None:
@@ -455,6 +455,15 @@ def take_turn(db: Database, now: datetime, next_at: datetime) -> bool:
             return moved == 1
     except sa.exc.IntegrityError:  # another process inserted the row first
         return False
+
+
+def _when(value: str) -> datetime:
+    """A stored time; an unreadable one counts as long past (the turn is taken and rewrites
+    it), so a damaged row can never stop pruning for good."""
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return datetime.min.replace(tzinfo=UTC)
 
 
 def set_next_run(db: Database, at: datetime) -> None:

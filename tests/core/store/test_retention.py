@@ -372,3 +372,15 @@ def test_candidates_are_found_by_time_through_an_index_never_a_scan_of_jobs(
         cond = retention.logs_due(conn, now)
     steps = plan(sa.select(jobs.c.id).where(*cond))
     assert "SEARCH jobs USING INDEX ix_jobs_history" in steps[0], steps
+
+
+def test_a_damaged_turn_row_never_stops_pruning_for_good(
+    db: Database, clock: SettableClock
+) -> None:
+    from opsconsole.core.store.db import meta
+
+    with db.write() as conn:
+        conn.execute(meta.insert().values(key=retention.NEXT_RUN_KEY, value="garbage"))
+    now = clock.now()
+    assert retention.take_turn(db, now, now + timedelta(minutes=10))
+    assert not retention.take_turn(db, now, now + timedelta(minutes=10))
