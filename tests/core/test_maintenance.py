@@ -300,3 +300,12 @@ def test_maintain_refuses_bad_retention_before_it_prunes(
             maintenance.maintain(bad, clock.now())
     finally:
         bad.db.dispose()
+
+
+def test_the_pools_maintenance_timer_prunes(clocked: OpsService, clock: SettableClock) -> None:
+    from opsconsole.engine.pool import WorkerPool
+
+    put_finished(clocked.db, "old00001", clock.now() - timedelta(days=40))
+    pool = WorkerPool(clocked, slots=1)  # not started: its timers are driven by hand
+    pool.maintain(clock.now())
+    assert job_ids(Path(str(clocked.db.path))) == set()
