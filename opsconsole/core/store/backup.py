@@ -66,7 +66,9 @@ def backup(
     ``progress(done, total)`` hears each step (pages). Refused: another store kind (with the
     ``pg_dump`` command instead), an existing ``dest`` without ``force``, the store itself.
     """
-    if db.dialect != "sqlite" or db.path is None:
+    if db.dialect == "sqlite" and db.path is None:
+        raise InvalidParams(f"db backup: {db.describe()} is not a file: there is nothing to copy")
+    if db.path is None:
         raise InvalidParams(
             f"db backup copies SQLite stores only; back up {db.describe()} with: "
             f"{pg_dump_hint(db.url, str(dest))}"
