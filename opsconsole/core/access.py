@@ -51,6 +51,7 @@ VERBS: dict[str, tuple[Role, str]] = {
     "reset-key": (Role.ADMIN, "reset the store's secret key"),
     "resize": (Role.ADMIN, "resize workers"),
     "freeze": (Role.ADMIN, "set or lift freezes"),
+    "webhooks": (Role.ADMIN, "enable or test webhooks"),
 }
 """Verb -> the least role it needs, and how the refusal names it."""
 

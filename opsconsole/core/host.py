@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from opsconsole.core.identity import Identity
     from opsconsole.core.secrets import SecretBox
     from opsconsole.core.store.db import Database
-    from opsconsole.core.views import JobView
+    from opsconsole.core.views import HealthCheck, JobView
 
 
 class ServiceHost:
@@ -46,3 +46,4 @@ class ServiceHost:
         ) -> None: ...
         def audit_refusal(self, job_id: str, verb: str, reason: str) -> None: ...
         def wake_workers(self) -> None: ...
+        def webhook_health(self) -> list[HealthCheck]: ...
