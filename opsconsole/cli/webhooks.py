@@ -7,7 +7,7 @@ cursor and failures. Exit codes: 0 done; 1 ``test``: the receiver did not answer
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
@@ -16,9 +16,6 @@ from opsconsole.cli.exit_codes import ExitCode
 from opsconsole.cli.helptext import Command, JsonOpt
 from opsconsole.cli.session import service
 
-if TYPE_CHECKING:
-    from opsconsole.cli.complete import Candidates
-
 webhooks_app = typer.Typer(
     help="Events delivered to HTTP endpoints, signed (declared in opsconsole.toml).",
     no_args_is_help=True,
@@ -26,7 +23,7 @@ webhooks_app = typer.Typer(
 
 
 @complete.quiet
-def webhook_names(ctx: typer.Context, incomplete: str) -> Candidates:
+def webhook_names(ctx: typer.Context, incomplete: str) -> complete.Candidates:
     """The names declared in the config file, each with its URL (without credentials)."""
     return [
         (h.name, h.shown_url())
