@@ -17,7 +17,7 @@ from opsconsole.cli.helptext import Command, JsonOpt
 from opsconsole.cli.session import service
 
 webhooks_app = typer.Typer(
-    help="Events delivered to HTTP endpoints, signed (declared in opsconsole.toml).",
+    help="Signed event deliveries to HTTP endpoints.",
     no_args_is_help=True,
 )
 

@@ -136,7 +136,8 @@ def test_a_secret_that_stopped_resolving_is_refused_by_test(
 
 
 def test_unknown_names_are_refused(hooked: OpsService) -> None:
-    with pytest.raises(NotFound, match="no webhook 'nope' in opsconsole.toml .known: ops-chat"):
+    known = r"no webhook 'nope' in opsconsole\.toml \(known: ops-chat\)"
+    with pytest.raises(NotFound, match=known):
         hooked.enable_webhook("nope")
     with pytest.raises(NotFound):
         hooked.test_webhook("nope")
