@@ -42,6 +42,8 @@ ACTION_KINDS: dict[str, frozenset[str]] = {
     "void": frozenset({"approval_void"}),
     # a freeze is about no single job: its events carry an empty job id
     "freeze": frozenset({"freeze", "freeze_lifted"}),
+    # a webhook that disabled itself after failed deliveries, and its re-enabling
+    "webhook": frozenset({"webhook.disabled", "webhook.enabled"}),
     # an action the caller's role or team does not allow, or a gated run without approval
     "refused": frozenset({"refused"}),
 }

@@ -14,6 +14,7 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 from datetime import datetime
+from urllib.parse import urlsplit
 
 CONNECT_TIMEOUT_S = 5.0
 READ_TIMEOUT_S = 10.0
@@ -27,6 +28,19 @@ class Sent:
     ok: bool
     status: str
     code: int | None = None
+
+
+def scrub(text: str, url: str) -> str:
+    """``text`` without the URL's credentials or query (an error may quote the URL)."""
+    from opsconsole.core.webhook_config import public_url
+
+    parts = urlsplit(url)
+    text = text.replace(url, public_url(url))
+    if "@" in parts.netloc:
+        text = text.replace(parts.netloc, parts.netloc.rpartition("@")[2])
+    if parts.query:
+        text = text.replace("?" + parts.query, "")
+    return text
 
 
 def signature(secret: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
@@ -59,6 +73,7 @@ def send(url: str, secret: bytes, msg_id: str, body: str, now: datetime) -> Sent
     except httpx.TimeoutException as exc:
         return Sent(False, f"timed out ({type(exc).__name__})")
     except httpx.HTTPError as exc:
-        return Sent(False, f"cannot reach the receiver: {type(exc).__name__}: {exc}"[:300])
+        why = scrub(f"{type(exc).__name__}: {exc}", url)
+        return Sent(False, f"cannot reach the receiver: {why}"[:300])
     status = f"{resp.status_code} {resp.reason_phrase}".strip()
     return Sent(200 <= resp.status_code < 300, status, resp.status_code)

@@ -217,3 +217,26 @@ def test_a_body_carries_the_job_summary_and_no_error_detail() -> None:
     body = delivery["params"]["body"]
     assert '"error":"exit 1"' in body and "TOKEN" not in body
     assert delivery["spec"] is DELIVERY_SPEC and delivery["max_retries"] == 4
+
+
+def test_a_failure_never_quotes_the_urls_credentials() -> None:
+    from opsconsole.core.webhook_send import scrub
+
+    url = "https://bot:pa55word@chat.example/h?token=t0k3n"
+    text = f"cannot connect to {url} (bot:pa55word@chat.example, /h?token=t0k3n)"
+    assert scrub(text, url) == "cannot connect to https://chat.example/h (chat.example, /h)"
+
+
+def test_audit_finds_webhook_events(hooked: OpsService) -> None:
+    from opsconsole.core.audit import AuditRequest
+    from opsconsole.core.store import webhooks as webhook_store
+
+    webhook_store.ensure(hooked.db, ["ops-chat"], hooked.now())
+    for _ in range(5):
+        webhook_store.record_attempt(
+            hooked.db, "ops-chat", ok=False, status="500", final=True, disable_after=5,
+            now=hooked.now(),
+        )  # fmt: skip
+    hooked.enable_webhook("ops-chat")
+    page = hooked.audit(AuditRequest(action="webhook"))
+    assert [e.kind for e in page.events] == ["webhook.enabled", "webhook.disabled"]

@@ -148,8 +148,9 @@ def test_failed_attempts_back_off_exponentially_then_succeed(
         assert view.attempts == attempt
         delays.append((view.run_at - failed_at).total_seconds())
         state = hook_state(hooked)
-        assert state["last_status"].startswith(f"{code} ") and f"attempt {attempt} of 5" in (
-            state["last_status"]
+        assert (
+            state["last_status"].startswith(f"{code} ")
+            and f"attempt {attempt} of 5" in (state["last_status"])
         )
         assert state["failures"] == 0  # a delivery fails only when its last attempt does
         clock.advance(delays[-1] + 0.01)
@@ -187,9 +188,7 @@ def test_five_failed_deliveries_disable_the_webhook_until_enabled(
     assert "5 deliveries in a row failed" in state["disabled_reason"]
     with hooked.db.read() as conn:
         kinds = list(
-            conn.execute(
-                sa.select(events.c.kind).where(events.c.kind.like("webhook.%"))
-            ).scalars()
+            conn.execute(sa.select(events.c.kind).where(events.c.kind.like("webhook.%"))).scalars()
         )
     assert kinds == ["webhook.disabled"]
     (warning,) = hooked.webhook_warnings()
@@ -211,9 +210,11 @@ def test_five_failed_deliveries_disable_the_webhook_until_enabled(
     assert (state["state"], state["failures"]) == ("enabled", 0)
     assert hooked.webhook_warnings() == []
     with hooked.db.read() as conn:
-        enabled = conn.execute(
-            sa.select(events).where(events.c.kind == "webhook.enabled")
-        ).mappings().one()
+        enabled = (
+            conn.execute(sa.select(events).where(events.c.kind == "webhook.enabled"))
+            .mappings()
+            .one()
+        )
     assert enabled["job_id"] == NO_JOB and enabled["data"] == {"webhook": "ops-chat"}
 
 
@@ -294,9 +295,7 @@ def test_no_event_is_missed_or_delivered_twice_under_concurrent_writers(
     dispatchers = [
         subprocess.Popen([*run, textwrap.dedent(DISPATCHER), *base, str(stop)]) for _ in range(2)
     ]
-    writers = [
-        subprocess.Popen([*run, textwrap.dedent(WRITER), *base, "40"]) for _ in range(4)
-    ]
+    writers = [subprocess.Popen([*run, textwrap.dedent(WRITER), *base, "40"]) for _ in range(4)]
     try:
         for w in writers:
             assert w.wait(120) == 0
@@ -335,3 +334,53 @@ def test_delivery_jobs_events_are_never_delivered(
     clock.advance(timedelta(seconds=30).total_seconds())
     pool.dispatch_webhooks(clock.now())
     assert len(deliveries(hooked)) == 1
+
+
+def test_a_real_worker_process_delivers_a_failed_job(
+    hooked: OpsService, receiver: Receiver, catalog: Path
+) -> None:
+    """The installed ``opsconsole worker``: its own timer dispatches, its slot delivers, with
+    the secret from its own environment."""
+    import os
+    import signal
+
+    write_template(catalog, "deploy-broken", "command: ['false']\n")
+    settings = hooked.settings
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPSCONSOLE_")}
+    env.update(
+        OPSCONSOLE_HOME=str(settings.home),
+        OPSCONSOLE_DB=settings.db,
+        OPSCONSOLE_CATALOG=str(settings.catalog),
+        OPSCONSOLE_POLL_INTERVAL="0.2",
+    )
+    log = Path(settings.home) / "worker.out"
+    with log.open("wb") as out:
+        worker = subprocess.Popen(
+            [str(Path(sys.executable).parent / "opsconsole"), "worker", "--workers", "1"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        # the worker's first dispatch places the cursor; a job submitted after it is seen
+        wait_until(lambda: "ops-chat" in webhook_store_names(hooked), timeout=60)
+        job = hooked.submit(SubmitRequest("deploy-broken")).id
+        got = wait_until(
+            lambda: next(
+                (r for r in list(receiver.received) if r.json()["type"] == "job.failed"), None
+            ),
+            timeout=60,
+        )
+        assert verify(got)
+        assert got.json()["data"]["job"]["id"] == job
+        assert got.json()["data"]["job"]["state"] == "failed"
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=30) == 0, log.read_text()
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+
+
+def webhook_store_names(service: OpsService) -> set[str]:
+    return {v.name for v in service.webhooks() if v.state != "new"}
