@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
@@ -65,6 +66,9 @@ def send(url: str, secret: bytes, msg_id: str, body: str, now: datetime) -> Sent
     """POST one signed message; never raises for what the network or the receiver does."""
     import httpx
 
+    # httpx logs each request's full URL at INFO: a token in a webhook URL would reach the
+    # worker's journal. Our own log line names the URL without its credentials instead.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     data = body.encode()
     timeout = httpx.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S)
     try:

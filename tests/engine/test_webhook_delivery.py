@@ -384,3 +384,22 @@ def test_a_real_worker_process_delivers_a_failed_job(
 
 def webhook_store_names(service: OpsService) -> set[str]:
     return {v.name for v in service.webhooks() if v.state != "new"}
+
+
+def test_no_log_line_quotes_a_url_token(
+    hooked: OpsService, receiver: Receiver, clock: SettableClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """httpx would log the full URL of every request; the token in it must not reach a log."""
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    from dataclasses import replace
+
+    (hook,) = hooked.settings.webhooks
+    tokened = replace(hook, url=receiver.url.replace("://", "://bot:pa55@") + "?token=t0k3n")
+    hooked.settings = replace(hooked.settings, webhooks=(tokened,))
+    sent = hooked.test_webhook("ops-chat")
+    assert sent.ok and sent.url == receiver.url
+    assert receiver.count() == 1
+    assert caplog.records  # the capture works: httpcore's debug lines are there
+    assert not [r for r in caplog.records if "t0k3n" in r.getMessage() or "pa55" in r.getMessage()]
