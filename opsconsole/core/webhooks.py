@@ -60,6 +60,11 @@ DELIVERY_SPEC: dict[str, Any] = {
 """The delivery jobs' template snapshot (their ``spec``)."""
 
 
+def delivery_key(webhook: str) -> str:
+    """The concurrency key of a webhook's deliveries (at most 4 at once per receiver)."""
+    return f"webhook:{webhook}"
+
+
 def message_id(webhook: str, event_id: int) -> str:
     """``webhook-id``: one per event and webhook, the same on every retry."""
     return f"msg_{event_id}_{webhook}"
@@ -148,7 +153,9 @@ def plan_deliveries(
     return rows, (usable[-1]["id"] if usable else cursor)
 
 
-def delivery_row(webhook: str, event_id: int, event_type: str, body: str, now: datetime) -> dict:
+def delivery_row(
+    webhook: str, event_id: int, event_type: str, body: str, now: datetime
+) -> dict[str, Any]:
     """A queued delivery job (without its id) for ``store.jobs.insert_in``."""
     return {
         "template": DELIVERY_TEMPLATE,
@@ -164,7 +171,7 @@ def delivery_row(webhook: str, event_id: int, event_type: str, body: str, now: d
         "max_retries": ATTEMPTS - 1,
         "backoff_s": 10.0,
         "timeout_s": 60.0,
-        "concurrency_key": f"webhook:{webhook}",
+        "concurrency_key": delivery_key(webhook),
         "concurrency_limit": 4,
         "on_interrupt": "requeue",
         "dry_run": False,
@@ -231,7 +238,7 @@ class WebhooksMixin(ServiceHost):
             return []
         stored = webhook_store.states(self.db)
         pending = webhook_store.pending_deliveries(
-            self.db, DELIVERY_TEMPLATE, [s.value for s in LIVE]
+            self.db, [delivery_key(h.name) for h in hooks], [s.value for s in LIVE]
         )
         out = []
         for hook in hooks:
@@ -249,7 +256,7 @@ class WebhooksMixin(ServiceHost):
                     disabled_reason=row["disabled_reason"] if row else None,
                     last_delivery_at=row["last_delivery_at"] if row else None,
                     last_status=row["last_status"] if row else None,
-                    pending=pending.get(hook.name, 0),
+                    pending=pending.get(delivery_key(hook.name), 0),
                 )
             )
         return out
@@ -285,11 +292,12 @@ class WebhooksMixin(ServiceHost):
         """One line per disabled webhook: what the console header and ``health`` say."""
         if not self.settings.webhooks:
             return []
+        stored = webhook_store.states(self.db)
         return [
-            f"webhook {v.name} disabled: {v.disabled_reason or 'too many failures'}; "
-            f"opsconsole webhooks enable {v.name}"
-            for v in self.webhooks()
-            if v.state == "disabled"
+            f"webhook {h.name} disabled: {row['disabled_reason'] or 'too many failures'}; "
+            f"opsconsole webhooks enable {h.name}"
+            for h in self.settings.webhooks
+            if (row := stored.get(h.name)) is not None and row["disabled_at"] is not None
         ]
 
     def webhook_health(self) -> list[HealthCheck]:

@@ -153,6 +153,7 @@ def test_failed_attempts_back_off_exponentially_then_succeed(
             and f"attempt {attempt} of 5" in (state["last_status"])
         )
         assert state["failures"] == 0  # a delivery fails only when its last attempt does
+        assert state["pending"] == 1  # waiting for its retry
         clock.advance(delays[-1] + 0.01)
         pool.wake_all()
     assert 8 <= delays[0] <= 12 and 16 <= delays[1] <= 24  # 10s, 20s, +/-20%
@@ -163,7 +164,7 @@ def test_failed_attempts_back_off_exponentially_then_succeed(
     assert all(verify(r) for r in receiver.received)
     stamps = [int(r.headers["webhook-timestamp"]) for r in receiver.received]
     assert stamps == sorted(stamps) and stamps[0] < stamps[-1]
-    assert hook_state(hooked)["last_status"] == "200 OK"
+    assert (hook_state(hooked)["last_status"], hook_state(hooked)["pending"]) == ("200 OK", 0)
 
 
 def test_five_failed_deliveries_disable_the_webhook_until_enabled(

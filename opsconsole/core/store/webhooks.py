@@ -209,15 +209,15 @@ def enable(db: Database, name: str, *, actor: str, now: datetime) -> bool:
         return was_disabled
 
 
-def pending_deliveries(db: Database, template: str, live: Sequence[str]) -> dict[str, int]:
-    """Deliveries not yet ended, per webhook (``live`` are the states that count)."""
+def pending_deliveries(db: Database, keys: Sequence[str], live: Sequence[str]) -> dict[str, int]:
+    """Jobs not yet ended per concurrency key (a webhook's deliveries share one), through the
+    index on (concurrency_key, state)."""
+    if not keys:
+        return {}
     with db.read() as conn:
         rows = conn.execute(
-            sa.select(jobs.c.params).where(jobs.c.state.in_(live), jobs.c.template == template)
-        ).scalars()
-        out: dict[str, int] = {}
-        for params in rows:
-            hook = params.get("webhook") if isinstance(params, dict) else None
-            if isinstance(hook, str):
-                out[hook] = out.get(hook, 0) + 1
-        return out
+            sa.select(jobs.c.concurrency_key, sa.func.count())
+            .where(jobs.c.concurrency_key.in_(keys), jobs.c.state.in_(live))
+            .group_by(jobs.c.concurrency_key)
+        ).all()
+    return {key: n for key, n in rows}
