@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from opsconsole.core.catalog import parse_priority
+from opsconsole.core.catalog import parse_duration, parse_priority
 from opsconsole.core.errors import NotFound
 from opsconsole.core.host import ServiceHost
 from opsconsole.core.states import LIVE, JobState
@@ -169,8 +169,8 @@ def delivery_row(
         "tags": ",webhooks,",
         "attempts": 0,
         "max_retries": ATTEMPTS - 1,
-        "backoff_s": 10.0,
-        "timeout_s": 60.0,
+        "backoff_s": parse_duration(BACKOFF),
+        "timeout_s": parse_duration(DELIVERY_SPEC["timeout"]),
         "concurrency_key": delivery_key(webhook),
         "concurrency_limit": 4,
         "on_interrupt": "requeue",

@@ -55,6 +55,7 @@ def hooked(
 def test_the_delivery_template_is_a_valid_snapshot() -> None:
     from opsconsole.core.catalog import template_from_dict
 
+    assert DELIVERY_TEMPLATE == "webhook-delivery"  # retention prunes old deliveries by it
     tpl = template_from_dict(DELIVERY_SPEC)
     assert (tpl.name, tpl.runner, tpl.retries, tpl.isolate) == (
         DELIVERY_TEMPLATE,
