@@ -54,6 +54,7 @@ VERBS: dict[str, tuple[Role, str]] = {
     "prune": (Role.ADMIN, "prune the store"),
     "backup": (Role.ADMIN, "back up the store"),
     "vacuum": (Role.ADMIN, "vacuum the store"),
+    "webhooks": (Role.ADMIN, "enable or test webhooks"),
 }
 """Verb -> the least role it needs, and how the refusal names it."""
 

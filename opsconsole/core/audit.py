@@ -44,6 +44,8 @@ ACTION_KINDS: dict[str, frozenset[str]] = {
     "freeze": frozenset({"freeze", "freeze_lifted"}),
     # retention removing old jobs: who pruned how much (the pruned jobs' own events stay)
     "prune": frozenset({"pruned"}),
+    # a webhook that disabled itself after failed deliveries, and its re-enabling
+    "webhook": frozenset({"webhook.disabled", "webhook.enabled"}),
     # an action the caller's role or team does not allow, or a gated run without approval
     "refused": frozenset({"refused"}),
 }

@@ -202,6 +202,7 @@ class ReportsMixin(ServiceHost, CatalogReports):
         checks.append(_files_check(self.db))
         checks.append(disk_check(self.settings))
         checks.append(catalog_check(self.current_catalog()))
+        checks.extend(self.webhook_health())
         return HealthView(checks)
 
 

@@ -173,6 +173,9 @@ def execute(env: AttemptEnv, run: Run) -> RunResult:
         progress_fn=sink.progress,
         pid_fn=record_pid,
         stop=run.stop,
+        settings=settings,
+        db=env.db,
+        clock=env.clock,
     )
     run.ctx = ctx
     child_env = {

@@ -11,7 +11,12 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from opsconsole.config import Settings
+    from opsconsole.core.clock import Clock
+    from opsconsole.core.store.db import Database
 
 
 @dataclass
@@ -86,6 +91,11 @@ class RunContext:
     progress_fn: Callable[[int | None, str | None], None]
     pid_fn: Callable[[int], None] = lambda _pid: None
     stop: Stop = field(default_factory=Stop)
+    settings: Settings | None = None
+    """The worker's settings, store and clock: for built-in in-thread handlers that record
+    more than a result (webhook delivery); None in an isolated handler's own process."""
+    db: Database | None = None
+    clock: Clock | None = None
 
     @property
     def cancelled(self) -> threading.Event:

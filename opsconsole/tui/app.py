@@ -155,6 +155,7 @@ class OpsConsole(ApprovalActions, BulkActions, Selection, LogTail, App[None]):
         yield Static("", id="workers-banner", markup=False)
         yield Static("", id="catalog-banner", markup=False)
         yield Static("", id="review-banner", markup=False)
+        yield Static("", id="webhooks-banner", markup=False)
         yield Tabs(
             Tab("Queue", id="t-queue"),
             Tab("Running", id="t-running"),
@@ -301,6 +302,7 @@ class OpsConsole(ApprovalActions, BulkActions, Selection, LogTail, App[None]):
         self._show_worker_problems(data["workers"])
         self.show_catalog_problems(data["catalog"])
         self.refresh_reviews()
+        self.refresh_webhooks()
         status.set_embedded(data["pool"])
         self.feed.start_at(data["cursor"])
         self.on_store_status(StoreStatus(True))  # before ``ready``: no stale banner on screen
@@ -361,6 +363,8 @@ class OpsConsole(ApprovalActions, BulkActions, Selection, LogTail, App[None]):
             return
         if any(e.kind in REVIEW_KINDS for e in msg.events):
             self.refresh_reviews()
+        if any(e.kind.startswith("webhook.") for e in msg.events):
+            self.refresh_webhooks()
         screen = self.screen
         if isinstance(screen, EventsScreen):
             screen.add_events(msg.events)
@@ -407,6 +411,16 @@ class OpsConsole(ApprovalActions, BulkActions, Selection, LogTail, App[None]):
             lambda reviews: self._banner("#review-banner", banners.review_text(reviews)),
             quiet=True,
             group="reviews",
+        )
+
+    def refresh_webhooks(self) -> None:
+        """The webhooks banner: up while a webhook is disabled after failed deliveries."""
+        self.call(
+            "webhooks",
+            self.service.webhook_warnings,
+            lambda lines: self._banner("#webhooks-banner", banners.webhooks_text(lines)),
+            quiet=True,
+            group="webhooks",
         )
 
     def on_store_status(self, msg: StoreStatus) -> None:

@@ -59,3 +59,11 @@ def review_text(reviews: list[ReviewView]) -> str:
         f"break-glass: job {first.job_id} ran without approval, by {first.broken_by}: "
         f"{first.reason}{more}; unreviewed: opsconsole reviews ack {first.id} --comment TEXT"
     )
+
+
+def webhooks_text(warnings: list[str]) -> str:
+    """A webhook that disabled itself stops telling anyone about failures: say so here."""
+    if not warnings:
+        return ""
+    more = f" (and {len(warnings) - 1} more)" if len(warnings) > 1 else ""
+    return visible(warnings[0] + more)
