@@ -133,6 +133,7 @@ def start_pool(service: OpsService, *, slots: int | None = None, once: bool = Fa
 
     service.key_status()
     service.retention()  # bad retention settings: refused now, not every minute in the log
+    service.check_webhook_secrets()  # this pool signs deliveries: refused now, not per delivery
     log = logging.getLogger("opsconsole.worker")
     for problem in service.catalog_problems():
         log.warning("catalog: %s", problem)

@@ -1,8 +1,11 @@
 """The ``[[webhooks]]`` tables of opsconsole.toml (read by ``config``, which core imports).
 
 The only place a webhook declaration is validated and its secret reference resolved. The
-file holds a *reference* (``env:NAME`` or ``file:/path``), never the secret: it is read
-when a delivery is signed, and a reference that does not resolve is refused at load.
+file holds a *reference* (``env:NAME`` or ``file:/path``), never the secret. Loading the
+file checks the reference's form only: every command reads this file, and an operator whose
+shell lacks the variable must still list jobs. The secret itself is resolved where it is
+used: a worker refuses to start without it (it is the one that signs deliveries), and
+``health`` and ``webhooks test`` say which reference does not resolve.
 """
 
 from __future__ import annotations
@@ -75,6 +78,24 @@ def public_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
+def check_reference(reference: str, where: str) -> None:
+    """Refuse a secret that is not a reference (``env:NAME`` or ``file:/path``)."""
+    kind, _, ref = reference.partition(":")
+    if kind not in ("env", "file") or not ref:
+        raise InvalidParams(f"{where}: secret must be env:NAME or file:/path (never the secret)")
+
+
+def unresolved(hooks: tuple[Webhook, ...]) -> list[str]:
+    """One line per webhook whose secret reference does not resolve here and now."""
+    out = []
+    for hook in hooks:
+        try:
+            resolve_secret(hook.secret, f"webhook '{hook.name}'")
+        except InvalidParams as exc:
+            out.append(str(exc))
+    return out
+
+
 def resolve_secret(reference: str, where: str) -> bytes:
     """The signing key a reference names: ``env:NAME``, ``file:/path``; a ``whsec_`` value is
     base64 (Standard Webhooks), any other value is used as its bytes. Refused in one line."""
@@ -139,7 +160,7 @@ def parse_webhook(table: Any, origin: str, index: int) -> Webhook:
     secret = table.get("secret")
     if not isinstance(secret, str):
         raise InvalidParams(f"{where}: secret is required (env:NAME or file:/path)")
-    resolve_secret(secret, where)
+    check_reference(secret, where)
     return Webhook(name=name, url=url, events=events, templates=templates, secret=secret)
 
 

@@ -15,12 +15,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from opsconsole.core.catalog import parse_duration, parse_priority
-from opsconsole.core.errors import NotFound
+from opsconsole.core.errors import InvalidParams, NotFound
 from opsconsole.core.host import ServiceHost
 from opsconsole.core.states import LIVE, JobState
 from opsconsole.core.store import webhooks as webhook_store
 from opsconsole.core.views import HealthCheck, iso
-from opsconsole.core.webhook_config import Webhook, resolve_secret
+from opsconsole.core.webhook_config import Webhook, resolve_secret, unresolved
 from opsconsole.core.webhook_send import send
 
 DELIVERY_TEMPLATE = "webhook-delivery"
@@ -300,11 +300,18 @@ class WebhooksMixin(ServiceHost):
             if (row := stored.get(h.name)) is not None and row["disabled_at"] is not None
         ]
 
+    def check_webhook_secrets(self) -> None:
+        """Raise InvalidParams (one line) when a webhook's secret does not resolve here: a
+        worker that cannot sign would fail every delivery until the webhook disables itself."""
+        problems = unresolved(self.settings.webhooks)
+        if problems:
+            raise InvalidParams(problems[0])
+
     def webhook_health(self) -> list[HealthCheck]:
         """``health``'s webhooks line: failing while any webhook is disabled."""
         if not self.settings.webhooks:
             return []
-        warnings = self.webhook_warnings()
+        warnings = self.webhook_warnings() + unresolved(self.settings.webhooks)
         if warnings:
             return [HealthCheck("webhooks", False, "; ".join(warnings))]
         return [HealthCheck("webhooks", True, f"{len(self.settings.webhooks)} enabled")]

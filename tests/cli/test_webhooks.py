@@ -83,8 +83,7 @@ def test_an_unknown_webhook_exits_3(cli: Cli, receiver: Receiver) -> None:
     ("url", "secret", "message"),
     [
         ("ftp://chat.example/h", f"env:{SECRET_ENV}", "url must be http:// or https://"),
-        ("https://chat.example/h", "env:NO_SUCH_SECRET_VAR", "NO_SUCH_SECRET_VAR is not set"),
-        ("https://chat.example/h", "file:/nonexistent/key", "cannot read /nonexistent/key"),
+        ("https://chat.example/h", "s3cr3t", "secret must be env:NAME or file:/path"),
     ],
 )
 def test_bad_config_is_one_line_and_exit_2(
@@ -103,6 +102,27 @@ def test_bad_config_is_one_line_and_exit_2(
     line = one_error_line(ok(cli("webhooks", "list"), 2))
     assert message in line and "webhook 'ops-chat'" in line
     assert "Traceback" not in line
+
+
+@pytest.mark.parametrize(
+    ("secret", "message"),
+    [
+        ("env:NO_SUCH_SECRET_VAR", "NO_SUCH_SECRET_VAR is not set"),
+        ("file:/nonexistent/key", "cannot read /nonexistent/key"),
+    ],
+)
+def test_a_secret_that_does_not_resolve_stops_the_worker_not_the_operator(
+    cli: Cli, settings: Settings, secret: str, message: str
+) -> None:
+    (Path(settings.home) / "opsconsole.toml").write_text(
+        '[[webhooks]]\nname = "ops-chat"\nurl = "https://chat.example/h"\n'
+        f'events = ["job.failed"]\nsecret = "{secret}"\n'
+    )
+    ok(cli("jobs", "list"), 0)  # every command reads the file: listing jobs still works
+    line = one_error_line(ok(cli("worker", "--once"), 2))  # the worker signs: it refuses
+    assert message in line and "webhook 'ops-chat'" in line
+    health = cli("health")
+    assert health.exit_code != 0 and message in health.stdout
 
 
 def test_names_complete_from_the_config_file(
