@@ -119,8 +119,9 @@ class ChecksMixin(ServiceHost):
     def checks(self, *, recent: int = RECENT) -> list[CheckView]:
         """Every check by name, each with its last ``recent`` results for a sparkline."""
         rows = check_store.list_checks(self.db)
-        results = check_store.recent_results(self.db, [r["name"] for r in rows], recent)
-        return [CheckView.from_row(r, results[r["name"]]) for r in rows]
+        names = [r["name"] for r in rows] if recent > 0 else []
+        results = check_store.recent_results(self.db, names, recent)
+        return [CheckView.from_row(r, results.get(r["name"], [])) for r in rows]
 
     def check(self, name: str, *, limit: int = DETAIL) -> CheckDetail:
         """One check and its last ``limit`` results, newest first; ``NotFound`` if it never ran."""

@@ -91,7 +91,7 @@ def verdict(conn: Connection, row: Mapping[str, Any]) -> tuple[str, str, float |
     ran = state in ("succeeded", "partial", "failed") and row["exit_code"] is not None
     if runner == "shell" and ran:
         summary, _ = split_plugin_line(first_line(conn, row["id"], row["attempts"]))
-        return status_of_exit(row["exit_code"]), _line(summary), None
+        return status_of_exit(row["exit_code"]), _line(summary), _took(row)
     why = (row["error"] or {}).get("message") if isinstance(row["error"], dict) else None
     return (
         "unknown",
@@ -113,6 +113,14 @@ def first_line(conn: Connection, job_id: str, attempt: int) -> str:
         .limit(1)
     ).scalar()
     return str(line or "")
+
+
+def _took(row: Mapping[str, Any]) -> float | None:
+    """A plugin's latency: how long its attempt ran, in ms (its own measure of the target)."""
+    started, finished = row["started_at"], row["finished_at"]
+    if started is None or finished is None:
+        return None
+    return round((finished - started).total_seconds() * 1000, 1)
 
 
 def _line(text: str) -> str:
