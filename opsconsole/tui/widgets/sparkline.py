@@ -1,0 +1,51 @@
+"""Sparklines as Rich text: a check's recent statuses as coloured blocks and its latencies
+as bars, small enough for a table cell.
+
+Pure functions of the values they are given: no I/O, no timers; the screen that shows them
+re-renders when the feed says something changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.text import Text
+
+STATUS_STYLES = {"ok": "green", "warning": "yellow", "critical": "bold red", "unknown": "magenta"}
+"""A check status's colour, wherever the console shows one."""
+STATUS_MARKS = {"ok": "▪", "warning": "▲", "critical": "✖", "unknown": "?"}
+"""One character per status, so the strip reads without colour too."""
+BARS = "▁▂▃▄▅▆▇█"
+
+
+def status_text(status: str) -> Text:
+    """A status as a word in its colour (upper case when it is not ok, as a plugin says it)."""
+    return Text(status if status == "ok" else status.upper(), style=STATUS_STYLES.get(status, ""))
+
+
+def status_strip(statuses: Sequence[str], width: int = 20) -> Text:
+    """The last ``width`` statuses, oldest first, one coloured mark each."""
+    out = Text()
+    for status in statuses[-width:]:
+        out.append(STATUS_MARKS.get(status, "?"), style=STATUS_STYLES.get(status, ""))
+    return out
+
+
+def latency_sparkline(values: Sequence[float | None], width: int = 20) -> Text:
+    """The last ``width`` latencies as bars from the lowest to the highest shown (a flat
+    line when they are all alike); a gap where a result had none (a check that measures no
+    time, or failed before it could)."""
+    shown = list(values[-width:])
+    known = [v for v in shown if v is not None]
+    low, high = (min(known), max(known)) if known else (0.0, 0.0)
+    out = Text(style="cyan")
+    for v in shown:
+        if v is None:
+            out.append(" ")
+        elif high <= low:
+            out.append(BARS[0])
+        else:
+            out.append(
+                BARS[min(len(BARS) - 1, int((v - low) / (high - low) * (len(BARS) - 1) + 0.5))]
+            )
+    return out
