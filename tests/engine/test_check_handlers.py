@@ -76,7 +76,8 @@ def run_check(
     start_pool(slots=1)
 
     def run(template: str, **params: Any) -> tuple[JobView, dict[str, Any]]:
-        job = service.submit(SubmitRequest(template, params))
+        # no retries: a failed check would re-check after its backoff (a soft state)
+        job = service.submit(SubmitRequest(template, params, retries=0))
         view = wait_until(lambda: (v := service.get(job.id)).state in FINAL and v, 30)
         assert isinstance(view.result, dict), (view.state, view.error)
         return view, view.result

@@ -167,8 +167,8 @@ def test_an_empty_store_says_how_a_check_appears(clocked: OpsService) -> None:
 def test_sparklines() -> None:
     assert latency_sparkline([0.0, 50.0, 100.0, None]).plain == "▁▅█ "
     assert latency_sparkline([None, None]).plain == "  "
-    assert latency_sparkline([1.2, 1.2]).plain == "▁▁"  # steady is flat, not alarming
-    assert latency_sparkline([10.0, 20.0]).plain == "▁█"
+    assert latency_sparkline([1.2, 1.2]).plain == "██"
+    assert latency_sparkline([10.0, 20.0]).plain == "▅█"  # from zero: in proportion
     assert status_strip(["ok", "warning", "critical", "unknown"]).plain == "▪▲✖?"
     assert status_strip(["ok"] * 30, width=5).plain == "▪" * 5
 

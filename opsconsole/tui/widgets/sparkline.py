@@ -32,20 +32,17 @@ def status_strip(statuses: Sequence[str], width: int = 20) -> Text:
 
 
 def latency_sparkline(values: Sequence[float | None], width: int = 20) -> Text:
-    """The last ``width`` latencies as bars from the lowest to the highest shown (a flat
-    line when they are all alike); a gap where a result had none (a check that measures no
+    """The last ``width`` latencies as bars in proportion to the highest shown (from zero, so
+    a small wobble stays small); a gap where a result had none (a check that measures no
     time, or failed before it could)."""
     shown = list(values[-width:])
-    known = [v for v in shown if v is not None]
-    low, high = (min(known), max(known)) if known else (0.0, 0.0)
+    top = max((v for v in shown if v is not None), default=0.0)
     out = Text(style="cyan")
     for v in shown:
         if v is None:
             out.append(" ")
-        elif high <= low:
+        elif top <= 0:
             out.append(BARS[0])
         else:
-            out.append(
-                BARS[min(len(BARS) - 1, int((v - low) / (high - low) * (len(BARS) - 1) + 0.5))]
-            )
+            out.append(BARS[min(len(BARS) - 1, int(v / top * (len(BARS) - 1) + 0.5))])
     return out
