@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, RowMapping
 
 from opsconsole.core.catalog.check import STATUSES, is_check, split_plugin_line, status_of_exit
@@ -36,7 +37,7 @@ def record_end(conn: Connection, row: Mapping[str, Any], now: datetime, actor: s
         return
     name = row["schedule"] or row["template"]
     status, output, latency = verdict(conn, row)
-    prev = conn.execute(sa.select(checks).where(checks.c.name == name)).mappings().first()
+    prev = _current(conn, name)
     conn.execute(
         check_results.insert().values(
             check=name, job_id=row["id"], at=now, status=status, latency_ms=latency, output=output
@@ -51,8 +52,12 @@ def record_end(conn: Connection, row: Mapping[str, Any], now: datetime, actor: s
         "last_at": now,
     }
     if prev is None:
-        conn.execute(checks.insert().values(name=name, since=now, **values))
-    else:
+        insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+        stmt = insert(checks).values(name=name, since=now, **values)
+        done = conn.execute(stmt.on_conflict_do_nothing(index_elements=["name"]))
+        if done.rowcount == 0:  # another store client's first result of it landed meanwhile
+            prev = _current(conn, name)
+    if prev is not None:
         if prev["status"] != status:
             values["since"] = now
         conn.execute(checks.update().where(checks.c.name == name).values(**values))
@@ -72,6 +77,13 @@ def record_end(conn: Connection, row: Mapping[str, Any], now: datetime, actor: s
             message=f"check {name}: {before or 'new'} -> {status}: {output}"[:500],
             data={"check": name, "from": before, "to": status, "output": output},
         )
+
+
+def _current(conn: Connection, name: str) -> RowMapping | None:
+    """A check's row, locked on PostgreSQL so two of its results are written one after the
+    other (SQLite's writers are serialised already)."""
+    q = sa.select(checks).where(checks.c.name == name).with_for_update()
+    return conn.execute(q).mappings().first()
 
 
 def verdict(conn: Connection, row: Mapping[str, Any]) -> tuple[str, str, float | None]:
