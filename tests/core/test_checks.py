@@ -160,6 +160,17 @@ def test_a_check_that_ended_without_a_status_is_unknown_and_says_why(
     assert view.output == "the check ended timed out: timed out after 10s"
 
 
+def test_an_interrupted_check_records_nothing_so_a_restart_never_flips_a_status(
+    clocked: OpsService, clock: SettableClock, put_job: PutJob
+) -> None:
+    end(clocked, clock, put_job, S.SUCCEEDED, ok())
+    error = {"message": "the worker shut down", "kind": "interrupted"}
+    end(clocked, clock, put_job, S.INTERRUPTED, error=error)
+    assert clocked.check("web").view.status == "ok"
+    assert [r.status for r in clocked.check("web").results] == ["ok"]
+    assert changes(clocked) == []
+
+
 def test_cancelled_dry_run_and_plain_jobs_record_nothing(
     clocked: OpsService, clock: SettableClock, put_job: PutJob
 ) -> None:

@@ -127,6 +127,26 @@ def test_http_check_of_nothing_listening_is_critical(
     assert "ConnectError" in result["summary"]
 
 
+def test_http_check_never_shows_the_credentials_in_a_url(
+    run_check: Callable[..., tuple[JobView, dict[str, Any]]],
+    service: OpsService,
+    web: str,
+    closed_port: int,
+) -> None:
+    url = web.replace("http://", "http://ops:s3cr3t@") + "/wrong"
+    _, result = run_check("http-check", url=url)
+    assert (
+        result["summary"]
+        == f"GET {web.replace('http://', 'http://***@')}/wrong returned 500, expected 200"
+    )
+    down = f"http://ops:s3cr3t@127.0.0.1:{closed_port}/"
+    _, result = run_check("http-check", url=down)
+    assert result["summary"].startswith(f"GET http://***@127.0.0.1:{closed_port}/ failed: ")
+    changed = [e for e in service.events_since(0, limit=1000) if e.kind == "check.changed"]
+    assert changed and all("s3cr3t" not in str(e.data) + e.message for e in changed)
+    assert "s3cr3t" not in str(service.check("http-check").to_dict())
+
+
 @pytest.fixture
 def closed_port() -> int:
     """A port nothing listens on: bound, then closed (connecting is refused)."""
@@ -191,6 +211,14 @@ def test_process_check_finds_a_real_process_and_misses_it_once_it_ended(
         proc.kill()
         proc.wait(10)
     assert status_of(run_check, "process-check", pattern=marker) == "critical"
+
+
+def test_process_check_with_a_bad_pattern_is_unknown(
+    run_check: Callable[..., tuple[JobView, dict[str, Any]]],
+) -> None:
+    _, result = run_check("process-check", pattern="(unclosed")
+    assert result["status"] == "unknown"
+    assert result["summary"].startswith("pattern is not a valid regular expression: ")
 
 
 @pytest.fixture

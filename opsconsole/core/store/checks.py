@@ -21,8 +21,9 @@ from opsconsole.core.store.db import Database, check_results, checks, logs
 CHANGED = "check.changed"
 OUTPUT_MAX = 500
 """Characters of a result's summary kept: one line, as a plugin's first line is."""
-UNRECORDED = frozenset({"cancelled", "rejected"})
-"""Ends that are an operator's decision, not the check's outcome: no result is recorded."""
+UNRECORDED = frozenset({"cancelled", "rejected", "interrupted"})
+"""Ends that say nothing of what the check looks at (an operator's decision, a worker that
+stopped under it): no result is recorded, so a worker's restart never flips a status."""
 
 
 def record_end(conn: Connection, row: Mapping[str, Any], now: datetime, actor: str = "") -> None:

@@ -18,6 +18,7 @@ import subprocess
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from opsconsole.core.catalog.check import (
     OUTCOMES,
@@ -73,12 +74,22 @@ def _level(value: float, warn: float | None, crit: float | None) -> str:
     return "ok"
 
 
+def without_credentials(url: str) -> str:
+    """The URL as a result may show it: a ``user:password@`` in it becomes ``***@``
+    (results, events and webhook payloads never carry a credential)."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]))
+
+
 def http(ctx: RunContext) -> RunResult:
     """GET ``url``: critical on a failed request, an unexpected status or a body without
     ``contains``; else warning/critical when the latency reaches ``warn_ms``/``crit_ms``."""
     import httpx
 
     url = str(ctx.params["url"])
+    shown = without_credentials(url)
     expect = int(ctx.params.get("expect") or 200)
     timeout = float(ctx.params.get("timeout") or 10)
     contains = ctx.params.get("contains")
@@ -91,19 +102,20 @@ def http(ctx: RunContext) -> RunResult:
     except httpx.HTTPError as exc:
         ms = round((time.monotonic() - started) * 1000, 1)
         what = type(exc).__name__
-        return verdict("critical", f"GET {url} failed: {what}: {exc}", latency_ms=ms, url=url)
+        why = str(exc).replace(url, shown)
+        return verdict("critical", f"GET {shown} failed: {what}: {why}", latency_ms=ms, url=shown)
     ms = round((time.monotonic() - started) * 1000, 1)
-    ctx.log(f"GET {url} -> {resp.status_code} in {ms} ms")
-    facts = {"url": url, "http_status": resp.status_code}
+    ctx.log(f"GET {shown} -> {resp.status_code} in {ms} ms")
+    facts = {"url": shown, "http_status": resp.status_code}
     perf = f"time={ms}ms;{warn or ''};{crit or ''}"
     if resp.status_code != expect:
-        summary = f"GET {url} returned {resp.status_code}, expected {expect}"
+        summary = f"GET {shown} returned {resp.status_code}, expected {expect}"
         return verdict("critical", summary, latency_ms=ms, perfdata=perf, **facts)
     if contains is not None and str(contains) not in resp.text:
-        summary = f"GET {url}: the body does not contain {str(contains)[:80]!r}"
+        summary = f"GET {shown}: the body does not contain {str(contains)[:80]!r}"
         return verdict("critical", summary, latency_ms=ms, perfdata=perf, **facts)
     status = _level(ms, warn, crit)
-    summary = f"GET {url} -> {resp.status_code} in {ms:g} ms"
+    summary = f"GET {shown} -> {resp.status_code} in {ms:g} ms"
     if status != "ok":
         summary += f" (threshold {crit if status == 'critical' else warn:g} ms)"
     return verdict(status, summary, latency_ms=ms, perfdata=perf, **facts)
@@ -169,7 +181,10 @@ def process(ctx: RunContext) -> RunResult:
     if bool(name) == bool(pattern):
         return verdict("unknown", "give exactly one of the parameters name or pattern")
     least = int(ctx.params.get("min") or 1)
-    regex = re.compile(str(pattern)) if pattern else None
+    try:
+        regex = re.compile(str(pattern)) if pattern else None
+    except re.error as exc:
+        return verdict("unknown", f"pattern is not a valid regular expression: {exc}")
     me = os.getpid()
     found = []
     for pid, cmd in _processes():
