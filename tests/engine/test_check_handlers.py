@@ -255,6 +255,27 @@ def test_command_check_follows_the_plugin_convention(
     assert service.check("command-check").view.status == status
 
 
+def test_real_runs_write_one_check_changed_per_change(
+    run_check: Callable[..., tuple[JobView, dict[str, Any]]], service: OpsService, plugin: str
+) -> None:
+    jobs = [run_check("command-check", argv=json.dumps([plugin, str(c)]))[0] for c in (0, 0, 2, 2)]
+    changed = [e for e in service.events_since(0, limit=1000) if e.kind == "check.changed"]
+    assert [(e.job_id, e.data) for e in changed] == [
+        (
+            jobs[2].id,
+            {
+                "check": "command-check",
+                "from": "ok",
+                "to": "critical",
+                "output": "PROBE 2 - said with exit code 2",
+            },
+        )
+    ]
+    assert [r.job_id for r in service.check("command-check").results] == [
+        j.id for j in reversed(jobs)
+    ]
+
+
 @pytest.mark.parametrize(
     ("code", "status", "state"),
     [(0, "ok", "succeeded"), (1, "warning", "partial"), (2, "critical", "failed"),
