@@ -29,7 +29,6 @@ checks_app = typer.Typer(
 
 STATUS_EXIT = {"ok": 0, "warning": 1, "critical": 2, "unknown": 3}
 """``checks list``'s exit code for the worst status: the Nagios plugin codes."""
-STATUS_STYLES = {"ok": "green", "warning": "yellow", "critical": "bold red", "unknown": "magenta"}
 
 NameArg = Annotated[
     str,
@@ -45,7 +44,9 @@ NameArg = Annotated[
 def styled_status(status: str) -> Text:
     from rich.text import Text
 
-    return Text(status.upper() if status != "ok" else "ok", style=STATUS_STYLES.get(status, ""))
+    from opsconsole.core.text import CHECK_STYLES
+
+    return Text(status.upper() if status != "ok" else "ok", style=CHECK_STYLES.get(status, ""))
 
 
 def _latency(ms: float | None) -> str:

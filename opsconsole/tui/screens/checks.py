@@ -19,15 +19,10 @@ from textual.containers import Vertical, VerticalScroll
 from textual.widgets import DataTable, Footer, Static
 
 from opsconsole.core.checks import CheckView
-from opsconsole.core.text import ago, visible
+from opsconsole.core.text import CHECK_STYLES, ago, visible
 from opsconsole.tui.screens.job import JobScreen
 from opsconsole.tui.screens.views import TableView
-from opsconsole.tui.widgets.sparkline import (
-    STATUS_STYLES,
-    latency_sparkline,
-    status_strip,
-    status_text,
-)
+from opsconsole.tui.widgets.sparkline import latency_sparkline, status_strip, status_text
 
 RECENT_SHOWN = 10
 """Results listed under the table for the selected check, newest first."""
@@ -50,7 +45,7 @@ def check_detail(view: CheckView, now: datetime) -> Table:
     grid.add_row("Latency", latency_sparkline([r.latency_ms for r in view.recent], width=40))
     for i, r in enumerate(reversed(view.recent[-RECENT_SHOWN:])):
         line = Text(f"{r.at:%H:%M:%S}  ")
-        line.append(f"{r.status:<8}", style=STATUS_STYLES.get(r.status, ""))
+        line.append(f"{r.status:<8}", style=CHECK_STYLES.get(r.status, ""))
         line.append(f" {_latency(r.latency_ms):>10}  {r.job_id or '-'}  ")
         line.append(visible(r.output))
         grid.add_row("Results" if i == 0 else "", line)

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 
 from rich.text import Text
 
-STATUS_STYLES = {"ok": "green", "warning": "yellow", "critical": "bold red", "unknown": "magenta"}
-"""A check status's colour, wherever the console shows one."""
+from opsconsole.core.text import CHECK_STYLES
+
 STATUS_MARKS = {"ok": "▪", "warning": "▲", "critical": "✖", "unknown": "?"}
 """One character per status, so the strip reads without colour too."""
 BARS = "▁▂▃▄▅▆▇█"
@@ -20,14 +20,14 @@ BARS = "▁▂▃▄▅▆▇█"
 
 def status_text(status: str) -> Text:
     """A status as a word in its colour (upper case when it is not ok, as a plugin says it)."""
-    return Text(status if status == "ok" else status.upper(), style=STATUS_STYLES.get(status, ""))
+    return Text(status if status == "ok" else status.upper(), style=CHECK_STYLES.get(status, ""))
 
 
 def status_strip(statuses: Sequence[str], width: int = 20) -> Text:
     """The last ``width`` statuses, oldest first, one coloured mark each."""
     out = Text()
     for status in statuses[-width:]:
-        out.append(STATUS_MARKS.get(status, "?"), style=STATUS_STYLES.get(status, ""))
+        out.append(STATUS_MARKS.get(status, "?"), style=CHECK_STYLES.get(status, ""))
     return out
 
 
