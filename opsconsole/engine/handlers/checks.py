@@ -39,7 +39,8 @@ def verdict(
     status: str, summary: str, *, latency_ms: float | None = None, perfdata: str = "", **detail: Any
 ) -> RunResult:
     """End a check with ``status``: the job's result says it, its state follows it."""
-    assert status in STATUSES, status
+    if status not in STATUSES:
+        raise ValueError(f"a check's status is one of {', '.join(STATUSES)}, not {status!r}")
     result = {
         "status": status,
         "summary": summary,
