@@ -166,3 +166,22 @@ def terraform_check(settings: Settings) -> HealthCheck:
 
     ok, detail = describe(settings.terraform)
     return HealthCheck("terraform", ok, detail)
+
+
+def check_names(settings: Settings, prefix: str = "") -> list[tuple[str, str]]:
+    """Check names and statuses for completion, read like ``job_refs`` (read-only, no
+    schema check on SQLite)."""
+    from opsconsole.core.store.peek import check_names, sqlite_file
+
+    path = sqlite_file(settings.db)
+    if path is not None:
+        return check_names(path, prefix)
+    from opsconsole.core.service import OpsService
+    from opsconsole.core.store.db import Database
+
+    db = Database(settings.db)
+    try:
+        views = OpsService(settings, db).checks(recent=0)
+    finally:
+        db.dispose()
+    return [(v.name, v.status) for v in views if v.name.startswith(prefix)]

@@ -96,6 +96,7 @@ HOSTS_JOB = "k6vp2t"
 KEY = "b3BzY29uc29sZS1zY3JlZW5zaG90cy1maXhlZC1rZXk="
 """A fixed secret key: the digest an approval binds depends on it, and must not change."""
 ALL_IDS = {
+    "checks.svg": ["ck0014"],
     "main.svg": [
         MAIN_LOG_JOB,
         "s9fb3x",
@@ -279,7 +280,12 @@ def seed(service: OpsService, clock: SettableClock) -> None:
         S.SUCCEEDED,
         at(39.8) + timedelta(seconds=0.4),
         exit_code=None,
-        result={"status": 200, "elapsed_ms": 84},
+        result={
+            "status": "ok",
+            "summary": "GET https://shop.example.com/health -> 200 in 84 ms",
+            "latency_ms": 84.0,
+            "http_status": 200,
+        },
     )
 
     s.submit("v5jp8r", "deploy-app", {**shop, "version": "1.4.2", "env": "staging"}, at(33))
@@ -644,6 +650,78 @@ async def hosts_screen(app: OpsConsole, pilot: Pilot[Any]) -> None:
     await until(pilot, "the failed cell", lambda: table.cursor_coordinate == (1, 8))
 
 
+CHECK_HISTORY: dict[str, tuple[str, dict[str, Any], list[tuple[str, float | None, str]]]] = {
+    "shop-http": (
+        "http-check",
+        {"url": "https://shop.example.com/healthz"},
+        [("ok", 38.0 + (i * 7) % 23, "GET https://shop.example.com/healthz -> 200")
+         for i in range(14)]
+        + [("warning", 912.0, "GET https://shop.example.com/healthz -> 200 (slow: 912 ms)")],
+    ),
+    "db-port": (
+        "tcp-check",
+        {"host": "db1.internal", "port": 5432},
+        [("ok", 0.8 + (i % 3) / 10, "db1.internal:5432 accepts connections") for i in range(15)],
+    ),
+    "root-disk": (
+        "disk-check",
+        {"path": "/"},
+        [("ok", None, "/ is 78.2% used (21.4 GiB free)")] * 9
+        + [("critical", None, "/ is 91.6% used (8.2 GiB free)")] * 6,
+    ),
+    "usage-limits": (
+        "usage-limits",
+        {"usage_file": "/srv/usage.json"},
+        [("warning", None, "12 item(s) checked: team-data 86% (at 80%)")] * 15,
+    ),
+}  # fmt: skip
+"""Checks and their last results, a minute apart (checks.svg; seeded after the others).
+The http-check job of the job screen is a check too: the view shows one more."""
+CHECKS_SELECTED = "shop-http"
+
+
+def seed_checks(service: OpsService, clock: SettableClock) -> None:
+    """Check jobs that ran and ended as a worker ends them (``jobs.finish`` records each
+    check's result in the same transaction), with fixed ids: ``ck`` + check + round."""
+    outcome = {"ok": S.SUCCEEDED, "warning": S.PARTIAL, "critical": S.FAILED}
+    rounds = max(len(h) for _, _, h in CHECK_HISTORY.values())
+    for i in range(rounds):
+        when = NOW - timedelta(minutes=rounds - i)
+        clock.set(when)
+        for n, (name, (template, params, history)) in enumerate(CHECK_HISTORY.items()):
+            status, latency, summary = history[i]
+            job_id = f"ck{n}{i:03d}"
+            spec = service.catalog.get(template).raw
+            row = {
+                "id": job_id, "template": template, "state": S.RUNNING.value, "spec": spec,
+                "params": params, "attempts": 1, "schedule": name, "run_at": when,
+                "created_at": when, "updated_at": when, "started_at": when,
+            }  # fmt: skip
+            job_store.insert(service.db, row, (), actor="scheduler", now=when)
+            result = {"status": status, "summary": summary, "latency_ms": latency}
+            job_store.finish(
+                service.db, job_id, 1, outcome[status], when, values={"result": result}
+            )
+    clock.set(NOW)
+
+
+async def checks_screen(app: OpsConsole, pilot: Pilot[Any]) -> None:
+    """K: every check, the HTTP one selected with its results and latencies."""
+    from textual.widgets import DataTable
+
+    from opsconsole.tui.screens.checks import ChecksScreen
+
+    await pilot.press("K")
+    await until(pilot, "the checks view", lambda: isinstance(app.screen, ChecksScreen))
+    screen = app.screen
+    assert isinstance(screen, ChecksScreen)
+    await until(pilot, "the check rows", lambda: len(screen.views) > len(CHECK_HISTORY))
+    table = screen.query_one("#view-table", DataTable)
+    table.focus()
+    table.move_cursor(row=table.get_row_index(CHECKS_SELECTED))
+    await until(pilot, "the selected check", lambda: screen.selected == CHECKS_SELECTED)
+
+
 async def run() -> list[Path]:
     OUT.mkdir(exist_ok=True)
     home = Path(tempfile.mkdtemp(prefix="opsconsole-screenshots-"))
@@ -669,6 +747,8 @@ async def run() -> list[Path]:
         ]
         seed_hosts(service, clock)  # after the others: their pictures stay as they were
         shots.append(await shoot(service, "hosts.svg", (120, 34), hosts_screen))
+        seed_checks(service, clock)  # after the others, like the hosts
+        shots.append(await shoot(service, "checks.svg", (160, 40), checks_screen))
         service.db.dispose()
         return shots
     finally:

@@ -135,6 +135,14 @@ def instance_names(ctx: typer.Context, incomplete: str) -> Candidates:
 
 
 @quiet
+def check_names(ctx: typer.Context, incomplete: str) -> Candidates:
+    """Check names, each with its status."""
+    from opsconsole.runtime import check_names
+
+    return [(name, status) for name, status in check_names(settings_of(ctx), incomplete)]
+
+
+@quiet
 def states(incomplete: str) -> Candidates:
     """Job states: the live ones an operator looks for most first, then the final ones."""
     from opsconsole.core.states import FINAL, LIVE, JobState

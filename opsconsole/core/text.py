@@ -135,6 +135,13 @@ STATE_STYLES: dict[str, str] = {
     "interrupted": "red",
 }
 """Rich style names per state, the same in the CLI's tables and the console."""
+CHECK_STYLES: dict[str, str] = {
+    "ok": "green",
+    "warning": "yellow",
+    "critical": "bold red",
+    "unknown": "magenta",
+}
+"""Rich style names per check status, the same in ``checks list`` and the Checks view."""
 
 
 def ago(ts: datetime | None, now: datetime) -> str:

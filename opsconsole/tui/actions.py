@@ -101,6 +101,14 @@ ACTIONS: tuple[Action, ...] = (
         False,
         group="views",
     ),
+    Action(
+        "show_checks",
+        "K",
+        "Checks",
+        "Checks: status of each recurring check, its recent results and latencies",
+        False,
+        group="views",
+    ),
     Action("toggle_theme", "t", "Theme", "Toggle dark / light theme", False, group="app"),
 )
 

@@ -40,6 +40,7 @@ from opsconsole.tui.messages import (
     StoreStatus,
 )
 from opsconsole.tui.screens.catalog import CatalogScreen
+from opsconsole.tui.screens.checks import ChecksScreen
 from opsconsole.tui.screens.dialogs import PromptScreen, QuitScreen
 from opsconsole.tui.screens.help import HelpScreen
 from opsconsole.tui.screens.hosts import HostsScreen
@@ -84,6 +85,7 @@ VIEWS = {
     "audit": "show_audit",
     "approvals": "show_approvals",
     "instances": "show_instances",
+    "checks": "show_checks",
     "templates": "show_catalog",
     "help": "help",
 }
@@ -585,6 +587,9 @@ class OpsConsole(ApprovalActions, BulkActions, Selection, LogTail, App[None]):
 
     def action_show_instances(self) -> None:
         self.push_screen(InstancesScreen())
+
+    def action_show_checks(self) -> None:
+        self.push_screen(ChecksScreen())
 
     def action_toggle_theme(self) -> None:
         self.theme = "textual-light" if self.theme == "textual-dark" else "textual-dark"

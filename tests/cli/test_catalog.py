@@ -12,16 +12,22 @@ from support import wait_until, write_template
 SAMPLE_CATALOG = Path(__file__).resolve().parents[2] / "data"
 SAMPLES = [
     "api_service",
+    "command-check",
     "deploy-app",
+    "disk-check",
     "disk-report",
     "hello",
     "http-check",
+    "load-check",
+    "process-check",
     "restart-service",
     "rotate-logs",
     "rotate-logs-ansible",
     "site-ping",
     "sync-inventory",
+    "tcp-check",
     "uptime",
+    "usage-limits",
     "web_app",
 ]
 

@@ -22,6 +22,7 @@ from opsconsole.core.catalog.approval import (
     parse_approval,
     parse_confirm,
 )
+from opsconsole.core.catalog.check import parse_check
 from opsconsole.core.catalog.durations import parse_duration, parse_priority
 from opsconsole.core.catalog.errors import SchemaError
 from opsconsole.core.catalog.messages import described, kind_of, printable, short_list
@@ -46,6 +47,7 @@ _TOP_KEYS = (
     "name", "description", "runner", "command", "env", "handler", "isolate", "params",
     "priority", "timeout", "retries", "backoff", "concurrency", "on_interrupt",
     "partial_exit_codes", "tags", "team", "approval", "confirm", "ansible", "terraform",
+    "check",
 )  # fmt: skip
 _PARAM_KEYS = (
     "type", "required", "default", "secret", "pattern", "min", "max", "choices", "description",
@@ -99,6 +101,8 @@ class Template:
     """runner ansible: the playbook or ad-hoc module, inventory and variables."""
     terraform: TerraformSpec | None = None
     """runner terraform: the module and the instance it is applied to."""
+    check: bool = False
+    """A check: its outcome is a status (``core/catalog/check.py``), recorded when it ends."""
 
     def what_runs(self) -> str:
         """What it runs, in one line, whatever its runner: what listings and prompts show."""
@@ -151,6 +155,9 @@ def template_from_dict(data: Any, source: str = "") -> Template:
     ansible = parse_ansible(data["ansible"]) if runner == "ansible" else None
     terraform = parse_terraform(data["terraform"]) if runner == "terraform" else None
     concurrency_key, concurrency_limit = _parse_concurrency(data.get("concurrency"))
+    check = _wrap(lambda v: parse_check(v, runner), data.get("check"), "check")
+    if check and runner == "shell" and data.get("partial_exit_codes") is None:
+        partial = (1,)  # a plugin's warning ends its job partial, like a handler's
 
     _check_program_is_fixed(command, env)
     texts: list[tuple[str, tuple[str | int, ...]]] = []
@@ -225,6 +232,7 @@ def template_from_dict(data: Any, source: str = "") -> Template:
         confirm=confirm,
         ansible=ansible,
         terraform=terraform,
+        check=check,
     )
 
 

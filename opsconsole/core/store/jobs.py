@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection, RowMapping
 
 from opsconsole.core.errors import Conflict, InvalidParams, InvalidTransition
 from opsconsole.core.states import EVENTS, FINAL, INITIAL, KEEPS, JobState, Verb, sources
+from opsconsole.core.store import checks as check_store
 from opsconsole.core.store.db import Database, deps, events, jobs
 
 S = JobState
@@ -210,6 +211,7 @@ def transition(
     )
     if new in FINAL:
         settle_dependents(conn, job_id, new, now)
+        check_store.record_end(conn, row, now, actor)
     return row
 
 

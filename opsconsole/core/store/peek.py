@@ -113,3 +113,19 @@ def instance_refs(path: Path, prefix: str = "", *, limit: int = 100) -> list[Ins
                 InstanceRef(ref if "/" not in prefix else f"{template}/{name}", template, status)
             )
     return out[:limit]
+
+
+def check_names(path: Path, prefix: str = "", *, limit: int = 100) -> list[tuple[str, str]]:
+    """Checks whose name starts with ``prefix``, each with its status, by name (one row per
+    check: the primary key's range)."""
+    uri = f"file:{quote(str(path))}?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, timeout=PEEK_TIMEOUT)
+    try:
+        conn.execute("PRAGMA query_only=ON")
+        rows = conn.execute(
+            "SELECT name, status FROM checks WHERE name >= ? ORDER BY name LIMIT ?",
+            (prefix, limit),
+        ).fetchall()
+    finally:
+        conn.close()
+    return [(name, status) for name, status in rows if name.startswith(prefix)]

@@ -35,7 +35,11 @@ __all__ = [
     "shutdown",
 ]
 
-PRELOAD = ("opsconsole.engine.runners.python", "opsconsole.engine.handlers.http")
+PRELOAD = (
+    "opsconsole.engine.runners.python",
+    "opsconsole.engine.handlers.http",
+    "opsconsole.engine.handlers.checks",
+)
 """Imported once in the zygote, so that every forked handler starts with them loaded.
 
 Not ``runners.child`` itself: each job runs it as ``__main__``, as ``python -m`` would.
