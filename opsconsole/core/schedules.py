@@ -28,7 +28,7 @@ from opsconsole.core.ids import new_job_id
 from opsconsole.core.secrets import MASK, split_secrets
 from opsconsole.core.store import freezes as freeze_store
 from opsconsole.core.store import schedules as store
-from opsconsole.core.store.schedules import FIRED, MISSED, SKIPPED, Fire
+from opsconsole.core.store.schedules import FIRED, MISSED, PAUSED, SKIPPED, Fire
 from opsconsole.core.views import JobView, iso
 
 if TYPE_CHECKING:
@@ -453,10 +453,15 @@ class SchedulesMixin(ServiceHost):
         return JobView.from_row(fire.result["job"])
 
     def run_missed(self, name: str) -> list[JobView]:
-        """Submit a job for each ``missed`` ledger row (oldest first) and mark it fired."""
+        """Submit a job for each ``missed`` ledger row (oldest first) and mark it fired.
+
+        Fires missed while the schedule was paused are left alone: pausing was the choice.
+        """
         row = self._authorize_schedule(name)
         now = self.now()
-        rows = store.ledger(self.db, name, status=MISSED, oldest_first=True, limit=MAX_FIRES)
+        rows = store.ledger(
+            self.db, name, status=MISSED, oldest_first=True, limit=MAX_FIRES, not_reason=PAUSED
+        )
         fires = []
         for r in rows:
             fire = self._fire(row, r["fire_at"], FIRED, "", jitter=False, now=now)
@@ -577,10 +582,9 @@ class SchedulesMixin(ServiceHost):
             created_at=now,
             updated_at=now,
             run_at=run_at,
-            state="scheduled" if run_at > now and job["state"] == "queued" else job["state"],
         )
-        if job["state"] == "scheduled" and run_at <= now:
-            job["state"] = "queued"
+        if job["state"] in ("queued", "scheduled"):  # a gated job stays awaiting approval
+            job["state"] = "scheduled" if run_at > now else "queued"
         return job
 
     def _freeze_holding(self, job: Mapping[str, Any], now: datetime) -> str | None:
