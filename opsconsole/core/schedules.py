@@ -596,11 +596,14 @@ class SchedulesMixin(ServiceHost):
 
     # -- template schedules ----------------------------------------------------------
 
-    def sync_template_schedules(self, catalog: Catalog, *, times: FireTimes) -> list[str]:
+    def sync_template_schedules(
+        self, catalog: Catalog, *, times: FireTimes
+    ) -> tuple[list[str], list[str]]:
         """Make the store's template schedules what the catalog's ``schedule:`` blocks
         declare: add new ones, change changed ones, remove those no template declares now.
-        Returns what it did, one line each (for the worker's log)."""
+        Returns what it did and what it refused, one line each (for the worker's log)."""
         done: list[str] = []
+        problems: list[str] = []
         declared = {n: t for n, t in catalog.templates.items() if t.schedule is not None}
         stored = {r["name"]: r for r in store.list_all(self.db) if r["origin"] == "template"}
         now, actor = self.now(), "catalog"
@@ -626,11 +629,14 @@ class SchedulesMixin(ServiceHost):
             try:
                 want = self._schedule_row(req, origin="template", times=times)
             except OpsError as exc:
-                done.append(f"template {name}: schedule refused: {exc}")
+                problems.append(f"template {name}: its schedule is refused: {exc}")
                 continue
             if name not in stored:
                 if name in taken:
-                    done.append(f"template {name}: a schedule of that name was added by hand")
+                    problems.append(
+                        f"template {name}: its schedule is not made: a schedule of that name "
+                        "was added by hand (remove it to let the template's take its place)"
+                    )
                     continue
                 store.insert(self.db, want, actor=actor, now=now)
                 done.append(f"added schedule {name} from its template")
@@ -648,7 +654,7 @@ class SchedulesMixin(ServiceHost):
                 changes["next_fire_at"] = want["next_fire_at"]
             store.update_declared(self.db, name, changes, actor=actor, now=now)
             done.append(f"changed schedule {name} as its template says")
-        return done
+        return done, problems
 
 
 def parse_duration_named(text: str, what: str) -> float:
