@@ -310,16 +310,20 @@ def advance(
     """Record ``fires`` (submitting their jobs) and move the cursor from ``old`` to
     ``next_fire_at``, all in one transaction; False (nothing written) when the cursor is no
     longer ``old``: another process fired these times first."""
-    with db.write() as conn:
-        guard = [schedules.c.name == name, _cursor_is(old)]
-        if require_unpaused:
-            guard.append(schedules.c.paused.is_(False))
-        done = conn.execute(
-            schedules.update().where(*guard).values(next_fire_at=next_fire_at, updated_at=now)
-        ).rowcount
-        if not done:
-            return False
-        _record(conn, name, fires, overlap, actor, now)
+    try:
+        with db.write() as conn:
+            guard = [schedules.c.name == name, _cursor_is(old)]
+            if require_unpaused:
+                guard.append(schedules.c.paused.is_(False))
+            done = conn.execute(
+                schedules.update().where(*guard).values(next_fire_at=next_fire_at, updated_at=now)
+            ).rowcount
+            if not done:
+                return False
+            _record(conn, name, fires, overlap, actor, now)
+    except sa.exc.IntegrityError:
+        # the ledger's key: another process recorded one of these times (nothing is written)
+        return False
     return True
 
 
