@@ -445,7 +445,7 @@ class SchedulesMixin(ServiceHost):
         """Fire now, whatever the schedule's times (its ledger records ``run by ACTOR``)."""
         row = self._authorize_schedule(name)
         now = self.now()
-        fire = self._fire(row, now, FIRED, f"run by {self.identity.name}", jitter=False)
+        fire = self._fire(row, now, FIRED, f"run by {self.identity.name}", by_hand=True)
         if fire.status != FIRED:
             raise InvalidParams(f"schedule {name}: {fire.reason}")
         store.record(self.db, name, [fire], overlap="allow", actor=self.identity.name, now=now)
@@ -464,7 +464,7 @@ class SchedulesMixin(ServiceHost):
         )
         fires = []
         for r in rows:
-            fire = self._fire(row, r["fire_at"], FIRED, "", jitter=False, now=now)
+            fire = self._fire(row, r["fire_at"], FIRED, "", by_hand=True, now=now)
             if fire.status != FIRED:
                 raise InvalidParams(f"schedule {name}: {fire.reason}")
             fire.reason = f"run missed by {self.identity.name} (was: {r['reason']})"
@@ -539,7 +539,7 @@ class SchedulesMixin(ServiceHost):
         status: str,
         reason: str,
         *,
-        jitter: bool = True,
+        by_hand: bool = False,
         now: datetime | None = None,
     ) -> Fire:
         """A ledger entry for ``fire_at``; when it is to fire, its job row, or ``skipped``
@@ -549,7 +549,7 @@ class SchedulesMixin(ServiceHost):
             return fire
         now = now or self.now()
         try:
-            fire.job = self._job_for(row, fire_at, jitter=jitter, now=now)
+            fire.job = self._job_for(row, fire_at, by_hand=by_hand, now=now)
         except OpsError as exc:
             fire.status, fire.reason = SKIPPED, f"cannot submit: {exc}"
             return fire
@@ -561,15 +561,16 @@ class SchedulesMixin(ServiceHost):
         return fire
 
     def _job_for(
-        self, row: Mapping[str, Any], fire_at: datetime, *, jitter: bool, now: datetime
+        self, row: Mapping[str, Any], fire_at: datetime, *, by_hand: bool, now: datetime
     ) -> dict[str, Any]:
         from opsconsole.core.service import SubmitRequest
 
         tpl = self.current_catalog().get(row["template"])
         params = {k: v for k, v in dict(row["params"] or {}).items() if v != MASK}
         params.update(self.box.open(row["secret_blob"]))
-        delay = random.uniform(0, row["jitter_s"]) if jitter and row["jitter_s"] else 0.0
-        run_at = max(fire_at + timedelta(seconds=delay), now)
+        # a fire by hand (run, run missed) runs now; a tick's at its time plus the jitter
+        delay = random.uniform(0, row["jitter_s"]) if row["jitter_s"] else 0.0
+        run_at = now if by_hand else max(fire_at + timedelta(seconds=delay), now)
         job, _ = self.job_row(
             SubmitRequest(template=tpl.name, params=params, run_at=run_at),
             template=tpl,
