@@ -14,15 +14,16 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol
-from zoneinfo import ZoneInfo
+from typing import TYPE_CHECKING, Any
 
+from opsconsole.core import fire_plan
 from opsconsole.core.catalog import parse_duration
 from opsconsole.core.catalog.durations import format_duration
 from opsconsole.core.catalog.messages import printable
 from opsconsole.core.catalog.schedule import CATCHUPS, OVERLAPS
-from opsconsole.core.cron import CronSpec, check_zone, parse_cron
+from opsconsole.core.cron import check_zone, parse_cron
 from opsconsole.core.errors import InvalidParams, OpsError
+from opsconsole.core.fire_plan import FireTimes, due_times, following, plan
 from opsconsole.core.host import ServiceHost
 from opsconsole.core.ids import new_job_id
 from opsconsole.core.secrets import MASK, split_secrets
@@ -37,28 +38,7 @@ if TYPE_CHECKING:
     from opsconsole.core.catalog import Catalog, Template
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-GRACE = timedelta(seconds=60)
-"""A fire time older than this when a tick finds it is late (the store or every worker was
-down): its schedule's catch-up policy decides whether it runs. Ticks come at least every
-second, so an on-time fire is never this old."""
-MAX_FIRES = 1000
-"""Fire times one tick (or one resume, skip or run-missed) handles per schedule; the rest
-wait for the next, so a long outage never makes one huge transaction."""
 NEXT_FIRES = 5
-
-
-class FireTimes(Protocol):
-    """When a cron schedule fires: ``engine.fire_times.fire_times``'s signature."""
-
-    def __call__(
-        self,
-        spec: CronSpec,
-        zone: ZoneInfo,
-        after: datetime,
-        *,
-        until: datetime | None = None,
-        limit: int = 5,
-    ) -> list[datetime]: ...
 
 
 @dataclass(frozen=True)
@@ -227,74 +207,6 @@ def positive_duration(text: str | int | float, what: str) -> float:
     return seconds
 
 
-def following(
-    row: Mapping[str, Any], after: datetime, times: FireTimes, *, limit: int = 1
-) -> list[datetime]:
-    """The schedule's fire times strictly after ``after`` (at most ``limit``).
-
-    An interval schedule fires on a grid anchored at its cursor (or, before its first fire,
-    at ``after`` itself plus one interval).
-    """
-    every = row.get("every_s")
-    if every:
-        step = timedelta(seconds=every)
-        anchor = row.get("next_fire_at")
-        if anchor is None:
-            first = after + step
-        else:
-            k = max(0, (after - anchor) // step + 1)
-            first = anchor + k * step
-        return [first + i * step for i in range(limit)]
-    return times(parse_cron(row["cron"]), check_zone(row["tz"]), after, limit=limit)
-
-
-def due_times(
-    row: Mapping[str, Any], now: datetime, times: FireTimes, *, cap: int = MAX_FIRES
-) -> tuple[list[datetime], datetime | None]:
-    """The fire times from the cursor up to ``now`` (at most ``cap``) and the cursor after
-    them: the first fire time not yet due (or the next one past the cap)."""
-    cursor = row["next_fire_at"]
-    if cursor is None or cursor > now:
-        return [], cursor
-    out = [cursor]
-    while len(out) < cap:
-        more = following(row, out[-1], times, limit=min(cap - len(out), 100))
-        more = [t for t in more if t <= now]
-        if not more:
-            break
-        out.extend(more)
-    out = out[:cap]
-    nxt = following(row, out[-1], times, limit=1)
-    return out, (nxt[0] if nxt else None)
-
-
-def plan(
-    catchup: str, due: list[datetime], now: datetime, *, complete: bool = True
-) -> list[tuple[datetime, str, str]]:
-    """What each due fire time becomes, by the catch-up policy: (time, status, reason).
-
-    On-time fires (within ``GRACE`` of ``now``) fire. Late ones: ``all`` fires each; ``skip``
-    records them skipped; ``latest`` fires the newest late one when no on-time fire runs and
-    records the others missed. ``complete`` is False when more due times wait past the cap:
-    then none of these late ones is the newest, and ``latest`` fires none of them.
-    """
-    late = [t for t in due if t < now - GRACE]
-    on_time = [t for t in due if t >= now - GRACE]
-    out: list[tuple[datetime, str, str]] = []
-    down = "missed: the store or every worker was down"
-    for t in late:
-        if catchup == "all":
-            out.append((t, FIRED, "late: caught up (catch-up all)"))
-        elif catchup == "skip":
-            out.append((t, SKIPPED, "late: catch-up policy skip"))
-        elif complete and not on_time and t == late[-1]:
-            out.append((t, FIRED, "late: the newest missed fire (catch-up latest)"))
-        else:
-            out.append((t, MISSED, down.removeprefix("missed: ")))
-    out.extend((t, FIRED, "") for t in on_time)
-    return out
-
-
 class SchedulesMixin(ServiceHost):
     """add / list / show / pause / resume / remove / run, and the fire itself."""
 
@@ -414,7 +326,7 @@ class SchedulesMixin(ServiceHost):
         ``missed`` ("paused") and never run (``run_missed`` runs them on purpose)."""
         row = self._authorize_schedule(name)
         now = self.now()
-        missed, cursor = due_times(row, now, self._times(), cap=100 * MAX_FIRES)
+        missed, cursor = due_times(row, now, self._times(), cap=100 * fire_plan.MAX_FIRES)
         if row["next_fire_at"] is not None and row["next_fire_at"] <= now and missed:
             # beyond the cap (a tiny interval paused for long), the rest are not listed
             cursor = following(row, now, self._times())[0]
@@ -460,7 +372,12 @@ class SchedulesMixin(ServiceHost):
         row = self._authorize_schedule(name)
         now = self.now()
         rows = store.ledger(
-            self.db, name, status=MISSED, oldest_first=True, limit=MAX_FIRES, not_reason=PAUSED
+            self.db,
+            name,
+            status=MISSED,
+            oldest_first=True,
+            limit=fire_plan.MAX_FIRES,
+            not_reason=PAUSED,
         )
         fires = []
         for r in rows:
@@ -479,7 +396,7 @@ class SchedulesMixin(ServiceHost):
         past now; returns how many were skipped."""
         row = self._authorize_schedule(name)
         now = self.now()
-        times, cursor = due_times(row, now, self._times(), cap=100 * MAX_FIRES)
+        times, cursor = due_times(row, now, self._times(), cap=100 * fire_plan.MAX_FIRES)
         if not times:
             return 0
         if cursor is not None and cursor <= now:

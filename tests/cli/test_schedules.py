@@ -224,3 +224,19 @@ def test_schedule_names_complete(cli: Cli, word: str, settings: Settings, tmp_pa
     )
     assert out.returncode == 0 and out.stderr == ""
     assert out.stdout.split() == ["nightly"]
+
+
+def test_audit_action_schedule_lists_a_schedules_life(cli: Cli, word: str) -> None:
+    add(cli, "s", "--every", "1h")
+    ok(cli("schedules", "pause", "s"))
+    ok(cli("schedules", "resume", "s"))
+    ok(cli("schedules", "remove", "s"))
+    events = as_json(cli("audit", "--action", "schedule", "--json"))
+    rows = events["events"] if isinstance(events, dict) else events
+    assert sorted(e["kind"] for e in rows) == [
+        "schedule.added",
+        "schedule.paused",
+        "schedule.removed",
+        "schedule.resumed",
+    ]
+    assert {e["data"]["schedule"] for e in rows} == {"s"}
