@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from opsconsole.core.schedules import FireView, ScheduleView
 
 schedules_app = typer.Typer(
-    help="Recurring jobs: cron or interval schedules and the ledger of every fire.",
+    help="Recurring jobs, and the ledger of every fire.",
     no_args_is_help=True,
 )
 
@@ -138,7 +138,7 @@ def add(
     ] = "skip",
     as_json: JsonOpt = False,
 ) -> None:
-    """Add a schedule: a template fired by a cron expression or an interval.
+    """Add a schedule: a template on a cron or interval.
 
     Give exactly one of --cron and --every. Each fire time gets a ledger row: fired (with
     its job), missed or skipped (with the reason).
@@ -183,7 +183,7 @@ def add(
 
 @schedules_app.command("list", cls=Command)
 def list_schedules(as_json: JsonOpt = False) -> None:
-    """List the schedules: when each fires next, its last job and that job's state.
+    """List schedules: next fire, last job and its state.
 
     Examples:
 
@@ -224,7 +224,9 @@ def show(
     ] = 20,
     as_json: JsonOpt = False,
 ) -> None:
-    """Show a schedule, its next 5 fire times (in its zone) and its ledger.
+    """Show a schedule: its next 5 fires and its ledger.
+
+    Fire times print in the schedule's zone, with UTC beside them.
 
     The ledger lists every fire time, newest first: fired (with the job and its state),
     missed (the store or every worker was down, or it was paused) or skipped (overlap, a
@@ -291,7 +293,9 @@ def _ledger(fires: list[FireView], tz: str) -> None:
 
 @schedules_app.command("pause", cls=Command)
 def pause(name: NameArg, as_json: JsonOpt = False) -> None:
-    """Stop firing a schedule; fire times that pass are recorded missed on resume.
+    """Stop firing a schedule until it is resumed.
+
+    The fire times that pass meanwhile are recorded missed ("paused") on resume.
 
     Examples:
 
@@ -318,7 +322,7 @@ def resume(name: NameArg, as_json: JsonOpt = False) -> None:
 
 @schedules_app.command("remove", cls=Command)
 def remove(name: NameArg, as_json: JsonOpt = False) -> None:
-    """Remove a schedule added with `schedules add` (its ledger stays as history).
+    """Remove a schedule; its ledger stays as history.
 
     A schedule declared by a template's schedule: block goes when the template stops
     declaring it.
@@ -342,7 +346,9 @@ def run(
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Fire a schedule now (its ledger records "run by YOU"); its times do not change.
+    """Fire a schedule now, whatever its times.
+
+    The ledger records the fire as "run by YOU"; the next fire times do not change.
 
     Examples:
 
@@ -363,10 +369,11 @@ def run(
 
 @schedules_app.command("run-missed", cls=Command)
 def run_missed(name: NameArg, as_json: JsonOpt = False) -> None:
-    """Submit a job for each fire the ledger lists as missed while the store or every
-    worker was down, oldest first, and mark it fired.
+    """Run the fires the ledger lists as missed.
 
-    Fires missed while the schedule was paused are left alone (pausing was the choice).
+    A job for each fire missed while the store or every worker was down, oldest first;
+    each ledger row becomes fired, with its job. Fires missed while the schedule was
+    paused are left alone (pausing was the choice).
 
     Examples:
 
@@ -386,7 +393,9 @@ def run_missed(name: NameArg, as_json: JsonOpt = False) -> None:
 
 @schedules_app.command("skip-to-now", cls=Command)
 def skip_to_now(name: NameArg, as_json: JsonOpt = False) -> None:
-    """Record every fire time due but not yet fired as skipped, and fire from now on.
+    """Skip the fire times that are due, and fire from now on.
+
+    Each is recorded in the ledger as skipped, with who skipped it.
 
     Examples:
 

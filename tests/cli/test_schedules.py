@@ -240,3 +240,12 @@ def test_audit_action_schedule_lists_a_schedules_life(cli: Cli, word: str) -> No
         "schedule.resumed",
     ]
     assert {e["data"]["schedule"] for e in rows} == {"s"}
+
+
+def test_every_schedules_command_has_an_uncut_summary_and_an_example(cli: Cli) -> None:
+    group = ok(cli("schedules", "--help")).stdout.split("Commands:", 1)[1]
+    assert "..." not in group
+    for verb in ("add", "list", "show", "pause", "resume", "remove", "run", "run-missed",
+                 "skip-to-now"):  # fmt: skip
+        text = ok(cli("schedules", verb, "--help")).stdout
+        assert f"opsconsole schedules {verb}" in text.split("Examples:", 1)[1]
