@@ -239,9 +239,12 @@ class SchedulesMixin(ServiceHost):
             ledger: how many ledger rows, newest first.
         """
         row = store.get(self.db, name)
-        start = row["next_fire_at"]
+        start, now = row["next_fire_at"], self.now()
         nxt: list[datetime] = []
-        if start is not None:
+        if row["paused"] and start is not None and start <= now:
+            # what it fires after a resume now: the times passed meanwhile are missed
+            nxt = following(row, now, self._times(), limit=NEXT_FIRES)
+        elif start is not None:
             nxt = [start, *following(row, start, self._times(), limit=NEXT_FIRES - 1)]
         fires = [FireView.from_row(r) for r in store.ledger(self.db, name, limit=ledger)]
         return ScheduleDetail(ScheduleView.from_row(row), nxt, fires)

@@ -192,6 +192,8 @@ def test_fire_times_passed_while_paused_are_missed_never_run(
     clock.set(T0 + timedelta(hours=3, minutes=30))
     tick(svc, clock.now())
     assert _count(svc, jobs) == 0  # a paused schedule does not fire
+    # while paused, show says what it would fire after a resume now
+    assert svc.schedule("s1").next_fires[0] == T0 + timedelta(hours=4)
     view = svc.resume_schedule("s1")
     assert view.next_fire_at == T0 + timedelta(hours=4)
     ledger = svc.schedule("s1").ledger
