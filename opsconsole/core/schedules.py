@@ -224,7 +224,8 @@ class SchedulesMixin(ServiceHost):
     def _times(self) -> FireTimes:
         if self.fire_times is None:
             raise OpsError(
-                "this service was built without fire times (open it with runtime.open_service)"
+                "this service was built without fire times: open it with "
+                "runtime.open_service, or pass fire_times=engine.fire_times.fire_times"
             )
         return self.fire_times
 
