@@ -40,6 +40,11 @@ ACTION_KINDS: dict[str, frozenset[str]] = {
     # a break-glass run leaves a review another person acknowledges (``core/reviews.py``)
     "review": frozenset({"review_acked"}),
     "void": frozenset({"approval_void"}),
+    # a schedule's life is about no single job (``core/schedules.py``); a fire is its job's
+    # ``submitted``
+    "schedule": frozenset(
+        {f"schedule.{k}" for k in ("added", "changed", "paused", "resumed", "removed")}
+    ),
     # a freeze is about no single job: its events carry an empty job id
     "freeze": frozenset({"freeze", "freeze_lifted"}),
     # retention removing old jobs: who pruned how much (the pruned jobs' own events stay)

@@ -38,6 +38,7 @@ from opsconsole.core.errors import (
     NotFound,
 )
 from opsconsole.core.files import access_for
+from opsconsole.core.fire_plan import FireTimes
 from opsconsole.core.freezes import FreezesMixin
 from opsconsole.core.hosts import HostsMixin
 from opsconsole.core.identity import Identity, current, user_name
@@ -122,8 +123,11 @@ class OpsService(
         *,
         catalog: Catalog | None = None,
         clock: Clock | None = None,
+        fire_times: FireTimes | None = None,
     ) -> None:
         self.settings = settings
+        self.fire_times = fire_times
+        """When a cron schedule fires: APScheduler's, from the engine (``core/schedules.py``)."""
         self.db = db
         self.clock: Clock = clock or SystemClock()
         self._catalog = catalog
@@ -317,6 +321,13 @@ class OpsService(
         """Check a submission without storing it: the same errors ``submit`` would raise,
         except a typed confirmation, which a form asks for last."""
         self._prepare(req, confirming=False)
+
+    def job_row(
+        self, req: SubmitRequest, *, template: Template | None = None, confirming: bool = True
+    ) -> tuple[dict[str, Any], list[str]]:
+        """A new job's row (no id yet) and its dependencies, validated and sealed but not
+        stored: what ``submit`` inserts, and what a schedule's fire inserts with its ledger row."""
+        return self._prepare(req, confirming=confirming, template=template)
 
     def _prepare(
         self, req: SubmitRequest, *, confirming: bool = True, template: Template | None = None

@@ -28,6 +28,7 @@ from opsconsole.core.catalog.errors import SchemaError
 from opsconsole.core.catalog.messages import described, kind_of, printable, short_list
 from opsconsole.core.catalog.params import BadValue, ParamSpec, ParamType, coerce
 from opsconsole.core.catalog.render import EXPRESSION_RE, PLACEHOLDER_RE
+from opsconsole.core.catalog.schedule import ScheduleSpec, parse_schedule
 from opsconsole.core.catalog.terraform import TerraformSpec, parse_terraform
 from opsconsole.core.errors import InvalidParams
 
@@ -44,6 +45,7 @@ _HANDLER_RE = re.compile(
 
 
 _TOP_KEYS = (
+    "schedule",
     "name", "description", "runner", "command", "env", "handler", "isolate", "params",
     "priority", "timeout", "retries", "backoff", "concurrency", "on_interrupt",
     "partial_exit_codes", "tags", "team", "approval", "confirm", "ansible", "terraform",
@@ -97,6 +99,8 @@ class Template:
     """Set when a job of this template waits in ``awaiting_approval`` before it can run."""
     confirm: str | None = None
     """The text (rendered with the parameters) an operator types to confirm a submit."""
+    schedule: ScheduleSpec | None = None
+    """When it runs by itself (``schedule:``): kept as a schedule named like the template."""
     ansible: AnsibleSpec | None = None
     """runner ansible: the playbook or ad-hoc module, inventory and variables."""
     terraform: TerraformSpec | None = None
@@ -230,6 +234,7 @@ def template_from_dict(data: Any, source: str = "") -> Template:
         team=team,
         approval=approval,
         confirm=confirm,
+        schedule=parse_schedule(data.get("schedule")),
         ansible=ansible,
         terraform=terraform,
         check=check,
