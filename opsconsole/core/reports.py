@@ -22,6 +22,7 @@ from opsconsole.core.host import ServiceHost
 from opsconsole.core.states import JobState
 from opsconsole.core.store import claim as claim_store
 from opsconsole.core.store import queries
+from opsconsole.core.store import schedules as schedule_store
 from opsconsole.core.templates import CatalogReports
 from opsconsole.core.views import (
     HealthCheck,
@@ -203,7 +204,32 @@ class ReportsMixin(ServiceHost, CatalogReports):
         checks.append(disk_check(self.settings))
         checks.append(catalog_check(self.current_catalog()))
         checks.extend(self.webhook_health())
+        overdue = schedules_check(self.db, self.now())
+        if overdue is not None:
+            checks.append(overdue)
         return HealthView(checks)
+
+
+SCHEDULE_OVERDUE = timedelta(minutes=2)
+"""How long a fire time may pass unfired before ``health`` says nobody fires schedules:
+every worker pool ticks each second, so two minutes is a dead scheduler, not a slow one."""
+
+
+def schedules_check(db: Database, now: datetime) -> HealthCheck | None:
+    """Fails when an active schedule's fire time passed unfired: no worker or console is
+    running the scheduler (the ledger will call those fires missed). None: no such schedule."""
+    late = schedule_store.due(db, now - SCHEDULE_OVERDUE, limit=5)
+    if not late:
+        return None
+    names = ", ".join(
+        f"{r['name']} (due {int((now - r['next_fire_at']).total_seconds() // 60)}m ago)"
+        for r in late
+    )
+    return HealthCheck(
+        "schedules",
+        False,
+        f"overdue: {names}: no worker or console is firing schedules (start `opsconsole worker`)",
+    )
 
 
 DISK_MIN_FREE = 256 * 1024 * 1024

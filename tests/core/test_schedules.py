@@ -302,3 +302,23 @@ def test_a_run_by_hand_is_a_submit_a_freeze_holds_its_job_and_a_gone_template_re
     with pytest.raises(NotFound, match="unknown template 'echo'"):
         svc.run_schedule("s1")
     assert len(svc.schedule("s1").ledger) == 1
+
+
+def test_health_says_when_nobody_fires_the_schedules(
+    svc: OpsService, add: Add, clock: SettableClock
+) -> None:
+    """A fire time that passed unfired means no worker or console runs the scheduler: the
+    ledger will call those fires missed, and ``health`` says so while it lasts."""
+    add("hourly", every="1h")
+    assert "schedules" not in {c.name for c in svc.health().checks}  # nothing due yet
+    clock.set(T0 + timedelta(hours=1, minutes=1))  # due a minute ago: a tick may be coming
+    assert "schedules" not in {c.name for c in svc.health().checks}
+    clock.set(T0 + timedelta(hours=1, minutes=5))
+    line = next(c for c in svc.health().checks if c.name == "schedules")
+    assert not line.ok
+    assert "hourly (due 5m ago)" in line.detail and "opsconsole worker" in line.detail
+    tick(svc, clock.now())  # a worker comes back: the fire is made up and health is fine
+    assert "schedules" not in {c.name for c in svc.health().checks}
+    svc.pause_schedule("hourly")
+    clock.set(T0 + timedelta(hours=5))
+    assert "schedules" not in {c.name for c in svc.health().checks}  # paused: not overdue
