@@ -140,6 +140,30 @@ def test_python_partial_result(
     view = final(service, job.id)
     assert view.state == S.PARTIAL
     assert view.result == {"ok": 3, "failed": ["db2"]}
+    # the end says the handler's message, in its own process too (not "exit code 0")
+    ended = [e for e in service.get(job.id, with_events=True).events if e.kind == "partial"]
+    assert [e.message for e in ended] == ["one host failed"]
+
+
+@pytest.mark.parametrize(("code", "state"), [(1, S.PARTIAL), (2, S.FAILED)])
+def test_a_shell_message_marker_is_what_the_end_says(
+    service: OpsService, catalog: Path, start_pool: Any, code: int, state: JobState
+) -> None:
+    write_template(
+        catalog,
+        "said",
+        "partial_exit_codes: [1]\n"
+        "params: {code: {type: integer, required: true}}\n"
+        "command: [bash, -c, 'echo \"::message WARNING: /var is 85% used\"; exit $0',"
+        " '{{ code }}']\n",
+    )
+    job = service.submit(SubmitRequest("said", {"code": code}))
+    start_pool(1)
+    view = final(service, job.id)
+    assert view.state == state
+    ended = [e for e in service.get(job.id, with_events=True).events if e.kind == state.value]
+    assert [e.message for e in ended] == ["WARNING: /var is 85% used"]
+    assert out_lines(service, job.id) == []  # a marker, not a log line
 
 
 @pytest.mark.parametrize(("code", "state"), [(3, S.PARTIAL), (4, S.FAILED), (0, S.SUCCEEDED)])

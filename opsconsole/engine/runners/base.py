@@ -67,6 +67,8 @@ class MarkerParser:
         self.has_result = False
         self.outcome: str | None = None
         self.error: dict[str, Any] | None = None
+        self.message: str | None = None
+        """What the job's end says (``::message``), instead of its bare exit code."""
 
     def line(self, stream: str, text: str) -> None:
         if stream == "stdout" and text.startswith("::") and self._marker(text):
@@ -96,6 +98,9 @@ class MarkerParser:
             return True
         if name == "outcome" and rest in OUTCOMES:
             self.outcome = rest
+            return True
+        if name == "message" and rest:
+            self.message = rest[:500]
             return True
         if name == "error":
             try:

@@ -96,6 +96,8 @@ def main() -> int:
     res = call_handler(func, ctx)
     if res.result is not None:
         emit("::result " + json.dumps(res.result))
+    if res.message:  # "WARNING: /var is 85% used", not "partial success (exit code 0)"
+        emit("::message " + " ".join(res.message.split()))
     if res.outcome == "failed":
         err: dict[str, Any] = res.error or {"message": res.message or "failed", "kind": "failed"}
         emit("::error " + json.dumps(err))

@@ -51,12 +51,12 @@ def outcome_of(out: ProcOutcome, parser: MarkerParser, spec: RunSpec, ctx: RunCo
             outcome="partial",
             exit_code=code,
             result=result,
-            message=f"partial success (exit code {code})",
+            message=parser.message or f"partial success (exit code {code})",
         )
     if code is None:
         message, detail = f"killed by signal {out.signal}", {"signal": out.signal}
     else:
-        message, detail = f"exit code {code}", {"exit_code": code}
+        message, detail = parser.message or f"exit code {code}", {"exit_code": code}
     error = parser.error or {"message": message, "kind": "exit_code", "detail": detail}
     return RunResult(outcome="failed", exit_code=code, result=result, error=error, message=message)
 
