@@ -125,9 +125,6 @@ class JobEvent(SQLModel, table=True):
         sa.Index("ix_job_events_actor", "actor", "id"),
         sa.Index("ix_job_events_kind", "kind", "id"),
         sa.Index("ix_job_events_ts", "ts"),
-        # retention deletes old events: an id is never handed out twice (a feed cursor
-        # that passed it would never see the new event)
-        {"sqlite_autoincrement": True},
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -1,4 +1,4 @@
-"""schedules and their ledger, checks, webhook state; event ids never reused
+"""schedules and their ledger, checks, webhook state
 
 Revision ID: 0005
 Revises: 0004
@@ -23,13 +23,6 @@ def upgrade() -> None:
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.add_column(sa.Column("schedule", sa.String(length=64), nullable=True))
         batch_op.create_index("ix_jobs_schedule", ["schedule", "created_at"], unique=False)
-    # retention deletes old events: on SQLite an id could then be handed out again, behind
-    # a feed cursor that has passed it (AUTOINCREMENT never reuses one)
-    if op.get_bind().dialect.name == "sqlite":
-        with op.batch_alter_table(
-            "job_events", recreate="always", table_kwargs={"sqlite_autoincrement": True}
-        ):
-            pass
     op.create_table(
         "schedules",
         sa.Column("name", sa.String(length=64), nullable=False),
