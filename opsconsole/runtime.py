@@ -8,8 +8,9 @@ SQLite store without SQLAlchemy.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from opsconsole.config import Settings, default_home
 
@@ -60,7 +61,14 @@ def open_service(
     except BaseException:
         db.dispose()
         raise
-    return OpsService(settings, db, clock=clock)
+    return OpsService(settings, db, clock=clock, fire_times=_fire_times)
+
+
+def _fire_times(*args: Any, **kwargs: Any) -> list[datetime]:
+    """APScheduler's fire times, imported only when a command asks when a schedule fires."""
+    from opsconsole.engine.fire_times import fire_times
+
+    return fire_times(*args, **kwargs)
 
 
 def open_catalog(settings: Settings) -> CatalogReader:

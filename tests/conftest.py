@@ -13,6 +13,7 @@ from opsconsole.config import Settings, load_settings
 from opsconsole.core.clock import SettableClock
 from opsconsole.core.service import OpsService
 from opsconsole.core.store.db import Database
+from opsconsole.engine.fire_times import fire_times
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -96,7 +97,7 @@ def clock() -> SettableClock:
 def service(settings: Settings) -> Iterator[OpsService]:
     """A service on the system clock (for tests that run real jobs)."""
     db = Database(settings.db)
-    yield OpsService(settings, db)
+    yield OpsService(settings, db, fire_times=fire_times)
     db.dispose()
 
 
@@ -104,7 +105,7 @@ def service(settings: Settings) -> Iterator[OpsService]:
 def clocked(settings: Settings, clock: SettableClock) -> Iterator[OpsService]:
     """A service whose time only moves when the test says so."""
     db = Database(settings.db)
-    yield OpsService(settings, db, clock=clock)
+    yield OpsService(settings, db, clock=clock, fire_times=fire_times)
     db.dispose()
 
 

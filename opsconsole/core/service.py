@@ -47,7 +47,7 @@ from opsconsole.core.instances import concurrency_key, instance_name
 from opsconsole.core.maintenance import MaintenanceMixin
 from opsconsole.core.reports import ReportsMixin
 from opsconsole.core.reviews import ReviewsMixin
-from opsconsole.core.schedules import SchedulesMixin
+from opsconsole.core.schedules import FireTimes, SchedulesMixin
 from opsconsole.core.secrets import MASK, SecretBox, fingerprint, split_secrets
 from opsconsole.core.states import FINAL, JobState
 from opsconsole.core.store import feed, queries
@@ -122,8 +122,11 @@ class OpsService(
         *,
         catalog: Catalog | None = None,
         clock: Clock | None = None,
+        fire_times: FireTimes | None = None,
     ) -> None:
         self.settings = settings
+        self.fire_times = fire_times
+        """When a cron schedule fires: APScheduler's, from the engine (``core/schedules.py``)."""
         self.db = db
         self.clock: Clock = clock or SystemClock()
         self._catalog = catalog
@@ -317,6 +320,13 @@ class OpsService(
         """Check a submission without storing it: the same errors ``submit`` would raise,
         except a typed confirmation, which a form asks for last."""
         self._prepare(req, confirming=False)
+
+    def job_row(
+        self, req: SubmitRequest, *, template: Template | None = None, confirming: bool = True
+    ) -> tuple[dict[str, Any], list[str]]:
+        """A new job's row (no id yet) and its dependencies, validated and sealed but not
+        stored: what ``submit`` inserts, and what a schedule's fire inserts with its ledger row."""
+        return self._prepare(req, confirming=confirming, template=template)
 
     def _prepare(
         self, req: SubmitRequest, *, confirming: bool = True, template: Template | None = None

@@ -27,6 +27,7 @@ from opsconsole.core.catalog.errors import SchemaError
 from opsconsole.core.catalog.messages import described, kind_of, printable, short_list
 from opsconsole.core.catalog.params import BadValue, ParamSpec, ParamType, coerce
 from opsconsole.core.catalog.render import EXPRESSION_RE, PLACEHOLDER_RE
+from opsconsole.core.catalog.schedule import ScheduleSpec, parse_schedule
 from opsconsole.core.catalog.terraform import TerraformSpec, parse_terraform
 from opsconsole.core.errors import InvalidParams
 
@@ -46,6 +47,7 @@ _TOP_KEYS = (
     "name", "description", "runner", "command", "env", "handler", "isolate", "params",
     "priority", "timeout", "retries", "backoff", "concurrency", "on_interrupt",
     "partial_exit_codes", "tags", "team", "approval", "confirm", "ansible", "terraform",
+    "schedule",
 )  # fmt: skip
 _PARAM_KEYS = (
     "type", "required", "default", "secret", "pattern", "min", "max", "choices", "description",
@@ -99,6 +101,8 @@ class Template:
     """runner ansible: the playbook or ad-hoc module, inventory and variables."""
     terraform: TerraformSpec | None = None
     """runner terraform: the module and the instance it is applied to."""
+    schedule: ScheduleSpec | None = None
+    """When it runs by itself (``schedule:``): kept as a schedule named like the template."""
 
     def what_runs(self) -> str:
         """What it runs, in one line, whatever its runner: what listings and prompts show."""
@@ -225,6 +229,7 @@ def template_from_dict(data: Any, source: str = "") -> Template:
         confirm=confirm,
         ansible=ansible,
         terraform=terraform,
+        schedule=parse_schedule(data.get("schedule")),
     )
 
 
