@@ -32,11 +32,13 @@ from opsconsole.core.service import OpsService
 from opsconsole.engine.scheduler import tick
 from opsconsole.tui import actions
 from opsconsole.tui.app import OpsConsole
+from opsconsole.tui.messages import CountsChanged
 from opsconsole.tui.screens.dialogs import ConfirmScreen, PromptScreen
 from opsconsole.tui.screens.help import HelpScreen
 from opsconsole.tui.screens.job import JobScreen
 from opsconsole.tui.screens.schedules import SchedulesScreen
 
+STATUSES = {"fired", "missed", "skipped"}
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 """A Monday morning, far from a DST change (Berlin is CET, UTC+1)."""
 
@@ -59,6 +61,21 @@ def templates(catalog: Path) -> None:
 
 def add(service: OpsService, name: str, template: str, **options: Any) -> None:
     service.add_schedule(ScheduleRequest(name=name, template=template, **options))
+
+
+@pytest.fixture
+def catalog() -> Path:
+    path = Path.cwd() / "catalog"
+    (path / "templates").mkdir(parents=True)
+    return path
+
+
+@pytest.fixture
+def settings(home: Path, migrated_db: Path, catalog: Path) -> Settings:
+    """The store and the catalog in the working directory: the header shows the store's
+    path, the same every run (the snapshot)."""
+    shutil.copyfile(migrated_db, Path.cwd() / "opsconsole.db")
+    return load_settings(home=home, catalog=Path("catalog"), db="sqlite:///opsconsole.db")
 
 
 @pytest.fixture
@@ -146,19 +163,23 @@ def test_the_selected_schedule_shows_its_next_fires_in_its_zone_and_its_ledger(
         text = await select(pilot, view, "nightly")
         for day in ("Tue 2026-03-03", "Wed 2026-03-04", "Sat 2026-03-07"):
             assert f"{day} 02:30 CET" in text, text
-        assert "no fire time has passed yet" in text
+        assert "Ledger: no fire time has passed yet" in text
         text = await select(pilot, view, "ping-web")
-        ledger = [ln for ln in text.splitlines() if "UTC" in ln and ("fired" in ln or "missed" in ln)]
-        # newest first: the catch-up fire, three missed, the on-time fire
-        assert [("fired" if "fired" in ln else "missed") for ln in ledger] == [
-            "fired",
+        rows = [ln.split() for ln in text.splitlines()]
+        ledger = [w for w in rows if len(w) > 3 and w[2] == "UTC" and w[3] in STATUSES]
+        # newest first: the catch-up fire (skipped: the on-time fire's job has not run),
+        # the three the downtime missed, the on-time fire with its job
+        job = fleet.schedule("ping-web").view.last_job
+        assert ledger[0][:4] == ["2026-03-02", "10:15", "UTC", "skipped"]
+        assert [ln[3] for ln in ledger] == [
+            "skipped",
             "missed",
             "missed",
             "missed",
             "fired",
         ], text
-        assert "2026-03-02 10:15 UTC" in ledger[0]
-        assert "2026-03-02 09:15 UTC" in ledger[-1]
+        assert "overlap: job" in text and "the store or every worker was down" in text
+        assert ledger[-1][:5] == ["2026-03-02", "09:15", "UTC", "fired", job]
 
     drive(app, script)
 
@@ -231,8 +252,8 @@ def test_m_runs_the_missed_fires_after_a_confirmation(fleet: OpsService) -> None
         await pilot.press("y")
         await until(pilot, lambda: any("ran 3 missed fire(s) of ping-web" in n for n in notes(app)))
         ledger = fleet.schedule("ping-web").ledger
-        assert [f.status for f in ledger].count("missed") == 0
-        assert all(f.job_id for f in ledger)
+        assert [f.status for f in ledger] == ["skipped", "fired", "fired", "fired", "fired"]
+        assert all(f.job_id for f in ledger[1:]) and len({f.job_id for f in ledger[1:]}) == 4
 
     drive(app, script)
 
@@ -314,6 +335,39 @@ def test_the_view_follows_the_feed(fleet: OpsService, catalog: Path) -> None:
     drive(app, script)
 
 
+def test_the_feeds_ticks_move_the_next_fire_on_and_read_a_schedule_that_came_due(
+    fleet: OpsService, clock: SettableClock
+) -> None:
+    """No event has to arrive: the counts tick redraws "in 15m", and a schedule whose time
+    has come is read again once, which shows what another process's tick did with it."""
+    app = OpsConsole(fleet, embed=False, start_feed=False)
+
+    async def script(pilot: Pilot[None]) -> None:
+        view = await open_view(pilot)
+        table = view.query_one("#view-table", DataTable)
+        await select(pilot, view, "ping-web")
+        old_job = fleet.schedule("ping-web").view.last_job
+        clock.advance(10 * 60)
+        app.post_message(CountsChanged({}))
+        await until(pilot, lambda: cell_text(table, "ping-web", "NEXT FIRE").startswith("in 5m"))
+        fleet.cancel(old_job or "", reason="stuck")  # the next fire is not an overlap
+        clock.advance(6 * 60)
+        tick(fleet, clock.now())  # another process fires it at 10:30
+        app.post_message(CountsChanged({}))
+        new_job = fleet.schedule("ping-web").view.last_job
+        assert new_job not in (None, old_job)
+        await until(
+            pilot,
+            lambda: cell_text(table, "ping-web", "LAST JOB") == f"{new_job} queued",
+            what="the new fire's job",
+        )
+        assert cell_text(table, "ping-web", "NEXT FIRE").startswith("in 14m")
+        detail = plain(view.query_one("#schedule-detail", Static).content, width=160)
+        assert f"2026-03-02 10:30 UTC  fired    {new_job} queued" in detail, detail
+
+    drive(app, script)
+
+
 def test_colon_schedules_opens_the_view(clocked: OpsService) -> None:
     app = OpsConsole(clocked, embed=False, start_feed=False)
 
@@ -368,21 +422,13 @@ def test_help_and_palette_list_the_views_keys(fleet: OpsService) -> None:
 # -- how it looks ---------------------------------------------------------------------------
 
 
-@pytest.fixture
-def settings(home: Path, migrated_db: Path) -> Settings:
-    """The store and the catalog in the working directory (the header shows its path)."""
-    shutil.copyfile(migrated_db, Path.cwd() / "opsconsole.db")
-    (Path.cwd() / "catalog" / "templates").mkdir(parents=True)
-    return load_settings(home=home, catalog=Path("catalog"), db="sqlite:///opsconsole.db")
-
-
 def fixed_ids(service: OpsService) -> None:
     """Give the jobs the ticks made fixed ids (oldest first), so the picture is the same
-    every run: in the jobs, their events and the schedules' ledger and last job."""
+    every run: in the jobs, their events and the schedules' ledger and last job; and a
+    fixed operator as the schedules' author (not whoever runs the tests)."""
     with service.db.write() as conn:
-        ids = [
-            r[0] for r in conn.exec_driver_sql("SELECT id FROM jobs ORDER BY created_at, id")
-        ]
+        conn.exec_driver_sql("UPDATE schedules SET created_by = 'alice'")
+        ids = [r[0] for r in conn.exec_driver_sql("SELECT id FROM jobs ORDER BY created_at, id")]
         for n, old in enumerate(ids):
             new = f"s{n}x7k2"
             conn.exec_driver_sql("UPDATE jobs SET id = ? WHERE id = ?", (new, old))
@@ -390,11 +436,15 @@ def fixed_ids(service: OpsService) -> None:
             conn.exec_driver_sql(
                 "UPDATE schedule_fires SET job_id = ? WHERE job_id = ?", (new, old)
             )
+            conn.exec_driver_sql(
+                "UPDATE schedule_fires SET reason = replace(reason, ?, ?)", (old, new)
+            )
             conn.exec_driver_sql("UPDATE schedules SET last_job = ? WHERE last_job = ?", (new, old))
 
 
-def test_schedules_view(
-    fleet: OpsService, clock: SettableClock, snap_compare: Any
+@pytest.mark.parametrize("size", [WIDE, NARROW], ids=["160x50", "80x24"])
+def test_snapshot_ping_web_selected(
+    fleet: OpsService, size: tuple[int, int], snap_compare: Any
 ) -> None:
     """D: three schedules (one paused), ping-web selected: its next fires and its ledger
     after an hour's downtime (the newest fire ran, three missed, the on-time one)."""
@@ -406,4 +456,4 @@ def test_schedules_view(
         view = await open_view(pilot)
         await select(pilot, view, "ping-web")
 
-    assert snap_compare(app, terminal_size=WIDE, run_before=run_before)
+    assert snap_compare(app, terminal_size=size, run_before=run_before)

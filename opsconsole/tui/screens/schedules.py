@@ -16,12 +16,13 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
-from textual.coordinate import Coordinate
+from textual.events import Mount
 from textual.widgets import DataTable, Footer, Static
 
 from opsconsole.core.errors import NotFound
@@ -35,8 +36,6 @@ from opsconsole.tui.screens.views import TableView
 
 FIRE_STYLES = {"fired": "green", "missed": "bold red", "skipped": "yellow"}
 """A ledger row's status: what ran, what did not run and why it matters most."""
-NEXT_COLUMN = 3
-"""The NEXT FIRE column: redrawn in place on the feed's ticks."""
 
 
 def zone_of(view: ScheduleView) -> ZoneInfo:
@@ -136,7 +135,15 @@ def next_fires(detail: ScheduleDetail, now: datetime) -> Text:
 
 def ledger_table(view: ScheduleView, fires: list[FireView]) -> Table:
     """Every fire time, newest first: fired (with its job), missed or skipped, and why."""
-    table = Table(box=None, padding=(0, 2, 0, 0), show_edge=False, header_style="bold dim")
+    table = Table(
+        box=None,
+        padding=(0, 2, 0, 0),
+        show_edge=False,
+        header_style="bold dim",
+        title="Ledger (newest first)",
+        title_justify="left",
+        title_style="bold",
+    )
     table.add_column("FIRE TIME", no_wrap=True)
     table.add_column("STATUS", no_wrap=True)
     table.add_column("JOB", no_wrap=True)
@@ -152,27 +159,28 @@ def ledger_table(view: ScheduleView, fires: list[FireView]) -> Table:
     return table
 
 
-def schedule_detail(detail: ScheduleDetail, now: datetime) -> Table:
-    """Facts, the next five fire times, then the ledger."""
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="dim", no_wrap=True)
-    grid.add_column(overflow="fold")
-    grid.add_row("", schedule_facts(detail.view, now))
-    grid.add_row("Next fires", next_fires(detail, now))
+def schedule_detail(detail: ScheduleDetail, now: datetime) -> Group:
+    """The facts beside the next five fire times; the ledger under both."""
+    top = Table.grid(padding=(0, 4))
+    top.add_column(overflow="fold")
+    top.add_column(no_wrap=True)
+    top.add_row(
+        schedule_facts(detail.view, now),
+        Text("Next fires\n", style="bold") + next_fires(detail, now),
+    )
     ledger: Any = (
         ledger_table(detail.view, detail.ledger)
         if detail.ledger
-        else Text("no fire time has passed yet", style="dim")
+        else Text("Ledger: no fire time has passed yet", style="dim")
     )
-    grid.add_row("Ledger", ledger)
-    return grid
+    return Group(top, Text(""), ledger)
 
 
 class SchedulesScreen(TableView):
     """Every schedule, live; the selected one's next fire times and ledger below."""
 
     TITLE = "Schedules: when each fires, what it last ran, the ledger of every fire time"
-    COLUMNS = ("SCHEDULE", "TEMPLATE", "WHEN", "NEXT FIRE", "LAST JOB", "STATE")
+    COLUMNS = ("SCHEDULE", "NEXT FIRE", "LAST JOB", "WHEN", "TEMPLATE", "STATE")
     BINDINGS = [*TableView.BINDINGS, *actions.view_bindings(actions.SCHEDULE_ACTIONS)]
     PALETTE = actions.SCHEDULE_ACTIONS
     """The keys the command palette offers while this view is in front."""
@@ -191,6 +199,14 @@ class SchedulesScreen(TableView):
             with VerticalScroll(id="schedule-pane"):
                 yield Static(Text("loading…", style="dim"), id="schedule-detail")
         yield Footer()
+
+    def on_mount(self, event: Mount) -> None:
+        """Columns keyed by name (the ticks redraw NEXT FIRE in place), instead of
+        ``TableView``'s unkeyed ones."""
+        event.prevent_default()
+        for column in self.COLUMNS:
+            self.table.add_column(column, key=column)
+        self.reload()
 
     # -- reads ----------------------------------------------------------------------------
 
@@ -220,10 +236,10 @@ class SchedulesScreen(TableView):
         for v in views:
             self.table.add_row(
                 Text(visible(v.name), style="bold"),
-                Text(visible(v.template)),
-                when_text(v),
                 next_text(v, now),
                 job_text(v.last_job, v.last_job_state),
+                when_text(v),
+                Text(visible(v.template)),
                 Text("paused", style="bold yellow") if v.paused else Text("active", style="green"),
                 key=v.name,
             )
@@ -296,10 +312,8 @@ class SchedulesScreen(TableView):
             self.due_seen |= due
             self.reload()
             return
-        for row, name in enumerate(str(r.key.value) for r in self.table.ordered_rows):
-            view = self.views.get(name)
-            if view is not None:
-                self.table.update_cell_at(Coordinate(row, NEXT_COLUMN), next_text(view, now))
+        for name, view in self.views.items():
+            self.table.update_cell(name, "NEXT FIRE", next_text(view, now))
         self.describe()
 
     # -- keys -------------------------------------------------------------------------------
