@@ -184,6 +184,23 @@ def test_the_selected_schedule_shows_its_next_fires_in_its_zone_and_its_ledger(
     drive(app, script)
 
 
+def test_a_secret_parameter_never_reaches_the_screen(fleet: OpsService) -> None:
+    add(fleet, "rotate-tmp", "rotate", params={"path": "/tmp", "token": "hunter2"}, every="1h")
+    app = OpsConsole(fleet, embed=False, start_feed=False)
+
+    async def script(pilot: Pilot[None]) -> None:
+        view = await open_view(pilot, rows=4)
+        text = await select(pilot, view, "rotate-tmp")
+        assert "path=/tmp" in text
+        assert "hunter2" not in text
+        table = view.query_one("#view-table", DataTable)
+        assert "hunter2" not in " ".join(
+            plain(c) for row in table.ordered_rows for c in table.get_row(row.key)
+        )
+
+    drive(app, script)
+
+
 def test_p_pauses_the_selected_schedule_and_resumes_a_paused_one(fleet: OpsService) -> None:
     app = OpsConsole(fleet, embed=False, start_feed=False)
 

@@ -12,6 +12,7 @@ ledger in bulk ask first. Nothing here writes to the store itself.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -59,8 +60,8 @@ def when_text(view: ScheduleView) -> Text:
         text.append(f"  {visible(view.tz)}", style="dim")
     else:
         text = Text(f"every {visible(view.every or '?')}")
-    if view.jitter:
-        text.append(f" ±{visible(str(view.jitter))}", style="dim")
+    if view.jitter:  # a fire's job starts up to this much later; the ledger keeps the time
+        text.append(f" +≤{visible(view.jitter)}", style="dim")
     return text
 
 
@@ -88,8 +89,12 @@ def job_text(job: str | None, state: str | None) -> Text:
 
 
 def params_text(params: dict[str, Any]) -> str:
-    """``k=v`` pairs (secret values come masked from the service)."""
-    return "  ".join(f"{visible(k)}={visible(str(v))}" for k, v in params.items()) or "(none)"
+    """``k=v`` pairs, a list or number as JSON (secret values come masked from the service)."""
+
+    def value(v: Any) -> str:
+        return visible(v if isinstance(v, str) else json.dumps(v, ensure_ascii=False))
+
+    return "  ".join(f"{visible(k)}={value(v)}" for k, v in params.items()) or "(none)"
 
 
 def schedule_facts(view: ScheduleView, now: datetime) -> Table:
