@@ -12,6 +12,7 @@ only after looking at the differences.
 
 from __future__ import annotations
 
+import re
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -184,6 +185,31 @@ def test_the_selected_schedule_shows_its_next_fires_in_its_zone_and_its_ledger(
     drive(app, script)
 
 
+def test_next_fires_across_the_spring_forward_night_show_the_wall_clock_and_zone(
+    fleet: OpsService, clock: SettableClock
+) -> None:
+    """02:30 does not exist in Berlin on 2026-03-29: that night's fire is at 03:30 CEST,
+    once, and the view says so in the schedule's zone."""
+    clock.set(datetime(2026, 3, 27, 12, 0, tzinfo=UTC))
+    tick(fleet, clock.now())
+    add(fleet, "nightly-dst", "rotate", cron="30 2 * * *", tz="Europe/Berlin")
+    app = OpsConsole(fleet, embed=False, start_feed=False)
+
+    async def script(pilot: Pilot[None]) -> None:
+        view = await open_view(pilot, rows=4)
+        text = await select(pilot, view, "nightly-dst")
+        # the "Next fires" column: "Sat 2026-03-28 02:30 CET  in 14h30m"
+        assert re.findall(r"\w{3} (\S+ \S+ \S+)  in \w+", text) == [
+            "2026-03-28 02:30 CET",
+            "2026-03-29 03:30 CEST",
+            "2026-03-30 02:30 CEST",
+            "2026-03-31 02:30 CEST",
+            "2026-04-01 02:30 CEST",
+        ], text
+
+    drive(app, script)
+
+
 def test_a_secret_parameter_never_reaches_the_screen(fleet: OpsService) -> None:
     add(fleet, "rotate-tmp", "rotate", params={"path": "/tmp", "token": "hunter2"}, every="1h")
     app = OpsConsole(fleet, embed=False, start_feed=False)
@@ -339,7 +365,7 @@ def test_keys_on_an_empty_view_say_there_is_no_schedule(clocked: OpsService) -> 
     drive(app, script)
 
 
-def test_the_view_follows_the_feed(fleet: OpsService, catalog: Path) -> None:
+def test_the_view_follows_the_feed(fleet: OpsService) -> None:
     """A schedule added elsewhere (the CLI, another console) appears without a key."""
     app = OpsConsole(fleet, embed=False)
 
