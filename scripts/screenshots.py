@@ -555,8 +555,11 @@ def seed_schedules(service: OpsService, clock: SettableClock) -> None:
     clock.set(NOW)
 
     with service.db.write() as conn:
+        # only the jobs these schedules fired: other pictures' jobs may name a schedule too
         made = conn.execute(
-            sa.select(jobs.c.id).where(jobs.c.schedule.is_not(None)).order_by(jobs.c.created_at)
+            sa.select(jobs.c.id)
+            .where(jobs.c.schedule.in_(["nightly-rotate", "disk-var"]))
+            .order_by(jobs.c.created_at)
         ).scalars()
         for old, new in zip(list(made), SCHEDULE_JOBS, strict=True):
             conn.execute(jobs.update().where(jobs.c.id == old).values(id=new))
