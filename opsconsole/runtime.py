@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from opsconsole.core.clock import Clock
     from opsconsole.core.service import OpsService
     from opsconsole.core.store.db import Notice
-    from opsconsole.core.store.peek import InstanceRef, JobRef
+    from opsconsole.core.store.peek import InstanceRef, JobRef, ScheduleRef
     from opsconsole.core.templates import CatalogReader
     from opsconsole.core.views import HealthCheck, HealthView
     from opsconsole.engine.pool import WorkerPool
@@ -105,6 +105,25 @@ def job_refs(
         return [JobRef(v.id, v.template, v.state.value) for v in found]
     finally:
         db.dispose()
+
+
+def schedule_refs(settings: Settings, prefix: str = "") -> list[ScheduleRef]:
+    """Schedule names for completion, read like ``job_refs`` (read-only, no schema check on
+    SQLite)."""
+    from opsconsole.core.store.peek import ScheduleRef, schedule_refs, sqlite_file
+
+    path = sqlite_file(settings.db)
+    if path is not None:
+        return schedule_refs(path, prefix)
+    from opsconsole.core.service import OpsService
+    from opsconsole.core.store.db import Database
+
+    db = Database(settings.db)
+    try:
+        views = OpsService(settings, db).schedules()
+    finally:
+        db.dispose()
+    return [ScheduleRef(v.name, v.template, v.when) for v in views if v.name.startswith(prefix)]
 
 
 def instance_refs(settings: Settings, prefix: str = "") -> list[InstanceRef]:

@@ -135,6 +135,17 @@ def instance_names(ctx: typer.Context, incomplete: str) -> Candidates:
 
 
 @quiet
+def schedule_names(ctx: typer.Context, incomplete: str) -> Candidates:
+    """Schedule names, each with its template and when it fires."""
+    from opsconsole.runtime import schedule_refs
+
+    return [
+        (r.name, _hint(f"{r.template} {r.when}"))
+        for r in schedule_refs(settings_of(ctx), incomplete)
+    ]
+
+
+@quiet
 def states(incomplete: str) -> Candidates:
     """Job states: the live ones an operator looks for most first, then the final ones."""
     from opsconsole.core.states import FINAL, LIVE, JobState

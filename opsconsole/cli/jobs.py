@@ -168,6 +168,19 @@ def _finish_wait(view: JobView, timeout: str | None = None) -> None:
     raise typer.Exit(ExitCode.JOB_FAILED)
 
 
+def wait_and_finish(view: JobView, as_json: bool) -> None:
+    """``--wait`` for a job just submitted: print it, wait for its end, exit with how it
+    ended (the same as ``submit --wait``)."""
+    if not as_json and output.is_terminal():
+        output.job_summary(view)
+    final = _wait(view.id, None, as_json, first=view)
+    if as_json:
+        output.emit_json(final.to_dict())
+    else:
+        output.job_summary(final)
+    _finish_wait(final)
+
+
 def _wait(job_id: str, timeout: float | None, as_json: bool, *, first: JobView) -> JobView:
     """Wait for the job's end; Ctrl-C leaves it running and says how to follow or cancel it."""
     try:

@@ -42,6 +42,10 @@ ACTION_KINDS: dict[str, frozenset[str]] = {
     "void": frozenset({"approval_void"}),
     # a freeze is about no single job: its events carry an empty job id
     "freeze": frozenset({"freeze", "freeze_lifted"}),
+    # so is a schedule's life (``core/schedules.py``); its fires are its jobs' ``submitted``
+    "schedule": frozenset(
+        {f"schedule.{k}" for k in ("added", "changed", "paused", "resumed", "removed")}
+    ),
     # an action the caller's role or team does not allow, or a gated run without approval
     "refused": frozenset({"refused"}),
 }

@@ -14,21 +14,22 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol
-from zoneinfo import ZoneInfo
+from typing import TYPE_CHECKING, Any
 
+from opsconsole.core import fire_plan
 from opsconsole.core.catalog import parse_duration
 from opsconsole.core.catalog.durations import format_duration
 from opsconsole.core.catalog.messages import printable
 from opsconsole.core.catalog.schedule import CATCHUPS, OVERLAPS
-from opsconsole.core.cron import CronSpec, check_zone, parse_cron
+from opsconsole.core.cron import check_zone, parse_cron
 from opsconsole.core.errors import InvalidParams, OpsError
+from opsconsole.core.fire_plan import FireTimes, due_times, following, plan
 from opsconsole.core.host import ServiceHost
 from opsconsole.core.ids import new_job_id
 from opsconsole.core.secrets import MASK, split_secrets
 from opsconsole.core.store import freezes as freeze_store
 from opsconsole.core.store import schedules as store
-from opsconsole.core.store.schedules import FIRED, MISSED, SKIPPED, Fire
+from opsconsole.core.store.schedules import FIRED, MISSED, PAUSED, SKIPPED, Fire
 from opsconsole.core.views import JobView, iso
 
 if TYPE_CHECKING:
@@ -37,28 +38,7 @@ if TYPE_CHECKING:
     from opsconsole.core.catalog import Catalog, Template
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-GRACE = timedelta(seconds=60)
-"""A fire time older than this when a tick finds it is late (the store or every worker was
-down): its schedule's catch-up policy decides whether it runs. Ticks come at least every
-second, so an on-time fire is never this old."""
-MAX_FIRES = 1000
-"""Fire times one tick (or one resume, skip or run-missed) handles per schedule; the rest
-wait for the next, so a long outage never makes one huge transaction."""
 NEXT_FIRES = 5
-
-
-class FireTimes(Protocol):
-    """When a cron schedule fires: ``engine.fire_times.fire_times``'s signature."""
-
-    def __call__(
-        self,
-        spec: CronSpec,
-        zone: ZoneInfo,
-        after: datetime,
-        *,
-        until: datetime | None = None,
-        limit: int = 5,
-    ) -> list[datetime]: ...
 
 
 @dataclass(frozen=True)
@@ -227,74 +207,6 @@ def positive_duration(text: str | int | float, what: str) -> float:
     return seconds
 
 
-def following(
-    row: Mapping[str, Any], after: datetime, times: FireTimes, *, limit: int = 1
-) -> list[datetime]:
-    """The schedule's fire times strictly after ``after`` (at most ``limit``).
-
-    An interval schedule fires on a grid anchored at its cursor (or, before its first fire,
-    at ``after`` itself plus one interval).
-    """
-    every = row.get("every_s")
-    if every:
-        step = timedelta(seconds=every)
-        anchor = row.get("next_fire_at")
-        if anchor is None:
-            first = after + step
-        else:
-            k = max(0, (after - anchor) // step + 1)
-            first = anchor + k * step
-        return [first + i * step for i in range(limit)]
-    return times(parse_cron(row["cron"]), check_zone(row["tz"]), after, limit=limit)
-
-
-def due_times(
-    row: Mapping[str, Any], now: datetime, times: FireTimes, *, cap: int = MAX_FIRES
-) -> tuple[list[datetime], datetime | None]:
-    """The fire times from the cursor up to ``now`` (at most ``cap``) and the cursor after
-    them: the first fire time not yet due (or the next one past the cap)."""
-    cursor = row["next_fire_at"]
-    if cursor is None or cursor > now:
-        return [], cursor
-    out = [cursor]
-    while len(out) < cap:
-        more = following(row, out[-1], times, limit=min(cap - len(out), 100))
-        more = [t for t in more if t <= now]
-        if not more:
-            break
-        out.extend(more)
-    out = out[:cap]
-    nxt = following(row, out[-1], times, limit=1)
-    return out, (nxt[0] if nxt else None)
-
-
-def plan(
-    catchup: str, due: list[datetime], now: datetime, *, complete: bool = True
-) -> list[tuple[datetime, str, str]]:
-    """What each due fire time becomes, by the catch-up policy: (time, status, reason).
-
-    On-time fires (within ``GRACE`` of ``now``) fire. Late ones: ``all`` fires each; ``skip``
-    records them skipped; ``latest`` fires the newest late one when no on-time fire runs and
-    records the others missed. ``complete`` is False when more due times wait past the cap:
-    then none of these late ones is the newest, and ``latest`` fires none of them.
-    """
-    late = [t for t in due if t < now - GRACE]
-    on_time = [t for t in due if t >= now - GRACE]
-    out: list[tuple[datetime, str, str]] = []
-    down = "missed: the store or every worker was down"
-    for t in late:
-        if catchup == "all":
-            out.append((t, FIRED, "late: caught up (catch-up all)"))
-        elif catchup == "skip":
-            out.append((t, SKIPPED, "late: catch-up policy skip"))
-        elif complete and not on_time and t == late[-1]:
-            out.append((t, FIRED, "late: the newest missed fire (catch-up latest)"))
-        else:
-            out.append((t, MISSED, down.removeprefix("missed: ")))
-    out.extend((t, FIRED, "") for t in on_time)
-    return out
-
-
 class SchedulesMixin(ServiceHost):
     """add / list / show / pause / resume / remove / run, and the fire itself."""
 
@@ -327,9 +239,12 @@ class SchedulesMixin(ServiceHost):
             ledger: how many ledger rows, newest first.
         """
         row = store.get(self.db, name)
-        start = row["next_fire_at"]
+        start, now = row["next_fire_at"], self.now()
         nxt: list[datetime] = []
-        if start is not None:
+        if row["paused"] and start is not None and start <= now:
+            # what it fires after a resume now: the times passed meanwhile are missed
+            nxt = following(row, now, self._times(), limit=NEXT_FIRES)
+        elif start is not None:
             nxt = [start, *following(row, start, self._times(), limit=NEXT_FIRES - 1)]
         fires = [FireView.from_row(r) for r in store.ledger(self.db, name, limit=ledger)]
         return ScheduleDetail(ScheduleView.from_row(row), nxt, fires)
@@ -414,7 +329,7 @@ class SchedulesMixin(ServiceHost):
         ``missed`` ("paused") and never run (``run_missed`` runs them on purpose)."""
         row = self._authorize_schedule(name)
         now = self.now()
-        missed, cursor = due_times(row, now, self._times(), cap=100 * MAX_FIRES)
+        missed, cursor = due_times(row, now, self._times(), cap=100 * fire_plan.MAX_FIRES)
         if row["next_fire_at"] is not None and row["next_fire_at"] <= now and missed:
             # beyond the cap (a tiny interval paused for long), the rest are not listed
             cursor = following(row, now, self._times())[0]
@@ -445,7 +360,7 @@ class SchedulesMixin(ServiceHost):
         """Fire now, whatever the schedule's times (its ledger records ``run by ACTOR``)."""
         row = self._authorize_schedule(name)
         now = self.now()
-        fire = self._fire(row, now, FIRED, f"run by {self.identity.name}", jitter=False)
+        fire = self._fire(row, now, FIRED, f"run by {self.identity.name}", by_hand=True)
         if fire.status != FIRED:
             raise InvalidParams(f"schedule {name}: {fire.reason}")
         store.record(self.db, name, [fire], overlap="allow", actor=self.identity.name, now=now)
@@ -453,13 +368,23 @@ class SchedulesMixin(ServiceHost):
         return JobView.from_row(fire.result["job"])
 
     def run_missed(self, name: str) -> list[JobView]:
-        """Submit a job for each ``missed`` ledger row (oldest first) and mark it fired."""
+        """Submit a job for each ``missed`` ledger row (oldest first) and mark it fired.
+
+        Fires missed while the schedule was paused are left alone: pausing was the choice.
+        """
         row = self._authorize_schedule(name)
         now = self.now()
-        rows = store.ledger(self.db, name, status=MISSED, oldest_first=True, limit=MAX_FIRES)
+        rows = store.ledger(
+            self.db,
+            name,
+            status=MISSED,
+            oldest_first=True,
+            limit=fire_plan.MAX_FIRES,
+            not_reason=PAUSED,
+        )
         fires = []
         for r in rows:
-            fire = self._fire(row, r["fire_at"], FIRED, "", jitter=False, now=now)
+            fire = self._fire(row, r["fire_at"], FIRED, "", by_hand=True, now=now)
             if fire.status != FIRED:
                 raise InvalidParams(f"schedule {name}: {fire.reason}")
             fire.reason = f"run missed by {self.identity.name} (was: {r['reason']})"
@@ -474,7 +399,7 @@ class SchedulesMixin(ServiceHost):
         past now; returns how many were skipped."""
         row = self._authorize_schedule(name)
         now = self.now()
-        times, cursor = due_times(row, now, self._times(), cap=100 * MAX_FIRES)
+        times, cursor = due_times(row, now, self._times(), cap=100 * fire_plan.MAX_FIRES)
         if not times:
             return 0
         if cursor is not None and cursor <= now:
@@ -534,7 +459,7 @@ class SchedulesMixin(ServiceHost):
         status: str,
         reason: str,
         *,
-        jitter: bool = True,
+        by_hand: bool = False,
         now: datetime | None = None,
     ) -> Fire:
         """A ledger entry for ``fire_at``; when it is to fire, its job row, or ``skipped``
@@ -544,7 +469,7 @@ class SchedulesMixin(ServiceHost):
             return fire
         now = now or self.now()
         try:
-            fire.job = self._job_for(row, fire_at, jitter=jitter, now=now)
+            fire.job = self._job_for(row, fire_at, by_hand=by_hand, now=now)
         except OpsError as exc:
             fire.status, fire.reason = SKIPPED, f"cannot submit: {exc}"
             return fire
@@ -556,15 +481,16 @@ class SchedulesMixin(ServiceHost):
         return fire
 
     def _job_for(
-        self, row: Mapping[str, Any], fire_at: datetime, *, jitter: bool, now: datetime
+        self, row: Mapping[str, Any], fire_at: datetime, *, by_hand: bool, now: datetime
     ) -> dict[str, Any]:
         from opsconsole.core.service import SubmitRequest
 
         tpl = self.current_catalog().get(row["template"])
         params = {k: v for k, v in dict(row["params"] or {}).items() if v != MASK}
         params.update(self.box.open(row["secret_blob"]))
-        delay = random.uniform(0, row["jitter_s"]) if jitter and row["jitter_s"] else 0.0
-        run_at = max(fire_at + timedelta(seconds=delay), now)
+        # a fire by hand (run, run missed) runs now; a tick's at its time plus the jitter
+        delay = random.uniform(0, row["jitter_s"]) if row["jitter_s"] else 0.0
+        run_at = now if by_hand else max(fire_at + timedelta(seconds=delay), now)
         job, _ = self.job_row(
             SubmitRequest(template=tpl.name, params=params, run_at=run_at),
             template=tpl,
@@ -577,10 +503,9 @@ class SchedulesMixin(ServiceHost):
             created_at=now,
             updated_at=now,
             run_at=run_at,
-            state="scheduled" if run_at > now and job["state"] == "queued" else job["state"],
         )
-        if job["state"] == "scheduled" and run_at <= now:
-            job["state"] = "queued"
+        if job["state"] in ("queued", "scheduled"):  # a gated job stays awaiting approval
+            job["state"] = "scheduled" if run_at > now else "queued"
         return job
 
     def _freeze_holding(self, job: Mapping[str, Any], now: datetime) -> str | None:
@@ -592,11 +517,14 @@ class SchedulesMixin(ServiceHost):
 
     # -- template schedules ----------------------------------------------------------
 
-    def sync_template_schedules(self, catalog: Catalog, *, times: FireTimes) -> list[str]:
+    def sync_template_schedules(
+        self, catalog: Catalog, *, times: FireTimes
+    ) -> tuple[list[str], list[str]]:
         """Make the store's template schedules what the catalog's ``schedule:`` blocks
         declare: add new ones, change changed ones, remove those no template declares now.
-        Returns what it did, one line each (for the worker's log)."""
+        Returns what it did and what it refused, one line each (for the worker's log)."""
         done: list[str] = []
+        problems: list[str] = []
         declared = {n: t for n, t in catalog.templates.items() if t.schedule is not None}
         stored = {r["name"]: r for r in store.list_all(self.db) if r["origin"] == "template"}
         now, actor = self.now(), "catalog"
@@ -622,11 +550,14 @@ class SchedulesMixin(ServiceHost):
             try:
                 want = self._schedule_row(req, origin="template", times=times)
             except OpsError as exc:
-                done.append(f"template {name}: schedule refused: {exc}")
+                problems.append(f"template {name}: its schedule is refused: {exc}")
                 continue
             if name not in stored:
                 if name in taken:
-                    done.append(f"template {name}: a schedule of that name was added by hand")
+                    problems.append(
+                        f"template {name}: its schedule is not made: a schedule of that name "
+                        "was added by hand (remove it to let the template's take its place)"
+                    )
                     continue
                 store.insert(self.db, want, actor=actor, now=now)
                 done.append(f"added schedule {name} from its template")
@@ -644,7 +575,7 @@ class SchedulesMixin(ServiceHost):
                 changes["next_fire_at"] = want["next_fire_at"]
             store.update_declared(self.db, name, changes, actor=actor, now=now)
             done.append(f"changed schedule {name} as its template says")
-        return done
+        return done, problems
 
 
 def parse_duration_named(text: str, what: str) -> float:

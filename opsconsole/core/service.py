@@ -38,6 +38,7 @@ from opsconsole.core.errors import (
     NotFound,
 )
 from opsconsole.core.files import access_for
+from opsconsole.core.fire_plan import FireTimes
 from opsconsole.core.freezes import FreezesMixin
 from opsconsole.core.hosts import HostsMixin
 from opsconsole.core.identity import Identity, current, user_name
@@ -47,7 +48,7 @@ from opsconsole.core.instances import concurrency_key, instance_name
 from opsconsole.core.maintenance import MaintenanceMixin
 from opsconsole.core.reports import ReportsMixin
 from opsconsole.core.reviews import ReviewsMixin
-from opsconsole.core.schedules import FireTimes, SchedulesMixin
+from opsconsole.core.schedules import SchedulesMixin
 from opsconsole.core.secrets import MASK, SecretBox, fingerprint, split_secrets
 from opsconsole.core.states import FINAL, JobState
 from opsconsole.core.store import feed, queries

@@ -50,6 +50,9 @@ def sync_templates(service: OpsService) -> None:
         return
     if _synced.get(service) is catalog:
         return
-    for line in service.sync_template_schedules(catalog, times=fire_times):
+    done, problems = service.sync_template_schedules(catalog, times=fire_times)
+    for line in done:
         log.info("%s", line)
+    for line in problems:
+        log.warning("%s", line)
     _synced[service] = catalog

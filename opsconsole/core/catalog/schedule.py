@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from opsconsole.core import cron as crontab  # a module: core.cron imports the catalog too
 from opsconsole.core.catalog.durations import parse_duration
 from opsconsole.core.catalog.errors import SchemaError
 from opsconsole.core.catalog.messages import described, printable
-from opsconsole.core.cron import check_zone, parse_cron
 from opsconsole.core.errors import InvalidParams
 
 SCHEDULE_KEYS = ("cron", "tz", "every", "jitter", "catchup", "overlap", "params")
@@ -53,8 +53,8 @@ def parse_schedule(value: Any) -> ScheduleSpec | None:
     if ("cron" in value) == ("every" in value):
         raise SchemaError("schedule: give exactly one of cron and every", ("schedule",))
     cron, tz, every, jitter = (_text(value, k) for k in ("cron", "tz", "every", "jitter"))
-    _checked("cron", cron, parse_cron)
-    _checked("tz", tz, check_zone)
+    _checked("cron", cron, crontab.parse_cron)
+    _checked("tz", tz, crontab.check_zone)
     if tz is not None and cron is None:
         raise SchemaError("schedule.tz only applies to a cron schedule", ("schedule", "tz"))
     if _checked("every", every, parse_duration) == 0:

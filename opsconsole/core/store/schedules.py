@@ -24,6 +24,8 @@ from opsconsole.core.store.jobs import NO_JOB, add_event, insert_in
 
 S = JobState
 FIRED, MISSED, SKIPPED = "fired", "missed", "skipped"
+PAUSED = "paused"
+"""The reason of a fire time missed while its schedule was paused."""
 LEDGER_LIMIT = 50
 """Ledger rows a ``show`` lists by default, newest first."""
 
@@ -81,6 +83,7 @@ def ledger(
     status: str | None = None,
     before: datetime | None = None,
     oldest_first: bool = False,
+    not_reason: str | None = None,
 ) -> list[RowMapping]:
     """Ledger rows of one schedule with each job's state now (the primary key orders them)."""
     q = (
@@ -92,6 +95,8 @@ def ledger(
         q = q.where(schedule_fires.c.status == status)
     if before is not None:
         q = q.where(schedule_fires.c.fire_at < before)
+    if not_reason is not None:
+        q = q.where(schedule_fires.c.reason != not_reason)
     order = schedule_fires.c.fire_at if oldest_first else schedule_fires.c.fire_at.desc()
     with db.read() as conn:
         return list(conn.execute(q.order_by(order).limit(limit)).mappings())
@@ -201,7 +206,7 @@ def resume(
             raise _why_not(conn, name, "not paused")
         if missed:
             conn.execute(
-                schedule_fires.insert(), _ledger_rows(name, missed, MISSED, "paused", actor, now)
+                schedule_fires.insert(), _ledger_rows(name, missed, MISSED, PAUSED, actor, now)
             )
         _event(
             conn,
@@ -305,16 +310,20 @@ def advance(
     """Record ``fires`` (submitting their jobs) and move the cursor from ``old`` to
     ``next_fire_at``, all in one transaction; False (nothing written) when the cursor is no
     longer ``old``: another process fired these times first."""
-    with db.write() as conn:
-        guard = [schedules.c.name == name, _cursor_is(old)]
-        if require_unpaused:
-            guard.append(schedules.c.paused.is_(False))
-        done = conn.execute(
-            schedules.update().where(*guard).values(next_fire_at=next_fire_at, updated_at=now)
-        ).rowcount
-        if not done:
-            return False
-        _record(conn, name, fires, overlap, actor, now)
+    try:
+        with db.write() as conn:
+            guard = [schedules.c.name == name, _cursor_is(old)]
+            if require_unpaused:
+                guard.append(schedules.c.paused.is_(False))
+            done = conn.execute(
+                schedules.update().where(*guard).values(next_fire_at=next_fire_at, updated_at=now)
+            ).rowcount
+            if not done:
+                return False
+            _record(conn, name, fires, overlap, actor, now)
+    except sa.exc.IntegrityError:
+        # the ledger's key: another process recorded one of these times (nothing is written)
+        return False
     return True
 
 
