@@ -233,7 +233,13 @@ def test_p_pauses_the_selected_schedule_and_resumes_a_paused_one(fleet: OpsServi
     async def script(pilot: Pilot[None]) -> None:
         view = await open_view(pilot)
         table = view.query_one("#view-table", DataTable)
-        await select(pilot, view, "ping-db")
+        text = await select(pilot, view, "ping-db")
+        # what it would fire after a resume now: the hourly grid from now on
+        assert "paused: these once p resumes it" in text
+        assert re.findall(r"\w{3} (\S+ \S+ \S+)  in \w+", text)[:2] == [
+            "2026-03-02 11:00 UTC",
+            "2026-03-02 12:00 UTC",
+        ], text
 
         def footer() -> list[str]:
             return [k.description for k in view.query(FooterKey)]

@@ -124,12 +124,13 @@ def schedule_facts(view: ScheduleView, now: datetime) -> Table:
 
 
 def next_fires(detail: ScheduleDetail, now: datetime) -> Text:
+    """The next five fire times in the schedule's zone (a paused one's: after a resume)."""
     view = detail.view
-    if view.paused:
-        return Text("none while paused (p resumes it)", style="dim")
-    if not detail.next_fires:
-        return Text("none", style="dim")
     text = Text()
+    if view.paused:
+        text.append("paused: these once p resumes it\n", style="yellow")
+    if not detail.next_fires:
+        return text + Text("none", style="dim")
     for i, at in enumerate(detail.next_fires):
         if i:
             text.append("\n")
