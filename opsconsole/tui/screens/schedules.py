@@ -197,6 +197,9 @@ class SchedulesScreen(TableView):
         self.detail: ScheduleDetail | None = None
         self.due_seen: set[tuple[str, datetime]] = set()
         """Due times already read again once (a due schedule no process fires stays due)."""
+        self.loading = False
+        self.stale = False
+        """Events arrived while a read was under way: read once more when it is done."""
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="view"):
@@ -231,9 +234,25 @@ class SchedulesScreen(TableView):
             except NotFound:  # removed between the two reads: the next tick shows it gone
                 return views, None
 
-        self.ops.call("schedules", load, self.show, group="view")
+        self.loading = True
+        self.ops.call("schedules", load, self.show, on_error=self._not_read, group="view")
+
+    def _not_read(self, message: str) -> None:
+        self.loading = False  # the app has said why in a notification
+
+    def on_feed_tick(self) -> None:
+        """A batch of events: read again, one read at a time (a busy store sends a batch
+        every fraction of a second; the batches that come meanwhile make one more read)."""
+        if self.loading:
+            self.stale = True
+            return
+        self.reload()
 
     def show(self, got: tuple[list[ScheduleView], ScheduleDetail | None]) -> None:
+        self.loading = False
+        if self.stale:
+            self.stale = False
+            self.reload()
         views, detail = got
         now = self.ops.service.now()
         selected = self.selected
