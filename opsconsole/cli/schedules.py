@@ -52,6 +52,12 @@ def _local(ts: datetime | None, tz: str) -> str:
     return f"{local:%Y-%m-%d %H:%M:%S %Z} ({ts:%H:%M:%S}Z)"
 
 
+def _text(value: Any) -> str:
+    import json
+
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
 def _when(view: ScheduleView) -> str:
     return f"cron {view.cron} {view.tz}" if view.cron else f"every {view.every}"
 
@@ -252,7 +258,7 @@ def show(
         ("schedule", v.name),
         ("template", v.template),
         ("when", _when(v)),
-        ("params", ", ".join(f"{k}={val}" for k, val in v.params.items()) or "-"),
+        ("params", ", ".join(f"{k}={_text(val)}" for k, val in v.params.items()) or "-"),
         ("jitter", v.jitter or "-"),
         ("catch-up", v.catchup),
         ("overlap", v.overlap),

@@ -50,8 +50,8 @@ def following(
     if every:
         step = timedelta(seconds=every)
         anchor = row.get("next_fire_at")
-        if anchor is None:
-            first = after + step
+        if anchor is None:  # the first fire: an interval from now, on a whole second
+            first = (after + step).replace(microsecond=0)
         else:
             k = max(0, (after - anchor) // step + 1)
             first = anchor + k * step

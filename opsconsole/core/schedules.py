@@ -9,6 +9,7 @@ builds it (``runtime.open_service``), and the engine's tick passes its own.
 
 from __future__ import annotations
 
+import logging
 import random
 import re
 from collections.abc import Mapping
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 
     from opsconsole.core.catalog import Catalog, Template
 
+log = logging.getLogger("opsconsole.schedules")
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 NEXT_FIRES = 5
 
@@ -361,11 +363,9 @@ class SchedulesMixin(ServiceHost):
         row = self._authorize_schedule(name)
         now = self.now()
         fire = self._fire(row, now, FIRED, f"run by {self.identity.name}", by_hand=True)
-        if fire.status != FIRED:
-            raise InvalidParams(f"schedule {name}: {fire.reason}")
         store.record(self.db, name, [fire], overlap="allow", actor=self.identity.name, now=now)
         self.wake_workers()
-        return JobView.from_row(fire.result["job"])
+        return self.with_frozen([JobView.from_row(fire.result["job"])])[0]
 
     def run_missed(self, name: str) -> list[JobView]:
         """Submit a job for each ``missed`` ledger row (oldest first) and mark it fired.
@@ -385,14 +385,12 @@ class SchedulesMixin(ServiceHost):
         fires = []
         for r in rows:
             fire = self._fire(row, r["fire_at"], FIRED, "", by_hand=True, now=now)
-            if fire.status != FIRED:
-                raise InvalidParams(f"schedule {name}: {fire.reason}")
             fire.reason = f"run missed by {self.identity.name} (was: {r['reason']})"
             fires.append(fire)
         jobs = store.run_missed(self.db, name, fires, actor=self.identity.name, now=now)
         if jobs:
             self.wake_workers()
-        return [JobView.from_row(j) for j in jobs]
+        return self.with_frozen([JobView.from_row(j) for j in jobs])
 
     def skip_to_now(self, name: str) -> int:
         """Record every fire time due but not yet fired as skipped and move the cursor
@@ -471,9 +469,13 @@ class SchedulesMixin(ServiceHost):
         try:
             fire.job = self._job_for(row, fire_at, by_hand=by_hand, now=now)
         except OpsError as exc:
+            if by_hand:  # the operator hears the refusal itself (its exit code too)
+                raise
+            log.warning("schedule %s: fire at %s skipped: %s", row["name"], iso(fire_at), exc)
             fire.status, fire.reason = SKIPPED, f"cannot submit: {exc}"
             return fire
-        held = self._freeze_holding(fire.job, now)
+        # a fire by hand is a submit: a freeze holds its job as it holds any (it waits)
+        held = None if by_hand else self._freeze_holding(fire.job, now)
         if held:
             fire.status, fire.reason, fire.job = SKIPPED, held, None
             return fire

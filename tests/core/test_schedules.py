@@ -287,3 +287,18 @@ def test_the_ledger_keeps_fires_after_a_schedule_is_removed(svc: OpsService, add
     svc.run_schedule("s1")
     svc.remove_schedule("s1")
     assert _count(svc, schedule_fires) == 1
+
+
+def test_a_run_by_hand_is_a_submit_a_freeze_holds_its_job_and_a_gone_template_refuses(
+    svc: OpsService, add: Add, catalog: Path
+) -> None:
+    from opsconsole.core.freezes import FreezeRequest
+
+    add()
+    svc.set_freeze(FreezeRequest(reason="move", all=True))
+    job = svc.run_schedule("s1")
+    assert job.state == "queued" and job.frozen == "frozen: move (until lifted)"
+    (catalog / "templates" / "echo.yaml").unlink()
+    with pytest.raises(NotFound, match="unknown template 'echo'"):
+        svc.run_schedule("s1")
+    assert len(svc.schedule("s1").ledger) == 1
