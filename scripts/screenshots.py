@@ -693,6 +693,24 @@ async def plan_screen(app: OpsConsole, pilot: Pilot[Any]) -> None:
     await pilot.pause(0.3)
 
 
+async def schedules_screen(app: OpsConsole, pilot: Pilot[Any]) -> None:
+    """D: the schedules, the cursor on the half-hourly disk report: its ledger."""
+    from opsconsole.tui.screens.schedules import SchedulesScreen
+
+    await pilot.press("D")
+    await until(pilot, "the schedules view", lambda: isinstance(app.screen, SchedulesScreen))
+    view = app.screen
+    assert isinstance(view, SchedulesScreen)
+    await until(pilot, "the schedules", lambda: len(view.views) == 4)
+    view.table.focus()
+    view.table.move_cursor(row=view.table.get_row_index("disk-var"))
+
+    def shown() -> bool:
+        return view.detail is not None and view.detail.view.name == "disk-var"
+
+    await until(pilot, "disk-var's ledger", shown)
+
+
 def catalog_copy(home: Path) -> Path:
     """``data/`` copied, with a ``web_app`` sample written in when it has none."""
     catalog = home / "catalog"
@@ -723,24 +741,6 @@ async def hosts_screen(app: OpsConsole, pilot: Pilot[Any]) -> None:
     await until(pilot, "the failed cell", lambda: table.cursor_coordinate == (1, 8))
 
 
-async def schedules_screen(app: OpsConsole, pilot: Pilot[Any]) -> None:
-    """D: the schedules, the cursor on the half-hourly disk report: its ledger."""
-    from opsconsole.tui.screens.schedules import SchedulesScreen
-
-    await pilot.press("D")
-    await until(pilot, "the schedules view", lambda: isinstance(app.screen, SchedulesScreen))
-    view = app.screen
-    assert isinstance(view, SchedulesScreen)
-    await until(pilot, "the schedules", lambda: len(view.views) == 4)
-    view.table.focus()
-    view.table.move_cursor(row=view.table.get_row_index("disk-var"))
-
-    def shown() -> bool:
-        return view.detail is not None and view.detail.view.name == "disk-var"
-
-    await until(pilot, "disk-var's ledger", shown)
-
-
 async def run() -> list[Path]:
     OUT.mkdir(exist_ok=True)
     home = Path(tempfile.mkdtemp(prefix="opsconsole-screenshots-"))
@@ -764,12 +764,11 @@ async def run() -> list[Path]:
             await shoot(service, "approval.svg", (160, 50), approval_screen),
             await shoot(service, "plan.svg", (160, 50), plan_screen),
         ]
+        # after the pictures of the main screen: the jobs the schedules fired stay out of them
+        seed_schedules(service, clock)
+        shots.append(await shoot(service, "schedules.svg", (160, 44), schedules_screen))
         seed_hosts(service, clock)  # after the others: their pictures stay as they were
         shots.append(await shoot(service, "hosts.svg", (120, 34), hosts_screen))
-        seed_schedules(
-            service, clock
-        )  # last too: the jobs its schedules fired stay out of the others
-        shots.append(await shoot(service, "schedules.svg", (160, 44), schedules_screen))
         service.db.dispose()
         return shots
     finally:

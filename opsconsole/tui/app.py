@@ -84,8 +84,8 @@ VIEWS = {
     "stats": "show_stats",
     "audit": "show_audit",
     "approvals": "show_approvals",
-    "instances": "show_instances",
     "schedules": "show_schedules",
+    "instances": "show_instances",
     "templates": "show_catalog",
     "help": "help",
 }
@@ -577,11 +577,11 @@ class OpsConsole(ApprovalActions, BulkActions, Selection, LogTail, App[None]):
     def action_show_stats(self) -> None:
         self.push_screen(StatsScreen())
 
-    def action_show_instances(self) -> None:
-        self.push_screen(InstancesScreen())
-
     def action_show_schedules(self) -> None:
         self.push_screen(SchedulesScreen())
+
+    def action_show_instances(self) -> None:
+        self.push_screen(InstancesScreen())
 
     def action_toggle_theme(self) -> None:
         self.theme = "textual-light" if self.theme == "textual-dark" else "textual-dark"
