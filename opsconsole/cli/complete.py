@@ -123,6 +123,17 @@ def job_ids(which: Literal["any", "live", "finished"]) -> Callable[..., Candidat
 
 
 @quiet
+def schedule_names(ctx: typer.Context, incomplete: str) -> Candidates:
+    """Schedule names, each with its template and when it fires."""
+    from opsconsole.runtime import schedule_refs
+
+    return [
+        (r.name, _hint(f"{r.template} {r.when}"))
+        for r in schedule_refs(settings_of(ctx), incomplete)
+    ]
+
+
+@quiet
 def instance_names(ctx: typer.Context, incomplete: str) -> Candidates:
     """Terraform instance names (``TEMPLATE/NAME`` where a name is not unique), each with
     its status and template."""
@@ -131,17 +142,6 @@ def instance_names(ctx: typer.Context, incomplete: str) -> Candidates:
     return [
         (r.ref, _hint(f"{r.status} {r.template}"))
         for r in instance_refs(settings_of(ctx), incomplete)
-    ]
-
-
-@quiet
-def schedule_names(ctx: typer.Context, incomplete: str) -> Candidates:
-    """Schedule names, each with its template and when it fires."""
-    from opsconsole.runtime import schedule_refs
-
-    return [
-        (r.name, _hint(f"{r.template} {r.when}"))
-        for r in schedule_refs(settings_of(ctx), incomplete)
     ]
 
 

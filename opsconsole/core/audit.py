@@ -40,12 +40,13 @@ ACTION_KINDS: dict[str, frozenset[str]] = {
     # a break-glass run leaves a review another person acknowledges (``core/reviews.py``)
     "review": frozenset({"review_acked"}),
     "void": frozenset({"approval_void"}),
-    # a freeze is about no single job: its events carry an empty job id
-    "freeze": frozenset({"freeze", "freeze_lifted"}),
-    # so is a schedule's life (``core/schedules.py``); its fires are its jobs' ``submitted``
+    # a schedule's life is about no single job (``core/schedules.py``); a fire is its job's
+    # ``submitted``
     "schedule": frozenset(
         {f"schedule.{k}" for k in ("added", "changed", "paused", "resumed", "removed")}
     ),
+    # a freeze is about no single job: its events carry an empty job id
+    "freeze": frozenset({"freeze", "freeze_lifted"}),
     # an action the caller's role or team does not allow, or a gated run without approval
     "refused": frozenset({"refused"}),
 }

@@ -36,7 +36,7 @@ from opsconsole.core.views import JobView, iso
 if TYPE_CHECKING:
     from sqlalchemy.engine import RowMapping
 
-    from opsconsole.core.catalog import Catalog, Template
+    from opsconsole.core.catalog import Template
 
 log = logging.getLogger("opsconsole.schedules")
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -224,7 +224,8 @@ class SchedulesMixin(ServiceHost):
     def _times(self) -> FireTimes:
         if self.fire_times is None:
             raise OpsError(
-                "this service was built without fire times (open it with runtime.open_service)"
+                "this service was built without fire times: open it with "
+                "runtime.open_service, or pass fire_times=engine.fire_times.fire_times"
             )
         return self.fire_times
 
@@ -263,13 +264,14 @@ class SchedulesMixin(ServiceHost):
             req: durations (``every``, ``jitter``) as text like ``15m``; ``params`` as a
                 command line gives them (strings) or typed; secret ones are sealed.
         """
-        row = self._schedule_row(req, origin="cli", times=self._times())
+        row = self.schedule_row(req, origin="cli", times=self._times())
         stored = store.insert(self.db, row, actor=self.identity.name, now=self.now())
         return ScheduleView.from_row(stored)
 
-    def _schedule_row(
+    def schedule_row(
         self, req: ScheduleRequest, *, origin: str, times: FireTimes
     ) -> dict[str, Any]:
+        """A new schedule's row, validated (secrets sealed, first fire time set), not stored."""
         name = check_name(req.name)
         if (req.cron is None) == (req.every is None):
             raise InvalidParams("cron/every: give exactly one of --cron and --every")
@@ -516,68 +518,6 @@ class SchedulesMixin(ServiceHost):
             if freeze_store.matches(f, job):
                 return f"frozen: freeze {f['id']} ({freeze_store.describe(f)}): {f['reason']}"
         return None
-
-    # -- template schedules ----------------------------------------------------------
-
-    def sync_template_schedules(
-        self, catalog: Catalog, *, times: FireTimes
-    ) -> tuple[list[str], list[str]]:
-        """Make the store's template schedules what the catalog's ``schedule:`` blocks
-        declare: add new ones, change changed ones, remove those no template declares now.
-        Returns what it did and what it refused, one line each (for the worker's log)."""
-        done: list[str] = []
-        problems: list[str] = []
-        declared = {n: t for n, t in catalog.templates.items() if t.schedule is not None}
-        stored = {r["name"]: r for r in store.list_all(self.db) if r["origin"] == "template"}
-        now, actor = self.now(), "catalog"
-        for name in stored:
-            if name not in declared:
-                store.remove(self.db, name, actor=actor, now=now)
-                done.append(f"removed schedule {name}: its template declares none now")
-        taken = set(store.names(self.db))
-        for name, tpl in declared.items():
-            spec = tpl.schedule
-            assert spec is not None
-            req = ScheduleRequest(
-                name=name,
-                template=name,
-                params=spec.params,
-                cron=spec.cron,
-                tz=spec.tz,
-                every=spec.every,
-                jitter=spec.jitter,
-                catchup=spec.catchup,
-                overlap=spec.overlap,
-            )
-            try:
-                want = self._schedule_row(req, origin="template", times=times)
-            except OpsError as exc:
-                problems.append(f"template {name}: its schedule is refused: {exc}")
-                continue
-            if name not in stored:
-                if name in taken:
-                    problems.append(
-                        f"template {name}: its schedule is not made: a schedule of that name "
-                        "was added by hand (remove it to let the template's take its place)"
-                    )
-                    continue
-                store.insert(self.db, want, actor=actor, now=now)
-                done.append(f"added schedule {name} from its template")
-                continue
-            have = stored[name]
-            keys = ("params", "cron", "tz", "every_s", "jitter_s", "catchup", "overlap")
-            if all(have[k] == want[k] for k in keys):
-                continue
-            changes = {k: want[k] for k in (*keys, "secret_blob")}
-            if (have["cron"], have["tz"], have["every_s"]) != (
-                want["cron"],
-                want["tz"],
-                want["every_s"],
-            ):
-                changes["next_fire_at"] = want["next_fire_at"]
-            store.update_declared(self.db, name, changes, actor=actor, now=now)
-            done.append(f"changed schedule {name} as its template says")
-        return done, problems
 
 
 def parse_duration_named(text: str, what: str) -> float:

@@ -14,6 +14,7 @@ import weakref
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from opsconsole.core import template_schedules
 from opsconsole.core.errors import OpsError
 from opsconsole.engine.fire_times import fire_times
 
@@ -50,7 +51,7 @@ def sync_templates(service: OpsService) -> None:
         return
     if _synced.get(service) is catalog:
         return
-    done, problems = service.sync_template_schedules(catalog, times=fire_times)
+    done, problems = template_schedules.sync(service, catalog, times=fire_times)
     for line in done:
         log.info("%s", line)
     for line in problems:

@@ -363,3 +363,17 @@ def test_two_services_ticking_the_same_times_make_one_job_per_fire(
     assert len(fires) == 40 and {f["status"] for f in fires} == {"fired"}
     assert len(jobs_made) == 40
     assert sorted(f["job_id"] for f in fires) == sorted(j["id"] for j in jobs_made)
+
+
+def test_a_run_by_hand_at_the_very_fire_time_is_that_fire_and_the_schedule_moves_on(
+    svc: OpsService, clock: SettableClock
+) -> None:
+    add(svc, every="1h", overlap="allow")
+    clock.set(T0 + timedelta(hours=1))
+    job = svc.run_schedule("s1")  # the same instant as the schedule's own fire
+    tick(svc, clock.now())
+    assert [(t, s) for t, s, _ in ledger(svc)] == [(T0 + timedelta(hours=1), "fired")]
+    assert [j["id"] for j in fired_jobs(svc)] == [job.id]
+    assert svc.schedule("s1").view.next_fire_at == T0 + timedelta(hours=2)
+    sweep(svc, clock, T0 + timedelta(hours=2), T0 + timedelta(hours=2), 60)
+    assert len(fired_jobs(svc)) == 2

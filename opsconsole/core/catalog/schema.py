@@ -44,10 +44,10 @@ _HANDLER_RE = re.compile(
 
 
 _TOP_KEYS = (
+    "schedule",
     "name", "description", "runner", "command", "env", "handler", "isolate", "params",
     "priority", "timeout", "retries", "backoff", "concurrency", "on_interrupt",
     "partial_exit_codes", "tags", "team", "approval", "confirm", "ansible", "terraform",
-    "schedule",
 )  # fmt: skip
 _PARAM_KEYS = (
     "type", "required", "default", "secret", "pattern", "min", "max", "choices", "description",
@@ -97,12 +97,12 @@ class Template:
     """Set when a job of this template waits in ``awaiting_approval`` before it can run."""
     confirm: str | None = None
     """The text (rendered with the parameters) an operator types to confirm a submit."""
+    schedule: ScheduleSpec | None = None
+    """When it runs by itself (``schedule:``): kept as a schedule named like the template."""
     ansible: AnsibleSpec | None = None
     """runner ansible: the playbook or ad-hoc module, inventory and variables."""
     terraform: TerraformSpec | None = None
     """runner terraform: the module and the instance it is applied to."""
-    schedule: ScheduleSpec | None = None
-    """When it runs by itself (``schedule:``): kept as a schedule named like the template."""
 
     def what_runs(self) -> str:
         """What it runs, in one line, whatever its runner: what listings and prompts show."""
@@ -227,9 +227,9 @@ def template_from_dict(data: Any, source: str = "") -> Template:
         team=team,
         approval=approval,
         confirm=confirm,
+        schedule=parse_schedule(data.get("schedule")),
         ansible=ansible,
         terraform=terraform,
-        schedule=parse_schedule(data.get("schedule")),
     )
 
 

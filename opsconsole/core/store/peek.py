@@ -77,6 +77,35 @@ def job_refs(path: Path, prefix: str = "", *, live: int = 50, finished: int = 30
         conn.close()
 
 
+class ScheduleRef(NamedTuple):
+    """A schedule as completion shows it: its name, with its template and times as hint."""
+
+    name: str
+    template: str
+    when: str
+
+
+def schedule_refs(path: Path, prefix: str = "", *, limit: int = 100) -> list[ScheduleRef]:
+    """Schedules whose name starts with ``prefix``, by name (the primary key's order)."""
+    uri = f"file:{quote(str(path))}?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, timeout=PEEK_TIMEOUT)
+    try:
+        conn.execute("PRAGMA query_only=ON")
+        rows = conn.execute(
+            "SELECT name, template, cron, tz, every_s FROM schedules "
+            "WHERE substr(name, 1, ?) = ? ORDER BY name LIMIT ?",
+            (len(prefix), prefix, limit),
+        ).fetchall()
+    except sqlite3.OperationalError:  # a store older than schedules
+        return []
+    finally:
+        conn.close()
+    return [
+        ScheduleRef(name, template, f"{cron} ({tz})" if cron else f"every {every_s:g}s")
+        for name, template, cron, tz, every_s in rows
+    ]
+
+
 class InstanceRef(NamedTuple):
     """A Terraform instance as completion shows it: what to type, with its status as hint."""
 
@@ -113,32 +142,3 @@ def instance_refs(path: Path, prefix: str = "", *, limit: int = 100) -> list[Ins
                 InstanceRef(ref if "/" not in prefix else f"{template}/{name}", template, status)
             )
     return out[:limit]
-
-
-class ScheduleRef(NamedTuple):
-    """A schedule as completion shows it: its name, with its template and times as hint."""
-
-    name: str
-    template: str
-    when: str
-
-
-def schedule_refs(path: Path, prefix: str = "", *, limit: int = 100) -> list[ScheduleRef]:
-    """Schedules whose name starts with ``prefix``, by name (the primary key's order)."""
-    uri = f"file:{quote(str(path))}?mode=ro"
-    conn = sqlite3.connect(uri, uri=True, timeout=PEEK_TIMEOUT)
-    try:
-        conn.execute("PRAGMA query_only=ON")
-        rows = conn.execute(
-            "SELECT name, template, cron, tz, every_s FROM schedules "
-            "WHERE substr(name, 1, ?) = ? ORDER BY name LIMIT ?",
-            (len(prefix), prefix, limit),
-        ).fetchall()
-    except sqlite3.OperationalError:  # a store older than schedules
-        return []
-    finally:
-        conn.close()
-    return [
-        ScheduleRef(name, template, f"{cron} ({tz})" if cron else f"every {every_s:g}s")
-        for name, template, cron, tz, every_s in rows
-    ]

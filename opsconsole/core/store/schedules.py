@@ -320,7 +320,17 @@ def advance(
             ).rowcount
             if not done:
                 return False
-            _record(conn, name, fires, overlap, actor, now)
+            # a time already in the ledger (fired by hand at that very instant) is not
+            # fired again; the cursor still moves past it, so the schedule never sticks
+            taken = set(
+                conn.execute(
+                    sa.select(schedule_fires.c.fire_at).where(
+                        schedule_fires.c.schedule == name,
+                        schedule_fires.c.fire_at.in_([f.fire_at for f in fires]),
+                    )
+                ).scalars()
+            )
+            _record(conn, name, [f for f in fires if f.fire_at not in taken], overlap, actor, now)
     except sa.exc.IntegrityError:
         # the ledger's key: another process recorded one of these times (nothing is written)
         return False
