@@ -210,6 +210,28 @@ def test_next_fires_across_the_spring_forward_night_show_the_wall_clock_and_zone
     drive(app, script)
 
 
+def test_a_schedule_its_template_declares_says_so(
+    fleet: OpsService, catalog: Path, clock: SettableClock
+) -> None:
+    write_template(
+        catalog,
+        "backup",
+        "runner: shell\ncommand: [echo, backup]\nschedule: {every: 6h, catchup: skip}\n",
+    )
+    tick(fleet, clock.now())  # the tick makes the template's schedule
+    app = OpsConsole(fleet, embed=False, start_feed=False)
+
+    async def script(pilot: Pilot[None]) -> None:
+        view = await open_view(pilot, rows=4)
+        text = await select(pilot, view, "backup")
+        assert re.search(r"Origin +declared by its template", text), text
+        assert "catch-up skip · overlap skip" in text
+        table = view.query_one("#view-table", DataTable)
+        assert cell_text(table, "backup", "WHEN") == "every 6h"
+
+    drive(app, script)
+
+
 def test_a_secret_parameter_never_reaches_the_screen(fleet: OpsService) -> None:
     add(fleet, "rotate-tmp", "rotate", params={"path": "/tmp", "token": "hunter2"}, every="1h")
     app = OpsConsole(fleet, embed=False, start_feed=False)
