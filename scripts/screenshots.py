@@ -91,6 +91,8 @@ approval:
   required: 1
 """
 """Drawn when the catalog has no ``web_app`` sample: the plan is seeded either way."""
+SCHEDULE_JOBS = ["e4nz7r", "y2kq8m", "a9wd3t", "u6hc5x", "q7rm2f", "l3vs9b"]
+"""The jobs the schedules fired, oldest first (schedules.svg; seeded after the others)."""
 HOSTS_JOB = "k6vp2t"
 """A site-ping playbook half way through eight hosts (hosts.svg; seeded after the others)."""
 KEY = "b3BzY29uc29sZS1zY3JlZW5zaG90cy1maXhlZC1rZXk="
@@ -113,6 +115,7 @@ ALL_IDS = {
     "approval.svg": [GATED_JOB],
     "plan.svg": [PLAN_JOB],
     "hosts.svg": [HOSTS_JOB],
+    "schedules.svg": SCHEDULE_JOBS[-3:],
 }
 
 
@@ -500,6 +503,82 @@ def seed_hosts(service: OpsService, clock: SettableClock) -> None:
     clock.set(NOW)
 
 
+def seed_schedules(service: OpsService, clock: SettableClock) -> None:
+    """Four schedules, added and fired by the engine's own tick at the times the clock
+    gives: a nightly rotation in Berlin that ran twice, a half-hourly disk report that
+    failed once and then saw no tick for an hour (two fires missed, the one due now fired),
+    a paused health check and a weekly report not yet due.
+    The fired jobs then get fixed ids and the schedules a fixed author."""
+    import sqlalchemy as sa
+
+    from opsconsole.core.schedules import ScheduleRequest
+    from opsconsole.core.store.db import events, jobs, schedule_fires, schedules
+    from opsconsole.engine.scheduler import tick
+
+    s = Seeder(service, clock)
+
+    def add(when: datetime, name: str, template: str, **options: Any) -> None:
+        clock.set(when)
+        service.add_schedule(ScheduleRequest(name=name, template=template, **options))
+
+    def fire(when: datetime, state: JobState | None = S.SUCCEEDED, took: float = 40) -> None:
+        clock.set(when)
+        tick(service, when)
+        if state is None:
+            return
+        row = claim_store.claim(service.db, WORKER, when, service.settings.lease)
+        assert row is not None and row["schedule"], row
+        exit_code = 0 if state == S.SUCCEEDED else 1
+        s.finish(row["id"], 1, state, when + timedelta(seconds=took), exit_code=exit_code)
+
+    berlin = {"cron": "30 2 * * *", "tz": "Europe/Berlin"}
+    add(
+        at(60 * 43),
+        "nightly-rotate",
+        "rotate-logs",
+        params={"files": ["/var/log/app.log"]},
+        **berlin,
+    )
+    fire(datetime(2026, 4, 30, 0, 30, tzinfo=UTC))
+    fire(datetime(2026, 5, 1, 0, 30, tzinfo=UTC))
+    add(at(180), "disk-var", "disk-report", params={"path": "/var", "top": 5}, every="30m")
+    fire(at(150))
+    fire(at(120))
+    fire(at(90), S.FAILED, took=12)
+    clock.set(NOW)
+    fire(NOW, None)  # the hour nobody ticked: 13:30 and 14:00 missed, 14:30 fired
+    add(
+        at(45),
+        "shop-health",
+        "http-check",
+        params={"url": "https://shop.example.com/health"},
+        every="5m",
+    )
+    clock.set(at(20))
+    service.pause_schedule("shop-health")
+    weekly = {"cron": "0 7 * * mon", "tz": "Europe/Berlin"}
+    add(at(5), "weekly-report", "disk-report", params={"path": "/home"}, **weekly)
+    clock.set(NOW)
+
+    with service.db.write() as conn:
+        # only the jobs these schedules fired: other pictures' jobs may name a schedule too
+        made = conn.execute(
+            sa.select(jobs.c.id)
+            .where(jobs.c.schedule.in_(["nightly-rotate", "disk-var"]))
+            .order_by(jobs.c.created_at)
+        ).scalars()
+        for old, new in zip(list(made), SCHEDULE_JOBS, strict=True):
+            conn.execute(jobs.update().where(jobs.c.id == old).values(id=new))
+            conn.execute(events.update().where(events.c.job_id == old).values(job_id=new))
+            fires = schedule_fires.c
+            conn.execute(schedule_fires.update().where(fires.job_id == old).values(job_id=new))
+            conn.execute(
+                schedule_fires.update().values(reason=sa.func.replace(fires.reason, old, new))
+            )
+            conn.execute(schedules.update().where(schedules.c.last_job == old).values(last_job=new))
+        conn.execute(schedules.update().values(created_by="ops"))
+
+
 # -- driving the app -------------------------------------------------------------------------
 
 
@@ -618,6 +697,24 @@ async def plan_screen(app: OpsConsole, pilot: Pilot[Any]) -> None:
     await pilot.press(*"plan reviewed")
     app.screen.query_one(Input).cursor_blink = False
     await pilot.pause(0.3)
+
+
+async def schedules_screen(app: OpsConsole, pilot: Pilot[Any]) -> None:
+    """D: the schedules, the cursor on the half-hourly disk report: its ledger."""
+    from opsconsole.tui.screens.schedules import SchedulesScreen
+
+    await pilot.press("D")
+    await until(pilot, "the schedules view", lambda: isinstance(app.screen, SchedulesScreen))
+    view = app.screen
+    assert isinstance(view, SchedulesScreen)
+    await until(pilot, "the schedules", lambda: len(view.views) == 4)
+    view.table.focus()
+    view.table.move_cursor(row=view.table.get_row_index("disk-var"))
+
+    def shown() -> bool:
+        return view.detail is not None and view.detail.view.name == "disk-var"
+
+    await until(pilot, "disk-var's ledger", shown)
 
 
 def catalog_copy(home: Path) -> Path:
@@ -745,6 +842,9 @@ async def run() -> list[Path]:
             await shoot(service, "approval.svg", (160, 50), approval_screen),
             await shoot(service, "plan.svg", (160, 50), plan_screen),
         ]
+        # after the pictures of the main screen: the jobs the schedules fired stay out of them
+        seed_schedules(service, clock)
+        shots.append(await shoot(service, "schedules.svg", (160, 44), schedules_screen))
         seed_hosts(service, clock)  # after the others: their pictures stay as they were
         shots.append(await shoot(service, "hosts.svg", (120, 34), hosts_screen))
         seed_checks(service, clock)  # after the others, like the hosts

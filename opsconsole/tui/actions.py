@@ -94,6 +94,14 @@ ACTIONS: tuple[Action, ...] = (
         group="views",
     ),
     Action(
+        "show_schedules",
+        "D",
+        "Schedules",
+        "Schedules: next fire, last job, the ledger of every fire time",
+        False,
+        group="views",
+    ),
+    Action(
         "show_instances",
         "I",
         "Instances",
@@ -116,6 +124,46 @@ BY_NAME = {a.name: a for a in ACTIONS}
 
 ON_JOB = frozenset({"cancel", "retry", "priority", "detail", "follow", "approve", "hosts"})
 """Actions on the selected job: offered only when they apply to it (``selection.py``)."""
+
+
+SCHEDULE_ACTIONS: tuple[Action, ...] = (
+    Action("pause", "p", "Pause", "Pause the selected schedule", group="schedules"),
+    Action("resume", "p", "Resume", "Resume the selected paused schedule", group="schedules"),
+    Action("run", "r", "Run now", "Run the selected schedule now", group="schedules"),
+    Action(
+        "run_missed",
+        "m",
+        "Run missed",
+        "Run the missed fires in the selected schedule's ledger",
+        group="schedules",
+    ),
+    Action(
+        "skip_to_now",
+        "k",
+        "Skip to now",
+        "Record the selected schedule's past fire times skipped",
+        group="schedules",
+    ),
+    Action("last_job", "j", "Last job", "Open the selected schedule's last job", group="schedules"),
+)
+"""The Schedules view's keys (``screens/schedules.py``): its bindings, the help screen and,
+while the view is in front, the command palette read them."""
+
+SCHEDULE_NAMES = frozenset(a.name for a in SCHEDULE_ACTIONS)
+
+
+def view_bindings(view_actions: tuple[Action, ...]) -> list[Binding]:
+    """A view's own keys: each offered only when it applies to the view's selected row,
+    and pressed anyway it says why (the view's ``refused`` action)."""
+    out = [
+        Binding(a.key, a.name, a.label, show=a.footer, tooltip=a.description) for a in view_actions
+    ]
+    keys = dict.fromkeys(a.key for a in view_actions)
+    out += [
+        Binding(key, f"refused('{next(a.name for a in view_actions if a.key == key)}')", show=False)
+        for key in keys
+    ]
+    return out
 
 
 def bindings() -> list[Binding]:

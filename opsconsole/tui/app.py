@@ -46,6 +46,7 @@ from opsconsole.tui.screens.help import HelpScreen
 from opsconsole.tui.screens.hosts import HostsScreen
 from opsconsole.tui.screens.instances import InstancesScreen
 from opsconsole.tui.screens.job import JobScreen
+from opsconsole.tui.screens.schedules import SchedulesScreen
 from opsconsole.tui.screens.views import (
     EventsScreen,
     LocksScreen,
@@ -84,6 +85,7 @@ VIEWS = {
     "stats": "show_stats",
     "audit": "show_audit",
     "approvals": "show_approvals",
+    "schedules": "show_schedules",
     "instances": "show_instances",
     "checks": "show_checks",
     "templates": "show_catalog",
@@ -92,25 +94,29 @@ VIEWS = {
 
 
 class ActionCommands(Provider):
-    """Every registry action in the command palette (Ctrl+P)."""
+    """Every registry action in the command palette (Ctrl+P), and the keys of the view in
+    front (its ``PALETTE``) where that view is the one the palette opened over."""
+
+    def _actions(self) -> list[tuple[actions.Action, Callable[[], Any]]]:
+        out = [(a, partial(self.app.attempt, a.name)) for a in actions.ACTIONS]  # type: ignore[attr-defined]
+        screen = self.screen
+        for a in getattr(screen, "PALETTE", ()):
+            out.append((a, partial(screen.attempt, a.name)))  # type: ignore[attr-defined]
+        return out
 
     async def discover(self) -> Hits:
-        for a in actions.ACTIONS:
-            yield DiscoveryHit(
-                a.description,
-                partial(self.app.attempt, a.name),  # type: ignore[attr-defined]
-                help=f"key {actions.key_label(a.key)}",
-            )
+        for a, run in self._actions():
+            yield DiscoveryHit(a.description, run, help=f"key {actions.key_label(a.key)}")
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
-        for a in actions.ACTIONS:
+        for a, run in self._actions():
             score = matcher.match(a.description)
             if score > 0:
                 yield Hit(
                     score,
                     matcher.highlight(a.description),
-                    partial(self.app.attempt, a.name),  # type: ignore[attr-defined]
+                    run,
                     help=f"key {actions.key_label(a.key)}",
                 )
 
@@ -385,6 +391,8 @@ class OpsConsole(ApprovalActions, BulkActions, Selection, LogTail, App[None]):
         self._show_worker_problems(msg.workers)
         self.query_one("#queue", JobTable).refresh_times()
         self.query_one("#history", JobTable).refresh_times()
+        if isinstance(self.screen, SchedulesScreen):
+            self.screen.on_counts_tick()
         if self.pool is not None and self.quitting and self.pool.busy() == 0:
             self.exit()
 
@@ -584,6 +592,9 @@ class OpsConsole(ApprovalActions, BulkActions, Selection, LogTail, App[None]):
 
     def action_show_stats(self) -> None:
         self.push_screen(StatsScreen())
+
+    def action_show_schedules(self) -> None:
+        self.push_screen(SchedulesScreen())
 
     def action_show_instances(self) -> None:
         self.push_screen(InstancesScreen())

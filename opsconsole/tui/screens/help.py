@@ -9,9 +9,15 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Static
 
-from opsconsole.tui.actions import ACTIONS, key_label
+from opsconsole.tui.actions import ACTIONS, SCHEDULE_ACTIONS, key_label
 
-GROUPS = {"jobs": "Jobs", "log": "Log tail", "views": "Views", "app": "App"}
+GROUPS = {
+    "jobs": "Jobs",
+    "log": "Log tail",
+    "views": "Views",
+    "schedules": "In the Schedules view (D)",
+    "app": "App",
+}
 LOG_KEYS = [
     ("End / G", "follow the log again"),
     ("Home / g", "top of the log"),
@@ -26,7 +32,7 @@ class HelpScreen(ModalScreen[None]):
         text = Text()
         for group, title in GROUPS.items():
             text.append(f"{title}\n", style="bold underline")
-            for a in ACTIONS:
+            for a in (*ACTIONS, *SCHEDULE_ACTIONS):
                 if a.group == group:
                     text.append(f"  {key_label(a.key):>7}  ", style="bold")
                     text.append(a.description + "\n")
