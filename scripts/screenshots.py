@@ -508,11 +508,25 @@ def seed_schedules(service: OpsService, clock: SettableClock) -> None:
     gives: a nightly rotation in Berlin that ran twice, a half-hourly disk report that
     failed once and then saw no tick for an hour (two fires missed, the one due now fired),
     a paused health check and a weekly report not yet due.
-    The fired jobs then get fixed ids and the schedules a fixed author."""
-    import sqlalchemy as sa
+    The fired jobs get fixed ids as they are made (the audit trail is append-only: an id is
+    never rewritten afterwards), and the schedules a fixed author."""
+    from opsconsole.core import schedules as schedules_module
+    from opsconsole.core.store.db import schedules
 
+    fixed = iter(SCHEDULE_JOBS)
+    made_id = schedules_module.new_job_id
+    schedules_module.new_job_id = lambda: next(fixed)  # type: ignore[assignment]
+    try:
+        _seed_schedules(service, clock)
+    finally:
+        schedules_module.new_job_id = made_id  # type: ignore[assignment]
+    assert next(fixed, None) is None, "every fixed id was used: the picture's story changed"
+    with service.db.write() as conn:
+        conn.execute(schedules.update().values(created_by="ops"))
+
+
+def _seed_schedules(service: OpsService, clock: SettableClock) -> None:
     from opsconsole.core.schedules import ScheduleRequest
-    from opsconsole.core.store.db import events, jobs, schedule_fires, schedules
     from opsconsole.engine.scheduler import tick
 
     s = Seeder(service, clock)
@@ -559,24 +573,6 @@ def seed_schedules(service: OpsService, clock: SettableClock) -> None:
     weekly = {"cron": "0 7 * * mon", "tz": "Europe/Berlin"}
     add(at(5), "weekly-report", "disk-report", params={"path": "/home"}, **weekly)
     clock.set(NOW)
-
-    with service.db.write() as conn:
-        # only the jobs these schedules fired: other pictures' jobs may name a schedule too
-        made = conn.execute(
-            sa.select(jobs.c.id)
-            .where(jobs.c.schedule.in_(["nightly-rotate", "disk-var"]))
-            .order_by(jobs.c.created_at)
-        ).scalars()
-        for old, new in zip(list(made), SCHEDULE_JOBS, strict=True):
-            conn.execute(jobs.update().where(jobs.c.id == old).values(id=new))
-            conn.execute(events.update().where(events.c.job_id == old).values(job_id=new))
-            fires = schedule_fires.c
-            conn.execute(schedule_fires.update().where(fires.job_id == old).values(job_id=new))
-            conn.execute(
-                schedule_fires.update().values(reason=sa.func.replace(fires.reason, old, new))
-            )
-            conn.execute(schedules.update().where(schedules.c.last_job == old).values(last_job=new))
-        conn.execute(schedules.update().values(created_by="ops"))
 
 
 # -- driving the app -------------------------------------------------------------------------
