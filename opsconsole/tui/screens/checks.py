@@ -13,10 +13,8 @@ from datetime import datetime
 from rich.table import Table
 from rich.text import Text
 from textual import on
-from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical, VerticalScroll
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from opsconsole.core.checks import CheckView
 from opsconsole.core.text import CHECK_STYLES, ago, visible
@@ -57,19 +55,12 @@ class ChecksScreen(TableView):
 
     TITLE = "Checks: recurring checks and their recent results (enter: the last job)"
     COLUMNS = ("CHECK", "STATUS", "SINCE", "LAST RUN", "RECENT", "LATENCY", "OUTPUT")
+    DETAIL = "check"
     BINDINGS = [*TableView.BINDINGS, Binding("enter", "last_job", "Last job")]
 
     def __init__(self) -> None:
         super().__init__()
         self.views: dict[str, CheckView] = {}
-
-    def compose(self) -> ComposeResult:
-        with Vertical(classes="view"):
-            yield Static(Text(self.TITLE, style="bold"), classes="view-title")
-            yield DataTable(id="view-table", cursor_type="row")
-            with VerticalScroll(id="check-pane"):
-                yield Static("", id="check-detail")
-        yield Footer()
 
     def reload(self) -> None:
         self.ops.call("checks", self.ops.service.checks, self.show, group="view")

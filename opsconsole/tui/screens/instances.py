@@ -16,10 +16,8 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 from textual import on
-from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical, VerticalScroll
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from opsconsole.core.instance_ops import InstanceView
 from opsconsole.core.text import STATE_STYLES, ago, visible
@@ -63,19 +61,12 @@ class InstancesScreen(TableView):
 
     TITLE = "Instances: Terraform instances and what their last apply left (d: destroy)"
     COLUMNS = ("TEMPLATE", "INSTANCE", "STATUS", "LAST JOB", "SERIAL", "PLAN", "UPDATED")
+    DETAIL = "instance"
     BINDINGS = [*TableView.BINDINGS, Binding("d", "destroy", "Destroy")]
 
     def __init__(self) -> None:
         super().__init__()
         self.views: dict[str, InstanceView] = {}
-
-    def compose(self) -> ComposeResult:
-        with Vertical(classes="view"):
-            yield Static(Text(self.TITLE, style="bold"), classes="view-title")
-            yield DataTable(id="view-table", cursor_type="row")
-            with VerticalScroll(id="instance-pane"):
-                yield Static("", id="instance-detail")
-        yield Footer()
 
     def reload(self) -> None:
         self.ops.call("instances", self.ops.service.instances, self.show, group="view")

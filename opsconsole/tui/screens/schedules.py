@@ -21,10 +21,8 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 from textual import on
-from textual.app import ComposeResult
-from textual.containers import Vertical, VerticalScroll
 from textual.events import Mount
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from opsconsole.core.errors import NotFound
 from opsconsole.core.schedules import FireView, ScheduleDetail, ScheduleView
@@ -187,6 +185,8 @@ class SchedulesScreen(TableView):
 
     TITLE = "Schedules: when each fires, what it last ran, the ledger of every fire time"
     COLUMNS = ("SCHEDULE", "NEXT FIRE", "LAST JOB", "WHEN", "TEMPLATE", "STATE")
+    DETAIL = "schedule"
+    DETAIL_FIRST = "loading…"
     BINDINGS = [*TableView.BINDINGS, *actions.view_bindings(actions.SCHEDULE_ACTIONS)]
     PALETTE = actions.SCHEDULE_ACTIONS
     """The keys the command palette offers while this view is in front."""
@@ -200,14 +200,6 @@ class SchedulesScreen(TableView):
         self.loading = False
         self.stale = False
         """Events arrived while a read was under way: read once more when it is done."""
-
-    def compose(self) -> ComposeResult:
-        with Vertical(classes="view"):
-            yield Static(Text(self.TITLE, style="bold"), classes="view-title")
-            yield DataTable(id="view-table", cursor_type="row")
-            with VerticalScroll(id="schedule-pane"):
-                yield Static(Text("loading…", style="dim"), id="schedule-detail")
-        yield Footer()
 
     def on_mount(self, event: Mount) -> None:
         """Columns keyed by name (the ticks redraw NEXT FIRE in place), instead of

@@ -8,7 +8,7 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
@@ -36,6 +36,11 @@ class TableView(Screen[None]):
     TITLE = ""
     COLUMNS: tuple[str, ...] = ()
     BINDINGS = [Binding("escape,q", "app.pop_screen", "Back")]
+    DETAIL = ""
+    """The name of the selected row's detail pane under the table (a scroll ``NAME-pane``
+    holding ``NAME-detail``); empty: the table alone."""
+    DETAIL_FIRST = ""
+    """What the detail pane says before the first read has answered."""
 
     @property
     def ops(self) -> OpsConsole:
@@ -45,6 +50,9 @@ class TableView(Screen[None]):
         with Vertical(classes="view"):
             yield Static(Text(self.TITLE, style="bold"), classes="view-title")
             yield DataTable(id="view-table", cursor_type="row")
+            if self.DETAIL:
+                with VerticalScroll(id=f"{self.DETAIL}-pane"):
+                    yield Static(Text(self.DETAIL_FIRST, style="dim"), id=f"{self.DETAIL}-detail")
         yield Footer()
 
     def on_mount(self) -> None:
