@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh Debian machine, then runs the whole suite.
 # System packages: tmux (the console's end-to-end test drives the real app in it) and
-# openssh-server (the Ansible SSH tests start a real sshd on 127.0.0.1).
+# openssh-server (the Ansible SSH tests start a real sshd on 127.0.0.1), postgresql (the
+# store's PostgreSQL tests start a private cluster of their own on a Unix socket).
 # Python: a virtualenv in .venv with the project and its test extras.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,11 @@ if [ ! -x /usr/sbin/sshd ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq && $sudo apt-get install -y -qq openssh-server >/dev/null || exit 1
+fi
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq && $sudo apt-get install -y -qq postgresql >/dev/null || exit 1
 fi
 python3 -m venv .venv && .venv/bin/pip install -q -e '.[test]' || exit 1
 .venv/bin/python -m pytest "$@"

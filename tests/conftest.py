@@ -6,6 +6,7 @@ import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -136,3 +137,17 @@ def handler(catalog: Path, forget_handlers: None) -> Callable[..., str]:
         return f"{name}:{func}"
 
     return write
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Any]:
+    """A private PostgreSQL cluster for the session (see ``pg_support``)."""
+    from pg_support import start_cluster
+
+    yield from start_cluster()
+
+
+@pytest.fixture
+def pg_url(pg_cluster: Any) -> str:
+    """The URL of a new, empty PostgreSQL database."""
+    return str(pg_cluster.create_database())

@@ -15,11 +15,23 @@ branch_labels = None
 depends_on = None
 
 
+APPEND_ONLY = "the audit trail is append-only"
+# PostgreSQL: the refusal is an integrity error (SQLSTATE 23001), as SQLite's RAISE(ABORT)
+# is, not a bare RAISE (P0001) that the store would report as the store being unavailable
+_PG_FUNCTION = f"""CREATE OR REPLACE FUNCTION opsconsole_append_only() RETURNS trigger AS $$
+BEGIN RAISE EXCEPTION '{APPEND_ONLY}' USING ERRCODE = 'restrict_violation'; END;
+$$ LANGUAGE plpgsql"""
+_PG_FUNCTION_0003 = f"""CREATE OR REPLACE FUNCTION opsconsole_append_only() RETURNS trigger AS $$
+BEGIN RAISE EXCEPTION '{APPEND_ONLY}'; END; $$ LANGUAGE plpgsql"""
+
+
 def _ts(name: str, nullable: bool = False) -> sa.Column[sa.DateTime]:
     return sa.Column(name, sa.DateTime(timezone=True), nullable=nullable)
 
 
 def upgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(_PG_FUNCTION)
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.add_column(sa.Column("schedule", sa.String(length=64), nullable=True))
         batch_op.create_index("ix_jobs_schedule", ["schedule", "created_at"], unique=False)
@@ -96,6 +108,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(_PG_FUNCTION_0003)
     op.drop_table("webhooks")
     op.drop_index("ix_check_results_check", table_name="check_results")
     op.drop_table("check_results")
