@@ -206,6 +206,11 @@ def test_the_postgresql_backup_hint_is_the_pg_dump_command_without_the_password(
         "pg_dump --format=custom --file /backups/ops.dump -h db.example -p 5433 -U ops opsconsole"
     )
     assert "s3cret" not in hint
+    # a store on the local socket: its directory and port come from the URL's query
+    sock = sa.make_url("postgresql+psycopg://ops@/opsconsole?host=/run/my pg&port=5999")
+    assert backup_store.pg_dump_hint(sock, "/backups/ops.dump") == (
+        "pg_dump --format=custom --file /backups/ops.dump -h '/run/my pg' -p 5999 -U ops opsconsole"
+    )
 
 
 def test_vacuum_gives_pruned_space_back(clocked: OpsService, clock: SettableClock) -> None:

@@ -47,10 +47,22 @@ class Finding:
 
 def pg_dump_hint(url: sa.URL, file: str) -> str:
     """The command that backs up a PostgreSQL store (its password left to the operator)."""
-    host = f" -h {url.host}" if url.host else ""
-    port = f" -p {url.port}" if url.port else ""
-    user = f" -U {url.username}" if url.username else ""
-    return f"pg_dump --format=custom --file {file}{host}{port}{user} {url.database}"
+    import shlex
+
+    def given(name: str, value: object) -> str:
+        # a Unix-socket store names its directory and port in the query (``?host=/run/...``)
+        found = value or url.query.get(name)
+        if isinstance(found, tuple):
+            found = found[0] if found else None
+        return str(found) if found else ""
+
+    parts = ["pg_dump", "--format=custom", "--file", file]
+    for flag, name, value in (("-h", "host", url.host), ("-p", "port", url.port)):
+        if given(name, value):
+            parts += [flag, given(name, value)]
+    if url.username:
+        parts += ["-U", url.username]
+    return shlex.join([*parts, url.database or ""])
 
 
 def backup(

@@ -318,7 +318,10 @@ class Database:
         """Where the store is, for headers and health, without credentials."""
         if self.dialect == "sqlite":
             return f"sqlite:{self.url.database}"
-        return f"{self.dialect}://{self.url.host or 'localhost'}/{self.url.database}"
+        host = self.url.host or self.url.query.get("host") or "localhost"  # or a socket dir
+        if isinstance(host, tuple):
+            host = host[0]
+        return f"{self.dialect}://{host}/{self.url.database}"
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:
