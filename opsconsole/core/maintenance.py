@@ -7,7 +7,7 @@ refuses a prune that would cut across a running job. The deletes themselves are
 
 from __future__ import annotations
 
-import contextlib
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -23,6 +23,8 @@ from opsconsole.core.host import ServiceHost
 from opsconsole.core.store import backup as backup_store
 from opsconsole.core.store import retention
 from opsconsole.core.views import HealthCheck, HealthView
+
+log = logging.getLogger("opsconsole.maintenance")
 
 
 @dataclass(frozen=True)
@@ -132,7 +134,11 @@ class MaintenanceMixin(ServiceHost):
     def apply_retention(self, now: datetime, *, budget: float) -> PruneView:
         """The system's own prune (a worker's maintenance): what the settings allow, for at
         most ``budget`` seconds; no role needed, the ``pruned`` event names opsconsole."""
-        view = self._prune(self._cutoffs(now, None), budget=budget, actor=SYSTEM_ACTOR)
+        try:
+            view = self._prune(self._cutoffs(now, None), budget=budget, actor=SYSTEM_ACTOR)
+        except InvalidParams as exc:  # a job running longer than the retention: said in health
+            retention.set_last_run(self.db, {"at": now.isoformat(), "refused": str(exc)})
+            raise
         retention.set_last_run(
             self.db, {"at": now.isoformat(), "pruned": view.summary(), "complete": view.complete}
         )
@@ -151,6 +157,10 @@ class MaintenanceMixin(ServiceHost):
         if last is None:
             return HealthCheck("retention", True, f"{detail}; no periodic prune yet")
         at = datetime.fromisoformat(last["at"]).strftime("%Y-%m-%d %H:%M UTC")
+        if last.get("refused"):
+            return HealthCheck(
+                "retention", False, f"{detail}; prune refused {at}: {last['refused']}"
+            )
         more = "" if last["complete"] else " (more left)"
         return HealthCheck("retention", True, f"{detail}; last prune {at}: {last['pruned']}{more}")
 
@@ -267,7 +277,13 @@ def _remove_plan_files(files: list[str], home: Path) -> int:
         path = Path(name)
         if path.suffix != ".tfplan" or not path.resolve().is_relative_to(root):
             continue
-        with contextlib.suppress(OSError):
+        try:
             path.unlink()
-            removed += 1
+        except FileNotFoundError:
+            continue  # gone already: nothing left to remove
+        except OSError as exc:
+            # a saved plan holds the run's variables: one that stays is said, never left quietly
+            log.warning("prune: cannot remove plan file %s: %s", path, exc.strerror or exc)
+            continue
+        removed += 1
     return removed

@@ -150,6 +150,22 @@ def test_a_retention_shorter_than_a_running_job_is_refused_and_removes_nothing(
     assert ids(db) == {running}
 
 
+def test_a_periodic_prune_refused_by_a_long_running_job_fails_health(
+    clocked: OpsService, db: Database, finished: Any, put_job: Any, clock: SettableClock
+) -> None:
+    """The pool's prune refuses while a job has run longer than ``retention_jobs`` (the
+    default 30d): ``health`` says so instead of reporting the last prune that did work."""
+    from opsconsole.engine import maintenance
+
+    old = finished(40)
+    running = put_job(S.RUNNING, started_at=clock.now() - timedelta(days=31))["id"]
+    with pytest.raises(InvalidParams, match=f"job {running}"):
+        maintenance.maintain(clocked, clock.now())
+    line = next(c for c in clocked.health().checks if c.name == "retention")
+    assert not line.ok and "prune refused" in line.detail and running in line.detail
+    assert old in ids(db)  # nothing was removed
+
+
 def test_log_lines_go_at_retention_logs_while_the_job_stays(
     clocked: OpsService, db: Database, finished: Any
 ) -> None:
@@ -320,7 +336,12 @@ def test_one_process_per_period_takes_the_turn(db: Database, clock: SettableCloc
 
 
 def test_plan_files_of_pruned_jobs_go_but_only_inside_the_instance_workspaces(
-    clocked: OpsService, db: Database, finished: Any, clock: SettableClock, tmp_path: Any
+    clocked: OpsService,
+    db: Database,
+    finished: Any,
+    clock: SettableClock,
+    tmp_path: Any,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     from opsconsole.core.store.db import plans
 
@@ -329,7 +350,9 @@ def test_plan_files_of_pruned_jobs_go_but_only_inside_the_instance_workspaces(
     inside.write_bytes(b"plan")
     outside = tmp_path / "elsewhere.tfplan"
     outside.write_bytes(b"not ours")
-    for path in (inside, outside):
+    stuck = inside.with_name("j-2.tfplan")  # a directory: unlink refuses it, even as root
+    stuck.mkdir()
+    for path in (inside, outside, stuck):
         job = finished(40, lines=0)
         with db.write() as conn:
             conn.execute(
@@ -348,10 +371,12 @@ def test_plan_files_of_pruned_jobs_go_but_only_inside_the_instance_workspaces(
 
     view = clocked.prune()
 
-    assert view.counts["jobs"] == 2 and view.plan_files == 1
+    assert view.counts["jobs"] == 3 and view.plan_files == 1
     assert rows(db, plans) == 0
     assert not inside.exists()
     assert outside.read_bytes() == b"not ours"
+    # a plan file that cannot be removed is said, never left quietly
+    assert f"cannot remove plan file {stuck}" in caplog.text
 
 
 def test_candidates_are_found_by_time_through_an_index_never_a_scan_of_jobs(
