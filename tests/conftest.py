@@ -13,7 +13,7 @@ import pytest
 from opsconsole.config import Settings, load_settings
 from opsconsole.core.clock import SettableClock
 from opsconsole.core.service import OpsService
-from opsconsole.core.store.db import Database
+from opsconsole.core.store.db import Database, sqlite_path
 from opsconsole.engine.fire_times import fire_times
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,6 +25,33 @@ FAST = {
     "kill_grace": 0.5,
     "drain_grace": 2.0,
 }
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--store",
+        choices=("sqlite", "postgresql"),
+        default=os.environ.get("OPSCONSOLE_TEST_STORE", "sqlite"),
+        help="the backend of the store the tests use (store_url, settings, service)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On PostgreSQL, run the tests that use a store: the others would repeat the SQLite run
+    exactly (they never touch the store the option chooses)."""
+    if config.getoption("--store") != "postgresql":
+        return
+    keep, drop = [], []
+    for item in items:
+        uses = getattr(item, "fixturenames", ())
+        (keep if "store_url" in uses or "pg_url" in uses else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"opsconsole store backend: {config.getoption('--store')}"
 
 
 @pytest.fixture(autouse=True)
@@ -76,17 +103,57 @@ def catalog(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def store_backend(request: pytest.FixtureRequest) -> str:
+    """``sqlite`` or ``postgresql``: ``pytest --store=postgresql`` runs the suite on the latter."""
+    return str(request.config.getoption("--store"))
+
+
+@pytest.fixture(scope="session")
+def pg_template(store_backend: str, request: pytest.FixtureRequest) -> str | None:
+    """On PostgreSQL, a migrated database that each test's database is copied from."""
+    if store_backend != "postgresql":
+        return None
+    cluster = request.getfixturevalue("pg_cluster")
+    url = cluster.create_database()
+    db = Database(url)
+    db.ensure_schema()
+    db.dispose()  # a template must have no open session when it is copied
+    import sqlalchemy as sa
+
+    return str(sa.make_url(url).database)
+
+
 @pytest.fixture
-def db_path(home: Path, migrated_db: Path) -> Path:
-    path = home / "opsconsole.db"
-    shutil.copyfile(migrated_db, path)
-    path.chmod(0o600)  # as opsconsole makes a store: a looser one is tightened, and said so
+def store_url(
+    store_backend: str, home: Path, migrated_db: Path, request: pytest.FixtureRequest
+) -> Iterator[str]:
+    """The URL of a migrated, empty store of the backend under test, private to this test."""
+    if store_backend == "sqlite":
+        path = home / "opsconsole.db"
+        shutil.copyfile(migrated_db, path)
+        path.chmod(0o600)  # as opsconsole makes a store: a looser one is tightened, and said so
+        yield f"sqlite:///{path}"
+        return
+    cluster = request.getfixturevalue("pg_cluster")
+    url = cluster.create_database(template=request.getfixturevalue("pg_template"))
+    yield url
+    cluster.drop_database(url)
+
+
+@pytest.fixture
+def db_path(store_url: str, store_backend: str) -> Path:
+    """The store's SQLite file, for the tests about the file itself (locks, bytes, modes)."""
+    if store_backend != "sqlite":
+        pytest.skip("about the SQLite store file")
+    path = sqlite_path(store_url)
+    assert path is not None
     return path
 
 
 @pytest.fixture
-def settings(home: Path, catalog: Path, db_path: Path) -> Settings:
-    return load_settings(home=home, catalog=catalog, db=f"sqlite:///{db_path}", **FAST)
+def settings(home: Path, catalog: Path, store_url: str) -> Settings:
+    return load_settings(home=home, catalog=catalog, db=store_url, **FAST)
 
 
 @pytest.fixture

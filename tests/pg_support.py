@@ -44,12 +44,30 @@ class Cluster:
         user = self.owner or pwd.getpwuid(os.getuid()).pw_name
         return f"postgresql+psycopg://{user}@/{database}?host={self.socketdir}&port={self.port}"
 
-    def create_database(self) -> str:
-        """A new empty database; its SQLAlchemy URL."""
+    def create_database(self, template: str | None = None) -> str:
+        """A new database, empty or a copy of ``template``; its SQLAlchemy URL."""
         name = f"t_{uuid.uuid4().hex[:12]}"
-        done = self.run("createdb", "-h", str(self.socketdir), "-p", str(self.port), name)
-        assert done.returncode == 0, done.stderr
+        copy = f' TEMPLATE "{template}" STRATEGY FILE_COPY' if template else ""
+        self.admin(f'CREATE DATABASE "{name}"{copy}')
         return self.url(name)
+
+    def drop_database(self, url: str) -> None:
+        """Drop a test's database, ending any session a test left open on it."""
+        import sqlalchemy as sa
+
+        name = sa.make_url(url).database
+        self.admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def admin(self, sql: str) -> None:
+        """Run one statement outside a transaction on the ``postgres`` database."""
+        import psycopg
+
+        user = self.owner or pwd.getpwuid(os.getuid()).pw_name
+        with psycopg.connect(
+            host=str(self.socketdir), port=self.port, user=user, dbname="postgres",
+            autocommit=True,
+        ) as conn:
+            conn.execute(sql)  # type: ignore[arg-type]  # names are ours, quoted
 
 
 def _missing() -> str | None:

@@ -42,6 +42,9 @@ def _ts(nullable: bool = False) -> Any:
     )
 
 
+_RUNNING_KEY_WHERE = "state = 'running' AND concurrency_limit = 1 AND concurrency_key IS NOT NULL"
+
+
 class Job(SQLModel, table=True):
     __tablename__ = "jobs"
     __table_args__ = (
@@ -54,6 +57,15 @@ class Job(SQLModel, table=True):
         sa.Index("ix_jobs_template", "template", "created_at"),
         # a schedule's overlap policy asks for its live jobs; its view for its last ones
         sa.Index("ix_jobs_schedule", "schedule", "created_at"),
+        # a limit-1 key has at most one running job, enforced by the database itself:
+        # overlapping claims on PostgreSQL each read their own snapshot
+        sa.Index(
+            "ux_jobs_running_key",
+            "concurrency_key",
+            unique=True,
+            sqlite_where=sa.text(_RUNNING_KEY_WHERE),
+            postgresql_where=sa.text(_RUNNING_KEY_WHERE),
+        ),
     )
 
     id: str = Field(primary_key=True, max_length=16)
@@ -153,6 +165,7 @@ class JobLog(SQLModel, table=True):
 
 class Worker(SQLModel, table=True):
     __tablename__ = "workers"
+    __table_args__ = (sa.Index("ix_workers_host_id", "host_id", "state"),)
 
     id: str = Field(primary_key=True, max_length=128)
     host: str = Field(max_length=255)
@@ -168,6 +181,9 @@ class Worker(SQLModel, table=True):
     """Why this pool cannot work as it should (None when healthy); said by its heartbeat."""
     supervision: str | None = Field(default=None, max_length=32)
     """How this worker makes sure nothing of a job survives it: ``cgroup`` or ``pgroup``."""
+    host_id: str | None = Field(default=None, max_length=128)
+    """The machine this worker runs on, stable across container hostnames (machine id or
+    boot id, and the hostname): the reaper only kills process groups on its own machine."""
 
 
 class StoreMeta(SQLModel, table=True):
@@ -311,6 +327,8 @@ class Plan(SQLModel, table=True):
     summary: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
     """add/change/destroy counts and the resource changes (from ``terraform show -json``)."""
     file: str = Field(sa_type=sa.Text)
+    content: bytes | None = Field(default=None, sa_type=sa.LargeBinary)
+    """The saved plan file, sealed with the store's secret key, so any host can apply it."""
     status: str = Field(default="pending", max_length=16)
     """pending | applied | stale | discarded | failed"""
     created_at: datetime = _ts()

@@ -94,11 +94,11 @@ def test_retention_settings_parse_and_zero_keeps(settings: Settings) -> None:
 
 
 def test_a_worker_refuses_to_start_on_bad_retention(
-    home: Path, catalog: Path, db_path: Path
+    home: Path, catalog: Path, store_url: str
 ) -> None:
     from opsconsole.runtime import open_service, start_pool
 
-    bad = load_settings(home=home, catalog=catalog, db=f"sqlite:///{db_path}", retention_logs="60d")
+    bad = load_settings(home=home, catalog=catalog, db=store_url, retention_logs="60d")
     svc = open_service(bad)
     try:
         with pytest.raises(InvalidParams, match="retention_logs"):

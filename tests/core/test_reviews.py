@@ -51,14 +51,14 @@ def reviewer() -> Iterator[str]:
 
 @pytest.fixture
 def two(
-    home: Path, catalog: Path, db_path: Path, clock: SettableClock, reviewer: str
+    home: Path, catalog: Path, store_url: str, clock: SettableClock, reviewer: str
 ) -> Iterator[tuple[OpsService, OpsService]]:
     """This process (an operator and approver) and the reviewer (an approver), one store."""
     (home / "opsconsole.toml").write_text(
         f'[roles]\noperator = ["user:{os_user()}"]\n'
         f'approver = ["user:{os_user()}", "user:{reviewer}"]\n'
     )
-    settings = load_settings(home=home, catalog=catalog, db=f"sqlite:///{db_path}")
+    settings = load_settings(home=home, catalog=catalog, db=store_url)
     write_template(catalog, "glass", GLASS)
     write_template(catalog, "shut", SHUT)
     dbs = [Database(settings.db), Database(settings.db)]

@@ -39,14 +39,14 @@ def receiver() -> Iterator[Receiver]:
 def hooked(
     home: Path,
     catalog: Path,
-    db_path: Path,
+    store_url: str,
     clock: SettableClock,
     receiver: Receiver,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[OpsService]:
     monkeypatch.setenv(SECRET_ENV, SECRET)
     write_config(home, receiver.url)
-    settings = load_settings(home=home, catalog=catalog, db=f"sqlite:///{db_path}")
+    settings = load_settings(home=home, catalog=catalog, db=store_url)
     db = Database(settings.db)
     yield OpsService(settings, db, clock=clock)
     db.dispose()
@@ -79,11 +79,11 @@ def test_list_shows_new_then_enabled_webhooks_without_credentials(
 
 
 def test_the_url_shown_has_no_credentials(
-    home: Path, catalog: Path, db_path: Path, monkeypatch: pytest.MonkeyPatch
+    home: Path, catalog: Path, store_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(SECRET_ENV, SECRET)
     write_config(home, "https://bot:pa55@chat.example/hooks?token=t0k")
-    settings = load_settings(home=home, catalog=catalog, db=f"sqlite:///{db_path}")
+    settings = load_settings(home=home, catalog=catalog, db=store_url)
     service = OpsService(settings, Database(settings.db))
     try:
         (view,) = service.webhooks()
@@ -108,7 +108,7 @@ def test_a_test_delivery_is_signed_and_reports_the_answer(
 
 
 def test_a_test_delivery_to_nobody_fails_with_the_reason(
-    home: Path, catalog: Path, db_path: Path, monkeypatch: pytest.MonkeyPatch
+    home: Path, catalog: Path, store_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import socket
 
@@ -117,7 +117,7 @@ def test_a_test_delivery_to_nobody_fails_with_the_reason(
         port = s.getsockname()[1]
     monkeypatch.setenv(SECRET_ENV, SECRET)
     write_config(home, f"http://127.0.0.1:{port}/hooks")
-    settings = load_settings(home=home, catalog=catalog, db=f"sqlite:///{db_path}")
+    settings = load_settings(home=home, catalog=catalog, db=store_url)
     service = OpsService(settings, Database(settings.db))
     try:
         sent = service.test_webhook("ops-chat")
@@ -151,13 +151,13 @@ def test_enabling_an_enabled_webhook_writes_no_event(hooked: OpsService) -> None
 
 
 def test_only_an_admin_enables(
-    home: Path, catalog: Path, db_path: Path, monkeypatch: pytest.MonkeyPatch
+    home: Path, catalog: Path, store_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(SECRET_ENV, SECRET)
     write_config(home, "http://127.0.0.1:9/hooks")
     with (home / "opsconsole.toml").open("a") as fh:
         fh.write(f'[roles]\noperator = ["user:{os_user()}"]\n')
-    settings = load_settings(home=home, catalog=catalog, db=f"sqlite:///{db_path}")
+    settings = load_settings(home=home, catalog=catalog, db=store_url)
     service = OpsService(settings, Database(settings.db))
     try:
         with pytest.raises(Forbidden):

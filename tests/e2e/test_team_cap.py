@@ -38,7 +38,7 @@ def _env(settings: Settings) -> dict[str, str]:
 
 
 @pytest.fixture
-def team_store(home: Path, catalog: Path, db_path: Path) -> Iterator[OpsService]:
+def team_store(home: Path, catalog: Path, store_url: str) -> Iterator[OpsService]:
     """A store whose opsconsole.toml caps team web at CAP running jobs."""
     toml = home / "opsconsole.toml"
     toml.write_text(f'[teams.web]\nmembers = ["user:{ROOT_USER}"]\nmax_concurrent = {CAP}\n')
@@ -52,7 +52,7 @@ def team_store(home: Path, catalog: Path, db_path: Path) -> Iterator[OpsService]
         "command: [sh, -c, 'echo start $(date +%s.%N); sleep 0.4; echo end $(date +%s.%N)']\n",
     )
     write_template(catalog, "other-task", 'runner: shell\ncommand: ["true"]\n')
-    settings = load_settings(home=home, catalog=catalog, db=f"sqlite:///{db_path}")
+    settings = load_settings(home=home, catalog=catalog, db=store_url)
     assert settings.policy.team_caps() == {"web": CAP}
     db = Database(settings.db)
     yield OpsService(settings, db)

@@ -29,7 +29,7 @@ def server(tmp_path: Path) -> Iterator[Sshd]:
 
 @pytest.fixture
 def ssh_service(
-    server: Sshd, home: Path, catalog: Path, db_path: Path, monkeypatch: pytest.MonkeyPatch
+    server: Sshd, home: Path, catalog: Path, store_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[OpsService]:
     config = home / "opsconsole.toml"
     config.write_text(
@@ -37,7 +37,7 @@ def ssh_service(
     )
     from conftest import FAST
 
-    settings = load_settings(home=home, catalog=catalog, db=f"sqlite:///{db_path}", **FAST)
+    settings = load_settings(home=home, catalog=catalog, db=store_url, **FAST)
     assert settings.credential("lab").user == server.user
     db = Database(settings.db)
     yield OpsService(settings, db)

@@ -43,7 +43,7 @@ def receiver() -> Iterator[Receiver]:
 def hooked(
     home: Path,
     catalog: Path,
-    db_path: Path,
+    store_url: str,
     clock: SettableClock,
     receiver: Receiver,
     monkeypatch: pytest.MonkeyPatch,
@@ -57,7 +57,7 @@ def hooked(
         "command: ['true']\nparams:\n  token: {type: string, secret: true, required: true}\n",
     )
     write_template(catalog, "other", "command: ['true']\n")
-    settings = load_settings(home=home, catalog=catalog, db=f"sqlite:///{db_path}", **FAST)
+    settings = load_settings(home=home, catalog=catalog, db=store_url, **FAST)
     db = Database(settings.db)
     service = OpsService(settings, db, clock=clock)
     yield service

@@ -29,7 +29,7 @@ USER = f"ocban{os.getpid() % 100000}"
 
 
 @pytest.fixture
-def reviewer(home: Path, catalog: Path, db_path: Path) -> Iterator[OpsService]:
+def reviewer(home: Path, catalog: Path, store_url: str) -> Iterator[OpsService]:
     """A service acting as a second real account with the approver role."""
     if os.geteuid() != 0 or shutil.which("useradd") is None:
         pytest.skip("needs root and useradd to make a second OS user")
@@ -39,7 +39,7 @@ def reviewer(home: Path, catalog: Path, db_path: Path) -> Iterator[OpsService]:
     (config / "opsconsole.toml").write_text(
         f'[roles]\nadmin = ["user:{os_user()}"]\napprover = ["user:{USER}"]\n'
     )
-    settings = load_settings(home=config, catalog=catalog, db=f"sqlite:///{db_path}")
+    settings = load_settings(home=config, catalog=catalog, db=store_url)
     db = Database(settings.db)
     service = OpsService(settings, db)
     service.identity = for_uid(pwd.getpwnam(USER).pw_uid)

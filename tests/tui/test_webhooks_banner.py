@@ -21,11 +21,11 @@ from opsconsole.tui.app import OpsConsole
 
 @pytest.fixture
 def hooked(
-    home: Path, catalog: Path, db_path: Path, clock: SettableClock, monkeypatch: pytest.MonkeyPatch
+    home: Path, catalog: Path, store_url: str, clock: SettableClock, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[OpsService]:
     monkeypatch.setenv(SECRET_ENV, SECRET)
     write_config(home, "http://127.0.0.1:9/hooks")
-    settings = load_settings(home=home, catalog=catalog, db=f"sqlite:///{db_path}")
+    settings = load_settings(home=home, catalog=catalog, db=store_url)
     db = Database(settings.db)
     yield OpsService(settings, db, clock=clock)
     db.dispose()
