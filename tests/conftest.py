@@ -37,14 +37,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """On PostgreSQL, run the tests that use a store: the others would repeat the SQLite run
-    exactly (they never touch the store the option chooses)."""
+    """On PostgreSQL, run the tests that use the store under test: the others would repeat the
+    SQLite run exactly (the PostgreSQL-only tests, on ``pg_url``, run in the default run)."""
     if config.getoption("--store") != "postgresql":
         return
     keep, drop = [], []
     for item in items:
         uses = getattr(item, "fixturenames", ())
-        (keep if "store_url" in uses or "pg_url" in uses else drop).append(item)
+        (keep if "store_url" in uses else drop).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
