@@ -134,6 +134,7 @@ def root(
 ) -> None:
     """Record the global options; with no command, open the console."""
     STATE.reset({"home": home, "db": db, "catalog": catalog}, verbose)
+    ctx.call_on_close(STATE.close)
     if ctx.invoked_subcommand is None:
         from opsconsole.cli.console import run_console
 

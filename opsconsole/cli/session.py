@@ -28,6 +28,7 @@ class Session:
         self._catalog: CatalogReader | None = None
 
     def reset(self, flags: dict[str, Any], verbose: bool) -> None:
+        self.close()
         self.flags = flags
         self.verbose = verbose
         self._settings = None
@@ -47,6 +48,17 @@ class Session:
 
             self._service = open_service(self.settings(), notice=notice)
         return self._service
+
+    def close(self) -> None:
+        """Close the store's connections when the command ends.
+
+        A PostgreSQL server otherwise sees the command's sessions drop without goodbye (and
+        logs each one); a process that runs many commands (a test, a script host) would
+        keep their connections open.
+        """
+        if self._service is not None:
+            service, self._service = self._service, None
+            service.db.dispose()
 
     def catalog(self) -> CatalogReader:
         """The template catalog without the store: no SQLAlchemy, no schema check."""
