@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 import time
 from collections.abc import Callable
@@ -74,8 +75,17 @@ def submitted_by(service: Any, request: Any, who: str) -> str:
     tests run the CLI as real second users; this keeps the unit tests in one process.)"""
     job = service.submit(request).id
     with service.db.write() as conn:
-        conn.exec_driver_sql("UPDATE jobs SET submitted_by = ? WHERE id = ?", (who, job))
+        sql(conn, "UPDATE jobs SET submitted_by = ? WHERE id = ?", (who, job))
     return str(job)
+
+
+def sql(conn: Any, statement: str, params: tuple[Any, ...] = ()) -> Any:
+    """Run a test's own SQL with ``?`` placeholders on either store (SQLite, PostgreSQL)."""
+    import sqlalchemy as sa
+
+    names = iter(range(len(params)))
+    text = re.sub(r"\?", lambda _m: f":p{next(names)}", statement)
+    return conn.execute(sa.text(text), {f"p{i}": v for i, v in enumerate(params)})
 
 
 def failed_job(service: Any, clock: Any, request: Any) -> str:

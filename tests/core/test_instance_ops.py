@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from instance_support import DESTROY_PLAN, HASH, applied, planned, terraform_catalog
+from support import sql
 
 from opsconsole.core.approval_detail import job_plan
 from opsconsole.core.catalog.terraform import is_destroy
@@ -182,7 +183,7 @@ def test_approving_a_destroy_approves_the_destroy(
 def submitted_by_destroy(service: OpsService, ref: str, params: dict, who: str) -> str:
     job = service.destroy_instance(ref, params=params).id
     with service.db.write() as conn:
-        conn.exec_driver_sql("UPDATE jobs SET submitted_by = ? WHERE id = ?", (who, job))
+        sql(conn, "UPDATE jobs SET submitted_by = ? WHERE id = ?", (who, job))
     return job
 
 

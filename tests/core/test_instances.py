@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from support import sql
 from tf_support import add_module, add_template
 
 from opsconsole.core import instances
@@ -40,7 +41,8 @@ def test_submit_sets_the_plan_phase_and_the_instance_key(
     job = service.submit(SubmitRequest("infra", params={"name": "shop"}))
     assert job.state == JobState.QUEUED  # gated, but it plans before the approval
     with service.db.read() as conn:
-        row = conn.exec_driver_sql(
+        row = sql(
+            conn,
             "SELECT phase, concurrency_key, concurrency_limit, gate_round FROM jobs WHERE id = ?",
             (job.id,),
         ).one()
@@ -55,7 +57,7 @@ def test_submit_refuses_an_unsafe_instance_name_and_stores_nothing(
     with pytest.raises(InvalidParams, match=r"instance name '\.\./up' is not a safe identifier"):
         service.submit(SubmitRequest("infra", params={"name": "../up"}))
     with service.db.read() as conn:
-        assert conn.exec_driver_sql("SELECT count(*) FROM jobs").scalar_one() == 0
+        assert sql(conn, "SELECT count(*) FROM jobs").scalar_one() == 0
 
 
 def test_a_secret_parameter_never_names_an_instance(service: OpsService, catalog: Path) -> None:

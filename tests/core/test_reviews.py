@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import submitted_by, write_template
+from support import sql, submitted_by, write_template
 
 from opsconsole.config import load_settings
 from opsconsole.core.audit import AuditRequest
@@ -145,7 +145,8 @@ def test_a_row_marked_break_glass_by_hand_does_not_run(two) -> None:
     job = submitted_by(me, SubmitRequest("glass"), "alice")
     row, _ = queries.get(me.db, job)
     with me.db.write() as conn:
-        conn.exec_driver_sql(
+        sql(
+            conn,
             "UPDATE jobs SET state = 'queued', break_glass = 1, approved_digest = ? WHERE id = ?",
             (me.digest_of(row), job),
         )

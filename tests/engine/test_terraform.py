@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from support import wait_until
+from support import sql, wait_until
 from tf_support import (
     ENGINES,
     add_module,
@@ -85,12 +85,10 @@ def test_an_approval_of_another_plan_never_opens_the_gate(
         assert plan is not None
         # the approver is shown another plan than the one on disk: its approval is of that one
         with svc.db.write() as conn:
-            conn.exec_driver_sql("UPDATE plans SET hash = ? WHERE id = ?", ("0" * 64, plan["id"]))
+            sql(conn, "UPDATE plans SET hash = ? WHERE id = ?", ("0" * 64, plan["id"]))
         svc.approve(job)
         with svc.db.write() as conn:
-            conn.exec_driver_sql(
-                "UPDATE plans SET hash = ? WHERE id = ?", (plan["hash"], plan["id"])
-            )
+            sql(conn, "UPDATE plans SET hash = ? WHERE id = ?", (plan["hash"], plan["id"]))
         with running_pool(svc):
             wait_until(lambda: "refused" in kinds(svc, job), 60)
         assert svc.get(job).state == S.AWAITING_APPROVAL
@@ -122,7 +120,7 @@ def test_a_stale_plan_is_refused_and_planned_again_for_a_new_approval(
         stale = plan_store.latest(svc.db, first)
         assert stale is not None and stale["id"] != old["id"] and stale["status"] == "pending"
         with svc.db.read() as conn:
-            status = conn.exec_driver_sql("SELECT status FROM plans WHERE id = ?", (old["id"],))
+            status = sql(conn, "SELECT status FROM plans WHERE id = ?", (old["id"],))
             assert status.scalar_one() == "stale"
         assert "the saved plan is stale" in log_text(svc, first)
         assert svc.approval_requests()[0].round == 2

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from instance_support import DESTROY_PLAN, HASH, applied, planned, terraform_catalog
 from rich.text import Text
-from support import submitted_by
+from support import sql, submitted_by
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Static
 from tui_support import NARROW, drive, notes, plain, until
@@ -128,7 +128,7 @@ def test_a_destroy_plan_is_called_out_and_the_long_plan_scrolls_at_80x24(
     }
     job = clocked.destroy_instance("billing").id
     with clocked.db.write() as conn:
-        conn.exec_driver_sql("UPDATE jobs SET submitted_by = 'alice' WHERE id = ?", (job,))
+        sql(conn, "UPDATE jobs SET submitted_by = 'alice' WHERE id = ?", (job,))
     planned(clocked, job, "api_service", "billing", many)
     app = OpsConsole(clocked, embed=False, start_feed=False)
 
