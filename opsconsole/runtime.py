@@ -129,7 +129,7 @@ def schedule_refs(settings: Settings, prefix: str = "") -> list[ScheduleRef]:
 def instance_refs(settings: Settings, prefix: str = "") -> list[InstanceRef]:
     """Terraform instance names for completion, read like ``job_refs`` (read-only, no
     schema check on SQLite)."""
-    from opsconsole.core.store.peek import InstanceRef, instance_refs, sqlite_file
+    from opsconsole.core.store.peek import instance_completions, instance_refs, sqlite_file
 
     path = sqlite_file(settings.db)
     if path is not None:
@@ -142,13 +142,8 @@ def instance_refs(settings: Settings, prefix: str = "") -> list[InstanceRef]:
         views = OpsService(settings, db).instances()
     finally:
         db.dispose()
-    uses: dict[str, int] = {}
-    for v in views:
-        uses[v.name] = uses.get(v.name, 0) + 1
-    refs = [
-        InstanceRef(v.name if uses[v.name] == 1 else v.ref, v.template, v.status) for v in views
-    ]
-    return [r for r in refs if r.ref.startswith(prefix) or f"{r.template}/".startswith(prefix)]
+    rows = sorted(((v.template, v.name, v.status) for v in views), key=lambda r: (r[1], r[0]))
+    return instance_completions(rows, prefix)
 
 
 def start_pool(service: OpsService, *, slots: int | None = None, once: bool = False) -> WorkerPool:

@@ -44,7 +44,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     keep, drop = [], []
     for item in items:
         uses = getattr(item, "fixturenames", ())
-        (keep if "store_url" in uses else drop).append(item)
+        sqlite_only = item.get_closest_marker("sqlite_only") is not None
+        (keep if "store_url" in uses and not sqlite_only else drop).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep

@@ -140,10 +140,10 @@ def test_health_is_ok_with_a_live_worker(cli, echo, start_pool):
     assert workers["detail"].startswith("1 alive")
 
 
-def test_status_prints_an_overview(cli, echo, fails):
+def test_status_prints_an_overview(cli, echo, fails, settings):
     submit(cli, echo)
     out = ok(cli("status")).stdout
-    assert out.startswith("opsconsole on sqlite:")
+    assert out.startswith(f"opsconsole on {'sqlite' if 'sqlite' in settings.db else 'postgresql'}:")
     assert "queued 1" in out
     assert "templates (2): echo, fails" in out
 

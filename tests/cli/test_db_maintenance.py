@@ -12,13 +12,15 @@ import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+import sqlalchemy as sa
 from cli_support import Cli, as_json, installed, ok, one_error_line
 from support import wait_until
 
 from opsconsole.config import Settings
 from opsconsole.core.service import OpsService, SubmitRequest
 from opsconsole.core.store import jobs as job_store
-from opsconsole.core.store.db import Database, logs
+from opsconsole.core.store.db import Database, events, jobs, logs
 
 OLD = datetime.now(UTC) - timedelta(days=45)
 
@@ -47,12 +49,14 @@ def put_old(service: OpsService, job_id: str, lines: int = 4) -> None:
         )
 
 
-def ids_in(path: Path) -> set[str]:
-    conn = sqlite3.connect(path)
+def ids_in(store: Path | str) -> set[str]:
+    """The job ids in a store: a SQLite file (a backup) or a store URL."""
+    db = Database(store if isinstance(store, str) else f"sqlite:///{store}")
     try:
-        return {r[0] for r in conn.execute("SELECT id FROM jobs")}
+        with db.read() as conn:
+            return set(conn.execute(sa.select(jobs.c.id)).scalars())
     finally:
-        conn.close()
+        db.dispose()
 
 
 def store_file(settings: Settings) -> Path:
@@ -69,7 +73,7 @@ def test_prune_dry_run_says_what_it_would_remove_and_removes_nothing(
 
     assert dry["dry_run"] is True
     assert dry["counts"]["jobs"] == 2 and dry["counts"]["log_lines"] == 8
-    assert ids_in(store_file(settings)) == {"old001", "old002"}
+    assert ids_in(settings.db) == {"old001", "old002"}
     text = ok(cli("db", "prune", "--dry-run")).stdout
     assert "WOULD REMOVE" in text and "kept: audit events (job_events) of pruned jobs" in text
 
@@ -82,14 +86,13 @@ def test_prune_removes_and_keeps_the_audit_trail(
     done = as_json(cli("db", "prune", "--json"))
 
     assert done["counts"]["jobs"] == 1 and done["dry_run"] is False and done["complete"]
-    assert ids_in(store_file(settings)) == set()
+    assert ids_in(settings.db) == set()
     [pruned] = as_json(cli("audit", "--json", "--action", "prune"))["events"]
     assert pruned["kind"] == "pruned" and pruned["data"] == {"jobs": 1, "log_lines": 4}
-    conn = sqlite3.connect(store_file(settings))
-    try:
-        kinds = [r[0] for r in conn.execute("SELECT kind FROM job_events WHERE job_id='old001'")]
-    finally:
-        conn.close()
+    with service.db.read() as conn:
+        kinds = list(
+            conn.execute(sa.select(events.c.kind).where(events.c.job_id == "old001")).scalars()
+        )
     assert kinds == ["submitted"]
 
 
@@ -119,9 +122,9 @@ def test_prune_refuses_an_older_than_shorter_than_a_running_job(
     assert result.exit_code == 2
     line = one_error_line(result)
     assert "--older-than (1h) is shorter than the age of running job run001" in line
-    assert ids_in(store_file(settings)) == {"old001", "run001"}
+    assert ids_in(settings.db) == {"old001", "run001"}
     ok(cli("db", "prune", "--older-than", "1d"))
-    assert ids_in(store_file(settings)) == {"run001"}
+    assert ids_in(settings.db) == {"run001"}
 
 
 def test_bad_retention_settings_are_one_line_and_exit_2(cli: Cli, monkeypatch) -> None:
@@ -131,6 +134,7 @@ def test_bad_retention_settings_are_one_line_and_exit_2(cli: Cli, monkeypatch) -
     assert "retention_jobs: invalid duration 'a month'" in one_error_line(result)
 
 
+@pytest.mark.sqlite_only
 def test_backup_writes_a_private_copy_and_refuses_to_overwrite(
     cli: Cli, service: OpsService, tmp_path: Path
 ) -> None:
@@ -150,6 +154,7 @@ def test_backup_writes_a_private_copy_and_refuses_to_overwrite(
     assert ids_in(dest) == {"old001", "old002"}
 
 
+@pytest.mark.sqlite_only
 def test_vacuum_and_check(cli: Cli, service: OpsService, settings: Settings) -> None:
     for i in range(100):
         put_old(service, f"old{i:03d}", lines=50)
@@ -162,6 +167,7 @@ def test_vacuum_and_check(cli: Cli, service: OpsService, settings: Settings) -> 
     assert ok(cli("db", "check")).stdout.splitlines()[-1].startswith("ok   schema")
 
 
+@pytest.mark.sqlite_only
 def test_check_exits_1_on_a_damaged_store(
     cli: Cli, service: OpsService, settings: Settings, tmp_path: Path
 ) -> None:
@@ -191,6 +197,7 @@ def test_check_exits_1_on_a_damaged_store(
     assert result.stdout.splitlines()[0].startswith("FAIL integrity")
 
 
+@pytest.mark.sqlite_only
 def test_a_backup_by_the_installed_command_while_a_worker_runs_jobs(
     service: OpsService, settings: Settings, echo: str, tmp_path: Path
 ) -> None:
@@ -226,7 +233,7 @@ def test_a_backup_by_the_installed_command_while_a_worker_runs_jobs(
         except AssertionError:
             worker.kill()
             raise AssertionError(f"the worker ran no job: {worker.communicate()[1]!r}") from None
-        before = ids_in(store_file(settings))  # committed before the backup began
+        before = ids_in(settings.db)  # committed before the backup began
         dest = tmp_path / "under-load.db"
         done = subprocess.run(
             installed(settings, "db", "backup", str(dest)),

@@ -131,6 +131,14 @@ def instance_refs(path: Path, prefix: str = "", *, limit: int = 100) -> list[Ins
         ).fetchall()
     finally:
         conn.close()
+    return instance_completions(rows, prefix, limit=limit)
+
+
+def instance_completions(
+    rows: list[tuple[str, str, str]], prefix: str, *, limit: int = 100
+) -> list[InstanceRef]:
+    """What completion offers for (template, name, status) rows sorted by name, template:
+    the same whichever store they came from."""
     uses: dict[str, int] = {}
     for _, name, _ in rows:
         uses[name] = uses.get(name, 0) + 1
