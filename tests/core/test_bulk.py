@@ -48,6 +48,7 @@ def test_a_retry_in_bulk_never_requeues_a_job_that_is_queued_again(clocked, echo
     assert [(o.job, o.acted, o.reason) for o in result.outcomes] == [(job, False, "is queued now")]
 
 
+@pytest.mark.sqlite_only
 def test_the_selection_is_served_by_an_index(clocked: OpsService, echo):
     for template, states in ((None, ("queued",)), (echo, ("queued", "scheduled"))):
         f = queries.JobFilter(states=states, template=template, tag="web")

@@ -219,6 +219,7 @@ def test_jobs_list_and_stats_filter_by_team(svc: OpsService) -> None:
         svc.list_jobs(ListRequest(team="Web Team"))
 
 
+@pytest.mark.sqlite_only
 def test_the_claim_stays_one_indexed_statement(svc: OpsService) -> None:
     """The freeze and team checks ride on the claim's index walk: no scan of the jobs table."""
     for _ in range(3):

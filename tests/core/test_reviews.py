@@ -147,7 +147,8 @@ def test_a_row_marked_break_glass_by_hand_does_not_run(two) -> None:
     with me.db.write() as conn:
         sql(
             conn,
-            "UPDATE jobs SET state = 'queued', break_glass = 1, approved_digest = ? WHERE id = ?",
+            "UPDATE jobs SET state = 'queued', break_glass = true, approved_digest = ?"
+            " WHERE id = ?",
             (me.digest_of(row), job),
         )
     claimed = claim_store.claim(me.db, "w1", me.now(), 30)

@@ -32,6 +32,7 @@ def test_progress_ticks_are_not_in_the_audit(clocked, catalog):
     ],
     ids=["actor", "action", "since"],
 )
+@pytest.mark.sqlite_only
 def test_each_audit_filter_walks_an_index_not_the_table(clocked, audit_filter):
     """The audit trail only grows: a filter that scanned it would slow down every day."""
     query = audit_query(audit_filter, before=None, limit=50)

@@ -75,6 +75,7 @@ def test_a_newer_schema_is_refused(db):
         assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "9999"
 
 
+@pytest.mark.sqlite_only
 def test_sqlite_connections_use_wal_and_a_busy_timeout(db):
     with db.read() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"

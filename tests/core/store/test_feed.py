@@ -143,10 +143,21 @@ def inserted(db):
     """Every row SQLite inserts into job_logs, seen by a trigger; ``take()`` reads and clears."""
     with db.write() as conn:
         conn.exec_driver_sql("CREATE TABLE test_inserted (job_id TEXT, seq INTEGER)")
-        conn.exec_driver_sql(
-            "CREATE TRIGGER test_log_inserted AFTER INSERT ON job_logs "
-            "BEGIN INSERT INTO test_inserted VALUES (NEW.job_id, NEW.seq); END"
-        )
+        if db.dialect == "postgresql":
+            conn.exec_driver_sql(
+                "CREATE FUNCTION test_log_inserted() RETURNS trigger AS $$ BEGIN "
+                "INSERT INTO test_inserted VALUES (NEW.job_id, NEW.seq); RETURN NULL; END; "
+                "$$ LANGUAGE plpgsql"
+            )
+            conn.exec_driver_sql(
+                "CREATE TRIGGER test_log_inserted AFTER INSERT ON job_logs "
+                "FOR EACH ROW EXECUTE FUNCTION test_log_inserted()"
+            )
+        else:
+            conn.exec_driver_sql(
+                "CREATE TRIGGER test_log_inserted AFTER INSERT ON job_logs "
+                "BEGIN INSERT INTO test_inserted VALUES (NEW.job_id, NEW.seq); END"
+            )
 
     def take():
         with db.write() as conn:

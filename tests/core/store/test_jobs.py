@@ -366,15 +366,30 @@ class Walk:
 def events_refused(db: Database) -> Iterator[None]:
     """Make every event insert fail: a change committed apart from its event would show."""
     with db.write() as conn:
-        conn.exec_driver_sql(
-            "CREATE TRIGGER refuse_events BEFORE INSERT ON job_events "
-            "BEGIN SELECT RAISE(ABORT, 'events refused'); END"
-        )
+        if db.dialect == "postgresql":
+            conn.exec_driver_sql(
+                "CREATE FUNCTION test_refuse_events() RETURNS trigger AS $$ "
+                "BEGIN RAISE EXCEPTION 'events refused' USING ERRCODE = 'restrict_violation'; "
+                "END; $$ LANGUAGE plpgsql"
+            )
+            conn.exec_driver_sql(
+                "CREATE TRIGGER refuse_events BEFORE INSERT ON job_events "
+                "FOR EACH ROW EXECUTE FUNCTION test_refuse_events()"
+            )
+        else:
+            conn.exec_driver_sql(
+                "CREATE TRIGGER refuse_events BEFORE INSERT ON job_events "
+                "BEGIN SELECT RAISE(ABORT, 'events refused'); END"
+            )
     try:
         yield
     finally:
         with db.write() as conn:
-            conn.exec_driver_sql("DROP TRIGGER refuse_events")
+            if db.dialect == "postgresql":
+                conn.exec_driver_sql("DROP TRIGGER refuse_events ON job_events")
+                conn.exec_driver_sql("DROP FUNCTION test_refuse_events()")
+            else:
+                conn.exec_driver_sql("DROP TRIGGER refuse_events")
 
 
 def expected_after(verb: Verb, old: JobState, new: JobState) -> JobState | None:

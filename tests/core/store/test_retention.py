@@ -379,6 +379,7 @@ def test_plan_files_of_pruned_jobs_go_but_only_inside_the_instance_workspaces(
     assert f"cannot remove plan file {stuck}" in caplog.text
 
 
+@pytest.mark.sqlite_only
 def test_candidates_are_found_by_time_through_an_index_never_a_scan_of_jobs(
     db: Database, clock: SettableClock
 ) -> None:
