@@ -51,7 +51,7 @@ from opsconsole.core.reviews import ReviewsMixin
 from opsconsole.core.schedules import SchedulesMixin
 from opsconsole.core.secrets import MASK, SecretBox, fingerprint, split_secrets
 from opsconsole.core.states import FINAL, JobState
-from opsconsole.core.store import feed, queries
+from opsconsole.core.store import feed, notify, queries
 from opsconsole.core.store import jobs as job_store
 from opsconsole.core.store import keys as key_store
 from opsconsole.core.store.db import Database, sqlite_path
@@ -289,7 +289,27 @@ class OpsService(
         return queries.resolve(self.db, ref)
 
     def wake_workers(self) -> None:
-        wake.notify(self.settings.db)
+        """Poke this host's idle workers after a commit that made a job ready (SQLite; on
+        PostgreSQL the commit itself notified every host's workers)."""
+        if self.db.dialect == "sqlite":
+            wake.notify(self.settings.db)
+
+    def on_change(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback`` (on another thread: it must only set a flag) soon after any
+        process commits a change to the store; returns the function that stops it.
+
+        PostgreSQL only (its notifications); elsewhere nothing calls it and the caller's
+        polling is all there is. A lost notification only delays the caller's next look.
+        """
+
+        def changed(_change: notify.Change) -> None:
+            callback()
+
+        return notify.subscribe(self.db, changed)
+
+    def wake_problem(self) -> str | None:
+        """Why this process hears no notifications from the store now; None when it does."""
+        return notify.problem(self.db)
 
     # -- submit -------------------------------------------------------------------
 

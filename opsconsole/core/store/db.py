@@ -460,12 +460,12 @@ def forget_events(conn: Connection) -> None:
 def change_payload(top: int, rows: list[dict[str, Any]]) -> str:
     """What a notification says: the newest event id, then flags of what may have changed.
 
-    ``q``: a job became ready to claim; ``e``: a job ended (its key, team slot or
-    dependents are free); ``c``: a running job was asked to stop. Parsed by
+    ``q``: a job became ready to claim (or a freeze ended); ``e``: a job ended (its key,
+    team slot or dependents are free); ``c``: a running job was asked to stop. Parsed by
     ``notify.Change``.
     """
     flags = ""
-    if any(r.get("state") == JobState.QUEUED.value for r in rows):
+    if any(r.get("state") == JobState.QUEUED.value or r.get("kind") in _FREES for r in rows):
         flags += "q"
     if any(r.get("state") in _FINAL_NAMES or r.get("kind") == "retried" for r in rows):
         flags += "e"
@@ -475,6 +475,8 @@ def change_payload(top: int, rows: list[dict[str, Any]]) -> str:
 
 
 _FINAL_NAMES = frozenset(s.value for s in FINAL)
+_FREES = frozenset({"freeze_lifted"})
+"""Event kinds that may make queued jobs claimable without a state of their own."""
 
 
 def _track_savepoints(engine: Engine) -> None:
