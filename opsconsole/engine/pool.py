@@ -197,6 +197,8 @@ class WorkerPool:
         else:  # every host's workers hear each commit (NOTIFY), not just this host's
             self._unsubscribe = notify.subscribe(self.db, self._on_change)
             self._spawn(self._watch_cancels, "cancels")
+            # a started pool hears the next commit; if it cannot, the listener said why
+            notify.wait_connected(self.db, notify.CONNECT_TIMEOUT)
         if self.use_scheduler:
             self._start_scheduler()
         with self._lock:

@@ -216,6 +216,13 @@ def listener_of(db: Database) -> Listener | None:
         return _listeners.get(db.url.render_as_string(hide_password=False))
 
 
+def wait_connected(db: Database, timeout: float) -> bool:
+    """Wait up to ``timeout`` seconds until this process listens to ``db``'s store, so that a
+    pool that has started hears the next commit; False if it does not (polling works)."""
+    listener = listener_of(db)
+    return listener is not None and listener.connected.wait(timeout)
+
+
 def problem(db: Database) -> str | None:
     """Why wake-ups from ``db``'s store do not arrive in this process; None when they do."""
     listener = listener_of(db)
