@@ -149,6 +149,53 @@ def test_a_terminated_listen_connection_costs_only_the_poll_interval_and_reconne
                 proc.kill()
 
 
+def test_on_change_hears_another_process_commit_and_nothing_on_sqlite(
+    pg_settings: Settings, pg_service: OpsService, service: OpsService
+) -> None:
+    """What the console's feed and ``--follow`` wait on between their polls."""
+    woke = threading.Event()
+    stop = pg_service.on_change(woke.set)
+    try:
+        assert notify.wait_connected(pg_service.db, 10)
+        assert pg_service.wake_problem() is None
+        subprocess.run(
+            [str(BIN), "submit", "quick", "--json"],
+            env=_env(pg_settings),
+            capture_output=True,
+            timeout=60,
+            check=True,
+        )
+        assert woke.wait(30)
+    finally:
+        stop()
+    assert notify.listener_of(pg_service.db) is None  # the last subscriber stopped it
+    if service.db.dialect == "sqlite":
+        assert service.on_change(woke.set) is not None
+        assert notify.listener_of(service.db) is None
+
+
+def test_events_follow_prints_what_another_process_commits(
+    pg_settings: Settings, pg_service: OpsService
+) -> None:
+    out = Path(pg_settings.home) / "events.out"
+    with out.open("wb") as sink:
+        proc = subprocess.Popen(
+            [str(BIN), "events", "--follow", "--json"],
+            env=_env(pg_settings),
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_until(lambda: _listen_backends(pg_service), timeout=30)  # it listens
+        job = pg_service.submit(SubmitRequest("quick", {}))
+        text = wait_until(lambda: job.id in (t := out.read_text()) and t, timeout=30)
+        first = json.loads(next(line for line in text.splitlines() if job.id in line))
+        assert first["kind"] == "submitted"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 @pytest.fixture
 def blocked(pg_service: OpsService) -> Iterator[Callable[[bool], None]]:
     """Refuse new connections to the test's database until the test ends (or lets them)."""
