@@ -149,6 +149,24 @@ def test_a_terminated_listen_connection_costs_only_the_poll_interval_and_reconne
                 proc.kill()
 
 
+def test_a_cancel_reaches_a_running_job_at_once_not_at_the_next_heartbeat(
+    pg_settings: Settings, pg_service: OpsService
+) -> None:
+    """No timer runs here, so no heartbeat (which also reads cancel requests) does: only the
+    notification's ``c`` flag can explain the stop."""
+    slow = dataclasses.replace(pg_settings, heartbeat_interval=60.0, lease=600.0)
+    pool = WorkerPool(OpsService(slow, pg_service.db), slots=1, use_scheduler=False).start()
+    try:
+        job = pg_service.submit(SubmitRequest("quick", {"script": "sleep 600"}))
+        wait_until(lambda: pg_service.get(job.id).state == "running", timeout=30)
+        wait_until(lambda: [line for line in pg_service.logs_since(job.id)], timeout=30)
+        pg_service.cancel(job.id)
+        view = wait_until(lambda: (v := pg_service.get(job.id)).state in FINAL and v, 30)
+        assert view.state == "cancelled"
+    finally:
+        pool.stop(grace=0.5)
+
+
 def test_on_change_hears_another_process_commit_and_nothing_on_sqlite(
     pg_settings: Settings, pg_service: OpsService, service: OpsService
 ) -> None:
