@@ -611,22 +611,31 @@ class OpsService(
         on_update: Callable[[JobView], None] | None = None,
         interval: float = 0.2,
     ) -> JobView:
-        """Block until the job is final (or ``timeout`` seconds pass); returns its last view."""
+        """Block until the job is final (or ``timeout`` seconds pass); returns its last view.
+
+        It looks every ``interval`` seconds, and at once when the store notifies a change.
+        """
         job_id = queries.resolve(self.db, ref)
         deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            view = self.get(job_id)
-            if on_update is not None:
-                on_update(view)
-            if view.state in FINAL:
-                return view
-            if deadline is not None and time.monotonic() >= deadline:
-                return view
-            time.sleep(
-                interval
-                if deadline is None
-                else min(interval, max(0.0, deadline - time.monotonic()))
-            )
+        changed = threading.Event()
+        stop = self.on_change(changed.set)
+        try:
+            while True:
+                view = self.get(job_id)
+                if on_update is not None:
+                    on_update(view)
+                if view.state in FINAL:
+                    return view
+                if deadline is not None and time.monotonic() >= deadline:
+                    return view
+                changed.wait(
+                    interval
+                    if deadline is None
+                    else min(interval, max(0.0, deadline - time.monotonic()))
+                )
+                changed.clear()
+        finally:
+            stop()
 
     def resize_worker(self, ref: str, slots: int) -> WorkerView:
         """Change the slots of a running worker pool (admin only)."""

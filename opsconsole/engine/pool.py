@@ -748,6 +748,7 @@ class WorkerPool:
             wake.notify(self.settings.db)
         if self._unsubscribe is not None:
             self._unsubscribe()
+            self._unsubscribe = None
         for thread in self._threads:
             thread.join(timeout=2)
         with _live_lock:
