@@ -252,7 +252,7 @@ def test_a_listener_that_cannot_reconnect_says_so_in_health_and_wakes_everyone_w
         pg_service.wake_workers()  # nothing on PostgreSQL: the commit is what notifies
         blocked(False)
         _terminate(pg_service, pid)
-        problem = wait_until(pool.problem, timeout=10)
+        problem = wait_until(lambda: (p := pool.problem() or "") and "LISTEN" in p and p, 10)
         assert "LISTEN connection" in problem and "polling" in problem
         pool.heartbeat()  # writes the problem to the worker's row
         checks = {c.name: c for c in pg_service.health().checks}

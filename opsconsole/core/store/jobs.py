@@ -27,6 +27,7 @@ NUL_SHOWN = "\N{SYMBOL FOR NULL}"
 """What a NUL character in free text becomes (PostgreSQL's text type refuses NUL)."""
 NO_JOB = ""
 """The job id of an audit event about no single job: a freeze, a refused submit."""
+_insert_event = events.insert()
 
 
 def add_event(
@@ -58,7 +59,7 @@ def add_event(
         "data": data,
     }
     if not defer_event(conn, row):
-        conn.execute(events.insert().values(**row))
+        conn.execute(_insert_event, row)
 
 
 def note(
