@@ -214,6 +214,47 @@ def test_events_follow_prints_what_another_process_commits(
         proc.wait(timeout=30)
 
 
+def test_the_console_feed_refreshes_on_another_process_commit(
+    pg_settings: Settings, pg_service: OpsService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The console's feed reads once an hour here: only the notification can explain that
+    it sees a job submitted by another process."""
+    from opsconsole.tui import feed as feed_module
+    from opsconsole.tui.messages import EventsArrived
+
+    monkeypatch.setattr(feed_module, "INTERVAL", 3600.0)
+    posted: list[object] = []
+    feed = feed_module.Feed(pg_service, posted.append)
+    feed.start_at(pg_service.last_event_id())
+    thread = threading.Thread(target=feed.run, daemon=True)
+    thread.start()
+    try:
+        assert notify.wait_connected(pg_service.db, 10)
+        wait_until(lambda: posted, timeout=10)  # its first round is done: it sleeps
+        out = subprocess.run(
+            [str(BIN), "submit", "quick", "--json"],
+            env=_env(pg_settings),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        job_id = json.loads(out.stdout)["id"]
+
+        def arrived() -> bool:
+            return any(
+                isinstance(m, EventsArrived) and any(e.job_id == job_id for e in m.events)
+                for m in list(posted)
+            )
+
+        wait_until(arrived, timeout=30)
+    finally:
+        feed.stop()
+        thread.join(10)
+    assert not thread.is_alive()
+    assert notify.listener_of(pg_service.db) is None  # the feed let go of its subscription
+
+
 @pytest.fixture
 def blocked(pg_service: OpsService) -> Iterator[Callable[[bool], None]]:
     """Refuse new connections to the test's database until the test ends (or lets them)."""
