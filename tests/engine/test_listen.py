@@ -214,6 +214,27 @@ def test_events_follow_prints_what_another_process_commits(
         proc.wait(timeout=30)
 
 
+def test_logs_follow_prints_a_running_job_to_its_end_on_postgresql(
+    pg_settings: Settings, pg_service: OpsService
+) -> None:
+    pool = WorkerPool(pg_service, slots=1, use_scheduler=False).start()
+    try:
+        job = pg_service.submit(SubmitRequest("quick", {"script": "echo one; sleep 1; echo two"}))
+        follow = subprocess.run(
+            [str(BIN), "logs", job.id, "--follow", "--raw"],
+            env=_env(pg_settings),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        pool.stop(grace=0.5)
+    assert follow.returncode == 0, follow.stderr
+    printed = follow.stdout.splitlines()
+    assert printed.index("one") < printed.index("two")
+    assert notify.listener_of(pg_service.db) is None
+
+
 def test_the_console_feed_refreshes_on_another_process_commit(
     pg_settings: Settings, pg_service: OpsService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
