@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+import threading
 from typing import Annotated, Any
 
 import typer
@@ -74,12 +74,18 @@ def _follow(job_id: str, cursor: int, raw: bool) -> None:
     """Print new lines until the job is final (its last lines included)."""
     from opsconsole.core.states import FINAL
 
-    while True:
-        final = service().get(job_id).state in FINAL
-        cursor = _print_from(job_id, cursor, raw)
-        if final:
-            return
-        time.sleep(POLL)
+    changed = threading.Event()
+    stop = service().on_change(changed.set)
+    try:
+        while True:
+            final = service().get(job_id).state in FINAL
+            cursor = _print_from(job_id, cursor, raw)
+            if final:
+                return
+            changed.wait(POLL)
+            changed.clear()
+    finally:
+        stop()
 
 
 def _last_seq(job_id: str) -> int:
@@ -131,11 +137,19 @@ def events(
     recent = svc.recent_events(max(limit, 0), job=job_id)
     cursor = recent[-1].id if recent else svc.last_event_id()
     _print_events(recent, as_json, cursor)
-    while follow:
-        batch = svc.events_since(cursor, job=job_id, limit=1000)
-        cursor = _print_events(batch, as_json, cursor)
-        if not batch:
-            time.sleep(POLL)
+    if not follow:
+        return
+    changed = threading.Event()  # set by the store's notifications (PostgreSQL)
+    stop = svc.on_change(changed.set)
+    try:
+        while True:
+            batch = svc.events_since(cursor, job=job_id, limit=1000)
+            cursor = _print_events(batch, as_json, cursor)
+            if not batch:
+                changed.wait(POLL)
+                changed.clear()
+    finally:
+        stop()
 
 
 def _print_events(batch: list[Any], as_json: bool, cursor: int) -> int:

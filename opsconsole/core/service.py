@@ -51,7 +51,7 @@ from opsconsole.core.reviews import ReviewsMixin
 from opsconsole.core.schedules import SchedulesMixin
 from opsconsole.core.secrets import MASK, SecretBox, fingerprint, split_secrets
 from opsconsole.core.states import FINAL, JobState
-from opsconsole.core.store import feed, queries
+from opsconsole.core.store import feed, notify, queries
 from opsconsole.core.store import jobs as job_store
 from opsconsole.core.store import keys as key_store
 from opsconsole.core.store.db import Database, sqlite_path
@@ -289,7 +289,27 @@ class OpsService(
         return queries.resolve(self.db, ref)
 
     def wake_workers(self) -> None:
-        wake.notify(self.settings.db)
+        """Poke this host's idle workers after a commit that made a job ready (SQLite; on
+        PostgreSQL the commit itself notified every host's workers)."""
+        if self.db.dialect == "sqlite":
+            wake.notify(self.settings.db)
+
+    def on_change(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback`` (on another thread: it must only set a flag) soon after any
+        process commits a change to the store; returns the function that stops it.
+
+        PostgreSQL only (its notifications); elsewhere nothing calls it and the caller's
+        polling is all there is. A lost notification only delays the caller's next look.
+        """
+
+        def changed(_change: notify.Change) -> None:
+            callback()
+
+        return notify.subscribe(self.db, changed)
+
+    def wake_problem(self) -> str | None:
+        """Why this process hears no notifications from the store now; None when it does."""
+        return notify.problem(self.db)
 
     # -- submit -------------------------------------------------------------------
 
@@ -591,22 +611,31 @@ class OpsService(
         on_update: Callable[[JobView], None] | None = None,
         interval: float = 0.2,
     ) -> JobView:
-        """Block until the job is final (or ``timeout`` seconds pass); returns its last view."""
+        """Block until the job is final (or ``timeout`` seconds pass); returns its last view.
+
+        It looks every ``interval`` seconds, and at once when the store notifies a change.
+        """
         job_id = queries.resolve(self.db, ref)
         deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            view = self.get(job_id)
-            if on_update is not None:
-                on_update(view)
-            if view.state in FINAL:
-                return view
-            if deadline is not None and time.monotonic() >= deadline:
-                return view
-            time.sleep(
-                interval
-                if deadline is None
-                else min(interval, max(0.0, deadline - time.monotonic()))
-            )
+        changed = threading.Event()
+        stop = self.on_change(changed.set)
+        try:
+            while True:
+                view = self.get(job_id)
+                if on_update is not None:
+                    on_update(view)
+                if view.state in FINAL:
+                    return view
+                if deadline is not None and time.monotonic() >= deadline:
+                    return view
+                changed.wait(
+                    interval
+                    if deadline is None
+                    else min(interval, max(0.0, deadline - time.monotonic()))
+                )
+                changed.clear()
+        finally:
+            stop()
 
     def resize_worker(self, ref: str, slots: int) -> WorkerView:
         """Change the slots of a running worker pool (admin only)."""

@@ -2,8 +2,9 @@
 
 One claimer per pool takes work for free slots: idle slots never touch the store (sixteen
 idle slots cost one read per poll, not sixteen write transactions). The claimer sleeps on a
-condition that a local submit wakes at once (the wake-up channel) and that polling wakes at
-the latest every ``poll_interval``. Every loop survives store errors: it backs off,
+condition that a submit wakes at once (SQLite: the local wake-up channel; PostgreSQL: the
+store's notifications, from any host) and that polling wakes at the latest every
+``poll_interval``. Every loop survives store errors: it backs off,
 retries, says what is wrong in ``problem`` (which the heartbeat writes to the worker's
 row, for ``workers list``, ``health`` and the console) and recovers when the store is back.
 A slot thread that dies is replaced. The timers (heartbeats, the reaper, the wake-up for the
@@ -33,6 +34,7 @@ from opsconsole.core.errors import OpsError, StoreUnavailable
 from opsconsole.core.service import OpsService
 from opsconsole.core.states import JobState
 from opsconsole.core.store import claim as claim_store
+from opsconsole.core.store import notify
 from opsconsole.core.text import duration
 from opsconsole.engine import maintenance, scheduler, supervise, webhooks
 from opsconsole.engine.attempt import AttemptEnv, Run, execute
@@ -129,6 +131,9 @@ class WorkerPool:
         self._once_done = threading.Event()
         self._state = "running"
         self._listener: wake.Listener | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+        """Ends this pool's subscription to the store's notifications (PostgreSQL)."""
+        self._cancel_check = threading.Event()
         self._threads: list[threading.Thread] = []
         self._scheduler: Any = None
         self._problems = _Problems()
@@ -185,9 +190,15 @@ class WorkerPool:
             supervision=supervision,
         )
         self.reap()
-        self._listener = wake.Listener(self.settings.db)
-        if self._listener.sock is not None:
-            self._spawn(self._listen, "wake")
+        if self.db.dialect == "sqlite":
+            self._listener = wake.Listener(self.settings.db)
+            if self._listener.sock is not None:
+                self._spawn(self._listen, "wake")
+        else:  # every host's workers hear each commit (NOTIFY), not just this host's
+            self._unsubscribe = notify.subscribe(self.db, self._on_change)
+            self._spawn(self._watch_cancels, "cancels")
+            # a started pool hears the next commit; if it cannot, the listener said why
+            notify.wait_connected(self.db, notify.CONNECT_TIMEOUT)
         if self.use_scheduler:
             self._start_scheduler()
         with self._lock:
@@ -271,6 +282,23 @@ class WorkerPool:
                 self.wake_all()
                 if self.busy():
                     self._safe(self.check_cancels)()
+
+    def _on_change(self, change: notify.Change) -> None:
+        """A transaction committed on the store (on the listener's thread: only wake up)."""
+        if change.ready:
+            self.wake_all()
+        elif change.ended:
+            self._nudge()
+        if change.cancel and self.busy():
+            self._cancel_check.set()
+
+    def _watch_cancels(self) -> None:
+        """Read the cancel requests when a notification says there is one (off the listener's
+        thread, which must not wait on the store)."""
+        while not self._stopping.is_set():
+            if self._cancel_check.wait(0.5):
+                self._cancel_check.clear()
+                self._safe(self.check_cancels)()
 
     def arm_wake(self, when: datetime) -> None:
         """Wake the claimer when a scheduled job or retry becomes due."""
@@ -576,6 +604,10 @@ class WorkerPool:
             sink_problem = run.sink.problem if run.sink is not None else None
             if sink_problem:
                 parts.append(f"job {run.job_id}: its log is not landing: {sink_problem}")
+        if self._unsubscribe is not None:
+            listening = notify.problem(self.db)
+            if listening:
+                parts.append(listening)
         recording = self.recorder.problem
         if recording:
             parts.append(recording)
@@ -714,6 +746,9 @@ class WorkerPool:
             # closing the socket under a select() in progress would crash the listen thread:
             # poke it awake (it sees the stop) and let it end first
             wake.notify(self.settings.db)
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
         for thread in self._threads:
             thread.join(timeout=2)
         with _live_lock:

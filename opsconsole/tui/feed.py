@@ -67,6 +67,15 @@ class Feed:
         self._wake.set()
 
     def run(self) -> None:
+        """Follow the store until ``stop``: a commit anywhere wakes it at once (PostgreSQL's
+        notifications), and it looks every ``INTERVAL`` seconds anyway."""
+        unsubscribe = self.service.on_change(self.poke)
+        try:
+            self._follow()
+        finally:
+            unsubscribe()
+
+    def _follow(self) -> None:
         last_running = last_counts = 0.0
         failures = 0
         threading.Thread(target=self._watch_slowness, name="feed-watchdog", daemon=True).start()

@@ -26,6 +26,7 @@ from sqlalchemy.engine import Connection, Engine
 from opsconsole.core import model
 from opsconsole.core.errors import OpsError, StoreUnavailable
 from opsconsole.core.files import PRIVATE, Access, create_file, exposure, fix, tighten
+from opsconsole.core.states import FINAL, JobState
 
 SCHEMA_REVISION = "0006"
 """The newest Alembic revision this code knows; a test keeps it equal to the scripts' head."""
@@ -138,6 +139,8 @@ class Database:
             raise StoreUnavailable(f"cannot use store {self.describe()}: {exc}") from None
         if self.dialect == "sqlite":
             self._setup_sqlite(self.engine, int(busy_timeout * 1000))
+        else:
+            _track_savepoints(self.engine)
         self._writer = self.engine.execution_options(opsconsole_write=True)
 
     def _prepare_file(self, path: Path) -> tuple[int, int]:
@@ -336,8 +339,14 @@ class Database:
     @contextlib.contextmanager
     def write(self) -> Iterator[Connection]:
         try:
-            with self._writer.connect() as conn, conn.begin():
-                yield conn
+            with self._writer.connect() as conn:
+                try:
+                    with conn.begin():
+                        yield conn
+                        if self.dialect == "postgresql":
+                            write_events(conn)
+                finally:
+                    forget_events(conn)
         except sa.exc.IntegrityError:
             raise
         except (sa.exc.OperationalError, sa.exc.DatabaseError) as exc:
@@ -394,6 +403,106 @@ class Database:
                     return
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
+
+
+# -- the feed in commit order (PostgreSQL) ------------------------------------------------
+
+FEED_LOCK = 0x6F7073_66656564
+"""The advisory lock that event-writing transactions take last, just before they commit."""
+CHANNEL = "opsconsole"
+"""The NOTIFY channel every event-writing transaction signals on commit."""
+_PENDING = "opsconsole.pending_events"
+_MARKS = "opsconsole.event_marks"
+_insert_events = events.insert().returning(events.c.id)
+_take_feed_lock = sa.text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=FEED_LOCK)
+_notify = sa.text("SELECT pg_notify(:channel, :payload)")
+
+
+def defer_event(conn: Connection, row: dict[str, Any]) -> bool:
+    """Hold an event row until its transaction's end, on PostgreSQL; False elsewhere.
+
+    A sequence gives ids at insert, not at commit: a transaction that inserted id N and
+    commits after the one that inserted N+1 would be skipped by a follower already past
+    N+1. Held rows are inserted by ``write_events`` under one lock, so ids follow commits.
+    """
+    if conn.dialect.name != "postgresql":
+        return False
+    if not conn.get_execution_options().get("opsconsole_write", False):
+        raise RuntimeError("an event is written only in a write transaction (Database.write)")
+    conn.info.setdefault(_PENDING, []).append(row)
+    return True
+
+
+def write_events(conn: Connection) -> None:
+    """Insert the held events last, under ``FEED_LOCK``, and NOTIFY the listeners.
+
+    The lock is held to the commit, so event-writing transactions insert and commit one at
+    a time in id order: a follower reading ``id > cursor`` never passes an id that commits
+    later. It is taken after every row lock of the transaction, so it cannot close a cycle
+    of waits (no deadlock). The notification is delivered at commit, never before it.
+    """
+    rows: list[dict[str, Any]] = conn.info.pop(_PENDING, [])
+    conn.info.pop(_MARKS, None)
+    if not rows:
+        return
+    conn.execute(_take_feed_lock)
+    top = max(conn.execute(_insert_events, rows).scalars())
+    conn.execute(_notify, {"channel": CHANNEL, "payload": change_payload(top, rows)})
+
+
+def forget_events(conn: Connection) -> None:
+    """Drop held events of a transaction that ended without ``write_events`` (rolled back):
+    ``conn.info`` lives as long as the pooled connection, not as long as the transaction."""
+    conn.info.pop(_PENDING, None)
+    conn.info.pop(_MARKS, None)
+
+
+def change_payload(top: int, rows: list[dict[str, Any]]) -> str:
+    """What a notification says: the newest event id, then flags of what may have changed.
+
+    ``q``: a job became ready to claim (or a freeze ended); ``e``: a job ended (its key,
+    team slot or dependents are free); ``c``: a running job was asked to stop. Parsed by
+    ``notify.Change``.
+    """
+    flags = ""
+    if any(r.get("state") == JobState.QUEUED.value or r.get("kind") in _FREES for r in rows):
+        flags += "q"
+    if any(r.get("state") in _FINAL_NAMES or r.get("kind") == "retried" for r in rows):
+        flags += "e"
+    if any(r.get("kind") == "cancel_requested" for r in rows):
+        flags += "c"
+    return f"{top} {flags}".rstrip()
+
+
+_FINAL_NAMES = frozenset(s.value for s in FINAL)
+_FREES = frozenset({"freeze_lifted"})
+"""Event kinds that may make queued jobs claimable without a state of their own."""
+
+
+def _track_savepoints(engine: Engine) -> None:
+    """Events held inside a savepoint that is rolled back are dropped with it.
+
+    Savepoints nest, so a stack of marks (how many events were held when each began) is
+    enough; SQLAlchemy names a savepoint only after this hook sees it begin.
+    """
+
+    @event.listens_for(engine, "savepoint")
+    def _on_savepoint(conn: Connection, _name: str | None) -> None:
+        conn.info.setdefault(_MARKS, []).append(len(conn.info.get(_PENDING, ())))
+
+    @event.listens_for(engine, "release_savepoint")
+    def _on_release(conn: Connection, _name: str, _context: Any) -> None:
+        marks = conn.info.get(_MARKS)
+        if marks:
+            marks.pop()
+
+    @event.listens_for(engine, "rollback_savepoint")
+    def _on_rollback(conn: Connection, _name: str, _context: Any) -> None:
+        marks = conn.info.get(_MARKS)
+        if marks:
+            mark = marks.pop()
+            if _PENDING in conn.info:
+                del conn.info[_PENDING][mark:]
 
 
 class _RolledBack(Exception):

@@ -19,12 +19,15 @@ from sqlalchemy.engine import Connection, RowMapping
 from opsconsole.core.errors import Conflict, InvalidParams, InvalidTransition
 from opsconsole.core.states import EVENTS, FINAL, INITIAL, KEEPS, JobState, Verb, sources
 from opsconsole.core.store import checks as check_store
-from opsconsole.core.store.db import Database, deps, events, jobs
+from opsconsole.core.store.db import Database, defer_event, deps, events, jobs
 
 S = JobState
 V = Verb
+NUL_SHOWN = "\N{SYMBOL FOR NULL}"
+"""What a NUL character in free text becomes (PostgreSQL's text type refuses NUL)."""
 NO_JOB = ""
 """The job id of an audit event about no single job: a freeze, a refused submit."""
+_insert_event = events.insert()
 
 
 def add_event(
@@ -39,18 +42,24 @@ def add_event(
     message: str = "",
     data: dict[str, Any] | None = None,
 ) -> None:
-    conn.execute(
-        events.insert().values(
-            job_id=job_id,
-            ts=now,
-            kind=kind,
-            actor=actor,
-            state=state,
-            attempt=attempt,
-            message=message,
-            data=data,
-        )
-    )
+    """Append an event in the caller's write transaction: the one way into ``job_events``.
+
+    On PostgreSQL the row is held and inserted at the transaction's end (``db.defer_event``),
+    so the feed's ids follow commit order. A NUL in the message (job output, an exception's
+    text) is shown as U+2400: PostgreSQL's text refuses NUL bytes.
+    """
+    row = {
+        "job_id": job_id,
+        "ts": now,
+        "kind": kind,
+        "actor": actor,
+        "state": state,
+        "attempt": attempt,
+        "message": message.replace("\x00", NUL_SHOWN) if "\x00" in message else message,
+        "data": data,
+    }
+    if not defer_event(conn, row):
+        conn.execute(_insert_event, row)
 
 
 def note(
