@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from support import wait_until
 from tf_support import (
     ENGINES,
@@ -27,6 +28,7 @@ from opsconsole.core.store import instances as instance_store
 from opsconsole.core.store import plans as plan_store
 
 S = JobState
+SET_HASH = sa.text("UPDATE plans SET hash = :hash WHERE id = :id")
 pytestmark = pytest.mark.slow
 
 
@@ -85,12 +87,10 @@ def test_an_approval_of_another_plan_never_opens_the_gate(
         assert plan is not None
         # the approver is shown another plan than the one on disk: its approval is of that one
         with svc.db.write() as conn:
-            conn.exec_driver_sql("UPDATE plans SET hash = ? WHERE id = ?", ("0" * 64, plan["id"]))
+            conn.execute(SET_HASH, {"hash": "0" * 64, "id": plan["id"]})
         svc.approve(job)
         with svc.db.write() as conn:
-            conn.exec_driver_sql(
-                "UPDATE plans SET hash = ? WHERE id = ?", (plan["hash"], plan["id"])
-            )
+            conn.execute(SET_HASH, {"hash": plan["hash"], "id": plan["id"]})
         with running_pool(svc):
             wait_until(lambda: "refused" in kinds(svc, job), 60)
         assert svc.get(job).state == S.AWAITING_APPROVAL
