@@ -9,7 +9,9 @@ environment: never argv, a file, the log or the store. SQLite keeps the local st
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -21,6 +23,23 @@ APPLICATION = "opsconsole-terraform"
 """Terraform's sessions as ``pg_stat_activity`` shows them."""
 PASSED = ("sslmode", "sslcert", "sslkey", "sslrootcert", "connect_timeout")
 """Connection options of the store's URL that Terraform's driver (lib/pq) understands too."""
+
+STATES = sa.table("states", sa.column("id"), sa.column("name"), sa.column("data"), schema=SCHEMA)
+"""Terraform's own table (``pg`` backend): read here, written only by Terraform."""
+_EXISTS = sa.select(sa.func.to_regclass(f"{SCHEMA}.states"))
+_DATA = sa.select(STATES.c.data).where(STATES.c.name == sa.bindparam("name"))
+_LOCKED = sa.text(
+    f"SELECT EXISTS (SELECT 1 FROM {SCHEMA}.states s JOIN pg_locks l"
+    " ON l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted"
+    " AND (l.classid::bigint << 32 | l.objid::bigint) = s.id"
+    " WHERE s.name = :name"
+    " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()))"
+)
+"""Whether a Terraform session holds the workspace's lock: an advisory lock on its row id."""
+
+
+class StateUnreadable(Exception):
+    """The store's copy of an instance's state is not a state document."""
 
 
 def shared(db: Database) -> bool:
@@ -64,3 +83,30 @@ def conn_str(url: sa.URL) -> str:
 
 def _quoted(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def read_state(db: Database, template: str, name: str) -> dict[str, Any] | None:
+    """The instance's Terraform state as the ``pg`` backend keeps it; None before its first
+    plan (``StateUnreadable`` when the row holds no state document: never taken for empty)."""
+    with db.read() as conn:
+        if conn.execute(_EXISTS).scalar() is None:
+            return None
+        data = conn.execute(_DATA, {"name": workspace(template, name)}).scalar_one_or_none()
+    if not data:
+        return None
+    try:
+        state = json.loads(data)
+    except ValueError:
+        raise StateUnreadable("not valid JSON") from None
+    if not isinstance(state, dict):
+        raise StateUnreadable("not a state document")
+    return state
+
+
+def locked(db: Database, template: str, name: str) -> bool:
+    """Is the instance's state locked (a Terraform session, on any host, holds its lock)?
+    A session lock ends with its session: a killed Terraform leaves none behind."""
+    with db.read() as conn:
+        if conn.execute(_EXISTS).scalar() is None:
+            return False
+        return bool(conn.execute(_LOCKED, {"name": workspace(template, name)}).scalar())

@@ -357,27 +357,17 @@ class TerraformRunner:
 
     def _state(self, job: Job) -> tuple[dict[str, Any], str | None]:
         """The instance's state summary after an apply, and why it cannot be applied next
-        (None when it can): the local file, or the store's copy through ``state pull``."""
+        (None when it can): from the local state file, or the store's copy."""
         problem = instances.problem(job.ws)
         if job.workspace is None:
             return instances.summary_of_state(instances.read_state(job.ws)), problem
-        chunks: list[str] = []
-
-        def on_line(stream: str, text: str) -> None:
-            if stream == "stdout":
-                chunks.append(text)
-            elif text.strip():
-                job.ctx.log_fn("err", text)
-
-        end = self._command(job, ["state", "pull"], on_line, DOCUMENT_BYTES)
+        assert job.spec.db is not None
         try:
-            pulled = json.loads("\n".join(chunks)) if "".join(chunks).strip() else None
-        except ValueError:
-            pulled = None
-        if end.outcome.exit_code != 0 or (pulled is not None and not isinstance(pulled, dict)):
+            state = tfstate.read_state(job.spec.db, job.template, job.name)
+        except tfstate.StateUnreadable as exc:
             why = f"its Terraform state in the store (workspace {job.workspace}) cannot be read"
-            return instances.summary_of_state(None), problem or f"{why}: see the log"
-        return instances.summary_of_state(pulled), problem
+            return instances.summary_of_state(None), problem or f"{why} ({exc})"
+        return instances.summary_of_state(state), problem
 
     # -- helpers -----------------------------------------------------------------------------
 
