@@ -253,6 +253,30 @@ def test_a_sealed_plan_that_is_not_the_approved_one_is_never_applied(
     assert saved is not None and saved["status"] == "failed"
 
 
+LEAKY = """
+resource "terraform_data" "leak" {
+  provisioner "local-exec" { command = "echo conn=$PG_CONN_STR" }
+}
+"""
+
+
+def test_a_provisioner_that_prints_the_connection_string_shows_it_masked(
+    tmp_path: Path, catalog: Path, shared_url: str, secret_key: str, operator: OpsService
+) -> None:
+    """A provisioner inherits Terraform's environment: what it prints of the store's
+    credentials reaches the log masked."""
+    add_module(catalog, "leaky", LEAKY)
+    add_template(catalog, gated=False, module="leaky")
+    one = host_settings(tmp_path, "host-1", catalog, shared_url, secret_key)
+    with running_pool(OpsService(one, operator.db)):
+        job = submit(operator, "infra", name="leaky")
+        assert wait_state(operator, job, S.SUCCEEDED, S.FAILED) == S.SUCCEEDED
+    text = log_text(operator, job)
+    assert "conn=" in text and "***" in text
+    assert PASSWORD not in text and "dbname=" not in text
+    assert PASSWORD not in store_text(shared_url)
+
+
 def test_the_connection_string_is_libpq_s_own_form() -> None:
     """Terraform's driver takes ``key=value`` pairs: a socket directory is the host, quotes
     and backslashes in a password are escaped, TLS options pass through, others do not."""

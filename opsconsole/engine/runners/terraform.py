@@ -16,6 +16,7 @@ back to a private file, checks its sha256 against the approved hash, and applies
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from typing import Any
 from opsconsole.core import instances
 from opsconsole.core.catalog import render
 from opsconsole.core.errors import OpsError
+from opsconsole.core.secrets import Redactor
 from opsconsole.core.store import instances as instance_store
 from opsconsole.core.store import plans as plan_store
 from opsconsole.core.store import tfstate
@@ -114,9 +116,23 @@ class TerraformRunner:
         workspace = None
         if tfstate.shared(spec.db):
             workspace = tfstate.workspace(tpl.name, name)
-            extra.update(tfstate.backend_env(spec.db), TF_WORKSPACE=workspace)
+            backend = tfstate.backend_env(spec.db)
+            extra.update(backend, TF_WORKSPACE=workspace)
+            ctx = self._masking(ctx, [backend["PG_CONN_STR"], spec.db.url.password])
         env = quiet_env(extra, cli_config)
         return Job(spec, ctx, engine, tpl.name, name, ws, env, spec.deadline(), workspace)
+
+    @staticmethod
+    def _masking(ctx: RunContext, secrets: list[str | None]) -> RunContext:
+        """The context whose log masks the store's credentials: Terraform never prints them,
+        but a provisioner inherits Terraform's environment and may."""
+        redactor = Redactor([s for s in secrets if s])
+        if not redactor:
+            return ctx
+        write = ctx.log_fn
+        return dataclasses.replace(
+            ctx, log_fn=lambda stream, text: write(stream, redactor.text(text))
+        )
 
     def _run(self, job: Job) -> RunResult:
         spec, ctx = job.spec, job.ctx
