@@ -144,7 +144,7 @@ def park(service: Any, job_id: str) -> None:
             .values(
                 state="awaiting_approval",
                 phase="apply",
-                gate_round=sa.func.max(jobs.c.gate_round, 1),
+                gate_round=sa.case((jobs.c.gate_round < 1, 1), else_=jobs.c.gate_round),
                 approval_expires_at=expires,
             )
         )

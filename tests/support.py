@@ -72,9 +72,13 @@ def submitted_by(service: Any, request: Any, who: str) -> str:
     """Submit ``request`` and record ``who`` as its submitter, as another login's submit
     would: a test of the four-eyes rule needs a job someone else asked for. (The end-to-end
     tests run the CLI as real second users; this keeps the unit tests in one process.)"""
+    import sqlalchemy as sa
+
     job = service.submit(request).id
     with service.db.write() as conn:
-        conn.exec_driver_sql("UPDATE jobs SET submitted_by = ? WHERE id = ?", (who, job))
+        conn.execute(
+            sa.text("UPDATE jobs SET submitted_by = :who WHERE id = :id"), {"who": who, "id": job}
+        )
     return str(job)
 
 

@@ -168,6 +168,20 @@ def problem(ws: Path) -> str | None:
     return _state_problem(ws)
 
 
+def local_state_problem(ws: Path, workspace: str) -> str | None:
+    """Why an instance whose state belongs in the store may not run here: this directory
+    still holds a local state (applied while the store was SQLite), which a run against the
+    store would silently ignore, creating everything anew."""
+    if not (ws / STATE).exists():
+        return None
+    return (
+        f"it has a local Terraform state ({ws / STATE}) but its state belongs in the store: "
+        f"move it first (in {ws}, with PG_CONN_STR and PG_SCHEMA_NAME=opsconsole_terraform "
+        f"set: terraform init -reconfigure; terraform workspace new -state={STATE} "
+        f"{workspace}; then remove {STATE})"
+    )
+
+
 def summary_of_state(state: Mapping[str, Any] | None) -> dict[str, Any]:
     """Serial, resource addresses (tainted ones marked) and outputs (sensitive masked)."""
     if not state:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from instance_support import DESTROY_PLAN, HASH, applied, planned, terraform_catalog
 
 from opsconsole.core.approval_detail import job_plan
@@ -182,7 +183,9 @@ def test_approving_a_destroy_approves_the_destroy(
 def submitted_by_destroy(service: OpsService, ref: str, params: dict, who: str) -> str:
     job = service.destroy_instance(ref, params=params).id
     with service.db.write() as conn:
-        conn.exec_driver_sql("UPDATE jobs SET submitted_by = ? WHERE id = ?", (who, job))
+        conn.execute(
+            sa.text("UPDATE jobs SET submitted_by = :who WHERE id = :id"), {"who": who, "id": job}
+        )
     return job
 
 

@@ -10,13 +10,13 @@ never asks for it), so every place it must not reach can be searched for it.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import signal
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -132,18 +132,13 @@ def hosts(tmp_path: Path, catalog: Path, shared_url: str, secret_key: str) -> It
             host.proc.wait(timeout=10)
 
 
-def state_in_store(url: str, workspace: str) -> dict | None:  # type: ignore[type-arg]
-    """Terraform's own row for the workspace, read as Terraform's ``pg`` backend stores it."""
+def state_in_store(url: str, template: str, name: str) -> dict[str, Any] | None:
+    """The instance's state as Terraform's ``pg`` backend keeps it in the store."""
     db = Database(url)
     try:
-        with db.read() as conn:
-            data = conn.execute(
-                sa.text(f"SELECT data FROM {tfstate.SCHEMA}.states WHERE name = :name"),
-                {"name": workspace},
-            ).scalar_one_or_none()
+        return tfstate.read_state(db, template, name)
     finally:
         db.dispose()
-    return json.loads(data) if data else None
 
 
 def store_text(url: str) -> str:
@@ -188,7 +183,7 @@ def test_a_plan_made_on_one_host_is_applied_on_another(
     ws2 = instances.workspace(two.home, "infra", "crosshost")
     assert Path(plan["file"]).parent == ws1 / instances.PLANS
     assert not ws2.exists()
-    assert state_in_store(shared_url, "infra.crosshost") is not None  # created by the plan
+    assert state_in_store(shared_url, "infra", "crosshost") is not None  # created by the plan
 
     operator.approve(job)
     hosts.append(Host(two, "host-2"))
@@ -201,7 +196,7 @@ def test_a_plan_made_on_one_host_is_applied_on_another(
     assert not (ws1 / "first.txt").exists()
     # the state is PostgreSQL's: neither host has a state file of its own
     assert not (ws1 / instances.STATE).exists() and not (ws2 / instances.STATE).exists()
-    state = state_in_store(shared_url, "infra.crosshost")
+    state = state_in_store(shared_url, "infra", "crosshost")
     assert state is not None and state["serial"] >= 1
     assert {r["name"] for r in state["resources"]} == {"first", "second", "third"}
     assert state["outputs"]["url"]["value"] == "http://crosshost.test"
@@ -210,6 +205,7 @@ def test_a_plan_made_on_one_host_is_applied_on_another(
     assert len(row["resources"]) == 3 and row["outputs"]["secret_url"] == "***"
     applied = plan_store.latest(operator.db, job)
     assert applied is not None and applied["id"] == plan["id"] and applied["status"] == "applied"
+    assert plan_store.content(operator.db, plan["id"]) is None  # applied: its copy is dropped
     assert not list((ws2 / instances.PLANS).glob("restored-*"))  # the written-back copy is gone
     text = log_text(operator, job)
     assert "planned on another host" in text
@@ -247,10 +243,39 @@ def test_a_sealed_plan_that_is_not_the_approved_one_is_never_applied(
     ws2 = instances.workspace(two.home, "infra", "swapped")
     assert not (ws2 / "first.txt").exists()
     assert not list((ws2 / instances.PLANS).glob("restored-*"))
-    state = state_in_store(shared_url, "infra.swapped")
+    state = state_in_store(shared_url, "infra", "swapped")
     assert not (state or {}).get("resources")
     saved = plan_store.latest(operator.db, job)
     assert saved is not None and saved["status"] == "failed"
+
+
+def test_an_instance_with_local_state_is_never_planned_anew_in_the_store(
+    tmp_path: Path, catalog: Path, shared_url: str, secret_key: str, operator: OpsService
+) -> None:
+    """A host whose store moved from SQLite to PostgreSQL still holds the local state of
+    what it applied: a run against the store would create it all again, so it is refused."""
+    add_module(catalog)
+    add_template(catalog, gated=False)
+    local = host_settings(tmp_path, "host-1", catalog, f"sqlite:///{tmp_path / 'l.db'}", secret_key)
+    db = Database(local.db)
+    db.ensure_schema()
+    try:
+        before = OpsService(local, db)
+        with running_pool(before):
+            job = submit(before, "infra", name="moved")
+            assert wait_state(before, job, S.SUCCEEDED, S.FAILED) == S.SUCCEEDED
+    finally:
+        db.dispose()
+    one = host_settings(tmp_path, "host-1", catalog, shared_url, secret_key)  # the same home
+    with running_pool(OpsService(one, operator.db)):
+        again = submit(operator, "infra", name="moved")
+        assert wait_state(operator, again, S.SUCCEEDED, S.FAILED) == S.FAILED
+    message = (operator.get(again).error or {}).get("message", "")
+    assert "local Terraform state" in message and "\n" not in message
+    assert "workspace new -state=terraform.tfstate infra.moved" in message
+    assert state_in_store(shared_url, "infra", "moved") is None  # nothing planned in the store
+    row = instance_store.get(operator.db, "infra", "moved")
+    assert row is not None and row["status"] == "errored"
 
 
 LEAKY = """

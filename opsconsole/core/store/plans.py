@@ -11,7 +11,8 @@ Terraform runner from ``terraform show -json``; read by the approval views)::
 
 ``content`` is the plan file itself, sealed with the store's secret key, kept when the
 instance's state is shared (PostgreSQL) so that another host may apply it; it is read only
-by the apply (``content``), never with the listings.
+by the apply (``content``), never with the listings, and dropped once the plan is no longer
+pending (only a pending plan is ever applied).
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ def discard_pending(conn: Connection, job_id: str, now: datetime) -> None:
     conn.execute(
         plans.update()
         .where(plans.c.job_id == job_id, plans.c.status == "pending")
-        .values(status="discarded", decided_at=now)
+        .values(status="discarded", decided_at=now, content=None)
     )
 
 
@@ -105,5 +106,7 @@ def set_status(db: Database, plan_id: int, status: str, now: datetime) -> None:
         raise ValueError(f"unknown plan status {status!r}")
     with db.write() as conn:
         conn.execute(
-            plans.update().where(plans.c.id == plan_id).values(status=status, decided_at=now)
+            plans.update()
+            .where(plans.c.id == plan_id)
+            .values(status=status, decided_at=now, content=None)
         )

@@ -139,6 +139,8 @@ class TerraformRunner:
         tf = spec.template.terraform
         assert tf is not None and spec.db is not None
         problem = instances.problem(job.ws)
+        if problem is None and job.workspace is not None:
+            problem = instances.local_state_problem(job.ws, job.workspace)
         if problem is not None:
             self._upsert(job, problem=problem, status="errored")
             raise Refused(f"instance '{job.name}' is blocked: {problem}", "errored_state")
