@@ -177,8 +177,8 @@ def local_state_problem(ws: Path, workspace: str) -> str | None:
     return (
         f"it has a local Terraform state ({ws / STATE}) but its state belongs in the store: "
         f"move it first (in {ws}, with PG_CONN_STR and PG_SCHEMA_NAME=opsconsole_terraform "
-        f"set: terraform init -reconfigure; terraform workspace new -state={STATE} "
-        f"{workspace}; then remove {STATE})"
+        f"set: mv {STATE} local.tfstate; terraform init -input=false; terraform workspace "
+        f"select -or-create=true {workspace}; terraform state push local.tfstate)"
     )
 
 

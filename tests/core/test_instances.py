@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from tf_support import add_module, add_template
 
 from opsconsole.core import instances
@@ -40,9 +41,12 @@ def test_submit_sets_the_plan_phase_and_the_instance_key(
     job = service.submit(SubmitRequest("infra", params={"name": "shop"}))
     assert job.state == JobState.QUEUED  # gated, but it plans before the approval
     with service.db.read() as conn:
-        row = conn.exec_driver_sql(
-            "SELECT phase, concurrency_key, concurrency_limit, gate_round FROM jobs WHERE id = ?",
-            (job.id,),
+        row = conn.execute(
+            sa.text(
+                "SELECT phase, concurrency_key, concurrency_limit, gate_round FROM jobs "
+                "WHERE id = :id"
+            ),
+            {"id": job.id},
         ).one()
     assert tuple(row) == ("plan", "terraform:infra:shop", 1, 0)
 

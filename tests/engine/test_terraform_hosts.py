@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from tf_support import add_module, add_template, log_text, running_pool, submit, wait_state
+from tf_support import ENGINES, add_module, add_template, log_text, running_pool, submit, wait_state
 
 from opsconsole.config import Settings, load_settings
 from opsconsole.core import instances
@@ -78,7 +78,7 @@ def operator(
 class Host:
     """One ``opsconsole worker`` process standing for a host: its own home and host id."""
 
-    def __init__(self, settings: Settings, host_id: str) -> None:
+    def __init__(self, settings: Settings, host_id: str, engine: str = "binary") -> None:
         self.settings, self.host_id = settings, host_id
         self.out = Path(settings.home) / "worker.out"
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OPSCONSOLE_", "PG"))}
@@ -91,6 +91,7 @@ class Host:
             OPSCONSOLE_POLL_INTERVAL="0.1",
             OPSCONSOLE_HEARTBEAT_INTERVAL="0.2",
             OPSCONSOLE_KILL_GRACE="0.5",
+            OPSCONSOLE_TERRAFORM="embedded" if engine == "embedded" else "auto",
         )
         with self.out.open("wb") as out:  # the child keeps its own copy of the descriptor
             self.proc = subprocess.Popen(
@@ -154,7 +155,9 @@ def store_text(url: str) -> str:
         db.dispose()
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 def test_a_plan_made_on_one_host_is_applied_on_another(
+    engine: str,
     tmp_path: Path,
     catalog: Path,
     shared_url: str,
@@ -166,7 +169,7 @@ def test_a_plan_made_on_one_host_is_applied_on_another(
     add_template(catalog)
     one = host_settings(tmp_path, "host-1", catalog, shared_url, secret_key)
     two = host_settings(tmp_path, "host-2", catalog, shared_url, secret_key)
-    hosts.append(Host(one, "host-1"))
+    hosts.append(Host(one, "host-1", engine))
     job = submit(operator, "infra", name="crosshost")
     assert wait_state(operator, job, S.AWAITING_APPROVAL, S.FAILED) == S.AWAITING_APPROVAL
     assert hosts[0].ran(operator, job, 1)
@@ -186,7 +189,7 @@ def test_a_plan_made_on_one_host_is_applied_on_another(
     assert state_in_store(shared_url, "infra", "crosshost") is not None  # created by the plan
 
     operator.approve(job)
-    hosts.append(Host(two, "host-2"))
+    hosts.append(Host(two, "host-2", engine))
     assert wait_state(operator, job, S.SUCCEEDED, S.FAILED) == S.SUCCEEDED, log_text(operator, job)
     assert hosts[1].ran(operator, job, 2)
     hosts[1].stop()
@@ -272,7 +275,7 @@ def test_an_instance_with_local_state_is_never_planned_anew_in_the_store(
         assert wait_state(operator, again, S.SUCCEEDED, S.FAILED) == S.FAILED
     message = (operator.get(again).error or {}).get("message", "")
     assert "local Terraform state" in message and "\n" not in message
-    assert "workspace new -state=terraform.tfstate infra.moved" in message
+    assert "select -or-create=true infra.moved; terraform state push local.tfstate" in message
     assert state_in_store(shared_url, "infra", "moved") is None  # nothing planned in the store
     row = instance_store.get(operator.db, "infra", "moved")
     assert row is not None and row["status"] == "errored"
