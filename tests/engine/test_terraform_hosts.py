@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from support import wait_until
 from tf_support import ENGINES, add_module, add_template, log_text, running_pool, submit, wait_state
 
 from opsconsole.config import Settings, load_settings
@@ -279,6 +280,26 @@ def test_an_instance_with_local_state_is_never_planned_anew_in_the_store(
     assert state_in_store(shared_url, "infra", "moved") is None  # nothing planned in the store
     row = instance_store.get(operator.db, "infra", "moved")
     assert row is not None and row["status"] == "errored"
+
+
+def test_the_state_lock_is_terraform_s_session_and_ends_with_it(
+    tmp_path: Path, catalog: Path, shared_url: str, secret_key: str, operator: OpsService
+) -> None:
+    """Mid-apply the instance is locked in the store (any host sees it); cancelled, the lock
+    is gone with Terraform's session, and the next job applies without any unlock."""
+    add_module(catalog)
+    add_template(catalog, gated=False)
+    one = host_settings(tmp_path, "host-1", catalog, shared_url, secret_key)
+    with running_pool(OpsService(one, operator.db)):
+        job = submit(operator, "infra", name="held", pause=307)
+        wait_until(lambda: "terraform_data.second: Creating" in log_text(operator, job), 90)
+        assert tfstate.locked(operator.db, "infra", "held")
+        assert not tfstate.locked(operator.db, "infra", "other")
+        operator.cancel(job)
+        assert wait_state(operator, job, S.CANCELLED, S.FAILED, S.SUCCEEDED) == S.CANCELLED
+        assert not tfstate.locked(operator.db, "infra", "held")
+        again = submit(operator, "infra", name="held")
+        assert wait_state(operator, again, S.SUCCEEDED, S.FAILED) == S.SUCCEEDED
 
 
 LEAKY = """
