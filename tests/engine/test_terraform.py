@@ -163,7 +163,8 @@ def test_without_approval_it_plans_and_applies_in_one_attempt_then_destroys(
         assert {r["action"] for r in plan["summary"]["resources"]} == {"delete"}
         svc.approve(gone)
         assert wait_state(svc, gone, S.SUCCEEDED, S.FAILED) == S.SUCCEEDED
-    row = instance_store.get(svc.db, "infra", "solo")
+        # inside: a read after the store is disposed would open a connection nobody closes
+        row = instance_store.get(svc.db, "infra", "solo")
     assert row is not None and row["status"] == "destroyed" and row["resources"] == []
 
 
