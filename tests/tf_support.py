@@ -12,8 +12,10 @@ from typing import Any
 from support import wait_until, write_template
 
 from opsconsole.config import Settings
+from opsconsole.core import instances
 from opsconsole.core.service import OpsService, SubmitRequest
 from opsconsole.core.states import JobState
+from opsconsole.core.store import tfstate
 from opsconsole.core.store.db import Database
 from opsconsole.engine.pool import WorkerPool
 
@@ -99,3 +101,16 @@ def wait_state(service: OpsService, job: str, *states: JobState, timeout: float 
 
 def log_text(service: OpsService, job: str) -> str:
     return "\n".join(line.text for line in service.logs_since(job, 0, limit=100000))
+
+
+def instance_state(service: OpsService, template: str, name: str) -> dict[str, Any] | None:
+    """The instance's Terraform state wherever this store keeps it (a file, or PostgreSQL)."""
+    if tfstate.shared(service.db):
+        return tfstate.read_state(service.db, template, name)
+    return instances.read_state(instances.workspace(service.settings.home, template, name))
+
+
+def instance_locked(service: OpsService, template: str, name: str) -> bool:
+    if tfstate.shared(service.db):
+        return tfstate.locked(service.db, template, name)
+    return instances.locked(instances.workspace(service.settings.home, template, name))

@@ -4,15 +4,19 @@ Each instance is ``$OPSCONSOLE_HOME/instances/<template>/<name>/`` (0700): a cop
 template's module, Terraform's working data (``.terraform``), its local state, the saved plans
 (``plans/``) and, when Terraform could not save its state, ``errored.tfstate``. Everything that
 asks where state is, whether it is locked or errored, or what it holds goes through here, so
-the state can move into the store's database (PostgreSQL ``pg`` backend) behind these
-functions. Also the only place that says what an instance name may be.
+the state can move into the store's database behind these functions: with a shared store
+(PostgreSQL) ``prepare`` adds ``BACKEND``, which points Terraform at its ``pg`` backend
+(``core/store/tfstate.py``), and a plan planned on another host is written back here from its
+sealed copy (``restored_plan``). Also the only place that says what an instance name may be.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -28,6 +32,15 @@ STATE = "terraform.tfstate"
 ERRORED = "errored.tfstate"
 LOCK = ".terraform.tfstate.lock.info"
 PLANS = "plans"
+BACKEND = "opsconsole_backend_override.tf"
+"""Written into a shared instance's directory: an override file, so it replaces any backend
+the module declares (the state is the store's, whatever the module says)."""
+BACKEND_BLOCK = """# Written by opsconsole: this instance's state lives in the store (pg backend).
+# The connection string reaches Terraform as PG_CONN_STR in its environment only.
+terraform {
+  backend "pg" {}
+}
+"""
 KEEP = frozenset({".terraform", ".terraform.lock.hcl", STATE, STATE + ".backup", ERRORED, LOCK})
 """What a fresh module copy leaves in place: Terraform's own files, never the module's."""
 
@@ -65,9 +78,9 @@ def module_source(catalog_dir: Path, module: str) -> Path:
     return path
 
 
-def prepare(home: Path, template: str, name: str, module: Path) -> Path:
+def prepare(home: Path, template: str, name: str, module: Path, *, shared: bool = False) -> Path:
     """The instance's directory with a fresh copy of the module (state and ``.terraform``
-    kept): what runs is what the catalog holds now."""
+    kept): what runs is what the catalog holds now. ``shared``: the state is the store's."""
     ws = workspace(home, template, name)
     ws.mkdir(parents=True, exist_ok=True, mode=0o700)
     ws.chmod(0o700)
@@ -85,9 +98,29 @@ def prepare(home: Path, template: str, name: str, module: Path) -> Path:
             shutil.copytree(entry, ws / entry.name, symlinks=False)
         else:
             shutil.copy2(entry, ws / entry.name)
+    if shared:
+        (ws / BACKEND).write_text(BACKEND_BLOCK)
     plans = ws / PLANS
     plans.mkdir(exist_ok=True, mode=0o700)
     return ws
+
+
+def plan_is_here(ws: Path, file: str) -> bool:
+    """Whether a saved plan's file is this host's own, in this instance's directory (another
+    host's path, even one this host can read, is not: its directory was never set up here)."""
+    path = Path(file)
+    return path.parent == ws / PLANS and path.is_file()
+
+
+def restored_plan(ws: Path, data: bytes) -> Path:
+    """A plan file written back from the store: private (0600, a fresh name in the
+    instance's 0700 ``plans/``), for the apply to read and remove."""
+    plans = ws / PLANS
+    plans.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, name = tempfile.mkstemp(prefix="restored-", suffix=".tfplan", dir=plans)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    return Path(name)
 
 
 def plan_file(ws: Path, job_id: str, attempt: int) -> Path:
@@ -133,6 +166,20 @@ def problem(ws: Path) -> str | None:
             f"resolve it first (in {ws}: terraform state push {ERRORED}, then remove the file)"
         )
     return _state_problem(ws)
+
+
+def local_state_problem(ws: Path, workspace: str) -> str | None:
+    """Why an instance whose state belongs in the store may not run here: this directory
+    still holds a local state (applied while the store was SQLite), which a run against the
+    store would silently ignore, creating everything anew."""
+    if not (ws / STATE).exists():
+        return None
+    return (
+        f"it has a local Terraform state ({ws / STATE}) but its state belongs in the store: "
+        f"move it first (in {ws}, with PG_CONN_STR and PG_SCHEMA_NAME=opsconsole_terraform "
+        f"set: mv {STATE} local.tfstate; terraform init -input=false; terraform workspace "
+        f"select -or-create=true {workspace}; terraform state push local.tfstate)"
+    )
 
 
 def summary_of_state(state: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -223,6 +223,21 @@ class SecretBox:
             return None
         return self._f().encrypt(json.dumps(dict(values)).encode()).decode()
 
+    def seal_bytes(self, data: bytes) -> bytes:
+        """Encrypt a file's bytes (a saved Terraform plan) as one token, for the store."""
+        return bytes(self._f().encrypt(data))
+
+    def open_bytes(self, token: bytes) -> bytes:
+        """The bytes ``seal_bytes`` sealed; ``InvalidParams`` when another key sealed them."""
+        from cryptography.fernet import InvalidToken
+
+        try:
+            return bytes(self._f().decrypt(bytes(token)))
+        except InvalidToken:
+            raise InvalidParams(
+                "cannot decrypt the saved plan: the secret key differs from the planner's"
+            ) from None
+
     def derive(self, purpose: str) -> bytes:
         """A key for ``purpose`` derived from this one (HMAC-SHA256), never the key itself:
         what it keys (a digest of secret values) reveals nothing that opens the secrets."""

@@ -196,6 +196,7 @@ def execute(env: AttemptEnv, run: Run) -> RunResult:
         db=env.db,
         clock=env.clock,
         settings=settings,
+        box=env.box(),
     )
     watchdogs: list[threading.Timer] = []
     if tpl.runner == "python" and not tpl.isolate:

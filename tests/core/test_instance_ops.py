@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from instance_support import DESTROY_PLAN, HASH, applied, planned, terraform_catalog
 from support import sql
 
@@ -264,7 +265,6 @@ def test_a_malformed_plan_summary_reads_as_malformed_not_empty(
 def test_a_retried_terraform_job_plans_again_before_anyone_approves(
     clocked: OpsService, fleet: dict[str, str]
 ) -> None:
-    import sqlalchemy as sa
 
     from opsconsole.core.store.db import jobs
 

@@ -133,3 +133,50 @@ def test_an_unreadable_state_is_a_problem_not_an_empty_instance(tmp_path: Path) 
     assert "not a state document" in (instances.problem(tmp_path) or "")
     (tmp_path / instances.STATE).write_text('{"serial": 4}')
     assert instances.problem(tmp_path) is None
+
+
+def test_a_shared_instance_points_terraform_at_the_store_and_a_local_one_does_not(
+    home: Path, catalog: Path
+) -> None:
+    add_module(catalog)
+    module = instances.module_source(catalog, "terraform/three")
+    ws = instances.prepare(home, "infra", "shop", module, shared=True)
+    assert 'backend "pg" {}' in (ws / instances.BACKEND).read_text()
+    instances.prepare(home, "infra", "shop", module)  # the store became SQLite: local again
+    assert not (ws / instances.BACKEND).exists()
+
+
+def test_a_plan_is_here_only_in_this_instances_own_directory(home: Path, tmp_path: Path) -> None:
+    ws = instances.workspace(home, "infra", "shop")
+    mine = instances.plan_file(ws, "abc", 1)
+    mine.parent.mkdir(parents=True)
+    mine.write_bytes(b"plan")
+    other = instances.plan_file(tmp_path / "elsewhere" / "infra" / "shop", "abc", 1)
+    other.parent.mkdir(parents=True)
+    other.write_bytes(b"plan")  # readable here, but another home's: never applied from
+    assert instances.plan_is_here(ws, str(mine))
+    assert not instances.plan_is_here(ws, str(other))
+    assert not instances.plan_is_here(ws, str(instances.plan_file(ws, "abc", 2)))
+
+
+def test_a_restored_plan_is_private(home: Path) -> None:
+    ws = instances.workspace(home, "infra", "shop")
+    first = instances.restored_plan(ws, b"PK plan")
+    second = instances.restored_plan(ws, b"PK plan")
+    assert first != second and first.parent == ws / instances.PLANS
+    assert first.read_bytes() == b"PK plan"
+    assert (first.stat().st_mode & 0o777) == 0o600
+    assert ((ws / instances.PLANS).stat().st_mode & 0o777) == 0o700
+
+
+def test_a_sealed_plan_opens_only_with_the_key_that_sealed_it() -> None:
+    from cryptography.fernet import Fernet
+
+    from opsconsole.core.secrets import SecretBox
+
+    box = SecretBox(Fernet.generate_key())
+    sealed = box.seal_bytes(b"PK\x03\x04 plan bytes")
+    assert b"plan bytes" not in sealed
+    assert box.open_bytes(sealed) == b"PK\x03\x04 plan bytes"
+    with pytest.raises(InvalidParams, match="secret key differs"):
+        SecretBox(Fernet.generate_key()).open_bytes(sealed)

@@ -4,6 +4,7 @@ job at a time on an instance."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,8 @@ from tf_support import (
     add_module,
     add_template,
     engine_service,
+    instance_locked,
+    instance_state,
     log_text,
     running_pool,
     submit,
@@ -59,9 +62,8 @@ def test_cancel_mid_apply_leaves_no_lock_a_consistent_state_and_no_process(
         svc.cancel(job)
         assert wait_state(svc, job, S.CANCELLED, S.FAILED, S.SUCCEEDED) == S.CANCELLED
         assert find_marked(f"{job}.1") == []
-        ws = instances.workspace(settings.home, "infra", "halt")
-        assert not instances.locked(ws)
-        state = instances.read_state(ws)
+        assert not instance_locked(svc, "infra", "halt")
+        state = instance_state(svc, "infra", "halt")
         assert state is not None
         done = instances.summary_of_state(state)["resources"]
         assert "terraform_data.first" in done and "terraform_data.third" not in done
@@ -99,7 +101,7 @@ def test_an_errored_state_blocks_further_applies_until_resolved(
         assert wait_state(svc, ok, S.SUCCEEDED, S.FAILED) == S.SUCCEEDED
         ws = instances.workspace(settings.home, "infra", "stuck")
         # what Terraform writes when it cannot save the state after an apply
-        (ws / instances.ERRORED).write_text((ws / instances.STATE).read_text())
+        (ws / instances.ERRORED).write_text(json.dumps(instance_state(svc, "infra", "stuck")))
         blocked = submit(svc, "infra", name="stuck")
         assert wait_state(svc, blocked, S.SUCCEEDED, S.FAILED) == S.FAILED
         message = svc.get(blocked).error["message"]
@@ -140,6 +142,6 @@ def test_a_timeout_mid_apply_stops_it_the_same_way(settings: Settings, catalog: 
         assert wait_state(svc, job, S.TIMED_OUT, S.FAILED, S.SUCCEEDED) == S.TIMED_OUT
         assert find_marked(f"{job}.1") == []
         assert "timed out after 4s" in svc.get(job).error["message"]
-        ws = instances.workspace(settings.home, "infra", "slow")
-        assert not instances.locked(ws) and instances.read_state(ws) is not None
+        assert not instance_locked(svc, "infra", "slow")
+        assert instance_state(svc, "infra", "slow") is not None
     assert not sleepers()

@@ -23,6 +23,7 @@ from opsconsole.engine.context import RunContext, RunResult
 if TYPE_CHECKING:
     from opsconsole.config import Settings
     from opsconsole.core.clock import Clock
+    from opsconsole.core.secrets import SecretBox
     from opsconsole.core.store.db import Database
 
 OUTCOMES = ("succeeded", "partial", "failed")
@@ -45,6 +46,8 @@ class RunSpec:
     """The store, for runners that record more than log lines (the hosts grid, plans)."""
     clock: Clock | None = None
     settings: Settings | None = None
+    box: SecretBox | None = None
+    """The store's secret key, for runners that keep sealed files in the store (plans)."""
 
     def deadline(self, started: float | None = None) -> float | None:
         if self.timeout_s is None:

@@ -7,10 +7,16 @@ dry run ends there; a template with ``approval:`` parks the job (``parked``: awa
 of that plan, whose hash is in the approval digest); without one it applies at once. In phase
 ``apply`` it applies the approved plan file; a stale plan is refused and planned again.
 Every variable reaches Terraform as ``TF_VAR_x`` in its environment, never argv or a file.
+
+With a shared store (PostgreSQL) the state is the store's (``core/store/tfstate.py``: one
+Terraform workspace per instance, in the ``pg`` backend), and the plan file is also kept in
+the store, sealed with the secret key: the apply may run on any host, which writes the plan
+back to a private file, checks its sha256 against the approved hash, and applies it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
@@ -20,8 +26,10 @@ from typing import Any
 from opsconsole.core import instances
 from opsconsole.core.catalog import render
 from opsconsole.core.errors import OpsError
+from opsconsole.core.secrets import Redactor
 from opsconsole.core.store import instances as instance_store
 from opsconsole.core.store import plans as plan_store
+from opsconsole.core.store import tfstate
 from opsconsole.engine.context import RunContext, RunResult
 from opsconsole.engine.runners.base import RunSpec
 from opsconsole.engine.runners.terraform_engine import (
@@ -68,6 +76,8 @@ class Job:
     ws: Path
     env: dict[str, str]
     deadline: float | None
+    workspace: str | None = None
+    """The instance's Terraform workspace when its state is the store's (else local state)."""
 
 
 class TerraformRunner:
@@ -102,35 +112,91 @@ class TerraformRunner:
         ws = instances.workspace(Path(settings.home), tpl.name, name)
         cli_config = write_cli_config(Path(settings.home))
         tf_vars = {f"TF_VAR_{var}": render(text, ctx.params) for var, text in tf.vars.items()}
-        env = quiet_env({**tf_vars, **spec.env}, cli_config)
-        return Job(spec, ctx, engine, tpl.name, name, ws, env, spec.deadline())
+        extra = {**tf_vars, **spec.env}
+        workspace = None
+        if tfstate.shared(spec.db):
+            workspace = tfstate.workspace(tpl.name, name)
+            backend = tfstate.backend_env(spec.db)
+            extra.update(backend, TF_WORKSPACE=workspace)
+            ctx = self._masking(ctx, [backend["PG_CONN_STR"], spec.db.url.password])
+        env = quiet_env(extra, cli_config)
+        return Job(spec, ctx, engine, tpl.name, name, ws, env, spec.deadline(), workspace)
+
+    @staticmethod
+    def _masking(ctx: RunContext, secrets: list[str | None]) -> RunContext:
+        """The context whose log masks the store's credentials: Terraform never prints them,
+        but a provisioner inherits Terraform's environment and may."""
+        redactor = Redactor([s for s in secrets if s])
+        if not redactor:
+            return ctx
+        write = ctx.log_fn
+        return dataclasses.replace(
+            ctx, log_fn=lambda stream, text: write(stream, redactor.text(text))
+        )
 
     def _run(self, job: Job) -> RunResult:
         spec, ctx = job.spec, job.ctx
         tf = spec.template.terraform
         assert tf is not None and spec.db is not None
         problem = instances.problem(job.ws)
+        if problem is None and job.workspace is not None:
+            problem = instances.local_state_problem(job.ws, job.workspace)
         if problem is not None:
             self._upsert(job, problem=problem, status="errored")
             raise Refused(f"instance '{job.name}' is blocked: {problem}", "errored_state")
         phase = (spec.row or {}).get("phase") or "plan"
         if phase == "apply":
             saved = plan_store.latest(spec.db, ctx.job_id)
-            if saved is not None and saved["status"] == "pending" and Path(saved["file"]).exists():
-                return self._apply(job, saved)
+            if saved is not None and saved["status"] == "pending":
+                if instances.plan_is_here(job.ws, saved["file"]):
+                    return self._apply(job, saved, Path(saved["file"]))
+                restored = self._restore(job, saved)
+                if restored is not None:
+                    try:
+                        return self._apply(job, saved, restored)
+                    finally:
+                        restored.unlink(missing_ok=True)
             ctx.log_fn("meta", "no saved plan to apply: planning again")
         return self._plan_then(job)
 
+    def _restore(self, job: Job, saved: Any) -> Path | None:
+        """The plan another host planned, written back here from its sealed copy in the store
+        (after setting up this host's directory for the instance); None when there is none."""
+        spec = job.spec
+        if job.workspace is None or spec.box is None:
+            return None
+        assert spec.db is not None
+        sealed = plan_store.content(spec.db, saved["id"])
+        if sealed is None:
+            return None
+        data = spec.box.open_bytes(sealed)
+        self._set_up(job)
+        job.ctx.log_fn(
+            "meta", f"plan {saved['hash'][:12]} was planned on another host: taken from the store"
+        )
+        return instances.restored_plan(job.ws, data)
+
     # -- plan --------------------------------------------------------------------------------
+
+    def _set_up(self, job: Job) -> None:
+        """The instance's directory on this host: a fresh module copy, initialised, and with
+        a shared state its workspace selected (created on the instance's first plan)."""
+        spec = job.spec
+        tf = spec.template.terraform
+        assert tf is not None and spec.settings is not None
+        module = instances.module_source(spec.catalog_dir, tf.module)
+        home = Path(spec.settings.home)
+        instances.prepare(home, job.template, job.name, module, shared=job.workspace is not None)
+        job.ctx.progress(None, "init")
+        self._init(job)
+        if job.workspace is not None:
+            self._select_workspace(job, job.workspace)
 
     def _plan_then(self, job: Job) -> RunResult:
         spec, ctx = job.spec, job.ctx
         tf = spec.template.terraform
-        assert tf is not None and spec.settings is not None
-        module = instances.module_source(spec.catalog_dir, tf.module)
-        instances.prepare(Path(spec.settings.home), job.template, job.name, module)
-        ctx.progress(None, "init")
-        self._init(job)
+        assert tf is not None
+        self._set_up(job)
         saved = self._plan(job, tf.destroy)
         summary = saved["summary"]
         counts = self._counts(summary)
@@ -146,7 +212,7 @@ class TerraformRunner:
                 result={"plan": summary, "instance": job.name, "plan_hash": saved["hash"]},
                 message=f"planned ({counts}): awaiting approval of plan {saved['hash'][:12]}",
             )
-        return self._apply(job, saved)
+        return self._apply(job, saved, Path(saved["file"]))
 
     def _init(self, job: Job) -> None:
         reader = UiReader(job.ctx.log_fn, self._progress(job), counting=False)
@@ -156,12 +222,30 @@ class TerraformRunner:
             lines.append(text)
             reader.line(stream, text)
 
-        end = self._command(job, ["init", "-input=false", "-no-color", "-lock-timeout=0s"], on_line)
+        args = ["init", "-input=false", "-no-color", "-lock-timeout=0s"]
+        end = self._command(job, args, on_line, unselected=True)
         self._stopped(end)
         if end.outcome.exit_code != 0:
             why = registry_problem(reader.state.errors, " ".join(lines[-40:]))
             error = next((ln.strip() for ln in lines if ln.strip().startswith("Error:")), "")
             raise Refused(why or f"terraform init failed: {error or 'see the log'}", "init")
+
+    def _select_workspace(self, job: Job, workspace: str) -> None:
+        """Select the instance's workspace in the store, creating it on its first plan (an
+        init cannot: Terraform refuses to init into a workspace the backend does not have)."""
+        lines: list[str] = []
+
+        def on_line(stream: str, text: str) -> None:
+            if text.strip():
+                lines.append(text.strip())
+                job.ctx.log_fn("err" if stream == "stderr" else "out", text)
+
+        args = ["workspace", "select", "-or-create=true", "-no-color", workspace]
+        end = self._command(job, args, on_line, unselected=True)
+        self._stopped(end)
+        if end.outcome.exit_code != 0:
+            error = next((ln for ln in lines if ln.startswith("Error:")), "see the log")
+            raise Refused(f"terraform workspace {workspace} cannot be selected: {error}", "init")
 
     def _plan(self, job: Job, destroy: bool) -> Any:
         spec, ctx = job.spec, job.ctx
@@ -176,7 +260,13 @@ class TerraformRunner:
             why = registry_problem(reader.state.errors)
             raise Refused(why or f"terraform plan failed: {reader.first_error or 'see log'}")
         summary = self._summary(job, plan_path)
-        digest = hashlib.sha256(plan_path.read_bytes()).hexdigest()
+        data = plan_path.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        sealed = None
+        if job.workspace is not None:  # any host may apply it: the store keeps it, sealed
+            if spec.box is None:
+                raise Refused("no secret key to seal the saved plan with", "setup")
+            sealed = spec.box.seal_bytes(data)
         row = spec.row or {}
         plan_store.add(
             spec.db,
@@ -189,6 +279,7 @@ class TerraformRunner:
             summary=summary,
             file=str(plan_path),
             now=spec.clock.now(),
+            content=sealed,
         )
         self._upsert(job)
         ctx.log_fn("meta", f"plan {digest[:12]} saved: {self._counts(summary)}")
@@ -220,10 +311,9 @@ class TerraformRunner:
 
     # -- apply -------------------------------------------------------------------------------
 
-    def _apply(self, job: Job, saved: Any) -> RunResult:
+    def _apply(self, job: Job, saved: Any, plan_path: Path) -> RunResult:
         spec, ctx = job.spec, job.ctx
         assert spec.db is not None and spec.clock is not None
-        plan_path = Path(saved["file"])
         if hashlib.sha256(plan_path.read_bytes()).hexdigest() != saved["hash"]:
             plan_store.set_status(spec.db, saved["id"], "failed", spec.clock.now())
             raise Refused("the saved plan file changed since it was planned: not applied")
@@ -236,8 +326,7 @@ class TerraformRunner:
             if item.get("action") not in ("no-op", "read"):
                 reader.state.planned.add(item["address"])
         end = self._command(job, self._args("apply", str(plan_path), json=FLAG), reader.line)
-        state = instances.summary_of_state(instances.read_state(job.ws))
-        problem = instances.problem(job.ws)
+        state, problem = self._state(job)
         now = spec.clock.now()
         if reader.state.stale:
             plan_store.set_status(spec.db, saved["id"], "stale", now)
@@ -284,6 +373,20 @@ class TerraformRunner:
             message=message,
         )
 
+    def _state(self, job: Job) -> tuple[dict[str, Any], str | None]:
+        """The instance's state summary after an apply, and why it cannot be applied next
+        (None when it can): from the local state file, or the store's copy."""
+        problem = instances.problem(job.ws)
+        if job.workspace is None:
+            return instances.summary_of_state(instances.read_state(job.ws)), problem
+        assert job.spec.db is not None
+        try:
+            state = tfstate.read_state(job.spec.db, job.template, job.name)
+        except tfstate.StateUnreadable as exc:
+            why = f"its Terraform state in the store (workspace {job.workspace}) cannot be read"
+            return instances.summary_of_state(None), problem or f"{why} ({exc})"
+        return instances.summary_of_state(state), problem
+
     # -- helpers -----------------------------------------------------------------------------
 
     def _args(self, command: str, *args: str, changes: bool = True, **options: Any) -> list[str]:
@@ -304,12 +407,23 @@ class TerraformRunner:
         return argv[1:]
 
     def _command(
-        self, job: Job, args: list[str], on_line: Any, line_max: int | None = None
+        self,
+        job: Job,
+        args: list[str],
+        on_line: Any,
+        line_max: int | None = None,
+        *,
+        unselected: bool = False,
     ) -> Ended:
+        """Run one command for the job. ``unselected``: without the instance's workspace in
+        the environment (init and the workspace's own selection run before it exists)."""
         spec = job.spec
+        env = job.env
+        if unselected and job.workspace is not None:
+            env = {k: v for k, v in env.items() if k != "TF_WORKSPACE"}
         return run_command(
             job.engine.command(*args),
-            job.env,
+            env,
             str(job.ws),
             job.ctx,
             on_line,
