@@ -122,6 +122,7 @@ def test_second_sigterm_stops_at_once(
     assert service.get(job.id).state == "interrupted"
 
 
+@pytest.mark.sqlite_only
 def test_a_worker_whose_store_file_is_removed_stops_claiming_and_says_why(
     settings: Settings, service: OpsService, sleeper: str
 ) -> None:

@@ -225,6 +225,14 @@ def insert_event(service: OpsService, job: str, event_id: int, ts: datetime) -> 
         conn.execute(
             events.insert().values(id=event_id, job_id=job, ts=ts, kind="failed", state="failed")
         )
+        if service.db.dialect == "postgresql":  # the sequence goes on past the chosen ids
+            conn.execute(
+                sa.text(
+                    "SELECT setval(pg_get_serial_sequence('job_events', 'id'), "
+                    "greatest((SELECT max(id) FROM job_events), :id))"
+                ),
+                {"id": event_id},
+            )
 
 
 def newest(service: OpsService) -> int:

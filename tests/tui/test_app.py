@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from support import wait_until, write_template
 from textual.pilot import Pilot
 from textual.widgets import Static, Tabs
@@ -123,6 +124,7 @@ def test_jobs_changed_by_another_process_show_up(
 # -- a failing store ------------------------------------------------------------------------
 
 
+@pytest.mark.sqlite_only
 def test_a_failing_store_shows_a_banner_and_recovers(
     clocked: OpsService, settings: Settings, put: Any
 ) -> None:
@@ -193,6 +195,7 @@ def test_a_slow_store_shows_a_banner_while_the_screen_stays_usable(
     drive(app, script)
 
 
+@pytest.mark.sqlite_only
 def test_a_store_failing_at_start_shows_the_banner_until_it_loads(
     clocked: OpsService, settings: Settings, put: Any
 ) -> None:
