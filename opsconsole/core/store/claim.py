@@ -17,15 +17,19 @@ database decides every contested place (see ``claim``):
 - a job with no concurrency key and no capped team is picked and updated in ONE statement: a
   CTE selects it ``FOR UPDATE SKIP LOCKED`` (rows other claimers hold are passed over, never
   waited for) and the UPDATE joins it by id. Never ``id IN (SELECT ... LIMIT n FOR UPDATE
-  SKIP LOCKED)``: the planner may run such a subquery more than once (a semi-join re-scan)
-  and update more rows than ``n``; a materialized CTE is evaluated once.
-- a limit-1 key is guarded by the partial unique index ``ux_jobs_running_key`` (one running
-  row per limit-1 key): a second claim is refused by the index itself.
-- a key with a larger limit, and a team with a cap, are counted under an advisory transaction
-  lock per key / team, taken in a statement BEFORE the guarded UPDATE that counts holders:
-  under READ COMMITTED each statement takes a new snapshot, so the UPDATE sees every claim of
-  that key committed by the lock's previous holder. A lock taken inside the counting statement
-  would not: its snapshot is older than the lock.
+  SKIP LOCKED)``: PostgreSQL may run such a subquery again (a re-scan of the semi-join, or
+  the re-check of a row another transaction updated meanwhile), each run skips other locked
+  rows, and the UPDATE takes more than ``n``; a materialized CTE is evaluated once.
+- a key, and a team with a cap, are counted under an advisory transaction lock per key /
+  team, taken in a statement BEFORE the guarded UPDATE that counts holders: under READ
+  COMMITTED each statement takes a new snapshot, so the UPDATE sees every claim of that key
+  committed by the lock's previous holder. A lock taken inside the counting statement would
+  not: its snapshot is older than the lock.
+- a limit-1 key is also guarded by the partial unique index ``ux_jobs_running_key`` (one
+  running row per limit-1 key), whoever writes the row: a second running row is refused by
+  the index itself. The index alone is not enough, because it cannot see a running job of
+  the same key submitted with another limit (two templates may share a key); the key lock
+  covers every limit, the index stays as the database's own last word.
 """
 
 from __future__ import annotations
@@ -221,7 +225,7 @@ def _pg_statements(caps: tuple[tuple[str, int], ...]) -> _PgClaim:
     now, lease_until, worker = _params()
     capped = frozenset(team for team, _limit in caps)
     pick = (
-        sa.select(jobs.c.id, jobs.c.concurrency_key, jobs.c.concurrency_limit, jobs.c.team)
+        sa.select(jobs.c.id, jobs.c.concurrency_key, jobs.c.team)
         .where(
             *_ready(now, "postgresql", dict(caps)),
             jobs.c.id.not_in(sa.bindparam("refused", expanding=True, type_=jobs.c.id.type)),
@@ -245,7 +249,6 @@ def _pg_statements(caps: tuple[tuple[str, int], ...]) -> _PgClaim:
     first = sa.select(
         pick.c.id.label("pick_id"),
         pick.c.concurrency_key.label("pick_key"),
-        pick.c.concurrency_limit.label("pick_limit"),
         pick.c.team.label("pick_team"),
         *claimed.c,
     ).select_from(pick.outerjoin(claimed, claimed.c.id == pick.c.id))
@@ -277,7 +280,7 @@ def _claim_pg(
     """Claim on PostgreSQL (see the module docstring); None when nothing can be claimed.
 
     A job that needs a guard (a concurrency key, a capped team) is claimed in a savepoint:
-    the advisory locks for its key (limit > 1) and team, then the guarded UPDATE. When the
+    the advisory locks for its key and team (in that order), then the guarded UPDATE. When the
     UPDATE finds the key or team full, or the unique index of limit-1 keys refuses a second
     running row, the savepoint is rolled back (which releases its advisory locks, so this
     transaction never holds two keys' locks at once and cannot deadlock with another
@@ -300,7 +303,7 @@ def _claim_pg(
         try:
             with conn.begin_nested():
                 key, team = got["pick_key"], got["pick_team"]
-                if key is not None and got["pick_limit"] > 1:
+                if key is not None:
                     conn.execute(st.lock, {"name": KEY_LOCK + key})
                 if team in st.capped:
                     conn.execute(st.lock, {"name": TEAM_LOCK + team})

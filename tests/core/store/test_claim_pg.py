@@ -250,22 +250,39 @@ def test_a_claim_the_unique_index_refuses_moves_on_to_another_job(pg: Database):
     assert states == {"solo-1": "running", "solo-2": "queued", "other": "running"}
 
 
-@pytest.mark.parametrize("scope", ["key", "team"])
+Scope = tuple[dict[str, int] | None, dict[str, Any], dict[str, Any], str, str]
+SCOPES: dict[str, Scope] = {
+    # scope: (team caps, the jobs' key or team, our candidate's own, the lock the rival
+    # holds, the state of the first job)
+    "key": (None, {"concurrency_key": "pair", "concurrency_limit": 2}, {}, "key:pair", "running"),
+    "team": ({"web": 2}, {"team": "web"}, {}, "team:web", "running"),
+    # two templates share key pair, one with limit 2 and one with limit 1: the limit-1 job
+    # must not start beside the rival's, though the unique index (limit-1 rows) sees no other
+    "mixed": (
+        None,
+        {"concurrency_key": "pair", "concurrency_limit": 2},
+        {"concurrency_limit": 1},
+        "key:pair",
+        "succeeded",
+    ),
+}
+
+
+@pytest.mark.parametrize("scope", sorted(SCOPES))
 def test_holders_are_counted_after_the_lock_so_a_claim_committed_meanwhile_counts(
     pg: Database, scope: str
 ):
     """A limit-2 key (or a team capped at 2) has one job running; another claimer holds the
     key's (team's) advisory lock and has set a second running, not committed yet. Our claim
     picks a third (its snapshot counts one holder) and waits for the lock; once the other
-    commits, its count, made after the lock, sees two and refuses the third."""
-    caps = {"web": 2} if scope == "team" else None
-    tag: dict[str, Any] = (
-        {"team": "web"} if scope == "team" else {"concurrency_key": "pair", "concurrency_limit": 2}
-    )
-    lock = claim_store.TEAM_LOCK + "web" if scope == "team" else claim_store.KEY_LOCK + "pair"
-    put(pg, "p-1", state=S.RUNNING.value, worker="w0", **tag)
+    commits, its count, made after the lock, sees two and refuses the third. ``mixed``: the
+    third is a limit-1 job of the same key, and the rival's one uncommitted job is enough."""
+    caps, tag, ours, name, first = SCOPES[scope]
+    kind, _, value = name.partition(":")
+    lock = (claim_store.KEY_LOCK if kind == "key" else claim_store.TEAM_LOCK) + value
+    put(pg, "p-1", state=first, worker="w0", **tag)
     put(pg, "p-2", priority=9, **tag)
-    put(pg, "p-3", priority=8, **tag)
+    put(pg, "p-3", priority=8, **{**tag, **ours})
     rival = pg.engine.connect()
     try:
         tx = rival.begin()
@@ -280,12 +297,12 @@ def test_holders_are_counted_after_the_lock_so_a_claim_committed_meanwhile_count
     assert got == [None]
     with pg.read() as conn:
         states = dict(conn.execute(sa.select(jobs.c.id, jobs.c.state)).all())
-    assert states == {"p-1": "running", "p-2": "running", "p-3": "queued"}
+    assert states == {"p-1": first, "p-2": "running", "p-3": "queued"}
 
 
 def test_the_claim_walks_indexes_not_the_jobs_table(pg: Database):
-    """Each statement a claim ran, explained with sequential scans priced out: a ``Seq Scan
-    on jobs`` still in a plan is one the claim cannot avoid. There is none."""
+    """Each statement a claim ran, explained with sequential scans priced out: a ``Seq Scan``
+    still in a plan (of jobs, of freezes) is one the claim cannot avoid. There is none."""
     for i in range(5):
         put(pg, f"k{i}", concurrency_key="k", concurrency_limit=2, team="web")
     seen: list[tuple[str, Any]] = []
@@ -304,4 +321,4 @@ def test_the_claim_walks_indexes_not_the_jobs_table(pg: Database):
         conn.execute(sa.text("SET LOCAL enable_seqscan = off"))
         for statement, params in seen:
             plan = [r[0] for r in conn.exec_driver_sql("EXPLAIN " + statement, params)]
-            assert not [p for p in plan if "Seq Scan on jobs" in p], plan
+            assert not [p for p in plan if "Seq Scan on" in p], plan
