@@ -203,8 +203,9 @@ class _PgClaim:
     """PostgreSQL's claim statements for one set of team caps, built once."""
 
     first: sa.Select[Any]
-    """Pick the best ready job ``FOR UPDATE SKIP LOCKED`` and, when it needs no guard (no
-    concurrency key, no capped team), claim it in the same statement; returns the pick."""
+    """Pick the ``n`` best ready jobs ``FOR UPDATE SKIP LOCKED`` and claim, in the same
+    statement, those that need no guard (no concurrency key, no capped team); returns the
+    picks, each with its claimed row or NULLs."""
     lock: sa.Select[Any]
     """Take one advisory transaction lock, by name."""
     guarded: sa.Update
@@ -231,7 +232,7 @@ def _pg_statements(caps: tuple[tuple[str, int], ...]) -> _PgClaim:
             jobs.c.id.not_in(sa.bindparam("refused", expanding=True, type_=jobs.c.id.type)),
         )
         .order_by(*_ORDER)
-        .limit(1)
+        .limit(sa.bindparam("n", type_=sa.Integer))
         .with_for_update(skip_locked=True, of=jobs)
         .cte("pick")
         .prefix_with("MATERIALIZED")
@@ -295,7 +296,7 @@ def _claim_pg(
     params: dict[str, Any] = {"now": now, "lease_until": lease_until, "worker": worker_id}
     refused: list[str] = []
     while len(refused) <= MAX_REFUSED:
-        got = conn.execute(st.first, {**params, "refused": refused}).mappings().first()
+        got = conn.execute(st.first, {**params, "refused": refused, "n": 1}).mappings().first()
         if got is None:
             return None  # nothing ready, or every ready job is being claimed by another
         if got["id"] is not None:
@@ -319,6 +320,88 @@ def _claim_pg(
                 raise
         refused.append(got["pick_id"])
     return None
+
+
+def claim_many(
+    db: Database,
+    worker_id: str,
+    now: datetime,
+    lease_s: float,
+    n: int,
+    *,
+    team_caps: Mapping[str, int] | None = None,
+) -> list[Mapping[str, Any]]:
+    """Claim up to ``n`` ready jobs at once (a pool with ``n`` free slots), best first.
+
+    Never more than ``n``: on PostgreSQL the picks are one ``LIMIT n`` CTE evaluated once
+    (see the module docstring). Fewer than ready may come back when a key or team filled up
+    meanwhile: the caller asks again, as after any claim. One write transaction, committed
+    before the caller runs the jobs.
+    """
+    if n < 1:
+        return []
+    caps = dict(team_caps or {})
+    lease_until = now + timedelta(seconds=lease_s)
+    if db.dialect == "postgresql":
+        st = _pg_statements(tuple(sorted(caps.items())))
+        with db.write() as conn:
+            rows = _claim_many_pg(conn, st, worker_id, now, lease_until, n)
+            for row in rows:
+                _started(conn, row, worker_id, now)
+            return rows
+    # SQLite: one writer, so one job per statement costs nothing; a single ``id IN (SELECT
+    # ... LIMIT n)`` would count a key's holders once for the whole batch instead
+    pick = ready_query(now, db.dialect, caps).scalar_subquery()
+    stmt = (
+        jobs.update()
+        .where(jobs.c.id == pick, jobs.c.state.in_(_CLAIMABLE))
+        .values(**_claimed_values(now, lease_until, worker_id))
+        .returning(jobs)
+    )
+    out: list[Mapping[str, Any]] = []
+    with db.write() as conn:
+        while len(out) < n:
+            row = conn.execute(stmt).mappings().first()
+            if row is None:
+                break
+            _started(conn, row, worker_id, now)
+            out.append(row)
+    return out
+
+
+def _claim_many_pg(
+    conn: Connection, st: _PgClaim, worker_id: str, now: datetime, lease_until: datetime, n: int
+) -> list[Mapping[str, Any]]:
+    """One pick of ``n``; the guarded picks claimed under their locks, one savepoint each.
+
+    Several picks may need several keys' and teams' locks, held until commit: they are
+    taken all at once, before any guarded UPDATE, in one global order (by name: every key
+    before every team, as ``claim`` takes them), so two claimers never wait on each other in
+    a circle. A guarded pick found full, or refused by the unique index, is left queued.
+    """
+    params: dict[str, Any] = {"now": now, "lease_until": lease_until, "worker": worker_id}
+    picks = conn.execute(st.first, {**params, "refused": [], "n": n}).mappings().all()
+    out: list[Mapping[str, Any]] = [
+        {c.key: got[c.key] for c in jobs.c} for got in picks if got["id"] is not None
+    ]
+    guarded = [got for got in picks if got["id"] is None]
+    names = {KEY_LOCK + g["pick_key"] for g in guarded if g["pick_key"] is not None}
+    names |= {TEAM_LOCK + g["pick_team"] for g in guarded if g["pick_team"] in st.capped}
+    for name in sorted(names):
+        conn.execute(st.lock, {"name": name})
+    for got in guarded:
+        try:
+            with conn.begin_nested():
+                row = conn.execute(st.guarded, {**params, "pick_id": got["pick_id"]})
+                claimed = row.mappings().first()
+        except sa.exc.IntegrityError as exc:
+            if _constraint(exc) != RUNNING_KEY_INDEX:
+                raise
+            continue
+        if claimed is not None:
+            out.append(claimed)
+    rank = {got["pick_id"]: i for i, got in enumerate(picks)}
+    return sorted(out, key=lambda row: rank[row["id"]])  # best first, as picked
 
 
 def _constraint(exc: sa.exc.IntegrityError) -> str | None:
