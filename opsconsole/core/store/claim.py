@@ -106,9 +106,12 @@ _ORDER = (jobs.c.priority.desc(), jobs.c.created_at, jobs.c.id)
 
 
 def ready_query(
-    now: datetime, dialect: str, caps: Mapping[str, int], *, skip_locked: bool = False
+    now: Any, dialect: str, caps: Mapping[str, int], *, skip_locked: bool = False
 ) -> sa.Select[tuple[str]]:
-    """The id of the best ready job: SQLite's claim pick, and ``any_ready``'s probe."""
+    """The id of the best ready job: SQLite's claim pick, and ``any_ready``'s probe.
+
+    ``now``: a time, or the bind parameter of a statement built once.
+    """
     q = sa.select(jobs.c.id).where(*_ready(now, dialect, caps)).order_by(*_ORDER).limit(1)
     if skip_locked:
         q = q.with_for_update(skip_locked=True)
@@ -184,18 +187,29 @@ def claim(
             if row is not None:
                 _started(conn, row, worker_id, now)
             return row
-    pick = ready_query(now, db.dialect, caps).scalar_subquery()
-    stmt = (
-        jobs.update()
-        .where(jobs.c.id == pick, jobs.c.state.in_(_CLAIMABLE))
-        .values(**_claimed_values(now, lease_until, worker_id))
-        .returning(jobs)
-    )
+    stmt = _one_by_one(db.dialect, tuple(sorted(caps.items())))
     with db.write() as conn:
-        row = conn.execute(stmt).mappings().first()
+        row = conn.execute(stmt, _bound(worker_id, now, lease_until)).mappings().first()
         if row is not None:
             _started(conn, row, worker_id, now)
         return row
+
+
+def _bound(worker_id: str, now: datetime, lease_until: datetime) -> dict[str, Any]:
+    return {"now": now, "lease_until": lease_until, "worker": worker_id}
+
+
+@functools.lru_cache(maxsize=16)
+def _one_by_one(dialect: str, caps: tuple[tuple[str, int], ...]) -> sa.Update:
+    """SQLite's claim: the best ready job, picked and updated in one statement (built once)."""
+    now, lease_until, worker = _params()
+    pick = ready_query(now, dialect, dict(caps)).scalar_subquery()
+    return (
+        jobs.update()
+        .where(jobs.c.id == pick, jobs.c.state.in_(_CLAIMABLE))
+        .values(**_claimed_values(now, lease_until, worker))
+        .returning(jobs)
+    )
 
 
 @dataclass(frozen=True)
@@ -293,7 +307,7 @@ def _claim_pg(
     have. The refused job's row stays locked until this claim commits: other claimers skip
     it meanwhile, as they skip any row being claimed.
     """
-    params: dict[str, Any] = {"now": now, "lease_until": lease_until, "worker": worker_id}
+    params = _bound(worker_id, now, lease_until)
     refused: list[str] = []
     while len(refused) <= MAX_REFUSED:
         got = conn.execute(st.first, {**params, "refused": refused, "n": 1}).mappings().first()
@@ -351,17 +365,11 @@ def claim_many(
             return rows
     # SQLite: one writer, so one job per statement costs nothing; a single ``id IN (SELECT
     # ... LIMIT n)`` would count a key's holders once for the whole batch instead
-    pick = ready_query(now, db.dialect, caps).scalar_subquery()
-    stmt = (
-        jobs.update()
-        .where(jobs.c.id == pick, jobs.c.state.in_(_CLAIMABLE))
-        .values(**_claimed_values(now, lease_until, worker_id))
-        .returning(jobs)
-    )
+    stmt = _one_by_one(db.dialect, tuple(sorted(caps.items())))
     out: list[Mapping[str, Any]] = []
     with db.write() as conn:
         while len(out) < n:
-            row = conn.execute(stmt).mappings().first()
+            row = conn.execute(stmt, _bound(worker_id, now, lease_until)).mappings().first()
             if row is None:
                 break
             _started(conn, row, worker_id, now)
@@ -379,7 +387,7 @@ def _claim_many_pg(
     before every team, as ``claim`` takes them), so two claimers never wait on each other in
     a circle. A guarded pick found full, or refused by the unique index, is left queued.
     """
-    params: dict[str, Any] = {"now": now, "lease_until": lease_until, "worker": worker_id}
+    params = _bound(worker_id, now, lease_until)
     picks = conn.execute(st.first, {**params, "refused": [], "n": n}).mappings().all()
     out: list[Mapping[str, Any]] = [
         {c.key: got[c.key] for c in jobs.c} for got in picks if got["id"] is not None
@@ -420,9 +428,14 @@ def next_run_at(db: Database) -> datetime | None:
 
 def any_ready(db: Database, now: datetime, *, team_caps: Mapping[str, int] | None = None) -> bool:
     """Is a job ready to claim? A read, so an idle pool's polls never take the write lock."""
-    q = ready_query(now, db.dialect, team_caps or {})
+    q = _probe(db.dialect, tuple(sorted((team_caps or {}).items())))
     with db.read() as conn:
-        return conn.execute(q).first() is not None
+        return conn.execute(q, {"now": now}).first() is not None
+
+
+@functools.lru_cache(maxsize=16)
+def _probe(dialect: str, caps: tuple[tuple[str, int], ...]) -> sa.Select[tuple[str]]:
+    return ready_query(sa.bindparam("now", type_=jobs.c.run_at.type), dialect, dict(caps))
 
 
 # -- workers and heartbeats -----------------------------------------------------------
