@@ -56,6 +56,11 @@ RUNNING_KEY_INDEX = "ux_jobs_running_key"
 MAX_REFUSED = 32
 """Candidates one PostgreSQL claim may see refused (their key or team filled up by a claim
 that committed meanwhile) before it returns None; the pool asks again at its next poll."""
+LOCK_WAIT_MS = 5000
+"""The longest a PostgreSQL claim waits for a key's or team's lock (or for the claim of a
+limit-1 key it meets in the unique index). Claims hold these for milliseconds; one that
+holds them longer is stuck (its process stopped mid-claim, say): past this wait the job is
+left to it and this claim moves on, instead of every worker's claimer stopping behind it."""
 KEY_LOCK = "opsconsole.key:"
 TEAM_LOCK = "opsconsole.team:"
 """Prefixes of the advisory lock names (``hashtextextended`` of prefix + key / team)."""
@@ -222,6 +227,8 @@ class _PgClaim:
     picks, each with its claimed row or NULLs."""
     lock: sa.Select[Any]
     """Take one advisory transaction lock, by name."""
+    wait: sa.Select[Any]
+    """Bound this transaction's lock waits (``lock_timeout``, to its end or its savepoint's)."""
     guarded: sa.Update
     """Claim one picked job if it is still ready, counted in this statement's own snapshot."""
     capped: frozenset[str]
@@ -272,6 +279,9 @@ def _pg_statements(caps: tuple[tuple[str, int], ...]) -> _PgClaim:
             sa.func.hashtextextended(sa.bindparam("name", type_=sa.Text), 0)
         )
     )
+    wait = sa.select(
+        sa.func.set_config("lock_timeout", sa.bindparam("ms", type_=sa.Text), sa.true())
+    )
     now, lease_until, worker = _params()
     guarded = (
         jobs.update()
@@ -282,7 +292,7 @@ def _pg_statements(caps: tuple[tuple[str, int], ...]) -> _PgClaim:
         .values(**_claimed_values(now, lease_until, worker))
         .returning(jobs)
     )
-    return _PgClaim(first, lock, guarded, capped)
+    return _PgClaim(first, lock, wait, guarded, capped)
 
 
 class _Refused(Exception):
@@ -297,9 +307,10 @@ def _claim_pg(
     A job that needs a guard (a concurrency key, a capped team) is claimed in a savepoint:
     the advisory locks for its key and team (in that order), then the guarded UPDATE. When the
     UPDATE finds the key or team full, or the unique index of limit-1 keys refuses a second
-    running row, the savepoint is rolled back (which releases its advisory locks, so this
-    transaction never holds two keys' locks at once and cannot deadlock with another
-    claimer) and the next candidate is picked, that job left out.
+    running row, or a lock is not granted within ``LOCK_WAIT_MS``, the savepoint is rolled
+    back (which releases its advisory locks, so this transaction never holds two keys' locks
+    at once and cannot deadlock with another claimer) and the next candidate is picked, that
+    job left out.
 
     This is not a retry loop around a race: nothing is tried again. Each refusal is the
     database's final answer for that job (a claim that committed meanwhile holds the place),
@@ -317,6 +328,7 @@ def _claim_pg(
             return {c.key: got[c.key] for c in jobs.c}
         try:
             with conn.begin_nested():
+                conn.execute(st.wait, {"ms": str(LOCK_WAIT_MS)})
                 key, team = got["pick_key"], got["pick_team"]
                 if key is not None:
                     conn.execute(st.lock, {"name": KEY_LOCK + key})
@@ -331,6 +343,9 @@ def _claim_pg(
             pass
         except sa.exc.IntegrityError as exc:
             if _constraint(exc) != RUNNING_KEY_INDEX:
+                raise
+        except sa.exc.OperationalError as exc:
+            if not _lock_timeout(exc):
                 raise
         refused.append(got["pick_id"])
     return None
@@ -385,7 +400,8 @@ def _claim_many_pg(
     Several picks may need several keys' and teams' locks, held until commit: they are
     taken all at once, before any guarded UPDATE, in one global order (by name: every key
     before every team, as ``claim`` takes them), so two claimers never wait on each other in
-    a circle. A guarded pick found full, or refused by the unique index, is left queued.
+    a circle. A guarded pick found full, or refused by the unique index, is left queued;
+    when a lock is not granted within ``LOCK_WAIT_MS`` every guarded pick is left queued.
     """
     params = _bound(worker_id, now, lease_until)
     picks = conn.execute(st.first, {**params, "refused": [], "n": n}).mappings().all()
@@ -393,10 +409,27 @@ def _claim_many_pg(
         {c.key: got[c.key] for c in jobs.c} for got in picks if got["id"] is not None
     ]
     guarded = [got for got in picks if got["id"] is None]
+    if guarded:
+        try:
+            with conn.begin_nested():
+                out += _claim_guarded(conn, st, params, guarded)
+        except sa.exc.OperationalError as exc:
+            if not _lock_timeout(exc):
+                raise  # else: a stuck claim holds one of the locks; the unguarded stay
+    rank = {got["pick_id"]: i for i, got in enumerate(picks)}
+    return sorted(out, key=lambda row: rank[row["id"]])  # best first, as picked
+
+
+def _claim_guarded(
+    conn: Connection, st: _PgClaim, params: dict[str, Any], guarded: list[RowMapping]
+) -> list[Mapping[str, Any]]:
+    """``claim_many``'s guarded picks: every lock they need, then each UPDATE in a savepoint."""
+    conn.execute(st.wait, {"ms": str(LOCK_WAIT_MS)})
     names = {KEY_LOCK + g["pick_key"] for g in guarded if g["pick_key"] is not None}
     names |= {TEAM_LOCK + g["pick_team"] for g in guarded if g["pick_team"] in st.capped}
     for name in sorted(names):
         conn.execute(st.lock, {"name": name})
+    out: list[Mapping[str, Any]] = []
     for got in guarded:
         try:
             with conn.begin_nested():
@@ -408,8 +441,12 @@ def _claim_many_pg(
             continue
         if claimed is not None:
             out.append(claimed)
-    rank = {got["pick_id"]: i for i, got in enumerate(picks)}
-    return sorted(out, key=lambda row: rank[row["id"]])  # best first, as picked
+    return out
+
+
+def _lock_timeout(exc: sa.exc.OperationalError) -> bool:
+    """Did PostgreSQL give up waiting for a lock (``lock_timeout``, SQLSTATE 55P03)?"""
+    return getattr(exc.orig, "sqlstate", None) == "55P03"
 
 
 def _constraint(exc: sa.exc.IntegrityError) -> str | None:

@@ -388,3 +388,45 @@ def test_claim_many_takes_at_most_n_best_first_and_keeps_each_limit_within_one_b
     for row in claimed:
         assert (row["state"], row["attempts"], row["worker"]) == ("running", 1, "w1")
     assert claim_store.claim_many(db, "w2", now, 30, 20, team_caps=caps) == []
+
+
+@pytest.mark.parametrize("batch", [1, 4], ids=["claim", "claim_many"])
+def test_a_claim_stuck_holding_a_keys_lock_does_not_stop_the_other_claimers(
+    pg: Database, batch: int, monkeypatch: pytest.MonkeyPatch
+):
+    """Another claimer took key k's lock and stopped there (its process frozen mid-claim).
+    Our claim waits LOCK_WAIT_MS for it, then leaves k's job and takes the next one; with
+    no bound it would wait as long as the other stays frozen, and so would every worker."""
+    monkeypatch.setattr(claim_store, "LOCK_WAIT_MS", 200)
+    put(pg, "k-1", concurrency_key="k", concurrency_limit=1, priority=9)
+    put(pg, "plain", priority=1)
+    rival = pg.engine.connect()
+    try:
+        tx = rival.begin()
+        name = claim_store.KEY_LOCK + "k"
+        rival.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(name, 0))))
+        got: list[Any] = []
+
+        def run() -> None:
+            try:
+                if batch == 1:
+                    got.append(claim_store.claim(pg, "w-late", NOW, 60))
+                else:
+                    got.append(claim_store.claim_many(pg, "w-late", NOW, 60, batch))
+            except BaseException as exc:
+                got.append(exc)
+
+        t = threading.Thread(target=run, daemon=True)
+        t.start()
+        t.join(20)
+        assert not t.is_alive(), "the claim waited for the stuck one"
+        tx.rollback()
+    finally:
+        rival.close()
+    [out] = got
+    assert not isinstance(out, BaseException), out
+    ids = [out["id"]] if batch == 1 else [r["id"] for r in out]
+    assert ids == ["plain"]
+    with pg.read() as conn:
+        states = dict(conn.execute(sa.select(jobs.c.id, jobs.c.state)).all())
+    assert states == {"k-1": "queued", "plain": "running"}
