@@ -30,6 +30,9 @@ database decides every contested place (see ``claim``):
   the index itself. The index alone is not enough, because it cannot see a running job of
   the same key submitted with another limit (two templates may share a key); the key lock
   covers every limit, the index stays as the database's own last word.
+
+This relies on READ COMMITTED (PostgreSQL's default, and the store's): under REPEATABLE READ
+the whole transaction would read the first statement's snapshot, lock or not.
 """
 
 from __future__ import annotations

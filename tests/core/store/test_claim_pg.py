@@ -430,3 +430,10 @@ def test_a_claim_stuck_holding_a_keys_lock_does_not_stop_the_other_claimers(
     with pg.read() as conn:
         states = dict(conn.execute(sa.select(jobs.c.id, jobs.c.state)).all())
     assert states == {"k-1": "queued", "plain": "running"}
+
+
+def test_claims_run_under_read_committed(pg: Database):
+    """The key and team locks work because each statement of a claim reads a new snapshot:
+    a store that moved its writes to REPEATABLE READ would count with a stale one."""
+    with pg.write() as conn:
+        assert conn.execute(sa.text("SHOW transaction_isolation")).scalar() == "read committed"
