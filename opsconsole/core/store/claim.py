@@ -24,7 +24,8 @@ database decides every contested place (see ``claim``):
   team, taken in a statement BEFORE the guarded UPDATE that counts holders: under READ
   COMMITTED each statement takes a new snapshot, so the UPDATE sees every claim of that key
   committed by the lock's previous holder. A lock taken inside the counting statement would
-  not: its snapshot is older than the lock.
+  not: its snapshot is older than the lock. Such a job takes a few statements (the pick, the
+  locks, the guarded UPDATE) in the claim's one transaction.
 - a limit-1 key is also guarded by the partial unique index ``ux_jobs_running_key`` (one
   running row per limit-1 key), whoever writes the row: a second running row is refused by
   the index itself. The index alone is not enough, because it cannot see a running job of
