@@ -432,8 +432,22 @@ def test_a_claim_stuck_holding_a_keys_lock_does_not_stop_the_other_claimers(
     assert states == {"k-1": "queued", "plain": "running"}
 
 
-def test_claims_run_under_read_committed(pg: Database):
+def test_claims_run_under_read_committed_whatever_the_servers_default(pg_url: str, pg_cluster: Any):
     """The key and team locks work because each statement of a claim reads a new snapshot:
-    a store that moved its writes to REPEATABLE READ would count with a stale one."""
-    with pg.write() as conn:
-        assert conn.execute(sa.text("SHOW transaction_isolation")).scalar() == "read committed"
+    a server whose default is REPEATABLE READ must not make claims count with a stale one."""
+    name = sa.make_url(pg_url).database
+    pg_cluster.admin(
+        f"ALTER DATABASE \"{name}\" SET default_transaction_isolation = 'repeatable read'"
+    )
+    db = Database(pg_url)
+    try:
+        with db.read() as conn:
+            assert conn.exec_driver_sql("SHOW default_transaction_isolation").scalar() == (
+                "repeatable read"
+            )
+        for way in (db.write, db.read):
+            with way() as conn:
+                level = conn.exec_driver_sql("SHOW transaction_isolation").scalar()
+                assert level == "read committed"
+    finally:
+        db.dispose()
