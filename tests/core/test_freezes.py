@@ -221,11 +221,6 @@ def test_jobs_list_and_stats_filter_by_team(svc: OpsService) -> None:
 
 def test_the_claim_stays_one_indexed_statement(svc: OpsService) -> None:
     """The freeze and team checks ride on the claim's index walk: no scan of the jobs table."""
-    if svc.db.dialect != "sqlite":
-        pytest.skip(
-            "SQLite's query plan; PostgreSQL's claim plans are checked by "
-            "test_claim_pg.py::test_the_claim_walks_indexes_not_the_jobs_table"
-        )
     for _ in range(3):
         _submit(svc, "webjob")
     svc.set_freeze(FreezeRequest(reason="x", tag="t"))

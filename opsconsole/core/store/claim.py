@@ -180,7 +180,7 @@ def claim(
     lease_s: float,
     *,
     team_caps: Mapping[str, int] | None = None,
-) -> RowMapping | None:
+) -> Mapping[str, Any] | None:
     """Claim the best ready job for ``worker_id``, or None when nothing is ready.
 
     ``team_caps``: team -> ``max_concurrent`` (teams without a cap are left out). One write
