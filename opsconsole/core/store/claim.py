@@ -314,7 +314,8 @@ def _claim_pg(
     running row, or a lock is not granted within ``LOCK_WAIT_MS``, the savepoint is rolled
     back (which releases its advisory locks, so this transaction never holds two keys' locks
     at once and cannot deadlock with another claimer) and the next candidate is picked, that
-    job left out.
+    job left out (and, after a lock wait ran out, every job needing that lock: one stuck
+    claim costs this one wait, not one per job of its key).
 
     This is not a retry loop around a race: nothing is tried again. Each refusal is the
     database's final answer for that job (a claim that committed meanwhile holds the place),
@@ -324,33 +325,37 @@ def _claim_pg(
     """
     params = _bound(worker_id, now, lease_until)
     refused: list[str] = []
+    stuck: set[str] = set()  # locks not granted within LOCK_WAIT_MS: not waited for again
     while len(refused) <= MAX_REFUSED:
         got = conn.execute(st.first, {**params, "refused": refused, "n": 1}).mappings().first()
         if got is None:
             return None  # nothing ready, or every ready job is being claimed by another
         if got["id"] is not None:
             return {c.key: got[c.key] for c in jobs.c}
-        try:
-            with conn.begin_nested():
-                conn.execute(st.wait, {"ms": str(LOCK_WAIT_MS)})
-                key, team = got["pick_key"], got["pick_team"]
-                if key is not None:
-                    conn.execute(st.lock, {"name": KEY_LOCK + key})
-                if team in st.capped:
-                    conn.execute(st.lock, {"name": TEAM_LOCK + team})
-                row = conn.execute(st.guarded, {**params, "pick_id": got["pick_id"]})
-                out = row.mappings().first()
-                if out is None:
-                    raise _Refused
-                return out
-        except _Refused:
-            pass
-        except sa.exc.IntegrityError as exc:
-            if _constraint(exc) != RUNNING_KEY_INDEX:
-                raise
-        except sa.exc.OperationalError as exc:
-            if not _lock_timeout(exc):
-                raise
+        key, team = got["pick_key"], got["pick_team"]
+        names = ([KEY_LOCK + key] if key is not None else []) + (
+            [TEAM_LOCK + team] if team in st.capped else []
+        )
+        if stuck.isdisjoint(names):
+            try:
+                with conn.begin_nested():
+                    conn.execute(st.wait, {"ms": str(LOCK_WAIT_MS)})
+                    for name in names:
+                        conn.execute(st.lock, {"name": name})
+                    row = conn.execute(st.guarded, {**params, "pick_id": got["pick_id"]})
+                    out = row.mappings().first()
+                    if out is None:
+                        raise _Refused
+                    return out
+            except _Refused:
+                pass
+            except sa.exc.IntegrityError as exc:
+                if _constraint(exc) != RUNNING_KEY_INDEX:
+                    raise
+            except sa.exc.OperationalError as exc:
+                if not _lock_timeout(exc):
+                    raise
+                stuck.update(names)
         refused.append(got["pick_id"])
     return None
 

@@ -399,7 +399,14 @@ def test_a_claim_stuck_holding_a_keys_lock_does_not_stop_the_other_claimers(
     no bound it would wait as long as the other stays frozen, and so would every worker."""
     monkeypatch.setattr(claim_store, "LOCK_WAIT_MS", 200)
     put(pg, "k-1", concurrency_key="k", concurrency_limit=1, priority=9)
+    put(pg, "k-2", concurrency_key="k", concurrency_limit=1, priority=8)
     put(pg, "plain", priority=1)
+    waits: list[str] = []
+
+    def record(_conn: Any, _cur: Any, statement: str, *_: Any) -> None:
+        if "pg_advisory_xact_lock" in statement:
+            waits.append(statement)
+
     rival = pg.engine.connect()
     try:
         tx = rival.begin()
@@ -416,6 +423,7 @@ def test_a_claim_stuck_holding_a_keys_lock_does_not_stop_the_other_claimers(
             except BaseException as exc:
                 got.append(exc)
 
+        sa.event.listen(pg.engine, "before_cursor_execute", record)  # our claim's, from here
         t = threading.Thread(target=run, daemon=True)
         t.start()
         t.join(20)
@@ -423,13 +431,16 @@ def test_a_claim_stuck_holding_a_keys_lock_does_not_stop_the_other_claimers(
         tx.rollback()
     finally:
         rival.close()
+        if sa.event.contains(pg.engine, "before_cursor_execute", record):
+            sa.event.remove(pg.engine, "before_cursor_execute", record)
+    assert len(waits) == 1  # k's lock was waited for once, not once per job of k
     [out] = got
     assert not isinstance(out, BaseException), out
     ids = [out["id"]] if batch == 1 else [r["id"] for r in out]
     assert ids == ["plain"]
     with pg.read() as conn:
         states = dict(conn.execute(sa.select(jobs.c.id, jobs.c.state)).all())
-    assert states == {"k-1": "queued", "plain": "running"}
+    assert states == {"k-1": "queued", "k-2": "queued", "plain": "running"}
 
 
 def test_claims_run_under_read_committed_whatever_the_servers_default(pg_url: str, pg_cluster: Any):
