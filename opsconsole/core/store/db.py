@@ -133,6 +133,9 @@ class Database:
             kwargs["connect_args"] = {"timeout": busy_timeout, "check_same_thread": False}
         else:
             kwargs["pool_pre_ping"] = True
+            # claims count a key's holders under a lock, each statement on a new snapshot
+            # (core/store/claim.py): whatever the server's default, never a stale one
+            kwargs["isolation_level"] = "READ COMMITTED"
         try:
             self.engine: Engine = sa.create_engine(self.url, **kwargs)
         except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as exc:
