@@ -215,6 +215,56 @@ def test_a_20_second_outage_under_load_loses_no_final_state_and_runs_nothing_twi
         assert text.count("store available again") == 1, text
 
 
+# -- a worker that starts while the store is away ------------------------------------------------
+
+
+def test_a_worker_started_while_the_server_is_down_waits_for_it_instead_of_exiting(
+    pg: StoppableCluster, outage_settings: Settings, outage_service: OpsService, sleeper: str
+) -> None:
+    """Under systemd a worker that exits at once is restarted into the same failure until
+    the unit's start limit gives up for good; one that waits starts when the server does."""
+    log = Path(outage_settings.home) / "worker.out"
+    pg.stop("fast")
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(BIN), "worker", "--workers", "1"],
+            env=_env(outage_settings),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_until(lambda: "waiting for the store" in log.read_text(), timeout=30)
+        assert proc.poll() is None
+        pg.start()
+        job = outage_service.submit(SubmitRequest(sleeper, {"seconds": "0"})).id
+        wait_until(lambda: outage_service.get(job).state in FINAL, timeout=60)
+        assert outage_service.get(job).state == S.SUCCEEDED
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = log.read_text()
+    assert text.count("waiting for the store") == 1, text  # said once, however long it took
+    assert "Traceback" not in text
+
+
+def test_a_worker_whose_database_does_not_exist_says_so_at_once(
+    pg: StoppableCluster, outage_settings: Settings
+) -> None:
+    """Waiting cannot fix a refusal: the worker ends with its one line (exit 5)."""
+    import dataclasses
+
+    missing = pg.url("no_such_database")
+    done = _cli(dataclasses.replace(outage_settings, db=missing), "worker", "--workers", "1")
+    assert done.returncode == 5, done.stderr
+    assert done.stderr.splitlines()[-1].startswith("opsconsole: error: store postgresql")
+    assert 'database "no_such_database" does not exist' in done.stderr
+    assert "waiting for the store" not in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 # -- the reaper after an outage ---------------------------------------------------------------
 
 

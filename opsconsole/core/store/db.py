@@ -355,7 +355,9 @@ class Database:
         except sa.exc.IntegrityError:
             raise
         except (sa.exc.OperationalError, sa.exc.DatabaseError, sa.exc.InterfaceError) as exc:
-            raise StoreUnavailable(f"store {self.describe()}: {_reason(exc)}") from exc
+            raise StoreUnavailable(
+                f"store {self.describe()}: {_reason(exc)}", away=self._away(exc)
+            ) from exc
 
     @contextlib.contextmanager
     def write(self) -> Iterator[Connection]:
@@ -365,7 +367,24 @@ class Database:
         except sa.exc.IntegrityError:
             raise
         except (sa.exc.OperationalError, sa.exc.DatabaseError, sa.exc.InterfaceError) as exc:
-            raise StoreUnavailable(f"store {self.describe()}: {_reason(exc)}") from exc
+            raise StoreUnavailable(
+                f"store {self.describe()}: {_reason(exc)}", away=self._away(exc)
+            ) from exc
+
+    def _away(self, exc: sa.exc.DBAPIError) -> bool:
+        """Did the server fail to answer (it may later), rather than refuse?"""
+        if self.dialect == "sqlite" or not isinstance(
+            exc, (sa.exc.OperationalError, sa.exc.InterfaceError)
+        ):
+            return False
+        if exc.connection_invalidated:
+            return True
+        state = getattr(exc.orig, "sqlstate", None)
+        if state is not None:  # the server answered a statement: only these mean "away"
+            return state.startswith("08") or state in _AWAY_STATES
+        # libpq's own failure (no socket, refused, timed out) or the server's FATAL at login
+        fatal = str(exc.orig).partition("FATAL:")[2].strip()
+        return not fatal or fatal.startswith(_AWAY_AT_LOGIN)
 
     def check_writable(self) -> None:
         """Raise StoreUnavailable unless a write succeeds now: a row written, then rolled back.
@@ -418,6 +437,17 @@ class Database:
                     return
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
+
+
+_AWAY_STATES = frozenset({"57P01", "57P02", "57P03", "53300"})
+"""Shutdown by an administrator, a crash, cannot connect now, too many connections."""
+_AWAY_AT_LOGIN = (
+    "the database system is",  # starting up, shutting down, in recovery mode
+    "sorry, too many clients",
+    "remaining connection slots",
+)
+"""The start of the server's FATAL messages at login that a later try may not meet; every
+other one (a wrong password, a missing role or database, pg_hba.conf) is a refusal."""
 
 
 class _RolledBack(Exception):
