@@ -29,6 +29,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from opsconsole import __version__
@@ -44,7 +45,7 @@ from opsconsole.engine.context import RunResult
 from opsconsole.engine.outage import Outage
 from opsconsole.engine.outcome import Settlement
 from opsconsole.engine.reaper import Reaper
-from opsconsole.engine.recorder import Recorder
+from opsconsole.engine.recorder import SPOOL, Recorder
 from opsconsole.engine.runners import zygote
 from opsconsole.engine.runners.python import interrupt_thread
 
@@ -158,6 +159,7 @@ class WorkerPool:
             max_interruptions=self.settings.max_interruptions,
             stopping=self._stopping,
             patience=max(self.settings.drain_grace, 1.0),
+            spool=Path(self.settings.home) / SPOOL,
         )
         self.reaper = Reaper(self.db, self.settings, self.id, self.host, self._held, self.recorder)
         self._env = AttemptEnv(
@@ -191,6 +193,7 @@ class WorkerPool:
             version=__version__,
             supervision=supervision,
         )
+        self.recorder.replay()  # before the reaper judges the jobs those ends belong to
         self.reap()
         self._listener = wake.Listener(self.settings.db)
         if self._listener.sock is not None:

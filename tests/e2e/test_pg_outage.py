@@ -18,6 +18,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -264,6 +265,53 @@ def test_a_worker_whose_database_does_not_exist_says_so_at_once(
     assert 'database "no_such_database" does not exist' in done.stderr
     assert "waiting for the store" not in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_worker_stopped_during_the_outage_keeps_the_ends_it_could_not_record(
+    pg: StoppableCluster, outage_settings: Settings, outage_service: OpsService, sleeper: str
+) -> None:
+    """A job that succeeded while the server was down is recorded as succeeded, at the time
+    it ended, by the next worker started on that host (not interrupted by the reaper)."""
+    svc = outage_service
+    home = Path(outage_settings.home)
+    env = {**_env(outage_settings), "OPSCONSOLE_DRAIN_GRACE": "1"}
+
+    def start(log: Path) -> subprocess.Popen[bytes]:
+        with log.open("wb") as out:
+            return subprocess.Popen(
+                [str(BIN), "worker", "--workers", "1"], env=env, stdout=out, stderr=out
+            )
+
+    first = start(home / "first.out")
+    second = None
+    try:
+        job = svc.submit(SubmitRequest(sleeper, {"seconds": "1"})).id
+        wait_until(lambda: svc.get(job).state == S.RUNNING, timeout=30)
+        pg.stop("fast")
+        wait_until(lambda: "cannot record its end" in (home / "first.out").read_text(), 30)
+        first.send_signal(signal.SIGTERM)  # an operator stops the worker during the outage
+        first.wait(timeout=30)
+        assert [p.name for p in (home / "unrecorded").glob("*.json")] == [f"{job}.1.json"]
+        pg.start()
+        back = datetime.now(UTC)
+        assert svc.get(job).state == S.RUNNING  # nobody has recorded it yet
+        second = start(home / "second.out")
+        wait_until(lambda: svc.get(job).state in FINAL, timeout=30)
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+    view = svc.get(job)
+    assert view.state == S.SUCCEEDED and view.attempts == 1
+    assert view.finished_at is not None and view.finished_at < back  # when it really ended
+    assert _final_events(svc.db)[1] == Counter({job: 1})
+    assert not list((home / "unrecorded").glob("*.json"))
+    assert "kept by worker" in (home / "second.out").read_text()
 
 
 # -- the reaper after an outage ---------------------------------------------------------------
