@@ -112,15 +112,34 @@ KEEPALIVE = {
 off, a network cut) is noticed within about 30 s instead of the system's two hours."""
 
 
-def server_connect_args(url: sa.URL) -> dict[str, Any]:
-    """libpq options for a database server that the URL does not set itself.
+TCP_USER_TIMEOUT_MS = 30_000
+"""Milliseconds data sent to the server may stay unacknowledged before the connection is
+given up: a query sent to a server host that vanished fails instead of waiting for the
+system's retransmissions (about 15 minutes). Needs libpq 12 or later."""
 
-    Without a connect timeout, a server that is down behind a firewall that drops packets
-    holds every call (a CLI command, a heartbeat) for the system's TCP timeout of about two
-    minutes; with it, the call fails as ``StoreUnavailable`` and the caller backs off.
+
+def server_connect_args(url: sa.URL) -> dict[str, Any]:
+    """libpq options for a PostgreSQL server that the URL does not set itself.
+
+    Without a connect timeout, a server that is down behind a firewall that drops packets,
+    or one that accepts and never answers, holds every call (a CLI command, a heartbeat)
+    for minutes or for ever; with it, the call fails as ``StoreUnavailable`` and the caller
+    backs off.
     """
+    if url.get_backend_name() != "postgresql":
+        return {}
     defaults: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT, **KEEPALIVE}
+    if url.get_driver_name() == "psycopg" and _libpq_version() >= 120000:
+        defaults["tcp_user_timeout"] = TCP_USER_TIMEOUT_MS
     return {k: v for k, v in defaults.items() if k not in url.query}
+
+
+def _libpq_version() -> int:
+    try:
+        import psycopg
+    except ImportError:
+        return 0
+    return int(psycopg.pq.version())
 
 
 class Database:
