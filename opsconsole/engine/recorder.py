@@ -164,6 +164,16 @@ class Recorder:
                 assert end is not None
                 continue
             self._landed(job_id, since)
+            if out is None and since is not None:
+                # a commit whose answer the broken connection lost may have been this end
+                log.warning(
+                    "job %s: attempt %s was already settled when its end (%s) could be "
+                    "written: either an earlier try landed before the connection broke, or "
+                    "the reaper settled it",
+                    job_id,
+                    row["attempts"],
+                    end.state.value,
+                )
             return end if out is not None else None
 
     def _failed(self, job_id: str, why: str) -> None:
