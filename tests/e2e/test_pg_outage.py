@@ -174,9 +174,20 @@ def test_a_20_second_outage_under_load_loses_no_final_state_and_runs_nothing_twi
         # queued behind them: claimed only once the store is back
         later = [svc.submit(SubmitRequest(sleeper, {"seconds": "0.2"})).id for _ in range(16)]
         wait_until(lambda: all(svc.get(j).state == S.RUNNING for j in across), timeout=30)
+        follower = subprocess.Popen(
+            [str(BIN), "events", "--follow"],
+            env=_env(outage_settings),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
 
         pg.stop("fast")
         down = time.monotonic()
+        # a command that was following the feed ends too, with its one line
+        _, err = follower.communicate(timeout=60)
+        assert follower.returncode == 5, err
+        assert err.count("\n") == 1 and err.startswith("opsconsole: error: store "), err
         # CLI commands during the outage: exit 5, one line, no traceback
         for args in (["jobs", "list"], ["submit", sleeper, "-p", "seconds=0"]):
             done = _cli(outage_settings, *args)
