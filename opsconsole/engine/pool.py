@@ -53,7 +53,7 @@ log = logging.getLogger("opsconsole.worker")
 S = JobState
 
 BACKOFF_AFTER_ERROR = 1.0
-"""Seconds the claimer waits after an error that is not the store being away (a bug)."""
+"""Seconds the claimer waits after an error that is not the store being away."""
 SLOT_DEATHS_WINDOW = 60.0
 """Seconds over which slot threads that keep dying make the pool unhealthy."""
 RECENT_OUTCOMES = 1000
@@ -260,13 +260,10 @@ class WorkerPool:
             if not self.outage.due():
                 return
             try:
-                if probe:
-                    with self._reporting(self.clock.now()):
-                        fn()
-                else:
+                with self._reporting(self.clock.now(), probe=probe):
                     fn()
             except StoreUnavailable as exc:
-                if not (probe or self.outage.down):  # this timer alone fails: say so
+                if not self._away(exc):  # a statement refused, not an outage: this timer's
                     self._timer_failed(name, exc)
                 return
             except Exception as exc:
@@ -288,15 +285,30 @@ class WorkerPool:
             else:
                 log.error("%s failed (retrying)", name, exc_info=exc)
 
+    def _away(self, exc: StoreUnavailable) -> bool:
+        """Is this failure the store being away (an outage), not one statement refused?
+
+        A PostgreSQL server's failures say which (``StoreUnavailable.away``); a SQLite store
+        that refuses (a write lock held past the busy timeout, a full disk) is away for every
+        loop alike.
+        """
+        return exc.away or self.db.dialect == "sqlite"
+
     @contextlib.contextmanager
-    def _reporting(self, now: datetime) -> Iterator[None]:
-        """Tell ``self.outage`` how a call to the store went (it re-raises the failure)."""
+    def _reporting(self, now: datetime, *, probe: bool = True) -> Iterator[None]:
+        """Tell ``self.outage`` how a call to the store went (it re-raises the failure).
+
+        Any loop's failure can begin an outage; only a ``probe`` (a call that always reaches
+        the store) can end one.
+        """
         try:
             yield
         except StoreUnavailable as exc:
-            self.outage.failed(str(exc))
+            if self._away(exc):
+                self.outage.failed(str(exc))
             raise
-        self.outage.worked(now)
+        if probe:
+            self.outage.worked(now)
 
     def wake_all(self) -> None:
         """Wake the claimer: a job is ready (a submit, a due time); it claims at once."""
@@ -390,9 +402,15 @@ class WorkerPool:
                     continue
                 probe = False
                 self._hand(slot, dict(row))
-            except StoreUnavailable as exc:  # said once per outage by ``self.outage``
-                self._problems.set("claim", f"cannot claim jobs: {exc}")
+            except StoreUnavailable as exc:  # an outage is said once, by ``self.outage``
+                message = f"cannot claim jobs: {exc}"
+                changed = self._problems.set("claim", message)
                 probe = True
+                if not self._away(exc):  # a refused statement: this loop's own failure
+                    if changed:
+                        log.error("%s (retrying)", message)
+                    failing = True
+                    self._stopping.wait(BACKOFF_AFTER_ERROR)
             except Exception as exc:  # reported and retried: the claimer must never end
                 message = f"cannot claim jobs: internal error: {type(exc).__name__}: {exc}"
                 if self._problems.set("claim", message):

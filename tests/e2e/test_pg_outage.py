@@ -228,6 +228,38 @@ def test_a_20_second_outage_under_load_loses_no_final_state_and_runs_nothing_twi
         assert "maximum number of running instances" not in text  # no line per skipped tick
 
 
+def test_a_refused_statement_is_not_an_outage_but_a_stopped_server_is(
+    pg: StoppableCluster, outage_service: OpsService
+) -> None:
+    """Only a server that does not answer pauses the whole pool: a statement it refuses
+    (here a table renamed under the worker) is that loop's own failure, said by that loop."""
+    svc = outage_service
+    pool = WorkerPool(svc, slots=1, use_scheduler=False).start()
+    try:
+        with svc.db.write() as conn:
+            conn.exec_driver_sql("ALTER TABLE workers RENAME TO workers_away")
+        with pytest.raises(StoreUnavailable) as refused:
+            pool.tick()
+        assert not refused.value.away
+        assert not pool.outage.down
+        with svc.db.write() as conn:
+            conn.exec_driver_sql("ALTER TABLE workers_away RENAME TO workers")
+        pool.tick()
+
+        pg.stop("fast")
+        with pytest.raises(StoreUnavailable) as away:
+            pool.tick()
+        assert away.value.away
+        assert pool.outage.down
+        assert "running jobs go on" in (pool.problem() or "")
+        pg.start()
+        pool.tick()
+        assert not pool.outage.down
+        assert pool.outage.outages == 1
+    finally:
+        pool.stop(grace=0.5)
+
+
 # -- a worker that starts while the store is away ------------------------------------------------
 
 
