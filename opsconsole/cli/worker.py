@@ -13,6 +13,7 @@ from opsconsole.cli.helptext import Command, JsonOpt
 from opsconsole.cli.session import service
 
 if TYPE_CHECKING:
+    from opsconsole.core.service import OpsService
     from opsconsole.core.views import WorkerView
 
 workers_app = typer.Typer(help="Running worker pools: list and resize.", no_args_is_help=True)
@@ -58,7 +59,7 @@ def worker(
     handler.setFormatter(output.LogFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.INFO, handlers=[handler])
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
-    svc = service()
+    svc = service() if once else _service_when_reachable()
     pool = start_pool(svc, slots=workers, once=once)
     if once:
         ok = pool.run_once()
@@ -73,6 +74,42 @@ def worker(
         "worker %s: %d slots on %s", pool.id, pool.slots, svc.store_description()
     )
     pool.run_forever()
+
+
+WAIT_FIRST = 1.0
+"""Seconds a starting worker waits before its second try to reach its store."""
+WAIT_MAX = 30.0
+"""The longest wait between two tries of a starting worker to reach its store."""
+
+
+def _service_when_reachable() -> OpsService:
+    """The store's service, once its server answers: a worker started while the server is
+    down or restarting (a host that boots before its database) waits for it, saying so
+    once, instead of exiting at once and being restarted into the same failure until its
+    service manager gives up. A refusal (a wrong password, a missing database) still ends
+    the command with its one line."""
+    import time
+
+    from opsconsole.core.errors import StoreUnavailable
+
+    delay = WAIT_FIRST
+    waited: float | None = None
+    log = logging.getLogger("opsconsole.worker")
+    while True:
+        try:
+            svc = service()
+        except StoreUnavailable as exc:
+            if not exc.away:
+                raise
+            if waited is None:
+                waited = time.monotonic()
+                log.error("waiting for the store: %s (retrying with backoff)", exc)
+            time.sleep(delay)
+            delay = min(delay * 2, WAIT_MAX)
+            continue
+        if waited is not None:
+            log.warning("the store answers after %.0fs: starting", time.monotonic() - waited)
+        return svc
 
 
 def once_summary(counts: dict[str, int]) -> str:

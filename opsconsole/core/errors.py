@@ -47,3 +47,10 @@ class StoreUnavailable(OpsError):
     """The store cannot be reached or is newer than this version of opsconsole."""
 
     kind = "store_unavailable"
+
+    def __init__(self, message: str = "", *, away: bool = False) -> None:
+        super().__init__(message)
+        self.away = away
+        """The store's server could not be reached (down, restarting, a network cut): it may
+        answer later. False for a refusal that waiting does not change (a wrong password, a
+        missing database, a schema newer than this code)."""

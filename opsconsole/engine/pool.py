@@ -4,9 +4,12 @@ One claimer per pool takes work for free slots: idle slots never touch the store
 idle slots cost one read per poll, not sixteen write transactions). The claimer sleeps on a
 condition that a submit wakes at once (SQLite: the local wake-up channel; PostgreSQL: the
 store's notifications, from any host) and that polling wakes at the latest every
-``poll_interval``. Every loop survives store errors: it backs off,
-retries, says what is wrong in ``problem`` (which the heartbeat writes to the worker's
-row, for ``workers list``, ``health`` and the console) and recovers when the store is back.
+``poll_interval``. Every loop survives store errors. A store that is away is one outage for
+the whole pool (``engine/outage.py``): said once, every loop retrying on one backoff, no
+claims meanwhile, running jobs left to run (their log and end are written once it is back),
+and no reaping until workers had a lease's time to heartbeat again. Other problems are said
+in ``problem`` (which the heartbeat writes to the worker's row, for ``workers list``,
+``health`` and the console).
 A slot thread that dies is replaced. The timers (heartbeats, the reaper, the wake-up for the
 next due job) run on an embedded APScheduler ``BackgroundScheduler``; ``tick(now)`` does
 one heartbeat and one reap by hand, so tests drive time instead of sleeping.
@@ -14,6 +17,7 @@ one heartbeat and one reap by hand, so tests drive time instead of sleeping.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
@@ -23,9 +27,10 @@ import sys
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from opsconsole import __version__
@@ -39,17 +44,18 @@ from opsconsole.core.text import duration
 from opsconsole.engine import maintenance, scheduler, supervise, webhooks
 from opsconsole.engine.attempt import AttemptEnv, Run, execute
 from opsconsole.engine.context import RunResult
+from opsconsole.engine.outage import Outage
 from opsconsole.engine.outcome import Settlement
 from opsconsole.engine.reaper import Reaper
-from opsconsole.engine.recorder import Recorder
+from opsconsole.engine.recorder import SPOOL, Recorder
 from opsconsole.engine.runners import zygote
 from opsconsole.engine.runners.python import interrupt_thread
 
 log = logging.getLogger("opsconsole.worker")
 S = JobState
 
-BACKOFF_FIRST = 0.1
-BACKOFF_MAX = 5.0
+BACKOFF_AFTER_ERROR = 1.0
+"""Seconds the claimer waits after an error that is not the store being away."""
 SLOT_DEATHS_WINDOW = 60.0
 """Seconds over which slot threads that keep dying make the pool unhealthy."""
 RECENT_OUTCOMES = 1000
@@ -137,6 +143,8 @@ class WorkerPool:
         self._threads: list[threading.Thread] = []
         self._scheduler: Any = None
         self._problems = _Problems()
+        self.outage = Outage()
+        """Whether the store answers this pool: every loop reports to it and backs off on it."""
         self._slot_deaths: deque[float] = deque(maxlen=16)
         self._abandoned: list[tuple[threading.Thread, float]] = []
         """Threads of handlers that ignored their stop, and when they were abandoned."""
@@ -156,6 +164,7 @@ class WorkerPool:
             max_interruptions=self.settings.max_interruptions,
             stopping=self._stopping,
             patience=max(self.settings.drain_grace, 1.0),
+            spool=Path(self.settings.home) / SPOOL,
         )
         self.reaper = Reaper(self.db, self.settings, self.id, self.host, self._held, self.recorder)
         self._env = AttemptEnv(
@@ -189,6 +198,7 @@ class WorkerPool:
             version=__version__,
             supervision=supervision,
         )
+        self.recorder.replay()  # before the reaper judges the jobs those ends belong to
         self.reap()
         if self.db.dialect == "sqlite":
             self._listener = wake.Listener(self.settings.db)
@@ -217,16 +227,21 @@ class WorkerPool:
     def _start_scheduler(self) -> None:
         from apscheduler.schedulers.background import BackgroundScheduler
 
+        _quiet_skips()
         sched = BackgroundScheduler(
             timezone="UTC",
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         )
         hb = self.settings.heartbeat_interval
-        sched.add_job(self._safe(self.heartbeat), "interval", seconds=hb, id="heartbeat")
-        reap_every = max(0.5, min(self.settings.lease / 4, 15.0))
-        sched.add_job(self._safe(self.reap), "interval", seconds=reap_every, id="reaper")
         sched.add_job(
-            self._safe(self._check_due),
+            self._safe(self.heartbeat, probe=True), "interval", seconds=hb, id="heartbeat"
+        )
+        reap_every = max(0.5, min(self.settings.lease / 4, 15.0))
+        sched.add_job(
+            self._safe(self.reap, probe=True), "interval", seconds=reap_every, id="reaper"
+        )
+        sched.add_job(
+            self._safe(self._check_due, probe=True),
             "interval",
             seconds=max(self.settings.poll_interval, 0.1) * 5,
             id="due",
@@ -242,27 +257,69 @@ class WorkerPool:
         sched.start()
         self._scheduler = sched
 
-    def _safe(self, fn: Callable[[], Any]) -> Callable[[], None]:
-        """A timer that never dies and never floods the log: one line per outage and recovery."""
+    def _safe(self, fn: Callable[[], Any], *, probe: bool = False) -> Callable[[], None]:
+        """A timer that never dies and never floods the log: one line per outage and recovery.
+
+        While the store is away the timer waits for the outage's backoff instead of trying
+        at its own interval; the outage itself is said once (``Outage``), not per timer.
+        Only a ``probe`` (a timer that calls the store every time it runs) may say that the
+        store is back: the others can return without touching it.
+        """
         name = getattr(fn, "__name__", "timer")
 
         def call() -> None:
+            if not self.outage.due():
+                return
             try:
-                fn()
+                with self._reporting(self.clock.now(), probe=probe):
+                    fn()
+            except StoreUnavailable as exc:
+                if not self._away(exc):  # a statement refused, not an outage: this timer's
+                    self._timer_failed(name, exc)
+                return
             except Exception as exc:
-                first = name not in self._timer_failures
-                last = self._timer_failures.get(name, 0.0)
-                if first or time.monotonic() - last > 60:
-                    self._timer_failures[name] = time.monotonic()
-                    if isinstance(exc, OpsError):
-                        log.warning("%s failed (retrying): %s", name, exc)
-                    else:
-                        log.exception("%s failed (retrying)", name)
+                self._timer_failed(name, exc)
                 return
             if self._timer_failures.pop(name, None) is not None:
                 log.warning("%s works again", name)
 
         return call
+
+    def _timer_failed(self, name: str, exc: Exception) -> None:
+        """Say a timer's failure at most once a minute (it retries at its next tick)."""
+        first = name not in self._timer_failures
+        last = self._timer_failures.get(name, 0.0)
+        if first or time.monotonic() - last > 60:
+            self._timer_failures[name] = time.monotonic()
+            if isinstance(exc, OpsError):
+                log.warning("%s failed (retrying): %s", name, exc)
+            else:
+                log.error("%s failed (retrying)", name, exc_info=exc)
+
+    def _away(self, exc: StoreUnavailable) -> bool:
+        """Is this failure the store being away (an outage), not one statement refused?
+
+        A PostgreSQL server's failures say which (``StoreUnavailable.away``); a SQLite store
+        that refuses (a write lock held past the busy timeout, a full disk) is away for every
+        loop alike.
+        """
+        return exc.away or self.db.dialect == "sqlite"
+
+    @contextlib.contextmanager
+    def _reporting(self, now: datetime, *, probe: bool = True) -> Iterator[None]:
+        """Tell ``self.outage`` how a call to the store went (it re-raises the failure).
+
+        Any loop's failure can begin an outage; only a ``probe`` (a call that always reaches
+        the store) can end one.
+        """
+        try:
+            yield
+        except StoreUnavailable as exc:
+            if self._away(exc):
+                self.outage.failed(str(exc))
+            raise
+        if probe:
+            self.outage.worked(now)
 
     def wake_all(self) -> None:
         """Wake the claimer: a job is ready (a submit, a due time); it claims at once."""
@@ -323,30 +380,45 @@ class WorkerPool:
     # -- the claimer -------------------------------------------------------------------
 
     def _claim_loop(self) -> None:
-        """Claim work for free slots until the pool stops; never ends on an error."""
-        delay = 0.0
+        """Claim work for free slots until the pool stops; never ends on an error.
+
+        While the store is away nothing is claimed: the claimer waits for the outage's
+        backoff, then looks with a read before it claims again, so a store that comes back
+        is not met by a burst of write transactions from every idle slot.
+        """
         probe = True  # a read first: most pools start with nothing to do
+        failing = False
         while not self._stopping.is_set():
             row = None
             try:
                 self._tend_slots()
+                if not self.outage.due():
+                    self._stopping.wait(max(self.outage.wait_time(), 0.01))
+                    continue
                 slot = self._free_slot() if self._claiming else None
                 if slot is None:
                     self._wait(self.settings.poll_interval)
                     continue
                 now = self.clock.now()
                 try:
-                    if probe and not claim_store.any_ready(self.db, now, team_caps=self._team_caps):
-                        row = None
-                    else:
-                        row = claim_store.claim(
-                            self.db, self.id, now, self.settings.lease, team_caps=self._team_caps
-                        )
+                    with self._reporting(now):
+                        if probe and not claim_store.any_ready(
+                            self.db, now, team_caps=self._team_caps
+                        ):
+                            row = None
+                        else:
+                            row = claim_store.claim(
+                                self.db,
+                                self.id,
+                                now,
+                                self.settings.lease,
+                                team_caps=self._team_caps,
+                            )
                 finally:
                     if row is None:
                         self._unreserve(slot)
-                if delay:
-                    delay = 0.0
+                if failing:
+                    failing = False
                     log.warning("claiming works again")
                 self._problems.set("claim", None)
                 if row is None:
@@ -358,17 +430,21 @@ class WorkerPool:
                     continue
                 probe = False
                 self._hand(slot, dict(row))
-            except Exception as exc:  # reported and retried: the claimer must never end
-                delay = min(max(delay * 2, BACKOFF_FIRST), BACKOFF_MAX)
+            except StoreUnavailable as exc:  # an outage is said once, by ``self.outage``
                 message = f"cannot claim jobs: {exc}"
-                if not isinstance(exc, StoreUnavailable):
-                    message = f"cannot claim jobs: internal error: {type(exc).__name__}: {exc}"
-                if self._problems.set("claim", message):
-                    if isinstance(exc, StoreUnavailable):
+                changed = self._problems.set("claim", message)
+                probe = True
+                if not self._away(exc):  # a refused statement: this loop's own failure
+                    if changed:
                         log.error("%s (retrying)", message)
-                    else:
-                        log.exception("%s (retrying)", message)
-                self._stopping.wait(delay)
+                    failing = True
+                    self._stopping.wait(BACKOFF_AFTER_ERROR)
+            except Exception as exc:  # reported and retried: the claimer must never end
+                message = f"cannot claim jobs: internal error: {type(exc).__name__}: {exc}"
+                if self._problems.set("claim", message):
+                    log.exception("%s (retrying)", message)
+                failing = True
+                self._stopping.wait(BACKOFF_AFTER_ERROR)
                 probe = False
 
     def _wait(self, timeout: float) -> bool:
@@ -595,9 +671,16 @@ class WorkerPool:
     def _held(self) -> set[tuple[str, int]]:
         return set(self._runs())
 
-    def problem(self) -> str | None:
-        """Why this pool cannot work as it should right now; None when it can."""
+    def problem(self, *, outage: bool = True) -> str | None:
+        """Why this pool cannot work as it should right now; None when it can.
+
+        ``outage=False`` leaves the store's outage out: what a heartbeat writes, since a row
+        written once the store is back must not say that it is away.
+        """
         parts = self._problems.all()
+        away = self.outage.problem if outage else None
+        if away:
+            parts.insert(0, away)
         if self.fatal:
             parts.insert(0, self.fatal)
         for run in self._runs().values():
@@ -630,7 +713,7 @@ class WorkerPool:
             busy=len(runs),
             state=self._state,
             running=list(runs),
-            problem=self.problem(),
+            problem=self.problem(outage=False),
         )
         for job_id, attempt, reason in reply.cancel:
             run = runs.get((job_id, attempt))
@@ -664,7 +747,11 @@ class WorkerPool:
     def reap(self, now: datetime | None = None) -> int:
         """Settle jobs no live worker holds (see ``reaper.Reaper``)."""
         now = now or self.clock.now()
-        settled = self.reaper.reap(now)
+        settled = 0
+        # after an outage every heartbeat is old: judge them once the workers had a lease's
+        # time to heartbeat again, or live workers' jobs would be requeued under them
+        if self.outage.steady(now, self.settings.lease):
+            settled = self.reaper.reap(now)
         expired = self.service.expire_approvals(now)
         if expired:
             log.info("approval requests expired: %s", ", ".join(expired))
@@ -688,9 +775,12 @@ class WorkerPool:
         maintenance.maintain(self.service, now or self.clock.now())
 
     def tick(self, now: datetime | None = None) -> None:
-        """One heartbeat and one reap at ``now``: the pool's timers, by hand."""
-        self.heartbeat(now)
-        self.reap(now)
+        """One heartbeat and one reap at ``now``: the pool's timers, by hand (a store error
+        is raised, and counted in ``outage`` as the timers count it)."""
+        now = now or self.clock.now()
+        with self._reporting(now):
+            self.heartbeat(now)
+            self.reap(now)
 
     # -- stopping ----------------------------------------------------------------------
 
@@ -819,6 +909,23 @@ class WorkerPool:
                 break
         self.stop(grace=0)
         return all(state == S.SUCCEEDED.value for state in self.counts)
+
+
+class _SkippedRuns(logging.Filter):
+    """Drops APScheduler's line for a run skipped because the last one still runs.
+
+    That is what ``max_instances=1`` is for: a heartbeat waiting on a store that does not
+    answer must not write a warning at every tick of its interval (the outage is said once).
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances reached" not in record.getMessage()
+
+
+def _quiet_skips() -> None:
+    logger = logging.getLogger("apscheduler.scheduler")
+    if not any(isinstance(f, _SkippedRuns) for f in logger.filters):
+        logger.addFilter(_SkippedRuns())
 
 
 def log_end(row: dict[str, Any], result: RunResult, end: Settlement, took: float | None) -> None:

@@ -3,20 +3,28 @@
 A job whose end is never written stays ``running`` (its worker still owns the row), so a
 store error while recording is retried with backoff until the write lands or the attempt
 turns out to be fenced off. Only a pool that is shutting down gives up, after a bounded
-wait; it says so loudly, stops renewing the lease, and the reaper settles the job.
+wait. It then keeps the end in a private file under its home (``unrecorded/``), which the
+next worker started there records (``replay``); the attempt number fences that late write,
+so if the reaper settled the job first (no worker came back within the lease), the kept
+end is dropped, said in the log, rather than written over the reaper's.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from opsconsole.core.clock import Clock
 from opsconsole.core.errors import StoreUnavailable
 from opsconsole.core.secrets import Redactor
+from opsconsole.core.states import JobState
 from opsconsole.core.store import jobs as job_store
 from opsconsole.core.store.db import Database
 from opsconsole.engine.context import RunResult
@@ -27,7 +35,9 @@ log = logging.getLogger("opsconsole.worker")
 BACKOFF_FIRST = 0.1
 BACKOFF_MAX = 5.0
 SHUTDOWN_PATIENCE = 10.0
-"""Default seconds a stopping pool keeps trying to record an end before the reaper's turn."""
+"""Default seconds a stopping pool keeps trying to record an end before it keeps it in a file."""
+SPOOL = "unrecorded"
+"""The directory, under a worker's home, of the ends a stopping worker could not record."""
 
 
 class Recorder:
@@ -42,8 +52,11 @@ class Recorder:
         max_interruptions: int,
         stopping: threading.Event,
         patience: float = SHUTDOWN_PATIENCE,
+        spool: Path | None = None,
     ) -> None:
         self.db = db
+        self.spool = spool
+        """Where a stopping worker keeps the ends it could not record (None: nowhere)."""
         self.clock = clock
         self.actor = actor
         self.max_interruptions = max_interruptions
@@ -86,6 +99,7 @@ class Recorder:
         ``patient`` retries store errors until the write lands (or the pool has been
         stopping for a while); otherwise one try, and the caller tries again later.
         """
+        ended = self.clock.now()  # the end's time, however long the store takes to hear of it
         end = self.settle(row, result, redactor)
         if end is None:
             return None
@@ -98,7 +112,7 @@ class Recorder:
                     job_id,
                     row["attempts"],
                     end.state,
-                    self.clock.now(),
+                    ended,
                     values=end.values,
                     kind=end.kind,
                     message=end.message,
@@ -112,12 +126,16 @@ class Recorder:
                     since = time.monotonic()
                     log.error("job %s: cannot record its end, retrying: %s", job_id, exc)
                 if self.stopping.is_set() and time.monotonic() - since > self.patience:
+                    kept = self._keep(job_id, row["attempts"], end, ended)
                     log.error(
-                        "job %s: its end (%s) was never recorded: %s; the reaper will settle "
-                        "it when its lease runs out",
+                        "job %s: its end (%s) could not be recorded: %s; %s",
                         job_id,
                         end.state.value,
                         exc,
+                        f"kept in {kept}: the next worker started here records it (unless the "
+                        "reaper settles the job first, when its lease runs out)"
+                        if kept
+                        else "the reaper will settle it when its lease runs out",
                     )
                     return None
                 if self.stopping.is_set():
@@ -146,6 +164,16 @@ class Recorder:
                 assert end is not None
                 continue
             self._landed(job_id, since)
+            if out is None and since is not None:
+                # a commit whose answer the broken connection lost may have been this end
+                log.warning(
+                    "job %s: attempt %s was already settled when its end (%s) could be "
+                    "written: either an earlier try landed before the connection broke, or "
+                    "the reaper settled it",
+                    job_id,
+                    row["attempts"],
+                    end.state.value,
+                )
             return end if out is not None else None
 
     def _failed(self, job_id: str, why: str) -> None:
@@ -157,3 +185,102 @@ class Recorder:
             self._failing.pop(job_id, None)
         if since is not None:
             log.warning("job %s: its end is recorded after %.1fs", job_id, time.monotonic() - since)
+
+    # -- ends kept while the store was away ------------------------------------------------
+
+    def _keep(self, job_id: str, attempt: int, end: Settlement, ended: datetime) -> Path | None:
+        """Write an end that could not be recorded to a private file; its path, or None."""
+        if self.spool is None:
+            return None
+        record = {
+            "job": job_id,
+            "attempt": attempt,
+            "state": end.state.value,
+            "kind": end.kind,
+            "message": end.message,
+            "values": end.values,
+            "ended": ended,
+            "worker": self.actor,
+        }
+        path = self.spool / f"{job_id}.{attempt}.json"
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.new")
+        try:
+            data = json.dumps(record, default=_encode).encode()
+            self.spool.mkdir(mode=0o700, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except (OSError, TypeError, ValueError) as exc:
+            log.error("job %s: cannot keep its end in %s: %s", job_id, self.spool, exc)
+            tmp.unlink(missing_ok=True)
+            return None
+        return path
+
+    def replay(self) -> int:
+        """Record the ends that workers stopped during an outage kept here; how many landed.
+
+        Each is written at its own end time and fenced by its attempt, so one the reaper
+        settled meanwhile is dropped, not written over the reaper's. A store error leaves
+        the rest for the next start (and is raised).
+        """
+        if self.spool is None or not self.spool.is_dir():
+            return 0
+        landed = 0
+        for path in sorted(self.spool.glob("*.json")):
+            mine = path.with_name(f"{path.name}.{os.getpid()}.replaying")
+            try:
+                path.rename(mine)  # another worker sharing this home takes each file once
+                record = json.loads(mine.read_text(), object_hook=_decode)
+            except FileNotFoundError:
+                continue
+            except (OSError, ValueError) as exc:
+                log.error("cannot read the kept end %s: %s", path, exc)
+                continue
+            try:
+                out = job_store.finish(
+                    self.db,
+                    record["job"],
+                    record["attempt"],
+                    JobState(record["state"]),
+                    record["ended"],
+                    values=record["values"],
+                    kind=record["kind"],
+                    message=record["message"],
+                    actor=record["worker"],
+                )
+            except StoreUnavailable:
+                mine.rename(path)
+                raise
+            mine.unlink(missing_ok=True)
+            if out is None:
+                log.warning(
+                    "job %s: the end (%s) kept by worker %s is dropped: the job was settled "
+                    "meanwhile (its lease ran out)",
+                    record["job"],
+                    record["state"],
+                    record["worker"],
+                )
+                continue
+            landed += 1
+            log.warning(
+                "job %s: its end (%s), kept by worker %s while the store was away, is recorded",
+                record["job"],
+                record["state"],
+                record["worker"],
+            )
+        return landed
+
+
+def _encode(value: object) -> object:
+    if isinstance(value, datetime):
+        return {"$datetime": value.isoformat()}
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def _decode(obj: dict[str, Any]) -> object:
+    if set(obj) == {"$datetime"}:
+        return datetime.fromisoformat(obj["$datetime"])
+    return obj

@@ -76,3 +76,72 @@ def test_an_end_the_store_cannot_take_is_recorded_as_a_plain_failure(
     view = impatient.get(claimed["id"])
     assert view.state == S.FAILED
     assert view.error is not None and "could not be recorded" in view.error["message"]
+
+
+def test_a_stopping_worker_keeps_an_end_it_cannot_record_for_the_next_start(
+    impatient: OpsService, claimed: dict[str, Any], db_path: Path, tmp_path: Path
+) -> None:
+    """The end of a job that finished while the store was away outlives its worker's stop."""
+    import stat
+
+    spool = tmp_path / "unrecorded"
+    stopping = threading.Event()
+    stopping.set()
+    rec = Recorder(
+        impatient.db,
+        SystemClock(),
+        "w1",
+        max_interruptions=3,
+        stopping=stopping,
+        patience=0.3,
+        spool=spool,
+    )
+    with write_lock(db_path):
+        assert rec.record(claimed, RunResult(result={"rows": 3})) is None
+        ended = impatient.now()
+    (kept,) = spool.glob("*.json")
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+    assert stat.S_IMODE(spool.stat().st_mode) == 0o700
+    assert impatient.get(claimed["id"]).state == S.RUNNING
+
+    later = Recorder(impatient.db, SystemClock(), "w2", max_interruptions=3, stopping=stopping)
+    later.spool = spool
+    assert later.replay() == 1
+    view = impatient.get(claimed["id"])
+    assert view.state == S.SUCCEEDED and view.result == {"rows": 3}
+    assert view.finished_at is not None and view.finished_at <= ended  # when it ended
+    assert list(spool.iterdir()) == []
+    assert later.replay() == 0  # once
+
+
+def test_a_kept_end_loses_to_the_reaper_that_settled_the_job_first(
+    impatient: OpsService,
+    claimed: dict[str, Any],
+    db_path: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from opsconsole.core.store import jobs as job_store
+
+    stopping = threading.Event()
+    stopping.set()
+    spool = tmp_path / "unrecorded"
+    rec = Recorder(
+        impatient.db,
+        SystemClock(),
+        "w1",
+        max_interruptions=3,
+        stopping=stopping,
+        patience=0.3,
+        spool=spool,
+    )
+    with write_lock(db_path):
+        assert rec.record(claimed, RunResult()) is None
+    # no worker came back within the lease: the reaper settled the attempt
+    assert job_store.finish(
+        impatient.db, claimed["id"], claimed["attempts"], S.INTERRUPTED, impatient.now(), values={}
+    )
+    assert rec.replay() == 0
+    assert impatient.get(claimed["id"]).state == S.INTERRUPTED
+    assert list(spool.iterdir()) == []
+    assert f"job {claimed['id']}: the end (succeeded) kept by worker w1 is dropped" in caplog.text

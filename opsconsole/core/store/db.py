@@ -101,6 +101,48 @@ def _existing_file(path: Path, busy_timeout: float) -> Callable[[], Any]:
     return connect
 
 
+CONNECT_TIMEOUT = 10
+"""Seconds a connection to a database server may take before the store counts as away."""
+KEEPALIVE = {
+    "keepalives": 1,
+    "keepalives_idle": 15,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+}
+"""TCP keepalives: a server that vanished without closing its connections (a host powered
+off, a network cut) is noticed within about 30 s instead of the system's two hours."""
+
+
+TCP_USER_TIMEOUT_MS = 30_000
+"""Milliseconds data sent to the server may stay unacknowledged before the connection is
+given up: a query sent to a server host that vanished fails instead of waiting for the
+system's retransmissions (about 15 minutes). Needs libpq 12 or later."""
+
+
+def server_connect_args(url: sa.URL) -> dict[str, Any]:
+    """libpq options for a PostgreSQL server that the URL does not set itself.
+
+    Without a connect timeout, a server that is down behind a firewall that drops packets,
+    or one that accepts and never answers, holds every call (a CLI command, a heartbeat)
+    for minutes or for ever; with it, the call fails as ``StoreUnavailable`` and the caller
+    backs off.
+    """
+    if url.get_backend_name() != "postgresql":
+        return {}
+    defaults: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT, **KEEPALIVE}
+    if url.get_driver_name() == "psycopg" and _libpq_version() >= 120000:
+        defaults["tcp_user_timeout"] = TCP_USER_TIMEOUT_MS
+    return {k: v for k, v in defaults.items() if k not in url.query}
+
+
+def _libpq_version() -> int:
+    try:
+        import psycopg
+    except ImportError:
+        return 0
+    return int(psycopg.pq.version())
+
+
 class Database:
     """One engine per store URL; ``read()`` and ``write()`` are the only ways in."""
 
@@ -136,6 +178,7 @@ class Database:
             # claims count a key's holders under a lock, each statement on a new snapshot
             # (core/store/claim.py): whatever the server's default, never a stale one
             kwargs["isolation_level"] = "READ COMMITTED"
+            kwargs["connect_args"] = server_connect_args(self.url)
         try:
             self.engine: Engine = sa.create_engine(self.url, **kwargs)
         except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as exc:
@@ -336,8 +379,10 @@ class Database:
                 yield conn
         except sa.exc.IntegrityError:
             raise
-        except (sa.exc.OperationalError, sa.exc.DatabaseError) as exc:
-            raise StoreUnavailable(f"store {self.describe()}: {_reason(exc)}") from exc
+        except (sa.exc.OperationalError, sa.exc.DatabaseError, sa.exc.InterfaceError) as exc:
+            raise StoreUnavailable(
+                f"store {self.describe()}: {_reason(exc)}", away=self._away(exc)
+            ) from exc
 
     @contextlib.contextmanager
     def write(self) -> Iterator[Connection]:
@@ -352,8 +397,25 @@ class Database:
                     forget_events(conn)
         except sa.exc.IntegrityError:
             raise
-        except (sa.exc.OperationalError, sa.exc.DatabaseError) as exc:
-            raise StoreUnavailable(f"store {self.describe()}: {_reason(exc)}") from exc
+        except (sa.exc.OperationalError, sa.exc.DatabaseError, sa.exc.InterfaceError) as exc:
+            raise StoreUnavailable(
+                f"store {self.describe()}: {_reason(exc)}", away=self._away(exc)
+            ) from exc
+
+    def _away(self, exc: sa.exc.DBAPIError) -> bool:
+        """Did the server fail to answer (it may later), rather than refuse?"""
+        if self.dialect == "sqlite" or not isinstance(
+            exc, (sa.exc.OperationalError, sa.exc.InterfaceError)
+        ):
+            return False
+        if exc.connection_invalidated:
+            return True
+        state = getattr(exc.orig, "sqlstate", None)
+        if state is not None:  # the server answered a statement: only these mean "away"
+            return state.startswith("08") or state in _AWAY_STATES
+        # libpq's own failure (no socket, refused, timed out) or the server's FATAL at login
+        fatal = str(exc.orig).partition("FATAL:")[2].strip()
+        return not fatal or fatal.startswith(_AWAY_AT_LOGIN)
 
     def check_writable(self) -> None:
         """Raise StoreUnavailable unless a write succeeds now: a row written, then rolled back.
@@ -506,6 +568,17 @@ def _track_savepoints(engine: Engine) -> None:
             mark = marks.pop()
             if _PENDING in conn.info:
                 del conn.info[_PENDING][mark:]
+
+
+_AWAY_STATES = frozenset({"57P01", "57P02", "57P03", "53300"})
+"""Shutdown by an administrator, a crash, cannot connect now, too many connections."""
+_AWAY_AT_LOGIN = (
+    "the database system is",  # starting up, shutting down, in recovery mode
+    "sorry, too many clients",
+    "remaining connection slots",
+)
+"""The start of the server's FATAL messages at login that a later try may not meet; every
+other one (a wrong password, a missing role or database, pg_hba.conf) is a refusal."""
 
 
 class _RolledBack(Exception):
