@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from opsconsole.config import check_slots
+from opsconsole.core import hostid
 from opsconsole.core.access import check_team_name
 from opsconsole.core.catalog import parse_duration
 from opsconsole.core.errors import Conflict, NotFound, OpsError
@@ -60,7 +61,12 @@ class ReportsMixin(ServiceHost, CatalogReports):
             r["state"] in ("running", "draining")
             and (now - r["heartbeat_at"]).total_seconds() <= self.settings.lease
         )
-        if alive and r["host"] == socket.gethostname() and not _pid_exists(r["pid"]):
+        here = (
+            r["host_id"] == hostid.host_id()
+            if r["host_id"] is not None
+            else r["host"] == socket.gethostname()  # a row without a host id: by its name
+        )
+        if alive and here and not _pid_exists(r["pid"]):
             alive = False  # it crashed on this host: no need to wait for its lease to run out
         return WorkerView(
             id=r["id"],

@@ -17,7 +17,6 @@ import logging
 import os
 import secrets
 import signal
-import socket
 import sys
 import threading
 import time
@@ -28,7 +27,7 @@ from datetime import datetime
 from typing import Any
 
 from opsconsole import __version__
-from opsconsole.core import wake
+from opsconsole.core import hostid, wake
 from opsconsole.core.errors import OpsError, StoreUnavailable
 from opsconsole.core.service import OpsService
 from opsconsole.core.states import JobState
@@ -42,6 +41,7 @@ from opsconsole.engine.reaper import Reaper
 from opsconsole.engine.recorder import Recorder
 from opsconsole.engine.runners import zygote
 from opsconsole.engine.runners.python import interrupt_thread
+from opsconsole.engine.storeclock import StoreClock
 
 log = logging.getLogger("opsconsole.worker")
 S = JobState
@@ -110,8 +110,11 @@ class WorkerPool:
         self._team_caps = self.settings.policy.team_caps()
         """Team -> max running jobs, from the settings (fixed for the life of the pool)."""
         self.db = service.db
-        self.clock = service.clock
-        self.host = socket.gethostname()
+        self.clock = StoreClock(service.clock)
+        """The store's time (this machine's clock corrected at each heartbeat)."""
+        self.host = hostid.host_name()
+        self.host_id = hostid.host_id()
+        """This machine, stable across container hostnames: what the reaper goes by."""
         self.id = f"{self.host}:{os.getpid()}:{secrets.token_hex(2)}"
         self.once = once
         self.use_scheduler = use_scheduler
@@ -152,7 +155,7 @@ class WorkerPool:
             stopping=self._stopping,
             patience=max(self.settings.drain_grace, 1.0),
         )
-        self.reaper = Reaper(self.db, self.settings, self.id, self.host, self._held, self.recorder)
+        self.reaper = Reaper(self.db, self.settings, self.id, self.host_id, self._held, self.recorder)
         self._env = AttemptEnv(
             db=self.db,
             settings=self.settings,
@@ -174,10 +177,15 @@ class WorkerPool:
         except supervise.SupervisionError as exc:
             raise OpsError(str(exc)) from None
         log.info("job processes: %s", supervise.detect().reason)
+        sent = self.clock.base.now()
+        self.clock.learn(claim_store.store_now(self.db), sent, self.clock.base.now())
+        if self.clock.skew_problem():
+            log.warning("%s", self.clock.skew_problem())
         claim_store.register_worker(
             self.db,
             self.id,
             host=self.host,
+            host_id=self.host_id,
             pid=os.getpid(),
             slots=self._target,
             now=self.clock.now(),
@@ -570,6 +578,9 @@ class WorkerPool:
     def problem(self) -> str | None:
         """Why this pool cannot work as it should right now; None when it can."""
         parts = self._problems.all()
+        skew = self.clock.skew_problem()
+        if skew:
+            parts.append(skew)
         if self.fatal:
             parts.insert(0, self.fatal)
         for run in self._runs().values():
@@ -589,6 +600,7 @@ class WorkerPool:
     def heartbeat(self, now: datetime | None = None) -> None:
         self._check_store_file()
         runs = self._runs()
+        sent = self.clock.base.now()
         reply = claim_store.heartbeat(
             self.db,
             self.id,
@@ -600,6 +612,7 @@ class WorkerPool:
             running=list(runs),
             problem=self.problem(),
         )
+        self.clock.learn(reply.store_now, sent, self.clock.base.now())
         for job_id, attempt, reason in reply.cancel:
             run = runs.get((job_id, attempt))
             if run is not None:
