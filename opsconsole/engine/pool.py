@@ -155,7 +155,9 @@ class WorkerPool:
             stopping=self._stopping,
             patience=max(self.settings.drain_grace, 1.0),
         )
-        self.reaper = Reaper(self.db, self.settings, self.id, self.host_id, self._held, self.recorder)
+        self.reaper = Reaper(
+            self.db, self.settings, self.id, self.host_id, self._held, self.recorder
+        )
         self._env = AttemptEnv(
             db=self.db,
             settings=self.settings,

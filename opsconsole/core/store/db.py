@@ -423,9 +423,7 @@ class Database:
 
             now = utcnow()
         held = conn.execute(
-            sa.select(sa.func.count()).where(
-                jobs.c.state == "running", jobs.c.lease_until >= now
-            )
+            sa.select(sa.func.count()).where(jobs.c.state == "running", jobs.c.lease_until >= now)
         ).scalar_one()
         if held:
             raise StoreUnavailable(
