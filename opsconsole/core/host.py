@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from opsconsole.config import Settings
+    from opsconsole.core.clock import Clock
     from opsconsole.core.catalog import Catalog
     from opsconsole.core.identity import Identity
     from opsconsole.core.secrets import SecretBox
@@ -26,6 +27,7 @@ class ServiceHost:
     db: Database
     settings: Settings
     identity: Identity
+    clock: Clock
 
     if TYPE_CHECKING:
 

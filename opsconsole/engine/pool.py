@@ -41,7 +41,7 @@ from opsconsole.engine.reaper import Reaper
 from opsconsole.engine.recorder import Recorder
 from opsconsole.engine.runners import zygote
 from opsconsole.engine.runners.python import interrupt_thread
-from opsconsole.engine.storeclock import StoreClock
+from opsconsole.core.storeclock import StoreClock
 
 log = logging.getLogger("opsconsole.worker")
 S = JobState
