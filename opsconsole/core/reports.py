@@ -22,10 +22,10 @@ from opsconsole.core.clock import SystemClock
 from opsconsole.core.errors import Conflict, NotFound, OpsError
 from opsconsole.core.host import ServiceHost
 from opsconsole.core.states import JobState
-from opsconsole.core.storeclock import SKEW_NOTED
 from opsconsole.core.store import claim as claim_store
 from opsconsole.core.store import queries
 from opsconsole.core.store import schedules as schedule_store
+from opsconsole.core.storeclock import SKEW_NOTED
 from opsconsole.core.templates import CatalogReports
 from opsconsole.core.views import (
     HealthCheck,

@@ -32,6 +32,7 @@ from opsconsole.core.errors import OpsError, StoreUnavailable
 from opsconsole.core.service import OpsService
 from opsconsole.core.states import JobState
 from opsconsole.core.store import claim as claim_store
+from opsconsole.core.storeclock import StoreClock
 from opsconsole.core.text import duration
 from opsconsole.engine import maintenance, scheduler, supervise, webhooks
 from opsconsole.engine.attempt import AttemptEnv, Run, execute
@@ -41,7 +42,6 @@ from opsconsole.engine.reaper import Reaper
 from opsconsole.engine.recorder import Recorder
 from opsconsole.engine.runners import zygote
 from opsconsole.engine.runners.python import interrupt_thread
-from opsconsole.core.storeclock import StoreClock
 
 log = logging.getLogger("opsconsole.worker")
 S = JobState

@@ -24,10 +24,10 @@ from opsconsole.core.service import OpsService, SubmitRequest
 from opsconsole.core.states import JobState
 from opsconsole.core.store import claim as claim_store
 from opsconsole.core.store.db import Database
+from opsconsole.core.storeclock import SKEW_NOTED, StoreClock
 from opsconsole.engine.pool import WorkerPool
 from opsconsole.engine.reaper import Reaper
 from opsconsole.engine.recorder import Recorder
-from opsconsole.core.storeclock import SKEW_NOTED, StoreClock
 
 S = JobState
 
