@@ -226,3 +226,73 @@ def _fires(svc: OpsService) -> tuple[list[sa.RowMapping], list[sa.RowMapping]]:
             conn.execute(sa.select(jobs.c.id).where(jobs.c.schedule.is_not(None))).mappings()
         )
     return fires, made
+
+
+def test_a_frozen_machine_that_comes_back_cannot_overwrite_its_successors_attempt(
+    pg_service: OpsService, catalog: Path, workers: Fleet, tmp_path: Path
+) -> None:
+    """Attempt 1's worker is frozen past its lease on machine 1; machine 2 requeues the job
+    and runs attempt 2. Attempt 1's process (not frozen) ends with success meanwhile, and
+    when its worker thaws it tries to record that: the attempt number fences it out."""
+    gate, release = tmp_path / "gate", tmp_path / "release"
+    runs = Runs(tmp_path / "runs")
+    script = f"""
+echo "$OPSCONSOLE_JOB_ID $OPSCONSOLE_ATTEMPT $$ started" >> {runs.path}
+echo "attempt $OPSCONSOLE_ATTEMPT says hello"
+if [ "$OPSCONSOLE_ATTEMPT" -gt 1 ]; then
+  while [ ! -e {gate} ]; do sleep 0.02; done
+  echo "attempt $OPSCONSOLE_ATTEMPT done"
+  exit 0
+fi
+while [ ! -e {release} ]; do sleep 0.02; done
+echo "attempt 1 finished late"
+exit 0
+"""
+    body = "".join(f"    {line}\n" for line in script.strip("\n").splitlines())
+    write_template(
+        catalog, "frozen", f"on_interrupt: requeue\ncommand:\n  - bash\n  - -c\n  - |\n{body}"
+    )
+    job = pg_service.submit(SubmitRequest("frozen")).id
+    old = workers.start("old", host="machine-1", slots=1)
+    wait_until(lambda: pg_service.get(job).state == S.RUNNING, timeout=60)
+    wait_until(lambda: any(ln.stream == "out" for ln in pg_service.logs_since(job)), timeout=30)
+    wait_until(old.running, timeout=30)
+
+    os.kill(old.proc.pid, signal.SIGSTOP)  # alive but silent: only its heartbeat going stale tells
+    try:
+        new = workers.start("new", host="machine-2", slots=1)
+        view = wait_until(
+            lambda: (v := pg_service.get(job)).attempts == 2 and v.state == S.RUNNING and v,
+            timeout=30,
+        )
+        assert view.worker is not None and view.worker.startswith("machine-2:")
+        release.touch()  # attempt 1 ends with success while its worker is frozen
+        wait_until(lambda: len(runs.pids(1)) == 1 and not pid_alive(runs.pids(1)[0]), 10)
+    finally:
+        os.kill(old.proc.pid, signal.SIGCONT)
+
+    seen: set[object] = set()
+
+    def old_heartbeats() -> bool:
+        rows = [
+            w for w in pg_service.workers(include_stopped=True) if w.id.startswith("machine-1:")
+        ]
+        seen.update(w.heartbeat_at for w in rows)
+        return len(seen) >= 3
+
+    wait_until(old_heartbeats, 15)  # the old worker is back and has tried to record attempt 1
+    view = pg_service.get(job)
+    assert (view.state, view.attempts, view.worker) == (S.RUNNING, 2, new_worker_id(pg_service))
+    gate.touch()
+    view = wait_until(lambda: (v := pg_service.get(job)).state == S.SUCCEEDED and v, 30)
+    assert view.attempts == 2
+    kinds = [e.kind for e in pg_service.get(job, with_events=True).events or ()]
+    assert kinds == ["submitted", "started", "requeued", "started", "succeeded"]
+    out = [(ln.attempt, ln.text) for ln in pg_service.logs_since(job) if ln.stream == "out"]
+    assert (2, "attempt 2 done") in out
+    assert (1, "attempt 1 finished late") not in out  # the frozen worker's writes were fenced
+
+
+def new_worker_id(svc: OpsService) -> str:
+    (row,) = [w for w in svc.workers() if w.id.startswith("machine-2:")]
+    return row.id

@@ -132,6 +132,7 @@ class Database:
             kwargs["connect_args"] = {"timeout": busy_timeout, "check_same_thread": False}
         else:
             kwargs["pool_pre_ping"] = True
+            kwargs["connect_args"] = {"options": _session_options(self.url)}
         try:
             self.engine: Engine = sa.create_engine(self.url, **kwargs)
         except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as exc:
@@ -436,6 +437,22 @@ class Database:
 MIGRATION_LOCK = 0x6F70_7363_6D69_6772
 """The PostgreSQL advisory lock key that serialises migrations ("opscmigr")."""
 _MIGRATION_LOCK = sa.select(sa.func.pg_advisory_xact_lock(MIGRATION_LOCK))
+
+
+IDLE_IN_TRANSACTION_MS = 10_000
+"""A PostgreSQL session idle inside a transaction this long is ended by the server. No
+transaction of opsconsole waits on anything but its own statements; one that sits idle is
+a process frozen mid-transaction (SIGSTOP, a paused VM), whose row locks would otherwise
+block the reaper that must settle its jobs for as long as it stays frozen."""
+
+
+def _session_options(url: sa.URL) -> str:
+    """libpq ``options`` for every PostgreSQL session: the URL's own, plus our timeout."""
+    given = url.query.get("options", "")
+    if isinstance(given, tuple):
+        given = " ".join(given)
+    ours = f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_MS}"
+    return f"{given} {ours}".strip()
 
 
 class _RolledBack(Exception):
