@@ -265,7 +265,8 @@ exit 0
             lambda: (v := pg_service.get(job)).attempts == 2 and v.state == S.RUNNING and v,
             timeout=30,
         )
-        assert view.worker is not None and view.worker.startswith("machine-2:")
+        successor = view.worker
+        assert successor is not None and successor.startswith(f"machine-2:{new.proc.pid}:")
         release.touch()  # attempt 1 ends with success while its worker is frozen
         wait_until(lambda: len(runs.pids(1)) == 1 and not pid_alive(runs.pids(1)[0]), 10)
     finally:
@@ -282,7 +283,7 @@ exit 0
 
     wait_until(old_heartbeats, 15)  # the old worker is back and has tried to record attempt 1
     view = pg_service.get(job)
-    assert (view.state, view.attempts, view.worker) == (S.RUNNING, 2, new_worker_id(pg_service))
+    assert (view.state, view.attempts, view.worker) == (S.RUNNING, 2, successor)
     gate.touch()
     view = wait_until(lambda: (v := pg_service.get(job)).state == S.SUCCEEDED and v, 30)
     assert view.attempts == 2
@@ -291,8 +292,3 @@ exit 0
     out = [(ln.attempt, ln.text) for ln in pg_service.logs_since(job) if ln.stream == "out"]
     assert (2, "attempt 2 done") in out
     assert (1, "attempt 1 finished late") not in out  # the frozen worker's writes were fenced
-
-
-def new_worker_id(svc: OpsService) -> str:
-    (row,) = [w for w in svc.workers() if w.id.startswith("machine-2:")]
-    return row.id
