@@ -10,6 +10,7 @@ id), which stay the same for every process of one machine (or one container imag
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 from pathlib import Path
@@ -40,13 +41,19 @@ def machine_id(files: tuple[Path, ...] = ID_FILES) -> str:
     return ""
 
 
+@functools.cache
+def _this_machine() -> str:
+    """This machine's id, read once per process (``workers`` asks for it per row)."""
+    return machine_id(ID_FILES)
+
+
 def host_id(files: tuple[Path, ...] = ID_FILES) -> str:
     """``hostname/machine-id`` (or the override); readable first, unique by the id."""
     override = os.environ.get(HOST_ID_ENV, "").strip()
     if override:
         return override[:MAX_LENGTH]
     name = socket.gethostname()
-    mid = machine_id(files)
+    mid = _this_machine() if files is ID_FILES else machine_id(files)
     return (f"{name}/{mid}" if mid else name)[:MAX_LENGTH]
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -85,7 +86,10 @@ class Reaper:
         return settled
 
     def _settle(self, job: Any, worker: str, others: list[Any], now: datetime) -> None:
-        if job["host_id"] == self.host_id:
+        here = job["host_id"] == self.host_id or (
+            job["host_id"] is None and worker.rsplit(":", 2)[0] == socket.gethostname()
+        )  # a worker row without a host id (or gone): by the host name in the worker's id
+        if here:
             kill_marked(f"{job['id']}.{job['attempts']}", grace=self.settings.kill_grace)
         if worker == self.worker_id:
             why = f"this worker ({worker}) lost track of it"
