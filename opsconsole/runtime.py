@@ -64,6 +64,32 @@ def open_service(
     return OpsService(settings, db, clock=clock, fire_times=_fire_times)
 
 
+def upgrade_store(
+    settings: Settings, *, force: bool = False, notice: Notice | None = None
+) -> tuple[str, str | None, str]:
+    """Run the store's migrations now (``db upgrade``): (store, revision before, after).
+
+    Unlike opening the service, this refuses an older store while running jobs hold leases
+    on it (their workers may run the older code) unless ``force``; it never opens the
+    service, which would upgrade on its own.
+    """
+    from opsconsole.core.errors import StoreUnavailable
+    from opsconsole.core.store.db import KNOWN_REVISIONS, SCHEMA_REVISION, Database
+
+    db = Database(settings.db, notice=notice)
+    try:
+        rev = db.current_revision()
+        if rev is not None and rev not in KNOWN_REVISIONS:
+            raise StoreUnavailable(
+                f"store {db.describe()}: its schema (revision {rev}) is newer than this "
+                f"opsconsole knows ({SCHEMA_REVISION}): upgrade opsconsole"
+            )
+        before, after = db.upgrade(force=force)
+        return db.describe(), before, after
+    finally:
+        db.dispose()
+
+
 def _fire_times(*args: Any, **kwargs: Any) -> list[datetime]:
     """APScheduler's fire times, imported only when a command asks when a schedule fires."""
     from opsconsole.engine.fire_times import fire_times

@@ -312,6 +312,39 @@ def check(as_json: JsonOpt = False) -> None:
     raise typer.Exit(ExitCode.OK if view.healthy else ExitCode.JOB_FAILED)
 
 
+@db_app.command("upgrade", cls=Command)
+def upgrade(
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Upgrade even while running jobs hold leases."),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Upgrade the store's schema to this opsconsole's.
+
+    Workers and commands upgrade an older store on their own when they open it; on
+    PostgreSQL they do not while running jobs hold leases (workers of other hosts may run
+    the older code), and this command refuses too (exit 5) unless --force. One process
+    migrates at a time; the others wait for it.
+
+    Examples:
+
+    \b
+      opsconsole db upgrade
+      opsconsole db upgrade --force
+    """
+    from opsconsole.runtime import upgrade_store
+
+    where, before, after = upgrade_store(settings(), force=force, notice=notice)
+    if as_json:
+        output.emit_json({"store": where, "from": before, "to": after})
+        return
+    if before == after:
+        output.line(f"{where}: schema already at revision {after}")
+    else:
+        output.line(f"{where}: schema upgraded from revision {before or 'none'} to {after}")
+
+
 def register(app: Any) -> None:
     app.command("locks", cls=Command)(locks)
     app.command("stats", cls=Command)(stats)

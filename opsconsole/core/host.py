@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from opsconsole.config import Settings
     from opsconsole.core.catalog import Catalog
+    from opsconsole.core.clock import Clock
     from opsconsole.core.identity import Identity
     from opsconsole.core.secrets import SecretBox
     from opsconsole.core.store.db import Database
@@ -26,6 +27,7 @@ class ServiceHost:
     db: Database
     settings: Settings
     identity: Identity
+    clock: Clock
 
     if TYPE_CHECKING:
 

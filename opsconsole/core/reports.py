@@ -15,14 +15,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from opsconsole.config import check_slots
+from opsconsole.core import hostid
 from opsconsole.core.access import check_team_name
 from opsconsole.core.catalog import parse_duration
+from opsconsole.core.clock import SystemClock
 from opsconsole.core.errors import Conflict, NotFound, OpsError
 from opsconsole.core.host import ServiceHost
 from opsconsole.core.states import JobState
 from opsconsole.core.store import claim as claim_store
 from opsconsole.core.store import queries
 from opsconsole.core.store import schedules as schedule_store
+from opsconsole.core.storeclock import SKEW_NOTED
 from opsconsole.core.templates import CatalogReports
 from opsconsole.core.views import (
     HealthCheck,
@@ -60,7 +63,12 @@ class ReportsMixin(ServiceHost, CatalogReports):
             r["state"] in ("running", "draining")
             and (now - r["heartbeat_at"]).total_seconds() <= self.settings.lease
         )
-        if alive and r["host"] == socket.gethostname() and not _pid_exists(r["pid"]):
+        here = (
+            r["host_id"] == hostid.host_id()
+            if r["host_id"] is not None
+            else r["host"] == socket.gethostname()  # a row without a host id: by its name
+        )
+        if alive and here and not _pid_exists(r["pid"]):
             alive = False  # it crashed on this host: no need to wait for its lease to run out
         return WorkerView(
             id=r["id"],
@@ -78,8 +86,38 @@ class ReportsMixin(ServiceHost, CatalogReports):
             supervision=r["supervision"],
         )
 
+    def store_time(self) -> datetime:
+        """Now by the store's clock where it has its own (PostgreSQL) and this service runs on
+        the system clock: heartbeats are written in the store's time, and a host whose clock
+        is off must not see live workers as stale. Else this service's clock (a settable one
+        stays exact)."""
+        if isinstance(self.clock, SystemClock):
+            found = claim_store.store_now(self.db)
+            if found is not None:
+                return found
+        return self.now()
+
+    def clock_check(self) -> HealthCheck | None:
+        """A failing ``clock`` check when this host's clock is far from the store's; None when
+        it is not (or the store has no clock of its own)."""
+        if not isinstance(self.clock, SystemClock):
+            return None
+        found = claim_store.store_now(self.db)
+        if found is None:
+            return None
+        off = (self.clock.now() - found).total_seconds()
+        if abs(off) < SKEW_NOTED:
+            return None
+        way = "ahead of" if off > 0 else "behind"
+        return HealthCheck(
+            "clock",
+            False,
+            f"this host's clock is {abs(off):.1f}s {way} the store's (workers correct for it; "
+            "times this host shows and submits are off: fix its time sync)",
+        )
+
     def workers(self, *, include_stopped: bool = False) -> list[WorkerView]:
-        now = self.now()
+        now = self.store_time()
         return [
             self._worker_view(r, now)
             for r in claim_store.list_workers(self.db, include_stopped=include_stopped)
@@ -195,6 +233,9 @@ class ReportsMixin(ServiceHost, CatalogReports):
             checks.append(HealthCheck("workers", True, detail))
         for w in troubled:
             checks.append(HealthCheck(f"worker {w.id}", False, w.problem or ""))
+        skew = self.clock_check()
+        if skew is not None:
+            checks.append(skew)
         try:
             checks.append(HealthCheck("key", True, self.key_status()))
         except OpsError as exc:

@@ -22,7 +22,6 @@ import logging
 import os
 import secrets
 import signal
-import socket
 import sys
 import threading
 import time
@@ -34,12 +33,13 @@ from pathlib import Path
 from typing import Any
 
 from opsconsole import __version__
-from opsconsole.core import wake
+from opsconsole.core import hostid, wake
 from opsconsole.core.errors import OpsError, StoreUnavailable
 from opsconsole.core.service import OpsService
 from opsconsole.core.states import JobState
 from opsconsole.core.store import claim as claim_store
 from opsconsole.core.store import notify
+from opsconsole.core.storeclock import StoreClock
 from opsconsole.core.text import duration
 from opsconsole.engine import maintenance, scheduler, supervise, webhooks
 from opsconsole.engine.attempt import AttemptEnv, Run, execute
@@ -118,8 +118,11 @@ class WorkerPool:
         self._team_caps = self.settings.policy.team_caps()
         """Team -> max running jobs, from the settings (fixed for the life of the pool)."""
         self.db = service.db
-        self.clock = service.clock
-        self.host = socket.gethostname()
+        self.clock = StoreClock(service.clock)
+        """The store's time (this machine's clock corrected at each heartbeat)."""
+        self.host = hostid.host_name()
+        self.host_id = hostid.host_id()
+        """This machine, stable across container hostnames: what the reaper goes by."""
         self.id = f"{self.host}:{os.getpid()}:{secrets.token_hex(2)}"
         self.once = once
         self.use_scheduler = use_scheduler
@@ -166,7 +169,9 @@ class WorkerPool:
             patience=max(self.settings.drain_grace, 1.0),
             spool=Path(self.settings.home) / SPOOL,
         )
-        self.reaper = Reaper(self.db, self.settings, self.id, self.host, self._held, self.recorder)
+        self.reaper = Reaper(
+            self.db, self.settings, self.id, self.host_id, self._held, self.recorder
+        )
         self._env = AttemptEnv(
             db=self.db,
             settings=self.settings,
@@ -188,10 +193,15 @@ class WorkerPool:
         except supervise.SupervisionError as exc:
             raise OpsError(str(exc)) from None
         log.info("job processes: %s", supervise.detect().reason)
+        sent = self.clock.base.now()
+        self.clock.learn(claim_store.store_now(self.db), sent, self.clock.base.now())
+        if self.clock.skew_problem():
+            log.warning("%s", self.clock.skew_problem())
         claim_store.register_worker(
             self.db,
             self.id,
             host=self.host,
+            host_id=self.host_id,
             pid=os.getpid(),
             slots=self._target,
             now=self.clock.now(),
@@ -681,6 +691,9 @@ class WorkerPool:
         away = self.outage.problem if outage else None
         if away:
             parts.insert(0, away)
+        skew = self.clock.skew_problem()
+        if skew:
+            parts.append(skew)
         if self.fatal:
             parts.insert(0, self.fatal)
         for run in self._runs().values():
@@ -704,6 +717,7 @@ class WorkerPool:
     def heartbeat(self, now: datetime | None = None) -> None:
         self._check_store_file()
         runs = self._runs()
+        sent = self.clock.base.now()
         reply = claim_store.heartbeat(
             self.db,
             self.id,
@@ -715,6 +729,7 @@ class WorkerPool:
             running=list(runs),
             problem=self.problem(outage=False),
         )
+        self.clock.learn(reply.store_now, sent, self.clock.base.now())
         for job_id, attempt, reason in reply.cancel:
             run = runs.get((job_id, attempt))
             if run is not None:

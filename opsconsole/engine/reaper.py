@@ -1,18 +1,22 @@
 """The reaper: settles running jobs that no live worker holds.
 
-A job is orphaned when its worker is gone (its process is dead on this host, or it stopped
-heartbeating for a lease), or when its lease ran out: a worker renews only the runs it
-holds, so a row it owns but lost track of (a slot that died, an end it could not write)
+A job is orphaned when its worker is gone (its process is dead on this machine, or it
+stopped heartbeating for a lease), or when its lease ran out: a worker renews only the runs
+it holds, so a row it owns but lost track of (a slot that died, an end it could not write)
 is reaped like any other, by whichever worker looks first, this one included. What is
-left of a job on this host is killed first; then each job ends per ``on_interrupt``,
-unless an operator had asked to cancel it. A vanished worker's row names the jobs it was
-running, and each job names the worker and the jobs that went down with it.
+left of a job on this machine is killed first. A job of another machine is that machine's
+to settle while any worker there heartbeats (only there can its processes be made sure
+gone); once none does, the whole machine is dead and any worker settles its jobs. Each job
+then ends per ``on_interrupt``, unless an operator had asked to cancel it. A vanished
+worker's row names the jobs it was running, and each job names the worker and the jobs
+that went down with it. Every time here is the store's (the pool's corrected clock).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import socket
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,7 +42,8 @@ class Reaper:
     db: Database
     settings: Settings
     worker_id: str
-    host: str
+    host_id: str
+    """This machine (``core/hostid.py``): only its workers' processes can be checked here."""
     held: Callable[[], set[tuple[str, int]]]
     recorder: Recorder
 
@@ -47,13 +52,15 @@ class Reaper:
         db, settings = self.db, self.settings
         dead = [
             w["id"]
-            for w in claim_store.workers_on_host(db, self.host)
+            for w in claim_store.workers_on_host(db, self.host_id)
             if w["id"] != self.worker_id and w["pid"] != os.getpid() and not pid_alive(w["pid"])
         ]
+        fresh_since = now - timedelta(seconds=settings.lease)
+        others = claim_store.live_hosts(db, fresh_since) - {self.host_id}
         stale = [
             w["id"]
-            for w in claim_store.stale_workers(db, now - timedelta(seconds=settings.lease))
-            if w["id"] != self.worker_id
+            for w in claim_store.stale_workers(db, fresh_since)
+            if w["id"] != self.worker_id and w["host_id"] not in others
         ]
         gone = sorted(set(dead + stale))
         held = self.held()
@@ -61,6 +68,7 @@ class Reaper:
             job
             for job in claim_store.orphaned_jobs(db, now, gone)
             if not (job["worker"] == self.worker_id and (job["id"], job["attempts"]) in held)
+            and job["host_id"] not in others
         ]
         by_worker: dict[str, list[Any]] = defaultdict(list)
         for job in orphans:
@@ -78,7 +86,10 @@ class Reaper:
         return settled
 
     def _settle(self, job: Any, worker: str, others: list[Any], now: datetime) -> None:
-        if worker.rsplit(":", 2)[0] == self.host:
+        here = job["host_id"] == self.host_id or (
+            job["host_id"] is None and worker.rsplit(":", 2)[0] == socket.gethostname()
+        )  # a worker row without a host id (or gone): by the host name in the worker's id
+        if here:
             kill_marked(f"{job['id']}.{job['attempts']}", grace=self.settings.kill_grace)
         if worker == self.worker_id:
             why = f"this worker ({worker}) lost track of it"

@@ -7,6 +7,7 @@ each job by its ``on_interrupt``, without running anything twice at once.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -22,6 +23,7 @@ from support import stuck_in_a_system_call, wait_until, write_template
 from opsconsole.config import Settings
 from opsconsole.core.service import OpsService, SubmitRequest
 from opsconsole.core.states import FINAL, JobState
+from opsconsole.core.store.db import sqlite_path
 from opsconsole.core.views import JobView
 from opsconsole.engine.procs import find_marked, pid_alive
 
@@ -196,14 +198,16 @@ wait
     wait_until(lambda: any(ln.stream == "out" for ln in service.logs_since(job)))
     first = runs.pids("frozen", 1)
 
-    with write_lock(Path(settings.db.removeprefix("sqlite:///"))):
-        # frozen while we hold the write lock, so it cannot be frozen inside a write of its own
-        # (which would lock every other process out of the store)
+    # SQLite: frozen while we hold the write lock, so it cannot be frozen inside a write of
+    # its own (which would lock every other process out of the store). PostgreSQL ends a
+    # session frozen inside a transaction itself (``db.IDLE_IN_TRANSACTION_MS``).
+    path = sqlite_path(settings.db)
+    with write_lock(path) if path is not None else contextlib.nullcontext():
         os.kill(old.pid, signal.SIGSTOP)  # alive but silent: only its lease running out tells
     try:
         pool = start_pool(1)
         view = wait_until(
-            lambda: (v := service.get(job)).attempts == 2 and v.state == S.RUNNING and v, 10
+            lambda: (v := service.get(job)).attempts == 2 and v.state == S.RUNNING and v, 20
         )
         assert view.worker == pool.id
         assert [p for p in first if pid_alive(p)] == []

@@ -497,12 +497,15 @@ def register_worker(
     now: datetime,
     version: str,
     supervision: str | None = None,
+    host_id: str | None = None,
 ) -> None:
+    """Add this worker's row; ``host_id`` names its machine (``core/hostid.py``)."""
     with db.write() as conn:
         conn.execute(
             workers.insert().values(
                 id=worker_id,
                 host=host,
+                host_id=host_id,
                 pid=pid,
                 slots=slots,
                 desired_slots=slots,
@@ -523,6 +526,9 @@ class HeartbeatReply:
     """(job, attempt, reason) of the runs an operator asked to cancel."""
     lost: list[tuple[str, int]]
     """(job, attempt) pairs this worker runs that the store no longer gives it: stop them."""
+    store_now: datetime | None = None
+    """The database server's clock when it wrote the heartbeat (None on SQLite, whose clock
+    is this machine's): the pool corrects its own clock by the difference."""
 
 
 def heartbeat(
@@ -545,6 +551,7 @@ def heartbeat(
     """
     held = {job for job, _attempt in running}
     with db.write() as conn:
+        store_now = _store_now(conn, db.dialect)
         desired = conn.execute(
             workers.update()
             .where(workers.c.id == worker_id)
@@ -571,7 +578,27 @@ def heartbeat(
         }
     cancel = [(job, att, why) for (job, att), (flag, why) in owned.items() if flag]
     lost = [key for key in running if key not in owned]
-    return HeartbeatReply(desired if desired is not None else slots, cancel, lost)
+    return HeartbeatReply(desired if desired is not None else slots, cancel, lost, store_now)
+
+
+_STORE_NOW = sa.select(sa.func.statement_timestamp())
+
+
+def _store_now(conn: sa.Connection, dialect: str) -> datetime | None:
+    """The database server's wall clock (not the transaction's start), or None on SQLite."""
+    if dialect != "postgresql":
+        return None
+    value = conn.execute(_STORE_NOW).scalar_one()
+    assert isinstance(value, datetime)
+    return value
+
+
+def store_now(db: Database) -> datetime | None:
+    """The database server's clock now (None on SQLite): ``health`` compares it to ours."""
+    if db.dialect != "postgresql":
+        return None
+    with db.read() as conn:
+        return _store_now(conn, db.dialect)
 
 
 def cancel_requests(db: Database, worker_id: str) -> list[tuple[str, int, str]]:
@@ -623,7 +650,8 @@ def list_workers(db: Database, *, include_stopped: bool = False) -> list[RowMapp
 
 
 def orphaned_jobs(db: Database, now: datetime, dead_workers: list[str]) -> list[RowMapping]:
-    """Running jobs whose lease ran out, or whose worker is known to be gone."""
+    """Running jobs whose lease ran out, or whose worker is known to be gone; each with the
+    ``host_id`` of its worker's machine (None when the worker row is gone or predates it)."""
     cond = jobs.c.lease_until < now
     if dead_workers:
         cond = sa.or_(cond, jobs.c.worker.in_(dead_workers))
@@ -631,6 +659,7 @@ def orphaned_jobs(db: Database, now: datetime, dead_workers: list[str]) -> list[
         return list(
             conn.execute(
                 sa.select(
+                    workers.c.host_id,
                     jobs.c.id,
                     jobs.c.template,
                     jobs.c.attempts,
@@ -641,6 +670,7 @@ def orphaned_jobs(db: Database, now: datetime, dead_workers: list[str]) -> list[
                     jobs.c.cancel_requested,
                     jobs.c.cancel_reason,
                 )
+                .select_from(jobs.outerjoin(workers, workers.c.id == jobs.c.worker))
                 .where(jobs.c.state == S.RUNNING.value, cond)
                 .order_by(jobs.c.worker, jobs.c.started_at, jobs.c.id)
                 .limit(500)
@@ -674,13 +704,48 @@ def stale_workers(db: Database, older_than: datetime) -> list[RowMapping]:
         )
 
 
-def workers_on_host(db: Database, host: str) -> list[RowMapping]:
+def workers_on_host(db: Database, host_id: str) -> list[RowMapping]:
+    """The workers of one machine that say they run (the reaper checks their pids)."""
     with db.read() as conn:
         return list(
             conn.execute(
                 sa.select(workers).where(
-                    workers.c.host == host, workers.c.state.in_(["running", "draining"])
+                    workers.c.host_id == host_id, workers.c.state.in_(["running", "draining"])
                 )
+            ).mappings()
+        )
+
+
+def live_hosts(db: Database, fresh_since: datetime) -> set[str]:
+    """Machines with at least one worker that heartbeated since ``fresh_since``.
+
+    A job on another machine is that machine's to settle while one of its workers lives:
+    only there can its process group be made sure gone. A whole machine is dead when none
+    of its workers heartbeats any more.
+    """
+    with db.read() as conn:
+        return set(
+            conn.execute(
+                sa.select(workers.c.host_id)
+                .where(
+                    workers.c.state.in_(["running", "draining"]),
+                    workers.c.heartbeat_at >= fresh_since,
+                    workers.c.host_id.is_not(None),
+                )
+                .distinct()
+            ).scalars()
+        )
+
+
+def held_leases(db: Database, now: datetime) -> list[RowMapping]:
+    """Running jobs whose lease has not run out (a schema upgrade under them is refused)."""
+    with db.read() as conn:
+        return list(
+            conn.execute(
+                sa.select(jobs.c.id, jobs.c.worker, jobs.c.lease_until)
+                .where(jobs.c.state == S.RUNNING.value, jobs.c.lease_until >= now)
+                .order_by(jobs.c.lease_until.desc())
+                .limit(20)
             ).mappings()
         )
 

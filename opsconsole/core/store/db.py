@@ -178,7 +178,10 @@ class Database:
             # claims count a key's holders under a lock, each statement on a new snapshot
             # (core/store/claim.py): whatever the server's default, never a stale one
             kwargs["isolation_level"] = "READ COMMITTED"
-            kwargs["connect_args"] = server_connect_args(self.url)
+            kwargs["connect_args"] = {
+                **server_connect_args(self.url),
+                "options": _session_options(self.url),
+            }
         try:
             self.engine: Engine = sa.create_engine(self.url, **kwargs)
         except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as exc:
@@ -443,7 +446,12 @@ class Database:
             return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
 
     def ensure_schema(self) -> None:
-        """Upgrade an older or empty store; refuse one newer than this code knows."""
+        """Upgrade an older or empty store; refuse one newer than this code knows.
+
+        On PostgreSQL, where workers of other hosts may be running older code, an older
+        store that running jobs still hold leases on is not upgraded under them: that takes
+        ``opsconsole db upgrade --force`` (an empty store is always made).
+        """
         rev = self.current_revision()
         if rev == SCHEMA_REVISION:
             return
@@ -452,22 +460,75 @@ class Database:
                 f"store {self.describe()}: its schema (revision {rev}) is newer than this "
                 f"opsconsole knows ({SCHEMA_REVISION}): upgrade opsconsole"
             )
-        self.upgrade()
+        self.upgrade(force=self.dialect != "postgresql")
 
-    def upgrade(self) -> None:
+    def upgrade(self, *, force: bool = False) -> tuple[str | None, str]:
+        """Run the migrations up to this code's schema; (revision before, after).
+
+        One process migrates at a time: SQLite's write lock, PostgreSQL's advisory lock
+        ``MIGRATION_LOCK`` (held to the end of the migrating transaction; PostgreSQL's DDL
+        is transactional, so a process that waited sees the whole upgrade or none of it).
+        The others wait for it, then find the schema current and return. Without ``force``
+        an older store is not upgraded while running jobs hold leases (their workers may
+        run older code); an empty store always is.
+        """
         from alembic import command
         from alembic.config import Config
 
         cfg = Config()
         cfg.set_main_option("script_location", str(Path(__file__).parents[2] / "migrations"))
         with self.write() as conn:
-            # re-check inside the write lock: another process may have just upgraded
+            if self.dialect == "postgresql":
+                conn.execute(_MIGRATION_LOCK)
+            # re-check inside the lock: another process may have just upgraded
+            rev = None
             if sa.inspect(conn).has_table("alembic_version"):
                 rev = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
                 if rev == SCHEMA_REVISION:
-                    return
+                    return rev, rev
+            if rev is not None and not force:
+                self._refuse_under_leases(conn, rev)
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
+            return rev, SCHEMA_REVISION
+
+    def _refuse_under_leases(self, conn: Connection, rev: str) -> None:
+        """Raise StoreUnavailable when running jobs hold leases (by the store's clock)."""
+        now: Any = sa.func.statement_timestamp() if self.dialect == "postgresql" else None
+        if now is None:
+            from opsconsole.core.clock import utcnow
+
+            now = utcnow()
+        held = conn.execute(
+            sa.select(sa.func.count()).where(jobs.c.state == "running", jobs.c.lease_until >= now)
+        ).scalar_one()
+        if held:
+            raise StoreUnavailable(
+                f"store {self.describe()}: its schema is at revision {rev}, older than this "
+                f"opsconsole's ({SCHEMA_REVISION}), and {held} running job(s) hold leases: "
+                "drain the workers first, or run: opsconsole db upgrade --force"
+            )
+
+
+MIGRATION_LOCK = 0x6F70_7363_6D69_6772
+"""The PostgreSQL advisory lock key that serialises migrations ("opscmigr")."""
+_MIGRATION_LOCK = sa.select(sa.func.pg_advisory_xact_lock(MIGRATION_LOCK))
+
+
+IDLE_IN_TRANSACTION_MS = 10_000
+"""A PostgreSQL session idle inside a transaction this long is ended by the server. No
+transaction of opsconsole waits on anything but its own statements; one that sits idle is
+a process frozen mid-transaction (SIGSTOP, a paused VM), whose row locks would otherwise
+block the reaper that must settle its jobs for as long as it stays frozen."""
+
+
+def _session_options(url: sa.URL) -> str:
+    """libpq ``options`` for every PostgreSQL session: the URL's own, plus our timeout."""
+    given = url.query.get("options", "")
+    if isinstance(given, tuple):
+        given = " ".join(given)
+    ours = f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_MS}"
+    return f"{given} {ours}".strip()
 
 
 # -- the feed in commit order (PostgreSQL) ------------------------------------------------
