@@ -115,14 +115,13 @@ def insert_in(
     row in the same one, so the job and the record of its fire land together or not at all).
 
     Dependencies are checked inside the write lock: a dependency that ended in any state but
-    succeeded is refused, so a dependent can never wait forever.
+    succeeded is refused, so a dependent can never wait forever. On PostgreSQL their rows are
+    share-locked as they are read: a dependency finishing meanwhile either committed first
+    (and its state is read here) or waits for this insert (and then settles the new job).
     """
     dep_ids = list(dict.fromkeys(depends_on))
     if dep_ids:
-        found = {
-            r.id: r.state
-            for r in conn.execute(sa.select(jobs.c.id, jobs.c.state).where(jobs.c.id.in_(dep_ids)))
-        }
+        found = {r.id: r.state for r in conn.execute(_lock_states(dep_ids))}
         for dep in dep_ids:
             if dep not in found:
                 raise InvalidParams(f"dependency '{dep}' does not exist")
@@ -312,11 +311,18 @@ def settle_dependents(conn: Connection, job_id: str, final: JobState, now: datet
     """Release or cancel the jobs waiting on ``job_id`` in this transaction.
 
     A cancelled dependent is itself final, so ``transition`` settles its dependents in turn.
+    Each dependent's row is locked (in id order, so two settlers cannot deadlock) before its
+    other dependencies are counted, in a later statement: of two dependencies finishing at
+    once, the second to take the lock counts on a snapshot that sees the first one's end.
+    Without it, on PostgreSQL each would count the other as unfinished and the dependent
+    would wait forever (SQLite's single writer never interleaves them).
     """
     waiting = conn.execute(
         sa.select(jobs.c.id, jobs.c.run_at)
         .join(deps, deps.c.job_id == jobs.c.id)
         .where(deps.c.depends_on == job_id, jobs.c.state == S.WAITING.value)
+        .order_by(jobs.c.id)
+        .with_for_update(of=jobs)
     ).all()
     root = _root_cause(conn, job_id) if waiting and final != S.SUCCEEDED else None
     for child_id, run_at in waiting:
@@ -371,6 +377,18 @@ def _dep_error(dep_id: str, state: JobState, root: dict[str, Any] | None) -> dic
     }
 
 
+def _lock_states(job_ids: list[str]) -> sa.Select[tuple[str, str]]:
+    """The states of ``job_ids``, their rows share-locked in id order (PostgreSQL; SQLite's
+    write lock already covers them): a job's end cannot commit between this read and the
+    caller's commit."""
+    return (
+        sa.select(jobs.c.id, jobs.c.state)
+        .where(jobs.c.id.in_(job_ids))
+        .order_by(jobs.c.id)
+        .with_for_update(read=True)
+    )
+
+
 def dependencies_of(conn: Connection, job_id: str) -> list[str]:
     return list(conn.execute(sa.select(deps.c.depends_on).where(deps.c.job_id == job_id)).scalars())
 
@@ -400,11 +418,11 @@ def add_dependencies(
                 raise refusal(conn, job_id, "add dependencies to")
             return row
         all_deps = sorted([*existing, *new])
-        unfinished = conn.execute(
-            sa.select(sa.func.count()).where(
-                jobs.c.id.in_(all_deps), jobs.c.state != S.SUCCEEDED.value
-            )
-        ).scalar_one()
+        # locked as they are read, as at insert: a dependency finishing meanwhile is either
+        # seen ended here or settles this job after it commits
+        unfinished = sum(
+            1 for r in conn.execute(_lock_states(all_deps)) if r.state != S.SUCCEEDED.value
+        )
         values = {"depends_on": all_deps}
         message = "waits for " + ", ".join(new)
         out = None
