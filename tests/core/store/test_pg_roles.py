@@ -1,0 +1,270 @@
+"""The database enforces the rules: real OS accounts with a psql prompt on a peer-authenticated
+PostgreSQL cannot approve their own job, approve in someone else's name or skip an approval;
+the same accounts through the installed CLI, and a worker's role, do their work as usual.
+
+alice and bob are approvers, carol an operator; ``ocworker`` is the workers' role. Every
+statement a person runs goes through ``runuser -u PERSON -- psql``: peer authentication
+makes ``session_user`` their login, whatever they type.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+import sqlalchemy as sa
+from os_users import Accounts, Host, made_accounts, needs_other_users, shared_host
+from pg_roles_support import PERSON, WORKER, PeerCluster, start_peer_cluster
+from support import wait_until
+
+from opsconsole.cli.exit_codes import ExitCode
+from opsconsole.config import load_settings
+from opsconsole.core import model
+from opsconsole.core.errors import Forbidden, InvalidParams
+from opsconsole.core.service import OpsService
+from opsconsole.core.store import roles
+from opsconsole.core.store.db import Database, jobs
+from opsconsole.engine.pool import WorkerPool
+
+TAG = f"ocr{os.getpid() % 100000}"
+GATED = {"runner": "shell", "command": ["echo", "hi"], "approval": {"required": 1}}
+
+pytestmark = needs_other_users
+
+
+@pytest.fixture(scope="module")
+def accounts() -> Iterator[Accounts]:
+    with made_accounts(TAG) as acc:
+        yield acc
+
+
+@pytest.fixture(scope="module")
+def cluster(accounts: Accounts) -> Iterator[PeerCluster]:
+    yield from start_peer_cluster()
+
+
+@pytest.fixture
+def store(cluster: PeerCluster, accounts: Accounts) -> Iterator[str]:
+    """A migrated database; alice and bob approvers, carol an operator; its name."""
+    name = cluster.new_database()
+    db = Database(cluster.url_as(name, "postgres"))
+    try:
+        db.ensure_schema()
+        for login, role in (
+            (accounts.alice, "approver"),
+            (accounts.bob, "approver"),
+            (accounts.carol, "operator"),
+            (WORKER, "worker"),
+            (PERSON, "approver"),
+        ):
+            roles.grant(db, login, role)
+        yield name
+    finally:
+        db.dispose()
+
+
+def _gated_job(cluster: PeerCluster, store: str, submitter: str) -> str:
+    """A gated job awaiting approval, submitted by ``submitter`` (written as the owner)."""
+    now = datetime.now(UTC)
+    job_id = uuid.uuid4().hex[:8]
+    row = model.Job(
+        id=job_id,
+        template="deploy",
+        state="awaiting_approval",
+        spec={"name": "deploy", **GATED},
+        submitted_by=submitter,
+        run_at=now,
+        created_at=now,
+        updated_at=now,
+    ).model_dump()
+    db = Database(cluster.url_as(store, "postgres"))
+    try:
+        with db.write() as conn:
+            conn.execute(jobs.insert().values(**row))
+    finally:
+        db.dispose()
+    return job_id
+
+
+def _approval(job_id: str, actor: str, digest: str = "d1") -> str:
+    return (
+        "INSERT INTO approvals (job_id, round, actor, decision, comment, digest, at) "
+        f"VALUES ('{job_id}', 0, '{actor}', 'approve', '', '{digest}', now())"
+    )
+
+
+def _refused(out: object, why: str) -> None:
+    assert out.returncode != 0, (out.stdout, out.stderr)  # type: ignore[attr-defined]
+    assert why in out.stderr, out.stderr  # type: ignore[attr-defined]
+
+
+@pytest.mark.slow
+def test_a_person_at_a_psql_prompt_cannot_approve_their_own_job_or_skip_the_approval(
+    cluster: PeerCluster, store: str, accounts: Accounts
+) -> None:
+    alice, bob, carol = accounts.alice, accounts.bob, accounts.carol
+    job = _gated_job(cluster, store, alice)
+    state = f"SELECT state FROM jobs WHERE id = '{job}'"
+    assert cluster.sql_as(alice, store, "SELECT session_user, opsconsole_trusted()").stdout == (
+        f"{alice}|f\n"
+    )
+
+    # four eyes: her own approval, in her name or in bob's
+    _refused(cluster.sql_as(alice, store, _approval(job, alice)), "may not approve it (four eyes)")
+    _refused(cluster.sql_as(alice, store, _approval(job, bob)), f"in the name of {bob}")
+    # skipping the gate: open it by hand, or with an approval in the same transaction
+    skip = f"UPDATE jobs SET state = 'queued', approved_digest = 'd1' WHERE id = '{job}'"
+    _refused(cluster.sql_as(alice, store, skip), "has not the approvals its gate needs")
+    # ... or make the job someone else's, or its policy allow self-approval, first
+    _refused(
+        cluster.sql_as(
+            alice, store, f"UPDATE jobs SET submitted_by = '{carol}' WHERE id = '{job}'"
+        ),
+        "never changes",
+    )
+    allow = (
+        "UPDATE jobs SET spec = jsonb_set(spec::jsonb, '{approval,self_approval}', 'true')::json "
+        f"WHERE id = '{job}'"
+    )
+    _refused(cluster.sql_as(alice, store, allow), "changes only by a worker")
+    # ... or submit a copy of it already queued
+    copy = "INSERT INTO jobs SELECT * FROM jobs WHERE id = '{job}'".format(job=job).replace(
+        "SELECT *",
+        "SELECT 'x' || substr(id, 2), template, 'queued', priority, params, "
+        "secret_blob, spec, run_at, depends_on, tags, attempts, retry_base, "
+        "max_retries, backoff_s, timeout_s, concurrency_key, concurrency_limit, "
+        "on_interrupt, dry_run, submitted_by, created_at, updated_at, started_at, "
+        "finished_at, exit_code, progress, step, result, error, worker, lease_until, "
+        "cancel_requested, cancel_reason, pid, log_lines, log_dropped, interruptions, "
+        "team, gate_round, approval_expires_at, approved_digest, break_glass, phase, "
+        "schedule",
+    )
+    _refused(cluster.sql_as(alice, store, copy), "it is submitted awaiting approval")
+    # decisions are history: nobody but the workers changes or removes one
+    _refused(cluster.sql_as(alice, store, "DELETE FROM approvals"), "permission denied")
+    _refused(cluster.sql_as(alice, store, "UPDATE approvals SET actor = 'x'"), "permission denied")
+    # an operator is no approver
+    _refused(cluster.sql_as(carol, store, _approval(job, carol)), "needs the opsconsole_approver")
+    assert cluster.scalar(store, state) == "awaiting_approval"
+    assert cluster.scalar(store, f"SELECT count(*) FROM approvals WHERE job_id = '{job}'") == 0
+
+    # another person's approval opens the gate, for the digest approved and no other
+    wrong = f"{_approval(job, bob, 'd1')}; {skip.replace('d1', 'd2')}"
+    _refused(cluster.sql_as(bob, store, wrong), "has not the approvals its gate needs")
+    opened = cluster.sql_as(bob, store, f"{_approval(job, bob, 'd1')}; {skip}")
+    assert opened.returncode == 0, opened.stderr
+    assert cluster.scalar(store, state) == "queued"
+    # once approved, the decision stays as given
+    _refused(cluster.sql_as(bob, store, "UPDATE approvals SET digest = 'd2'"), "permission denied")
+
+
+def test_the_workers_role_is_trusted_and_a_person_is_not(
+    cluster: PeerCluster, store: str, accounts: Accounts
+) -> None:
+    worker = Database(cluster.url_as(store, WORKER))
+    try:
+        assert roles.session(worker) == roles.Session(WORKER, trusted=True)
+        listed = roles.members(worker)
+        assert roles.Grant(accounts.alice, "approver") in listed
+        assert roles.Grant(accounts.carol, "operator") in listed
+        # the worker's pass at an expired request: recorded in the system's name
+        job = _gated_job(cluster, store, accounts.alice)
+        with worker.write() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO approvals (job_id, round, actor, decision, comment, at) "
+                    f"VALUES ('{job}', 0, 'opsconsole', 'expire', 'expired', now())"
+                )
+            )
+    finally:
+        worker.dispose()
+    out = cluster.sql_as(
+        accounts.alice,
+        store,
+        "INSERT INTO approvals (job_id, round, actor, decision, comment, at) "
+        f"VALUES ('{job}', 0, '{accounts.alice}', 'expire', 'x', now())",
+    )
+    _refused(out, "only a worker records a expire decision")
+
+
+def test_a_refusal_reaches_the_caller_as_forbidden_and_grant_checks_its_input(
+    cluster: PeerCluster, store: str, accounts: Accounts
+) -> None:
+    owner = Database(cluster.url_as(store, "postgres"))
+    try:
+        with pytest.raises(InvalidParams, match="invalid login"):
+            roles.grant(owner, "Robert'); DROP TABLE jobs;--", "viewer")
+        with pytest.raises(InvalidParams, match="unknown role 'root'"):
+            roles.grant(owner, accounts.carol, "root")
+        # a new role replaces the old one: carol is a viewer now, then nothing
+        roles.grant(owner, accounts.carol, "viewer")
+        held = [g for g in roles.members(owner) if g.login == accounts.carol]
+        assert held == [roles.Grant(accounts.carol, "viewer")]
+        assert roles.revoke(owner, accounts.carol) == ["viewer"]
+        assert all(g.login != accounts.carol for g in roles.members(owner))
+    finally:
+        owner.dispose()
+    out = cluster.sql_as(accounts.carol, store, "SELECT count(*) FROM jobs")
+    _refused(out, "permission denied for table jobs")
+    # the store maps PostgreSQL's refusal to Forbidden (exit 4), not "store unavailable" (5)
+    person = Database(cluster.url_as(store, PERSON))
+    try:
+        job = _gated_job(cluster, store, accounts.bob)
+        with pytest.raises(Forbidden, match="the database refuses: .* has not the approvals"):
+            with person.write() as conn:
+                conn.execute(
+                    jobs.update()
+                    .where(jobs.c.id == job)
+                    .values(state="queued", approved_digest="d")
+                )
+        with pytest.raises(Forbidden, match="the database refuses: permission denied"):
+            with person.write() as conn:
+                conn.execute(sa.text("DELETE FROM approvals"))
+    finally:
+        person.dispose()
+
+
+@pytest.fixture
+def host(accounts: Accounts) -> Iterator[Host]:
+    gate = 'runner: shell\ncommand: [echo, "deployed"]\napproval: {required: 1}\n'
+    with shared_host(accounts, {"deploy": gate}) as shared:
+        yield shared
+
+
+@pytest.mark.slow
+def test_the_cli_as_each_person_and_a_worker_role_run_a_gated_job(
+    cluster: PeerCluster, store: str, accounts: Accounts, host: Host
+) -> None:
+    a = accounts
+    # no user in the URL: libpq takes the OS login, and peer authentication checks it
+    url = f"postgresql+psycopg:///{store}?host={cluster.socketdir}&port={cluster.port}"
+    host.write_config(
+        f'db = "{url}"\n[roles]\noperator = ["user:{a.carol}"]\n'
+        f'approver = ["user:{a.alice}", "user:{a.bob}"]\n'
+    )
+    job = host.ok(a.alice, "submit", "deploy")["id"]
+    assert cluster.scalar(store, f"SELECT submitted_by FROM jobs WHERE id = '{job}'") == a.alice
+    own = host.cli(a.alice, "approve", job)
+    assert own.returncode == ExitCode.FORBIDDEN, (own.stdout, own.stderr)
+    assert host.ok(a.bob, "approve", job)["state"] == "queued"
+
+    settings = load_settings(
+        home=host.home,
+        catalog=host.catalog,
+        db=url.replace("///", f"//{WORKER}@/"),
+        poll_interval=0.05,
+        heartbeat_interval=0.2,
+        lease=3.0,
+    )
+    service = OpsService(settings, Database(settings.db))
+    pool = WorkerPool(service, slots=1).start()
+    try:
+        wait_until(lambda: service.get(job).state == "succeeded", timeout=30)
+    finally:
+        pool.stop(grace=0.5)
+        service.db.dispose()
+    # carol, an operator, reads what the worker wrote through the rules
+    assert host.ok(a.carol, "jobs", "show", job)["state"] == "succeeded"
