@@ -14,10 +14,11 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from opsconsole.core.access import Role
 from opsconsole.core.errors import InvalidParams
 from opsconsole.core.store.db import Database
 
-ROLES = ("viewer", "operator", "approver", "admin", "worker")
+ROLES = (*(r.label for r in Role), "worker")
 """What ``db grant --role`` accepts: opsconsole's roles, and ``worker`` for the pools."""
 PREFIX = "opsconsole_"
 LOGIN_RE = re.compile(r"[a-z_][a-z0-9_.-]{0,62}")

@@ -9,10 +9,14 @@ makes ``session_user`` their login, whatever they type.
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -30,6 +34,7 @@ from opsconsole.core.store.db import Database, jobs
 from opsconsole.engine.pool import WorkerPool
 
 TAG = f"ocr{os.getpid() % 100000}"
+BIN = Path(sys.executable).parent / "opsconsole"
 GATED = {"runner": "shell", "command": ["echo", "hi"], "approval": {"required": 1}}
 
 pytestmark = needs_other_users
@@ -268,3 +273,43 @@ def test_the_cli_as_each_person_and_a_worker_role_run_a_gated_job(
         service.db.dispose()
     # carol, an operator, reads what the worker wrote through the rules
     assert host.ok(a.carol, "jobs", "show", job)["state"] == "succeeded"
+
+
+def _installed(home: Path, db: str, *args: str) -> subprocess.CompletedProcess[str]:
+    argv = [str(BIN), "--home", str(home), "--db", db, *args]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_db_grant_roles_and_revoke_from_the_cli(
+    cluster: PeerCluster, store: str, accounts: Accounts, tmp_path: Path, host: Host
+) -> None:
+    db = cluster.url_as(store, "postgres")
+    home = tmp_path / "home"
+    home.mkdir()
+    granted = _installed(home, db, "db", "grant", accounts.carol, "--role", "approver", "--json")
+    assert granted.returncode == 0, granted.stderr
+    assert json.loads(granted.stdout) == {"login": accounts.carol, "role": "approver"}
+    listed = json.loads(_installed(home, db, "db", "roles", "--json").stdout)
+    assert (listed["session"], listed["trusted"]) == ("postgres", True)
+    assert {"login": accounts.carol, "role": "approver"} in listed["grants"]
+    # the person's own view: who the rules see, and that they bind her
+    url = f"postgresql+psycopg:///{store}?host={cluster.socketdir}&port={cluster.port}"
+    host.write_config(f'db = "{url}"\n[roles]\napprover = ["user:{accounts.carol}"]\n')
+    mine = host.ok(accounts.carol, "db", "roles")
+    assert (mine["session"], mine["trusted"]) == (accounts.carol, False)
+    # an approver is no admin: she may not grant herself more (the app says so, and the
+    # database would refuse a role that may not create roles anyway)
+    more = host.cli(accounts.carol, "db", "grant", accounts.carol, "--role", "admin")
+    assert more.returncode == ExitCode.FORBIDDEN, (more.stdout, more.stderr)
+    assert more.stderr.count("\n") == 1 and "Traceback" not in more.stderr
+
+    bad = _installed(home, db, "db", "grant", "Bad Name", "--role", "viewer")
+    assert bad.returncode == ExitCode.USAGE, bad.stderr
+    assert bad.stderr.count("\n") == 1 and "invalid login 'Bad Name'" in bad.stderr
+    revoked = _installed(home, db, "db", "revoke", accounts.carol, "--json")
+    assert json.loads(revoked.stdout) == {"login": accounts.carol, "revoked": ["approver"]}
+    # SQLite has no database roles: one line, usage error
+    lite = _installed(home, str(tmp_path / "ops.db"), "db", "roles")
+    assert lite.returncode == ExitCode.USAGE, lite.stderr
+    [said] = [line for line in lite.stderr.splitlines() if "error:" in line]
+    assert "database roles exist on PostgreSQL only" in said and "Traceback" not in lite.stderr
