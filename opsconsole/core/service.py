@@ -29,8 +29,8 @@ from opsconsole.core.catalog import (
     validate_params,
 )
 from opsconsole.core.checks import ChecksMixin
-from opsconsole.core.db_roles import RolesMixin
 from opsconsole.core.clock import Clock, SystemClock
+from opsconsole.core.db_roles import RolesMixin
 from opsconsole.core.errors import (
     Conflict,
     Forbidden,
