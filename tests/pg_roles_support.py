@@ -57,7 +57,9 @@ class PeerCluster(Cluster):
             str(self.bindir / "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
             "-h", str(self.socketdir), "-p", str(self.port), "-d", database, "-c", sql,
         ]  # fmt: skip
-        return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+        return subprocess.run(  # cwd: pytest's directories are root's alone
+            argv, cwd="/", capture_output=True, text=True, timeout=60, check=False
+        )
 
     def scalar(self, database: str, sql: str) -> object:
         """One value read as ``postgres`` (the test's own look at the store)."""

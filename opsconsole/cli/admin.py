@@ -314,9 +314,10 @@ def check(as_json: JsonOpt = False) -> None:
 
 @db_app.command("roles", cls=Command)
 def db_roles(as_json: JsonOpt = False) -> None:
-    """List who holds which opsconsole role in the database (PostgreSQL).
+    """Who holds which opsconsole role in the database.
 
-    Also says who this command is connected as: with peer authentication, your login.
+    PostgreSQL only. Also says who this command is connected as: with peer
+    authentication, your login.
     """
     view = service().db_roles()
     if as_json:
@@ -336,6 +337,7 @@ def db_grant(
         str,
         typer.Option(
             "--role",
+            metavar="ROLE",
             help="viewer, operator, approver, admin (as in opsconsole.toml's [roles]) or "
             "worker (a pool's role). Replaces any opsconsole role LOGIN held.",
             show_default=False,
@@ -343,9 +345,10 @@ def db_grant(
     ],
     as_json: JsonOpt = False,
 ) -> None:
-    """Let LOGIN connect as itself (no password: peer authentication) holding ROLE.
+    """Give LOGIN an opsconsole role in the database.
 
-    PostgreSQL only; run it as a role that may create roles. The database then holds
+    LOGIN connects as itself, without a password (peer authentication). PostgreSQL
+    only; run it as a role that may create roles. The database then holds
     four-eyes and the approval gate for LOGIN even at a psql prompt.
 
     Examples:
@@ -368,7 +371,10 @@ def db_revoke(
     ],
     as_json: JsonOpt = False,
 ) -> None:
-    """Take every opsconsole role from LOGIN (PostgreSQL; its login role stays)."""
+    """Take every opsconsole role from LOGIN.
+
+    PostgreSQL only; the login role itself stays.
+    """
     held = service().db_revoke(login)
     if as_json:
         output.emit_json({"login": login, "revoked": held})
