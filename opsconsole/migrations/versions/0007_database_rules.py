@@ -19,6 +19,9 @@ everyone). Every other session is a person, and for a person the triggers below 
 - a gated job leaves ``awaiting_approval`` for a runnable state only with the approvals its
   policy requires for the digest it names (or a break-glass decision for it), never goes
   from a final state straight back to a runnable one, and is submitted awaiting approval;
+- a person moves a job only as their verbs do (retry, cancel, release, wait, approve,
+  break the glass, reject): never claims, finishes, requeues or parks one, never submits
+  one in any but a first state, and never changes a finished job's record but to retry it;
 - nobody changes a job's submitter or its approval policy, and a job is submitted in the
   person's own name.
 
@@ -56,6 +59,28 @@ _LADDER = (
 """Each role may do what the ones below it may (``core/access.py``'s ``Role``)."""
 
 RUNNABLE = "('queued', 'scheduled', 'waiting', 'running')"
+INITIAL = "('awaiting_approval', 'waiting', 'scheduled', 'queued')"
+RETRIED = "('queued', 'awaiting_approval')"
+_PERSON_MOVES = (
+    # retry: a job that ended badly starts again (a gated one awaits a new approval)
+    *(
+        (old, new)
+        for old in ("failed", "timed_out", "cancelled", "interrupted", "partial")
+        for new in ("queued", "awaiting_approval")
+    ),
+    # cancel a pending job; dependencies release or hold a pending job
+    *((old, "cancelled") for old in ("waiting", "scheduled", "queued")),
+    ("waiting", "queued"),
+    ("waiting", "scheduled"),
+    ("queued", "waiting"),
+    ("scheduled", "waiting"),
+    # approve, break the glass (checked against the approvals), reject
+    *(("awaiting_approval", new) for new in ("queued", "scheduled", "waiting", "rejected")),
+)
+"""The state changes a person's verbs make (``core/states.py``'s MOVES of retry, cancel,
+release, wait, approve, break_glass and reject); claim, finish, requeue and park are the
+workers'."""
+MOVES = "(" + ", ".join(f"('{a}', '{b}')" for a, b in _PERSON_MOVES) + ")"
 FINAL = "('succeeded', 'partial', 'failed', 'timed_out', 'cancelled', 'rejected', 'interrupted')"
 
 _FUNCTIONS = [
@@ -177,6 +202,10 @@ BEGIN
     PERFORM opsconsole_refuse(format('%s may not submit a job in the name of %s',
                                      session_user, NEW.submitted_by));
   END IF;
+  IF NEW.state NOT IN {initial} THEN
+    PERFORM opsconsole_refuse(format('a job is submitted awaiting approval, waiting, '
+                                     'scheduled or queued, not %s', NEW.state));
+  END IF;
   IF jsonb_typeof((NEW.spec::jsonb) -> 'approval') = 'object'
      AND NEW.phase IS DISTINCT FROM 'plan'
      AND (NEW.state <> 'awaiting_approval' OR NEW.approved_digest IS NOT NULL
@@ -201,6 +230,21 @@ BEGIN
   END IF;
   IF ((NEW.spec::jsonb) -> 'approval') IS DISTINCT FROM policy THEN
     PERFORM opsconsole_refuse(format('the approval policy of job %s changes only by a worker',
+                                     OLD.id));
+  END IF;
+  IF OLD.state IN {final} AND (NEW.state = OLD.state OR NEW.state NOT IN {retried}) THEN
+    PERFORM opsconsole_refuse(format('job %s is finished: its record is history (a retry '
+                                     'starts it again)', OLD.id));
+  END IF;
+  IF NEW.state <> OLD.state AND NOT ((OLD.state, NEW.state) IN {moves}) THEN
+    PERFORM opsconsole_refuse(format('only a worker moves a job from %s to %s',
+                                     OLD.state, NEW.state));
+  END IF;
+  IF NEW.state = 'rejected' AND NOT EXISTS (
+      SELECT 1 FROM approvals
+      WHERE job_id = OLD.id AND round = OLD.gate_round AND actor = session_user
+        AND decision IN ('reject', 'withdraw')) THEN
+    PERFORM opsconsole_refuse(format('job %s is rejected only with a decision that says so',
                                      OLD.id));
   END IF;
   IF NEW.state NOT IN {runnable} OR OLD.state IN {runnable}
@@ -337,7 +381,11 @@ def upgrade() -> None:
     schema = op.get_bind().execute(sa.text("SELECT current_schema()")).scalar_one()
     s = f'"{schema}"'
     for body in _FUNCTIONS:
-        op.execute(body.format(s=s, final=FINAL, runnable=RUNNABLE))
+        op.execute(
+            body.format(
+                s=s, final=FINAL, runnable=RUNNABLE, initial=INITIAL, retried=RETRIED, moves=MOVES
+            )
+        )
     op.execute(f"REVOKE ALL ON FUNCTION {s}.opsconsole_refuse(text) FROM PUBLIC")
     for table, name, when, func in _TRIGGERS:
         op.execute(

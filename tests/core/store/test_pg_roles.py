@@ -141,6 +141,17 @@ def test_a_person_at_a_psql_prompt_cannot_approve_their_own_job_or_skip_the_appr
         "UPDATE c SET id = 'copy1', state = 'queued'; INSERT INTO jobs SELECT * FROM c"
     )
     _refused(cluster.sql_as(alice, store, copy), "it is submitted awaiting approval")
+    # a person's verbs move jobs; claiming, finishing or writing history is the workers'
+    _refused(
+        cluster.sql_as(alice, store, f"UPDATE jobs SET state = 'rejected' WHERE id = '{job}'"),
+        "rejected only with a decision that says so",
+    )
+    finished = (
+        f"CREATE TEMP TABLE f AS SELECT * FROM jobs WHERE id = '{job}'; "
+        f"UPDATE f SET id = 'done1', state = 'succeeded', submitted_by = '{alice}'; "
+        "INSERT INTO jobs SELECT * FROM f"
+    )
+    _refused(cluster.sql_as(alice, store, finished), "not succeeded")
     # decisions are history: nobody but the workers changes or removes one
     _refused(cluster.sql_as(alice, store, "DELETE FROM approvals"), "permission denied")
     _refused(cluster.sql_as(alice, store, "UPDATE approvals SET actor = 'x'"), "permission denied")
@@ -157,6 +168,26 @@ def test_a_person_at_a_psql_prompt_cannot_approve_their_own_job_or_skip_the_appr
     assert cluster.scalar(store, state) == "queued"
     # once approved, the decision stays as given
     _refused(cluster.sql_as(bob, store, "UPDATE approvals SET digest = 'd2'"), "permission denied")
+    # and only a worker claims the job, or says how it ended
+    claim = f"UPDATE jobs SET state = 'running', attempts = 1 WHERE id = '{job}'"
+    _refused(cluster.sql_as(bob, store, claim), "only a worker moves a job from queued to running")
+    worker = Database(cluster.url_as(store, WORKER))
+    try:
+        with worker.write() as conn:
+            conn.execute(sa.text(claim))
+    finally:
+        worker.dispose()
+    ended = f"UPDATE jobs SET state = 'succeeded', result = '\"ok\"' WHERE id = '{job}'"
+    _refused(cluster.sql_as(bob, store, ended), "from running to succeeded")
+    forged = f"UPDATE jobs SET result = '\"forged\"' WHERE id = '{job}'"
+    with_worker = Database(cluster.url_as(store, WORKER))
+    try:
+        with with_worker.write() as conn:
+            conn.execute(sa.text(ended))
+    finally:
+        with_worker.dispose()
+    _refused(cluster.sql_as(bob, store, forged), "its record is history")
+    assert cluster.scalar(store, f"SELECT result::text FROM jobs WHERE id = '{job}'") == '"ok"'
 
 
 def test_the_workers_role_is_trusted_and_a_person_is_not(
@@ -226,7 +257,8 @@ def test_a_refusal_reaches_the_caller_as_forbidden_and_grant_checks_its_input(
 @pytest.fixture
 def host(accounts: Accounts) -> Iterator[Host]:
     gate = 'runner: shell\ncommand: [echo, "deployed"]\napproval: {required: 1}\n'
-    with shared_host(accounts, {"deploy": gate}) as shared:
+    hello = 'runner: shell\ncommand: [echo, "hello"]\n'
+    with shared_host(accounts, {"deploy": gate, "hello": hello}) as shared:
         yield shared
 
 
@@ -246,6 +278,10 @@ def test_the_cli_as_each_person_and_a_worker_role_run_a_gated_job(
     own = host.cli(a.alice, "approve", job)
     assert own.returncode == ExitCode.FORBIDDEN, (own.stdout, own.stderr)
     assert host.ok(a.bob, "approve", job)["state"] == "queued"
+    # an operator's own verbs under the rules: submit, cancel, retry
+    plain = host.ok(a.carol, "submit", "hello")["id"]
+    assert host.ok(a.carol, "jobs", "cancel", plain)["state"] == "cancelled"
+    assert host.ok(a.carol, "jobs", "retry", plain)["state"] == "queued"
 
     settings = load_settings(
         home=host.home,
@@ -258,7 +294,9 @@ def test_the_cli_as_each_person_and_a_worker_role_run_a_gated_job(
     service = OpsService(settings, Database(settings.db))
     pool = WorkerPool(service, slots=1).start()
     try:
-        wait_until(lambda: service.get(job).state == "succeeded", timeout=30)
+        wait_until(
+            lambda: service.get(job).state == service.get(plain).state == "succeeded", timeout=30
+        )
     finally:
         pool.stop(grace=0.5)
         service.db.dispose()
