@@ -283,6 +283,15 @@ def test_the_cli_as_each_person_and_a_worker_role_run_a_gated_job(
     assert host.ok(a.carol, "jobs", "cancel", plain)["state"] == "cancelled"
     assert host.ok(a.carol, "jobs", "retry", plain)["state"] == "queued"
 
+    # the database cannot know the catalog: a copy without its gate goes in at a psql
+    # prompt, and the worker's gate hands it back to awaiting approval with the real one
+    stripped = (
+        f"CREATE TEMP TABLE c AS SELECT * FROM jobs WHERE id = '{job}'; "
+        f"UPDATE c SET id = 'strip1', submitted_by = '{a.carol}', approved_digest = NULL, "
+        "spec = (spec::jsonb - 'approval')::json; INSERT INTO jobs SELECT * FROM c"
+    )
+    done = cluster.sql_as(a.carol, store, stripped)
+    assert done.returncode == 0, done.stderr
     settings = load_settings(
         home=host.home,
         catalog=host.catalog,
@@ -297,11 +306,13 @@ def test_the_cli_as_each_person_and_a_worker_role_run_a_gated_job(
         wait_until(
             lambda: service.get(job).state == service.get(plain).state == "succeeded", timeout=30
         )
+        wait_until(lambda: service.get("strip1").state == "awaiting_approval", timeout=30)
     finally:
         pool.stop(grace=0.5)
         service.db.dispose()
     # carol, an operator, reads what the worker wrote through the rules
     assert host.ok(a.carol, "jobs", "show", job)["state"] == "succeeded"
+    assert cluster.scalar(store, "SELECT spec::jsonb -> 'approval' FROM jobs WHERE id = 'strip1'")
 
 
 def _installed(home: Path, db: str, *args: str) -> subprocess.CompletedProcess[str]:
