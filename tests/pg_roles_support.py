@@ -24,6 +24,8 @@ from pg_support import PG_ROOTS, Cluster, _missing
 
 WORKER = "ocworker"
 """The login role the tests' worker pools use (root maps to it)."""
+OWNER = "ocowner"
+"""A plain login role (no CREATEROLE) that owns a database and migrates it (root maps to it)."""
 PERSON = "ocperson"
 """A person's login role the tests' own process may use (root maps to it too): the rules'
 refusals seen in-process, through ``Database``."""
@@ -34,6 +36,7 @@ opsconsole postgres postgres
 opsconsole root     postgres
 opsconsole root     {WORKER}
 opsconsole root     {PERSON}
+opsconsole root     {OWNER}
 opsconsole /^([a-z_][a-z0-9_.-]*)$ \\1
 """
 
@@ -44,10 +47,10 @@ class PeerCluster(Cluster):
     def url_as(self, database: str, role: str) -> str:
         return f"postgresql+psycopg://{role}@/{database}?host={self.socketdir}&port={self.port}"
 
-    def new_database(self) -> str:
-        """A new empty database; its name."""
+    def new_database(self, owner: str = "postgres") -> str:
+        """A new empty database owned by ``owner``; its name."""
         name = f"r_{uuid.uuid4().hex[:12]}"
-        self.admin(f'CREATE DATABASE "{name}"')
+        self.admin(f'CREATE DATABASE "{name}" OWNER "{owner}"')
         return name
 
     def sql_as(self, user: str, database: str, sql: str) -> subprocess.CompletedProcess[str]:
@@ -95,6 +98,7 @@ def start_peer_cluster() -> Iterator[PeerCluster]:
     try:
         cluster.admin(f"CREATE ROLE {WORKER} LOGIN")
         cluster.admin(f"CREATE ROLE {PERSON} LOGIN")
+        cluster.admin(f"CREATE ROLE {OWNER} LOGIN")
         yield cluster
     finally:
         cluster.run("pg_ctl", "-D", str(cluster.datadir), "-m", "immediate", "-w", "stop")

@@ -348,30 +348,36 @@ def _grants(schema: str) -> list[str]:
 
 
 def _make_groups() -> bool:
-    """Create the group roles (cluster-wide: another database may have made them); False when
-    the migrating role may not create roles (then the grants wait for ``db grant``)."""
+    """Create the group roles (cluster-wide: another database may have made them already);
+    True when they all exist now, so the tables' owner can grant on its own tables to them."""
     bind = op.get_bind()
     may = bind.execute(
         sa.text("SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user")
     ).scalar()
-    if not may:
-        log.warning(
-            "the migrating role may not create roles: opsconsole_* group roles not made "
-            "(run 'opsconsole db upgrade' once as a role with CREATEROLE)"
-        )
-        return False
-    for name in GROUPS:
-        # two databases of one cluster migrating at once race on the role's name
-        op.execute(
-            f"""DO $$ BEGIN
+    if may:
+        for name in GROUPS:
+            # two databases of one cluster migrating at once race on the role's name
+            op.execute(
+                f"""DO $$ BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{name}') THEN
     CREATE ROLE {name} NOLOGIN;
   END IF;
 EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
 END $$"""
+            )
+        for lower, upper in _LADDER:
+            op.execute(f"GRANT {lower} TO {upper}")
+    found = bind.execute(
+        sa.text("SELECT count(*) FROM pg_roles WHERE rolname = ANY(:names)"),
+        {"names": list(GROUPS)},
+    ).scalar_one()
+    if found < len(GROUPS):
+        log.warning(
+            "the migrating role may not create roles and the opsconsole_* group roles do not "
+            "exist: no grants made, only the tables' owner may use the store (the rules "
+            "hold); migrate as a role with CREATEROLE, or create the group roles first"
         )
-    for lower, upper in _LADDER:
-        op.execute(f"GRANT {lower} TO {upper}")
+        return False
     return True
 
 

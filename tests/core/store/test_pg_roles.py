@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from os_users import Accounts, Host, made_accounts, needs_other_users, shared_host
-from pg_roles_support import PERSON, WORKER, PeerCluster, start_peer_cluster
+from pg_roles_support import OWNER, PERSON, WORKER, PeerCluster, start_peer_cluster
 from support import wait_until
 
 from opsconsole.cli.exit_codes import ExitCode
@@ -71,7 +71,7 @@ def store(cluster: PeerCluster, accounts: Accounts) -> Iterator[str]:
         db.dispose()
 
 
-def _gated_job(cluster: PeerCluster, store: str, submitter: str) -> str:
+def _gated_job(cluster: PeerCluster, store: str, submitter: str, owner: str = "postgres") -> str:
     """A gated job awaiting approval, submitted by ``submitter`` (written as the owner)."""
     now = datetime.now(UTC)
     job_id = uuid.uuid4().hex[:8]
@@ -85,7 +85,7 @@ def _gated_job(cluster: PeerCluster, store: str, submitter: str) -> str:
         created_at=now,
         updated_at=now,
     ).model_dump()
-    db = Database(cluster.url_as(store, "postgres"))
+    db = Database(cluster.url_as(store, owner))
     try:
         with db.write() as conn:
             conn.execute(jobs.insert().values(**row))
@@ -353,3 +353,45 @@ def test_db_grant_roles_and_revoke_from_the_cli(
     assert lite.returncode == ExitCode.USAGE, lite.stderr
     [said] = [line for line in lite.stderr.splitlines() if "error:" in line]
     assert "database roles exist on PostgreSQL only" in said and "Traceback" not in lite.stderr
+
+
+def _alembic(db: Database, revision: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    import opsconsole
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(opsconsole.__file__).parent / "migrations"))
+    with db.write() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, revision)
+
+
+def test_a_plain_owner_migrates_grants_on_its_tables_and_the_rules_come_and_go_with_0007(
+    cluster: PeerCluster, store: str, accounts: Accounts
+) -> None:
+    """The owner may not create roles; the group roles exist (the cluster's): its grants and
+    the rules hold all the same. A downgrade takes them away, an upgrade brings them back."""
+    name = cluster.new_database(owner=OWNER)
+    db = Database(cluster.url_as(name, OWNER))
+    rules = "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'opsconsole_%'"
+    try:
+        db.ensure_schema()
+        assert roles.session(db) == roles.Session(OWNER, trusted=True)
+        job = _gated_job(cluster, name, accounts.alice, owner=OWNER)
+        seen = cluster.sql_as(accounts.alice, name, "SELECT count(*) FROM jobs")
+        assert seen.stdout == "1\n", seen.stderr
+        out = cluster.sql_as(accounts.alice, name, _approval(job, accounts.alice))
+        _refused(out, "may not approve it (four eyes)")
+        assert cluster.scalar(name, rules) == 4
+        _alembic(db, "0006")
+        assert cluster.scalar(name, rules) == 0
+        _refused(
+            cluster.sql_as(accounts.alice, name, "SELECT count(*) FROM jobs"), "permission denied"
+        )
+        db.ensure_schema()
+        assert cluster.scalar(name, rules) == 4
+        _refused(cluster.sql_as(accounts.alice, name, _approval(job, accounts.alice)), "four eyes")
+    finally:
+        db.dispose()
