@@ -23,7 +23,10 @@ everyone). Every other session is a person, and for a person the triggers below 
   break the glass, reject): never claims, finishes, requeues or parks one, never submits
   one in any but a first state, and never changes a finished job's record but to retry it;
 - nobody changes a job's submitter or its approval policy, and a job is submitted in the
-  person's own name.
+  person's own name;
+- a person's event in the audit trail is in their own name (or in nobody's: what their
+  action set off); a break-glass review is opened in one's own name and acknowledged once,
+  by another person with the approver role.
 
 A refusal is SQLSTATE 42501 (``insufficient_privilege``) with one line saying why.
 """
@@ -215,6 +218,51 @@ BEGIN
   END IF;
   RETURN NEW;
 END $$""",
+    # the audit trail: a person's event is in their own name, or in nobody's (what their
+    # action set off, e.g. dependents released)
+    """CREATE OR REPLACE FUNCTION {s}.opsconsole_check_event() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, {s} AS $$
+BEGIN
+  IF opsconsole_trusted() OR NEW.actor IN ('', session_user) THEN
+    RETURN NEW;
+  END IF;
+  PERFORM opsconsole_refuse(format('%s may not write an event in the name of %s',
+                                   session_user, NEW.actor));
+  RETURN NEW;
+END $$""",
+    # a break-glass review: opened by who broke the glass, acknowledged by another approver
+    """CREATE OR REPLACE FUNCTION {s}.opsconsole_check_review() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, {s} AS $$
+BEGIN
+  IF opsconsole_trusted() THEN
+    RETURN NEW;
+  END IF;
+  IF TG_OP = 'INSERT' THEN
+    IF NEW.broken_by IS DISTINCT FROM session_user OR NEW.acked_by IS NOT NULL THEN
+      PERFORM opsconsole_refuse(format('%s may open a review only in their own name',
+                                       session_user));
+    END IF;
+    RETURN NEW;
+  END IF;
+  IF NEW.broken_by IS DISTINCT FROM OLD.broken_by OR NEW.job_id IS DISTINCT FROM OLD.job_id
+     OR NEW.reason IS DISTINCT FROM OLD.reason OR OLD.acked_by IS NOT NULL THEN
+    PERFORM opsconsole_refuse(format('review %s is history: only its acknowledgement is '
+                                     'written, once', OLD.id));
+  END IF;
+  IF NEW.acked_by IS DISTINCT FROM session_user THEN
+    PERFORM opsconsole_refuse(format('%s may not acknowledge in the name of %s',
+                                     session_user, NEW.acked_by));
+  END IF;
+  IF NEW.acked_by = OLD.broken_by THEN
+    PERFORM opsconsole_refuse(format('%s broke the glass and may not acknowledge its review '
+                                     '(four eyes)', session_user));
+  END IF;
+  IF NOT opsconsole_member('opsconsole_approver') THEN
+    PERFORM opsconsole_refuse(format('%s may not acknowledge reviews: needs the '
+                                     'opsconsole_approver role', session_user));
+  END IF;
+  RETURN NEW;
+END $$""",
     # a job's change: the gate opens only with its approvals
     """CREATE OR REPLACE FUNCTION {s}.opsconsole_check_change() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, {s} AS $$
@@ -295,9 +343,13 @@ _TRIGGERS = [
     ),
     ("jobs", "opsconsole_submit_rules", "BEFORE INSERT", "opsconsole_check_submit"),
     ("jobs", "opsconsole_change_rules", "BEFORE UPDATE", "opsconsole_check_change"),
+    ("job_events", "opsconsole_event_rules", "BEFORE INSERT", "opsconsole_check_event"),
+    ("reviews", "opsconsole_review_rules", "BEFORE INSERT OR UPDATE", "opsconsole_check_review"),
 ]
 
 _FUNCTION_NAMES = (
+    "opsconsole_check_review()",
+    "opsconsole_check_event()",
     "opsconsole_check_change()",
     "opsconsole_check_submit()",
     "opsconsole_keep_decision()",

@@ -152,6 +152,26 @@ def test_a_person_at_a_psql_prompt_cannot_approve_their_own_job_or_skip_the_appr
         "INSERT INTO jobs SELECT * FROM f"
     )
     _refused(cluster.sql_as(alice, store, finished), "not succeeded")
+    # the audit trail: her events are hers; a break-glass review is another person's to ack
+    forged = (
+        "INSERT INTO job_events (job_id, ts, kind, actor, message) "
+        f"VALUES ('{job}', now(), 'approved', '{bob}', 'approved by {bob}')"
+    )
+    _refused(cluster.sql_as(alice, store, forged), f"event in the name of {bob}")
+    review = (
+        f"INSERT INTO reviews (job_id, broken_by, reason, created_at) "
+        f"VALUES ('{job}', '{alice}', 'down', now()) RETURNING id"
+    )
+    opened = cluster.sql_as(alice, store, review)
+    assert opened.returncode == 0, opened.stderr
+    ack = "UPDATE reviews SET acked_by = '{who}', acked_at = now() WHERE id = {id}"
+    rid = opened.stdout.split()[0]
+    _refused(cluster.sql_as(alice, store, ack.format(who=alice, id=rid)), "(four eyes)")
+    _refused(cluster.sql_as(alice, store, ack.format(who=bob, id=rid)), f"in the name of {bob}")
+    _refused(cluster.sql_as(carol, store, ack.format(who=carol, id=rid)), "needs the opsconsole_a")
+    acked = cluster.sql_as(bob, store, ack.format(who=bob, id=rid))
+    assert acked.returncode == 0, acked.stderr
+    _refused(cluster.sql_as(bob, store, ack.format(who=bob, id=rid)), "acknowledgement is written")
     # decisions are history: nobody but the workers changes or removes one
     _refused(cluster.sql_as(alice, store, "DELETE FROM approvals"), "permission denied")
     _refused(cluster.sql_as(alice, store, "UPDATE approvals SET actor = 'x'"), "permission denied")
@@ -384,14 +404,14 @@ def test_a_plain_owner_migrates_grants_on_its_tables_and_the_rules_come_and_go_w
         assert seen.stdout == "1\n", seen.stderr
         out = cluster.sql_as(accounts.alice, name, _approval(job, accounts.alice))
         _refused(out, "may not approve it (four eyes)")
-        assert cluster.scalar(name, rules) == 4
+        assert cluster.scalar(name, rules) == 6
         _alembic(db, "0006")
         assert cluster.scalar(name, rules) == 0
         _refused(
             cluster.sql_as(accounts.alice, name, "SELECT count(*) FROM jobs"), "permission denied"
         )
         db.ensure_schema()
-        assert cluster.scalar(name, rules) == 4
+        assert cluster.scalar(name, rules) == 6
         _refused(cluster.sql_as(accounts.alice, name, _approval(job, accounts.alice)), "four eyes")
     finally:
         db.dispose()
