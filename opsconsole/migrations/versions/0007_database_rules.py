@@ -22,8 +22,8 @@ everyone). Every other session is a person, and for a person the triggers below 
 - a person moves a job only as their verbs do (retry, cancel, release, wait, approve,
   break the glass, reject): never claims, finishes, requeues or parks one, never submits
   one in any but a first state, and never changes a finished job's record but to retry it;
-- nobody changes a job's submitter or its approval policy, and a job is submitted in the
-  person's own name;
+- a person never changes a job's submitter or its approval policy, and submits a job in
+  their own name;
 - a person's event in the audit trail is in their own name (or in nobody's: what their
   action set off); a break-glass review is opened in one's own name and acknowledged once,
   by another person with the approver role.
