@@ -71,7 +71,13 @@ def store(cluster: PeerCluster, accounts: Accounts) -> Iterator[str]:
         db.dispose()
 
 
-def _gated_job(cluster: PeerCluster, store: str, submitter: str, owner: str = "postgres") -> str:
+def _gated_job(
+    cluster: PeerCluster,
+    store: str,
+    submitter: str,
+    owner: str = "postgres",
+    approval: dict[str, object] | None = None,
+) -> str:
     """A gated job awaiting approval, submitted by ``submitter`` (written as the owner)."""
     now = datetime.now(UTC)
     job_id = uuid.uuid4().hex[:8]
@@ -79,7 +85,7 @@ def _gated_job(cluster: PeerCluster, store: str, submitter: str, owner: str = "p
         id=job_id,
         template="deploy",
         state="awaiting_approval",
-        spec={"name": "deploy", **GATED},
+        spec={"name": "deploy", **GATED, **({"approval": approval} if approval else {})},
         submitted_by=submitter,
         run_at=now,
         created_at=now,
@@ -415,3 +421,30 @@ def test_a_plain_owner_migrates_grants_on_its_tables_and_the_rules_come_and_go_w
         _refused(cluster.sql_as(accounts.alice, name, _approval(job, accounts.alice)), "four eyes")
     finally:
         db.dispose()
+
+
+def test_a_templates_approvers_and_group_approvers_are_held_too(
+    cluster: PeerCluster, store: str, accounts: Accounts
+) -> None:
+    """``group:NAME`` is the PostgreSQL role NAME; ``user:NAME`` the login itself."""
+    team = f"{TAG}team"
+    cluster.admin(f"DROP ROLE IF EXISTS {team}")
+    cluster.admin(f"CREATE ROLE {team} NOLOGIN")
+    cluster.admin(f"GRANT {team} TO {accounts.bob}")
+    try:
+        policy = {"required": 1, "approvers": [f"group:{team}", f"user:{PERSON}"]}
+        job = _gated_job(cluster, store, accounts.carol, approval=policy)
+        out = cluster.sql_as(accounts.alice, store, _approval(job, accounts.alice))
+        _refused(out, f"{accounts.alice} is not an approver of job {job}")
+        done = cluster.sql_as(accounts.bob, store, _approval(job, accounts.bob))
+        assert done.returncode == 0, done.stderr
+        other = _gated_job(cluster, store, accounts.carol, approval=policy)
+        person = Database(cluster.url_as(store, PERSON))
+        try:
+            with person.write() as conn:
+                conn.execute(sa.text(_approval(other, PERSON)))
+        finally:
+            person.dispose()
+    finally:
+        cluster.admin(f"DROP OWNED BY {team}")
+        cluster.admin(f"DROP ROLE {team}")
