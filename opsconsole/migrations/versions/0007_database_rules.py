@@ -87,15 +87,17 @@ MOVES = "(" + ", ".join(f"('{a}', '{b}')" for a, b in _PERSON_MOVES) + ")"
 FINAL = "('succeeded', 'partial', 'failed', 'timed_out', 'cancelled', 'rejected', 'interrupted')"
 
 _FUNCTIONS = [
-    # who is trusted: the owner of the tables, a superuser, or a worker
+    # who is trusted: the owner of the tables, a superuser, or a worker. PL/pgSQL, not SQL:
+    # its plans are kept for the session, and every update of a job asks it first
     """CREATE OR REPLACE FUNCTION {s}.opsconsole_trusted() RETURNS boolean
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $$
-  SELECT coalesce((SELECT rolsuper FROM pg_roles WHERE rolname = session_user), false)
-      OR pg_has_role(session_user,
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $$
+BEGIN
+  RETURN pg_has_role(session_user,
                      (SELECT relowner FROM pg_class WHERE oid = '{s}.jobs'::regclass), 'MEMBER')
-      OR (EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'opsconsole_worker')
-          AND pg_has_role(session_user, 'opsconsole_worker', 'MEMBER'))
-$$""",
+      OR coalesce((SELECT rolsuper FROM pg_roles WHERE rolname = session_user), false)
+      OR (to_regrole('opsconsole_worker') IS NOT NULL
+          AND pg_has_role(session_user, 'opsconsole_worker', 'MEMBER'));
+END $$""",
     # does a role of this name exist and is the session's login a member of it
     """CREATE OR REPLACE FUNCTION {s}.opsconsole_member(role text) RETURNS boolean
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $$
