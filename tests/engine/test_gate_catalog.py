@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from support import submitted_by, wait_until, write_template
+from support import wait_until, write_template
 
 from opsconsole.core.service import OpsService, SubmitRequest
 from opsconsole.core.states import JobState
@@ -24,11 +24,15 @@ def test_a_gated_templates_job_without_its_gate_is_refused(
     clocked: OpsService, catalog: Path
 ) -> None:
     write_template(catalog, "gated", "command: [echo, hi]\napproval: {required: 1}\n")
-    job = submitted_by(clocked, SubmitRequest("gated"), "alice")
+    job = clocked.submit(SubmitRequest("gated")).id
     with clocked.db.write() as conn:
         row = conn.execute(jobs.select().where(jobs.c.id == job)).mappings().one()
         stripped = {k: v for k, v in row["spec"].items() if k != "approval"}
-        conn.execute(jobs.update().where(jobs.c.id == job).values(state="queued", spec=stripped))
+        conn.execute(
+            jobs.update()
+            .where(jobs.c.id == job)
+            .values(state="queued", spec=stripped, submitted_by="alice")
+        )
     pool = WorkerPool(clocked, slots=1, use_scheduler=False).start()
     try:
         wait_until(lambda: "refused" in kinds(clocked, job), timeout=30)
