@@ -64,10 +64,7 @@ class Cluster:
 
         user = self.owner or pwd.getpwuid(os.getuid()).pw_name
         with psycopg.connect(
-            host=str(self.socketdir),
-            port=self.port,
-            user=user,
-            dbname="postgres",
+            host=str(self.socketdir), port=self.port, user=user, dbname="postgres",
             autocommit=True,
         ) as conn:
             conn.execute(sql)  # type: ignore[arg-type]  # names are ours, quoted
