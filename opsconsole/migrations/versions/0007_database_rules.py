@@ -176,7 +176,7 @@ BEGIN
       PERFORM opsconsole_refuse(format('%s may not act on jobs', who));
     END IF;
   ELSE
-    PERFORM opsconsole_refuse(format('only a worker records a %s decision', NEW.decision));
+    PERFORM opsconsole_refuse(format('only a worker records the decision ''%s''', NEW.decision));
   END IF;
   RETURN NEW;
 END $$""",

@@ -242,7 +242,7 @@ def test_the_workers_role_is_trusted_and_a_person_is_not(
         "INSERT INTO approvals (job_id, round, actor, decision, comment, at) "
         f"VALUES ('{job}', 0, '{accounts.alice}', 'expire', 'x', now())",
     )
-    _refused(out, "only a worker records a expire decision")
+    _refused(out, "only a worker records the decision 'expire'")
 
 
 def test_a_refusal_reaches_the_caller_as_forbidden_and_grant_checks_its_input(
