@@ -22,8 +22,9 @@ everyone). Every other session is a person, and for a person the triggers below 
 - a person moves a job only as their verbs do (retry, cancel, release, wait, approve,
   break the glass, reject): never claims, finishes, requeues or parks one, never submits
   one in any but a first state, and never changes a finished job's record but to retry it;
-- a person never changes a job's submitter or its approval policy, and submits a job in
-  their own name;
+- a person never changes a job's submitter, nor its approval policy but to a stricter one
+  in a new round (the catalog's template changed while the job awaited approval), and
+  submits a job in their own name;
 - a person's event in the audit trail is in their own name (or in nobody's: what their
   action set off); a break-glass review is opened in one's own name and acknowledged once,
   by another person with the approver role.
@@ -104,6 +105,27 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $$
   SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = role)
      AND pg_has_role(session_user, role, 'MEMBER')
 $$""",
+    # is ``new`` an approval policy at least as strict as ``old`` (the catalog's template
+    # changed while a job awaited approval): as many approvers or more, from no wider a
+    # list, with no self-approval or break-glass that ``old`` did not allow
+    """CREATE OR REPLACE FUNCTION {s}.opsconsole_stricter(old jsonb, new jsonb)
+RETURNS boolean LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog AS $$
+DECLARE
+  old_list jsonb := coalesce(old -> 'approvers', '[]'::jsonb);
+  new_list jsonb := coalesce(new -> 'approvers', '[]'::jsonb);
+BEGIN
+  IF jsonb_typeof(old) IS DISTINCT FROM 'object' OR jsonb_typeof(new) IS DISTINCT FROM 'object'
+     OR jsonb_typeof(old_list) <> 'array' OR jsonb_typeof(new_list) <> 'array' THEN
+    RETURN jsonb_typeof(old) IS DISTINCT FROM 'object' AND jsonb_typeof(new) = 'object';
+  END IF;
+  RETURN coalesce((new ->> 'required')::integer, 1) >= coalesce((old ->> 'required')::integer, 1)
+     AND (NOT coalesce((new ->> 'self_approval')::boolean, false)
+          OR coalesce((old ->> 'self_approval')::boolean, false))
+     AND (NOT coalesce((new ->> 'break_glass')::boolean, false)
+          OR coalesce((old ->> 'break_glass')::boolean, false))
+     AND (jsonb_array_length(old_list) = 0
+          OR (jsonb_array_length(new_list) > 0 AND new_list <@ old_list));
+END $$""",
     """CREATE OR REPLACE FUNCTION {s}.opsconsole_refuse(why text) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -278,9 +300,12 @@ BEGIN
   IF NEW.submitted_by IS DISTINCT FROM OLD.submitted_by THEN
     PERFORM opsconsole_refuse(format('the submitter of job %s never changes', OLD.id));
   END IF;
-  IF ((NEW.spec::jsonb) -> 'approval') IS DISTINCT FROM policy THEN
-    PERFORM opsconsole_refuse(format('the approval policy of job %s changes only by a worker',
-                                     OLD.id));
+  IF ((NEW.spec::jsonb) -> 'approval') IS DISTINCT FROM policy
+     AND NOT (OLD.state = 'awaiting_approval' AND NEW.state = 'awaiting_approval'
+              AND NEW.gate_round > OLD.gate_round
+              AND opsconsole_stricter(policy, (NEW.spec::jsonb) -> 'approval')) THEN
+    PERFORM opsconsole_refuse(format('the approval policy of job %s changes only by a worker, '
+                                     'or to a stricter one in a new round', OLD.id));
   END IF;
   IF OLD.state IN {final} AND (NEW.state = OLD.state OR NEW.state NOT IN {retried}) THEN
     PERFORM opsconsole_refuse(format('job %s is finished: its record is history (a retry '
@@ -357,6 +382,7 @@ _FUNCTION_NAMES = (
     "opsconsole_keep_decision()",
     "opsconsole_check_decision()",
     "opsconsole_refuse(text)",
+    "opsconsole_stricter(jsonb, jsonb)",
     "opsconsole_member(text)",
     "opsconsole_trusted()",
 )

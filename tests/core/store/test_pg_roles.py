@@ -448,3 +448,31 @@ def test_a_templates_approvers_and_group_approvers_are_held_too(
     finally:
         cluster.admin(f"DROP OWNED BY {team}")
         cluster.admin(f"DROP ROLE {team}")
+
+
+def test_a_policy_changes_only_to_a_stricter_one_in_a_new_round(
+    cluster: PeerCluster, store: str, accounts: Accounts
+) -> None:
+    """The catalog's template changed while the job awaited approval: an approver's console
+    carries the new policy into a new round, if it asks no less than the old one."""
+    job = _gated_job(cluster, store, accounts.alice, approval={"required": 2})
+
+    def change(key: str, value: str, bump: int = 1) -> str:
+        return (
+            f"UPDATE jobs SET gate_round = gate_round + {bump}, "
+            f"spec = jsonb_set(spec::jsonb, '{{approval,{key}}}', '{value}')::json "
+            f"WHERE id = '{job}'"
+        )
+
+    weaker = "or to a stricter one in a new round"
+    _refused(cluster.sql_as(accounts.bob, store, change("required", "1")), weaker)
+    _refused(cluster.sql_as(accounts.bob, store, change("self_approval", "true")), weaker)
+    _refused(cluster.sql_as(accounts.bob, store, change("required", "3", bump=0)), weaker)
+    stricter = cluster.sql_as(accounts.bob, store, change("required", "3"))
+    assert stricter.returncode == 0, stricter.stderr
+    listed = cluster.sql_as(accounts.bob, store, change("approvers", f'["user:{accounts.bob}"]'))
+    assert listed.returncode == 0, listed.stderr
+    wider = f'["user:{accounts.bob}", "user:{accounts.alice}"]'
+    _refused(cluster.sql_as(accounts.bob, store, change("approvers", wider)), weaker)
+    policy = f"SELECT spec::jsonb -> 'approval' ->> 'required' FROM jobs WHERE id = '{job}'"
+    assert cluster.scalar(store, policy) == "3"
