@@ -304,6 +304,11 @@ def test_the_cli_as_each_person_and_a_worker_role_run_a_gated_job(
     own = host.cli(a.alice, "approve", job)
     assert own.returncode == ExitCode.FORBIDDEN, (own.stdout, own.stderr)
     assert host.ok(a.bob, "approve", job)["state"] == "queued"
+    # a refusal and a withdrawal go through the rules too
+    refused = host.ok(a.alice, "submit", "deploy")["id"]
+    assert host.ok(a.bob, "reject", refused, "--reason", "not today")["state"] == "rejected"
+    withdrawn = host.ok(a.alice, "submit", "deploy")["id"]
+    assert host.ok(a.alice, "jobs", "cancel", withdrawn)["state"] == "rejected"
     # an operator's own verbs under the rules: submit, cancel, retry
     plain = host.ok(a.carol, "submit", "hello")["id"]
     assert host.ok(a.carol, "jobs", "cancel", plain)["state"] == "cancelled"
