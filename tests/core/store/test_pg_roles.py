@@ -284,7 +284,8 @@ def test_a_refusal_reaches_the_caller_as_forbidden_and_grant_checks_its_input(
 def host(accounts: Accounts) -> Iterator[Host]:
     gate = 'runner: shell\ncommand: [echo, "deployed"]\napproval: {required: 1}\n'
     hello = 'runner: shell\ncommand: [echo, "hello"]\n'
-    with shared_host(accounts, {"deploy": gate, "hello": hello}) as shared:
+    fix = 'runner: shell\ncommand: [echo, "fixed"]\napproval: {required: 1, break_glass: true}\n'
+    with shared_host(accounts, {"deploy": gate, "hello": hello, "fix": fix}) as shared:
         yield shared
 
 
@@ -309,6 +310,15 @@ def test_the_cli_as_each_person_and_a_worker_role_run_a_gated_job(
     assert host.ok(a.bob, "reject", refused, "--reason", "not today")["state"] == "rejected"
     withdrawn = host.ok(a.alice, "submit", "deploy")["id"]
     assert host.ok(a.alice, "jobs", "cancel", withdrawn)["state"] == "rejected"
+    # break-glass: an operator opens the gate with a reason; another person acknowledges
+    broken = host.ok(a.carol, "submit", "fix")["id"]
+    out = host.ok(a.carol, "approve", broken, "--break-glass", "--reason", "site down")
+    assert out["state"] == "queued"
+    review = str(out["review"])
+    mine = host.cli(a.carol, "reviews", "ack", review, "--comment", "ok")
+    assert mine.returncode == ExitCode.FORBIDDEN, (mine.stdout, mine.stderr)
+    acked = host.ok(a.alice, "reviews", "ack", review, "--comment", "checked")
+    assert acked["acked_by"] == a.alice
     # an operator's own verbs under the rules: submit, cancel, retry
     plain = host.ok(a.carol, "submit", "hello")["id"]
     assert host.ok(a.carol, "jobs", "cancel", plain)["state"] == "cancelled"
@@ -335,7 +345,8 @@ def test_the_cli_as_each_person_and_a_worker_role_run_a_gated_job(
     pool = WorkerPool(service, slots=1).start()
     try:
         wait_until(
-            lambda: service.get(job).state == service.get(plain).state == "succeeded", timeout=30
+            lambda: {service.get(j).state for j in (job, plain, broken)} == {"succeeded"},
+            timeout=30,
         )
         wait_until(lambda: service.get("strip1").state == "awaiting_approval", timeout=30)
     finally:
