@@ -127,7 +127,8 @@ def test_a_person_at_a_psql_prompt_cannot_approve_their_own_job_or_skip_the_appr
     _refused(cluster.sql_as(alice, store, _approval(job, alice)), "may not approve it (four eyes)")
     _refused(cluster.sql_as(alice, store, _approval(job, bob)), f"in the name of {bob}")
     # skipping the gate: open it by hand, or with an approval in the same transaction
-    skip = f"UPDATE jobs SET state = 'queued', approved_digest = 'd1' WHERE id = '{job}'"
+    opening = "UPDATE jobs SET state = 'queued', approved_digest = '{digest}' WHERE id = '{job}'"
+    skip = opening.format(digest="d1", job=job)
     _refused(cluster.sql_as(alice, store, skip), "has not the approvals its gate needs")
     # ... or make the job someone else's, or its policy allow self-approval, first
     _refused(
@@ -187,7 +188,7 @@ def test_a_person_at_a_psql_prompt_cannot_approve_their_own_job_or_skip_the_appr
     assert cluster.scalar(store, f"SELECT count(*) FROM approvals WHERE job_id = '{job}'") == 0
 
     # another person's approval opens the gate, for the digest approved and no other
-    wrong = f"{_approval(job, bob, 'd1')}; {skip.replace('d1', 'd2')}"
+    wrong = f"{_approval(job, bob, 'd1')}; {opening.format(digest='d2', job=job)}"
     _refused(cluster.sql_as(bob, store, wrong), "has not the approvals its gate needs")
     opened = cluster.sql_as(bob, store, f"{_approval(job, bob, 'd1')}; {skip}")
     assert opened.returncode == 0, opened.stderr
