@@ -102,9 +102,9 @@ def grant(db: Database, login: str, role: str) -> Grant:
         ).first()
         if exists is None:
             conn.execute(sa.text(f"CREATE ROLE {who} LOGIN"))
-        for other in ROLES:
-            if other != role:
-                conn.execute(sa.text(f"REVOKE {PREFIX}{other} FROM {who}"))
+        for held in _members(conn):
+            if held.login == login and held.role != role:
+                conn.execute(sa.text(f"REVOKE {PREFIX}{held.role} FROM {who}"))
         conn.execute(sa.text(f"GRANT {PREFIX}{role} TO {who}"))
     return Grant(login, role)
 

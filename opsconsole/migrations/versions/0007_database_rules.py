@@ -100,11 +100,15 @@ BEGIN
           AND pg_has_role(session_user, 'opsconsole_worker', 'MEMBER'));
 END $$""",
     # does a role of this name exist and is the session's login a member of it
+    # (PL/pgSQL: SQL does not promise to look for the role before asking about it)
     """CREATE OR REPLACE FUNCTION {s}.opsconsole_member(role text) RETURNS boolean
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $$
-  SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = role)
-     AND pg_has_role(session_user, role, 'MEMBER')
-$$""",
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $$
+BEGIN
+  IF to_regrole(quote_ident(role)) IS NULL THEN
+    RETURN false;
+  END IF;
+  RETURN pg_has_role(session_user, role, 'MEMBER');
+END $$""",
     # is ``new`` an approval policy at least as strict as ``old`` (the catalog's template
     # changed while a job awaited approval): as many approvers or more, from no wider a
     # list, with no self-approval or break-glass that ``old`` did not allow
