@@ -345,6 +345,76 @@ def upgrade(
         output.line(f"{where}: schema upgraded from revision {before or 'none'} to {after}")
 
 
+@db_app.command("roles", cls=Command)
+def db_roles(as_json: JsonOpt = False) -> None:
+    """Who holds which opsconsole role in the database.
+
+    PostgreSQL only. Also says who this command is connected as: with peer
+    authentication, your login.
+    """
+    view = service().db_roles()
+    if as_json:
+        output.emit_json(view.to_dict())
+        return
+    bound = "trusted (a worker or the owner)" if view.trusted else "bound by the rules"
+    output.line(f"connected as {view.session}: {bound}", style="dim")
+    output.table(None, ["LOGIN", "ROLE"], [(g.login, g.role) for g in view.grants])
+
+
+@db_app.command("grant", cls=Command)
+def db_grant(
+    login: Annotated[
+        str, typer.Argument(metavar="LOGIN", help="A Unix login name.", show_default=False)
+    ],
+    role: Annotated[
+        str,
+        typer.Option(
+            "--role",
+            metavar="ROLE",
+            help="viewer, operator, approver, admin (as in opsconsole.toml's [roles]) or "
+            "worker (a pool's role). Replaces any opsconsole role LOGIN held.",
+            show_default=False,
+        ),
+    ],
+    as_json: JsonOpt = False,
+) -> None:
+    """Give LOGIN an opsconsole role in the database.
+
+    LOGIN connects as itself, without a password (peer authentication). PostgreSQL
+    only; run it as a role that may create roles. The database then holds
+    four-eyes and the approval gate for LOGIN even at a psql prompt.
+
+    Examples:
+
+    \b
+      opsconsole db grant alice --role approver
+      opsconsole db grant opsworker --role worker
+    """
+    done = service().db_grant(login, role)
+    if as_json:
+        output.emit_json(done.to_dict())
+        return
+    output.line(f"{done.login} holds the {done.role} role in the database")
+
+
+@db_app.command("revoke", cls=Command)
+def db_revoke(
+    login: Annotated[
+        str, typer.Argument(metavar="LOGIN", help="A Unix login name.", show_default=False)
+    ],
+    as_json: JsonOpt = False,
+) -> None:
+    """Take every opsconsole role from LOGIN.
+
+    PostgreSQL only; the login role itself stays.
+    """
+    held = service().db_revoke(login)
+    if as_json:
+        output.emit_json({"login": login, "revoked": held})
+        return
+    output.line(f"{login}: revoked {', '.join(held) or 'nothing (it held no opsconsole role)'}")
+
+
 def register(app: Any) -> None:
     app.command("locks", cls=Command)(locks)
     app.command("stats", cls=Command)(stats)

@@ -55,6 +55,7 @@ VERBS: dict[str, tuple[Role, str]] = {
     "backup": (Role.ADMIN, "back up the store"),
     "vacuum": (Role.ADMIN, "vacuum the store"),
     "webhooks": (Role.ADMIN, "enable or test webhooks"),
+    "roles": (Role.ADMIN, "grant or revoke database roles"),
 }
 """Verb -> the least role it needs, and how the refusal names it."""
 

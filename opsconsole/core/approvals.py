@@ -266,13 +266,25 @@ class ApprovalsMixin(ServiceHost):
         after the approval, or a template file changed since, all end here.
         """
         policy = self._row_policy(row)
-        if policy is None or row.get("phase") == "plan":
-            return None  # a Terraform plan changes nothing: it runs before the approval
-        why = self._template_change(row)
         values: dict[str, Any] = {}
-        if why is not None:
-            values["spec"] = self._catalog_spec(row)
+        if policy is None:
+            # a job whose copy of a gated template lacks its gate was not submitted by
+            # opsconsole (a row written by hand): it gets the catalog's template, and its gate
+            spec = self._catalog_spec(row)
+            policy = self._row_policy({"spec": spec}) if spec is not None else None
+            if policy is None:
+                return None
+            why: str | None = (
+                f"template '{row['template']}' asks for an approval the job's copy of it lacks"
+            )
+            values["spec"] = spec
+        elif row.get("phase") == "plan":
+            return None  # a Terraform plan changes nothing: it runs before the approval
         else:
+            why = self._template_change(row)
+            if why is not None:
+                values["spec"] = self._catalog_spec(row)
+        if why is None:
             digest = self.digest_of(row)
             round_ = int(row["gate_round"])
             if not row["approved_digest"]:

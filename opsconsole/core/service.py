@@ -30,6 +30,7 @@ from opsconsole.core.catalog import (
 )
 from opsconsole.core.checks import ChecksMixin
 from opsconsole.core.clock import Clock, SystemClock
+from opsconsole.core.db_roles import RolesMixin
 from opsconsole.core.errors import (
     Conflict,
     Forbidden,
@@ -113,6 +114,7 @@ class OpsService(
     ChecksMixin,
     WebhooksMixin,
     MaintenanceMixin,
+    RolesMixin,
 ):
     """Built by ``runtime.open_service``; cheap to keep for the life of a process."""
 

@@ -24,13 +24,13 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from opsconsole.core import model
-from opsconsole.core.errors import OpsError, StoreUnavailable
+from opsconsole.core.errors import Forbidden, OpsError, StoreUnavailable
 from opsconsole.core.files import PRIVATE, Access, create_file, exposure, fix, tighten
 from opsconsole.core.states import FINAL, JobState
 
-SCHEMA_REVISION = "0006"
+SCHEMA_REVISION = "0007"
 """The newest Alembic revision this code knows; a test keeps it equal to the scripts' head."""
-KNOWN_REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006")
+KNOWN_REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007")
 BUSY_TIMEOUT_MS = 60_000
 LOCK_NOTICE_AFTER = 1.0
 """Seconds a write waits for another process's lock before saying that it is waiting."""
@@ -383,6 +383,7 @@ class Database:
         except sa.exc.IntegrityError:
             raise
         except (sa.exc.OperationalError, sa.exc.DatabaseError, sa.exc.InterfaceError) as exc:
+            _raise_refusal(exc)
             raise StoreUnavailable(
                 f"store {self.describe()}: {_reason(exc)}", away=self._away(exc)
             ) from exc
@@ -401,6 +402,7 @@ class Database:
         except sa.exc.IntegrityError:
             raise
         except (sa.exc.OperationalError, sa.exc.DatabaseError, sa.exc.InterfaceError) as exc:
+            _raise_refusal(exc)
             raise StoreUnavailable(
                 f"store {self.describe()}: {_reason(exc)}", away=self._away(exc)
             ) from exc
@@ -648,6 +650,20 @@ class _RolledBack(Exception):
 
 def _is_locked(exc: sa.exc.DBAPIError) -> bool:
     return "database is locked" in str(exc.orig) or "database is busy" in str(exc.orig)
+
+
+INSUFFICIENT_PRIVILEGE = "42501"
+"""PostgreSQL's SQLSTATE for a refused grant, and the one the rules of migration 0007 raise."""
+
+
+def _raise_refusal(exc: sa.exc.DBAPIError) -> None:
+    """Raise Forbidden when PostgreSQL refused the connected role (a missing grant, or a rule
+    of migration 0007): the person may not do this, the store itself is fine."""
+    if getattr(exc.orig, "sqlstate", None) == INSUFFICIENT_PRIVILEGE:
+        reason = _reason(exc)
+        if not reason.startswith("the database refuses"):
+            reason = f"the database refuses: {reason}"
+        raise Forbidden(reason) from exc
 
 
 def _reason(exc: sa.exc.DBAPIError) -> str:
