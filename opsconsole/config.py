@@ -126,8 +126,9 @@ class Settings:
     )
     workers: int = _doc("Worker slots of `opsconsole worker`. Default: the CPU count.", default=0)
     poll_interval: float = _doc(
-        "Seconds between idle polls for ready jobs; local submits wake workers at once, so "
-        "this only bounds a lost wake-up.",
+        "Seconds between idle polls for ready jobs; a submit wakes idle workers at once (on "
+        "SQLite those of this host, on PostgreSQL those of every host), so this only bounds "
+        "a lost wake-up.",
         default=1.0,
     )
     heartbeat_interval: float = _doc(
