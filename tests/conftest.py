@@ -44,7 +44,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     keep, drop = [], []
     for item in items:
         uses = getattr(item, "fixturenames", ())
-        sqlite_only = item.get_closest_marker("sqlite_only") is not None
+        sqlite_only = item.get_closest_marker("sqlite_only") is not None or "db_path" in uses
         (keep if "store_url" in uses and not sqlite_only else drop).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)

@@ -11,16 +11,12 @@ see a refusal in-process, a person as ``PERSON``. People run ``psql`` and the in
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import tempfile
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
-import pytest
-from pg_support import PG_ROOTS, Cluster, _missing
+from pg_support import Cluster, new_cluster
 
 WORKER = "ocworker"
 """The login role the tests' worker pools use (root maps to it)."""
@@ -75,31 +71,15 @@ class PeerCluster(Cluster):
 
 def start_peer_cluster() -> Iterator[PeerCluster]:
     """Start a peer-authenticated cluster (as ``postgres``; root only, like the OS users)."""
-    why = _missing()
-    if why is not None:
-        pytest.skip(why)
-    base = Path(tempfile.mkdtemp(prefix="opsconsole-pgpeer-"))
-    base.chmod(0o755)  # every account reaches the socket; the data directory stays private
-    shutil.chown(base, "postgres")
-    port = 5900 + uuid.uuid4().int % 90
-    cluster = PeerCluster(PG_ROOTS[0], base / "data", base, port, "postgres")
-    done = cluster.run(
-        "initdb", "-D", str(cluster.datadir), "-A", "peer", "-E", "UTF8", "--no-sync"
-    )
-    assert done.returncode == 0, done.stderr
-    for name, text in (("pg_hba.conf", PG_HBA), ("pg_ident.conf", PG_IDENT)):
-        (cluster.datadir / name).write_text(text)
-    opts = f"-k {base} -c listen_addresses='' -p {port} -c fsync=off"
-    log = base / "server.log"
-    done = cluster.run(
-        "pg_ctl", "-D", str(cluster.datadir), "-l", str(log), "-o", opts, "-w", "start"
-    )
-    assert done.returncode == 0, done.stderr + (log.read_text() if log.exists() else "")
-    try:
-        cluster.admin(f"CREATE ROLE {WORKER} LOGIN")
-        cluster.admin(f"CREATE ROLE {PERSON} LOGIN")
-        cluster.admin(f"CREATE ROLE {OWNER} LOGIN")
+    for cluster in new_cluster(
+        PeerCluster,
+        prefix="opsconsole-pgpeer-",
+        port=5900 + uuid.uuid4().int % 90,
+        owner="postgres",
+        auth="peer",
+        files={"pg_hba.conf": PG_HBA, "pg_ident.conf": PG_IDENT},
+        open_socket=True,  # every account reaches the socket; the data directory stays private
+    ):
+        for role in (WORKER, PERSON, OWNER):
+            cluster.admin(f"CREATE ROLE {role} LOGIN")
         yield cluster
-    finally:
-        cluster.run("pg_ctl", "-D", str(cluster.datadir), "-m", "immediate", "-w", "stop")
-        shutil.rmtree(base)

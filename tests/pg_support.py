@@ -19,10 +19,12 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
 PG_ROOTS = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
+C = TypeVar("C", bound="Cluster")
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,28 @@ class Cluster:
         name = sa.make_url(url).database
         self.admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
+    @property
+    def log(self) -> Path:
+        return self.socketdir / "server.log"
+
+    def start(self) -> None:
+        opts = f"-k {self.socketdir} -c listen_addresses='' -p {self.port} -c fsync=off"
+        done = self.run(
+            "pg_ctl", "-D", str(self.datadir), "-l", str(self.log), "-o", opts, "-w", "start"
+        )
+        assert done.returncode == 0, done.stderr + self.log_text()
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server; ``fast`` ends every session with an error, as a restart does."""
+        done = self.run("pg_ctl", "-D", str(self.datadir), "-m", mode, "-w", "stop")
+        assert done.returncode == 0, done.stderr + self.log_text()
+
+    def running(self) -> bool:
+        return self.run("pg_ctl", "-D", str(self.datadir), "status").returncode == 0
+
+    def log_text(self) -> str:
+        return self.log.read_text() if self.log.exists() else ""
+
     def admin(self, sql: str) -> None:
         """Run one statement outside a transaction on the ``postgres`` database."""
         import psycopg
@@ -73,7 +97,8 @@ class Cluster:
             conn.execute(sql)  # type: ignore[arg-type]  # names are ours, quoted
 
 
-def _missing() -> str | None:
+def missing() -> str | None:
+    """Why no cluster can be started here, or None."""
     if not PG_ROOTS:
         return "PostgreSQL is not installed (/usr/lib/postgresql/*/bin)"
     if os.getuid() == 0 and shutil.which("runuser") is None:
@@ -81,31 +106,50 @@ def _missing() -> str | None:
     return None
 
 
-def start_cluster() -> Iterator[Cluster]:
-    """Start a cluster for the session; stop it and remove its files at the end."""
-    why = _missing()
+def new_cluster(
+    kind: type[C],
+    *,
+    prefix: str,
+    port: int,
+    owner: str | None = None,
+    auth: str = "trust",
+    files: dict[str, str] | None = None,
+    open_socket: bool = False,
+) -> Iterator[C]:
+    """Make, start and at the end stop and remove a cluster of type ``kind``.
+
+    ``files``: configuration files written into the data directory before the start (an
+    auth setup's ``pg_hba.conf``); ``open_socket``: every account may reach the socket
+    directory (the data directory stays private). Skipped where PostgreSQL is missing,
+    failed under CI.
+    """
+    why = missing()
     if why is not None:
         if os.environ.get("CI"):
             pytest.fail(f"CI needs PostgreSQL: {why}")
         pytest.skip(why)
-    owner = "postgres" if os.getuid() == 0 else None
-    base = Path(tempfile.mkdtemp(prefix="opsconsole-pg-"))
+    if owner is None and os.getuid() == 0:
+        owner = "postgres"
+    base = Path(tempfile.mkdtemp(prefix=prefix))
+    if open_socket:
+        base.chmod(0o755)
     if owner is not None:
         shutil.chown(base, owner)
-    port = 5400 + os.getpid() % 500  # a socket file name only: no TCP listener
-    cluster = Cluster(PG_ROOTS[0], base / "data", base, port, owner)
-    done = cluster.run(
-        "initdb", "-D", str(cluster.datadir), "-A", "trust", "-E", "UTF8", "--no-sync"
-    )
+    cluster = kind(PG_ROOTS[0], base / "data", base, port, owner)
+    done = cluster.run("initdb", "-D", str(cluster.datadir), "-A", auth, "-E", "UTF8", "--no-sync")
     assert done.returncode == 0, done.stderr
-    opts = f"-k {base} -c listen_addresses='' -p {port} -c fsync=off"
-    log = base / "server.log"
-    done = cluster.run(
-        "pg_ctl", "-D", str(cluster.datadir), "-l", str(log), "-o", opts, "-w", "start"
-    )
-    assert done.returncode == 0, done.stderr + (log.read_text() if log.exists() else "")
+    for name, text in (files or {}).items():
+        (cluster.datadir / name).write_text(text)
+    cluster.start()
     try:
         yield cluster
     finally:
-        cluster.run("pg_ctl", "-D", str(cluster.datadir), "-m", "immediate", "-w", "stop")
-        shutil.rmtree(base)
+        if cluster.running():
+            cluster.stop("immediate")
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def start_cluster() -> Iterator[Cluster]:
+    """Start the session's cluster; stop it and remove its files at the end."""
+    # the port names a socket file only (no TCP listener): one per pytest process
+    yield from new_cluster(Cluster, prefix="opsconsole-pg-", port=5400 + os.getpid() % 500)

@@ -1,7 +1,7 @@
 """PostgreSQL stopped under load (``pg_ctl stop -m fast``, then started again): what workers,
 the CLI and the console do while the store is away and after it comes back.
 
-Each test runs on a cluster of this module's own (``pg_outage_support``), since stopping
+Each test runs on a cluster of this module's own (``pg_support.new_cluster``), since stopping
 the session's cluster would break every other test. The PostgreSQL-only tests run in the
 default (SQLite) run, like the ones on ``pg_url``.
 """
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from pg_outage_support import StoppableCluster, stoppable_cluster
+from pg_support import Cluster, new_cluster
 from support import wait_until, write_template
 
 from opsconsole.config import Settings, load_settings
@@ -44,12 +44,12 @@ LEASE = 3.0
 
 
 @pytest.fixture(scope="module")
-def pg() -> Iterator[StoppableCluster]:
-    yield from stoppable_cluster()
+def pg() -> Iterator[Cluster]:
+    yield from new_cluster(Cluster, prefix="opsconsole-pg-outage-", port=5432)
 
 
 @pytest.fixture
-def outage_url(pg: StoppableCluster) -> Iterator[str]:
+def outage_url(pg: Cluster) -> Iterator[str]:
     """A migrated database on the module's cluster, which is running when the test starts."""
     if not pg.running():  # a test that failed while the server was down
         pg.start()
@@ -148,7 +148,7 @@ def _final_events(db: Database) -> tuple[Counter[str], Counter[str]]:
 
 @pytest.mark.slow
 def test_a_20_second_outage_under_load_loses_no_final_state_and_runs_nothing_twice(
-    pg: StoppableCluster,
+    pg: Cluster,
     outage_settings: Settings,
     outage_service: OpsService,
     sleeper: str,
@@ -229,7 +229,7 @@ def test_a_20_second_outage_under_load_loses_no_final_state_and_runs_nothing_twi
 
 
 def test_a_refused_statement_is_not_an_outage_but_a_stopped_server_is(
-    pg: StoppableCluster, outage_service: OpsService
+    pg: Cluster, outage_service: OpsService
 ) -> None:
     """Only a server that does not answer pauses the whole pool: a statement it refuses
     (here a table renamed under the worker) is that loop's own failure, said by that loop."""
@@ -264,7 +264,7 @@ def test_a_refused_statement_is_not_an_outage_but_a_stopped_server_is(
 
 
 def test_a_worker_started_while_the_server_is_down_waits_for_it_instead_of_exiting(
-    pg: StoppableCluster, outage_settings: Settings, outage_service: OpsService, sleeper: str
+    pg: Cluster, outage_settings: Settings, outage_service: OpsService, sleeper: str
 ) -> None:
     """Under systemd a worker that exits at once is restarted into the same failure until
     the unit's start limit gives up for good; one that waits starts when the server does."""
@@ -296,7 +296,7 @@ def test_a_worker_started_while_the_server_is_down_waits_for_it_instead_of_exiti
 
 
 def test_a_worker_whose_database_does_not_exist_says_so_at_once(
-    pg: StoppableCluster, outage_settings: Settings
+    pg: Cluster, outage_settings: Settings
 ) -> None:
     """Waiting cannot fix a refusal: the worker ends with its one line (exit 5)."""
     import dataclasses
@@ -311,7 +311,7 @@ def test_a_worker_whose_database_does_not_exist_says_so_at_once(
 
 
 def test_a_worker_stopped_during_the_outage_keeps_the_ends_it_could_not_record(
-    pg: StoppableCluster, outage_settings: Settings, outage_service: OpsService, sleeper: str
+    pg: Cluster, outage_settings: Settings, outage_service: OpsService, sleeper: str
 ) -> None:
     """A job that succeeded while the server was down is recorded as succeeded, at the time
     it ended, by the next worker started on that host (not interrupted by the reaper)."""
@@ -361,7 +361,7 @@ def test_a_worker_stopped_during_the_outage_keeps_the_ends_it_could_not_record(
 
 
 def test_after_an_outage_heartbeats_are_judged_only_once_workers_could_renew_them(
-    pg: StoppableCluster,
+    pg: Cluster,
     outage_settings: Settings,
     outage_service: OpsService,
     catalog: Path,
@@ -473,7 +473,7 @@ def test_a_server_that_never_answers_is_one_line_and_exit_5_not_a_hang(
 
 
 def test_the_console_shows_the_outage_and_recovers_by_itself(
-    pg: StoppableCluster, outage_service: OpsService, sleeper: str
+    pg: Cluster, outage_service: OpsService, sleeper: str
 ) -> None:
     from textual.pilot import Pilot
     from textual.widgets import Static
