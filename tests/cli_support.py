@@ -88,3 +88,21 @@ def on_a_terminal(
     finally:
         os.close(fd)
     return seen, os.waitstatus_to_exitcode(status), done
+
+
+def worker_env(settings: Settings, **overrides: str) -> dict[str, str]:
+    """The environment of an ``opsconsole`` subprocess on the test's store and catalog: no
+    ``OPSCONSOLE_*`` from the caller's shell, fast heartbeats and kill grace, plus
+    ``overrides`` (full variable names)."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPSCONSOLE_")}
+    env.update(
+        OPSCONSOLE_HOME=str(settings.home),
+        OPSCONSOLE_DB=settings.db,
+        OPSCONSOLE_CATALOG=str(settings.catalog),
+        OPSCONSOLE_HEARTBEAT_INTERVAL="0.2",
+        OPSCONSOLE_KILL_GRACE="0.5",
+    )
+    env.update(overrides)
+    return env

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from cli_support import worker_env
 from support import wait_until, write_template
 
 from opsconsole.config import Settings, load_settings
@@ -50,16 +51,7 @@ def racing_store(home: Path, catalog: Path, store_url: str) -> Iterator[OpsServi
 
 
 def _env(settings: Settings) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPSCONSOLE_")}
-    env.update(
-        OPSCONSOLE_HOME=str(settings.home),
-        OPSCONSOLE_DB=settings.db,
-        OPSCONSOLE_CATALOG=str(settings.catalog),
-        OPSCONSOLE_HEARTBEAT_INTERVAL="0.2",
-        OPSCONSOLE_POLL_INTERVAL="0.05",
-        OPSCONSOLE_KILL_GRACE="0.5",
-    )
-    return env
+    return worker_env(settings, OPSCONSOLE_POLL_INTERVAL="0.05")
 
 
 def _stop(procs: list[subprocess.Popen[bytes]]) -> None:

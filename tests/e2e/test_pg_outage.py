@@ -9,7 +9,6 @@ default (SQLite) run, like the ones on ``pg_url``.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import socket
 import subprocess
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from cli_support import worker_env
 from pg_support import Cluster, new_cluster
 from support import wait_until, write_template
 
@@ -109,17 +109,7 @@ def chatty(catalog: Path) -> str:
 
 
 def _env(settings: Settings) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPSCONSOLE_")}
-    env.update(
-        OPSCONSOLE_HOME=str(settings.home),
-        OPSCONSOLE_DB=settings.db,
-        OPSCONSOLE_CATALOG=str(settings.catalog),
-        OPSCONSOLE_POLL_INTERVAL="0.05",
-        OPSCONSOLE_HEARTBEAT_INTERVAL="0.2",
-        OPSCONSOLE_LEASE=str(LEASE),
-        OPSCONSOLE_KILL_GRACE="0.5",
-    )
-    return env
+    return worker_env(settings, OPSCONSOLE_POLL_INTERVAL="0.05", OPSCONSOLE_LEASE=str(LEASE))
 
 
 def _cli(settings: Settings, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

@@ -10,7 +10,6 @@ feed that reads while the jobs run sees every event exactly once.
 from __future__ import annotations
 
 import itertools
-import os
 import signal
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from cli_support import worker_env
 from support import wait_until, write_template
 
 from opsconsole.config import Settings, load_settings
@@ -51,17 +51,13 @@ def run(ctx):
 
 
 def _env(settings: Settings, host: int, runs: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPSCONSOLE_")}
-    env.update(
-        OPSCONSOLE_HOME=str(settings.home),
-        OPSCONSOLE_DB=settings.db,
-        OPSCONSOLE_CATALOG=str(settings.catalog),
+    return worker_env(
+        settings,
         OPSCONSOLE_HEARTBEAT_INTERVAL="0.5",
         OPSCONSOLE_POLL_INTERVAL="0.2",
         OPSCONSOLE_HOST_ID=f"scale-host-{host}",
         SCALE_RUNS=str(runs),
     )
-    return env
 
 
 class Follower(threading.Thread):

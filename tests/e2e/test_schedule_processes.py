@@ -8,7 +8,6 @@ one-second schedule. Either way: one job per fire, and one ledger row per fire t
 from __future__ import annotations
 
 import itertools
-import os
 import signal
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
+from cli_support import worker_env
 from support import wait_until, write_template
 
 from opsconsole.config import Settings
@@ -58,17 +58,7 @@ TICKER = textwrap.dedent(
 
 
 def _env(settings: Settings) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPSCONSOLE_")}
-    env.update(
-        OPSCONSOLE_HOME=str(settings.home),
-        OPSCONSOLE_DB=settings.db,
-        OPSCONSOLE_CATALOG=str(settings.catalog),
-        OPSCONSOLE_POLL_INTERVAL="0.1",
-        OPSCONSOLE_HEARTBEAT_INTERVAL="0.2",
-        OPSCONSOLE_KILL_GRACE="0.5",
-        OPSCONSOLE_DRAIN_GRACE="2",
-    )
-    return env
+    return worker_env(settings, OPSCONSOLE_POLL_INTERVAL="0.1", OPSCONSOLE_DRAIN_GRACE="2")
 
 
 def _count(svc: OpsService) -> tuple[list[dict[str, object]], list[dict[str, object]]]:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from cli_support import worker_env
 from support import wait_until, write_template
 
 from opsconsole.config import Settings
@@ -21,16 +21,7 @@ BIN = Path(sys.executable).parent / "opsconsole"
 
 
 def _env(settings: Settings, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPSCONSOLE_")}
-    env.update(
-        OPSCONSOLE_HOME=str(settings.home),
-        OPSCONSOLE_DB=settings.db,
-        OPSCONSOLE_CATALOG=str(settings.catalog),
-        OPSCONSOLE_HEARTBEAT_INTERVAL="0.2",
-        OPSCONSOLE_KILL_GRACE="0.5",
-        **extra,
-    )
-    return env
+    return worker_env(settings, **extra)
 
 
 @pytest.fixture

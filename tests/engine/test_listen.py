@@ -5,9 +5,9 @@ Job output with NUL bytes lands on PostgreSQL."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from cli_support import worker_env
 from conftest import FAST
 from support import wait_until, write_template
 
@@ -53,16 +54,7 @@ def pg_service(pg_settings: Settings) -> Iterator[OpsService]:
 
 
 def _env(settings: Settings, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPSCONSOLE_")}
-    env.update(
-        OPSCONSOLE_HOME=str(settings.home),
-        OPSCONSOLE_DB=settings.db,
-        OPSCONSOLE_CATALOG=str(settings.catalog),
-        OPSCONSOLE_HEARTBEAT_INTERVAL="0.2",
-        OPSCONSOLE_KILL_GRACE="0.5",
-        **extra,
-    )
-    return env
+    return worker_env(settings, **extra)
 
 
 def _listen_backends(service: OpsService) -> list[tuple[int, str]]:
@@ -312,6 +304,11 @@ def test_a_listener_that_cannot_reconnect_says_so_in_health_and_wakes_everyone_w
         pid = listener.backend_pid
         assert pid is not None
         pg_service.wake_workers()  # nothing on PostgreSQL: the commit is what notifies
+        # the store's own sessions stay open (pooled) while new ones are refused: the test's
+        # reads and the pool's writes meanwhile use them, only the listener has to reconnect
+        with contextlib.ExitStack() as warm:
+            for _ in range(4):
+                warm.enter_context(pg_service.db.read())
         blocked(False)
         _terminate(pg_service, pid)
         problem = wait_until(lambda: (p := pool.problem() or "") and "LISTEN" in p and p, 10)
