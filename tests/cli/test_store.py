@@ -7,6 +7,7 @@ import grp
 import json
 import logging
 import os
+import sqlite3
 import stat
 from pathlib import Path
 
@@ -140,10 +141,17 @@ def test_share_group_makes_the_state_one_group_s(tmp_path: Path, catalog: Path, 
         "OPSCONSOLE_SHARE_GROUP": group.gr_name,
     }
     ok(bare("submit", "login", "-p", "token=abcdef", env=env))
-    found = {
-        p.name: (stat.S_IMODE(p.stat().st_mode), p.stat().st_gid)
-        for p in (home, home / "opsconsole.db", home / "opsconsole.db-wal", home / "secret.key")
-    }
+    # a command closes its connections at its end, and the last one to close removes the
+    # -wal file: hold a reader open, as a running worker does, so that the file is there
+    reader = sqlite3.connect(home / "opsconsole.db")
+    try:
+        reader.execute("SELECT count(*) FROM jobs").fetchone()
+        found = {
+            p.name: (stat.S_IMODE(p.stat().st_mode), p.stat().st_gid)
+            for p in (home, home / "opsconsole.db", home / "opsconsole.db-wal", home / "secret.key")
+        }
+    finally:
+        reader.close()
     assert found == {
         "shared": (0o2770, group.gr_gid),
         "opsconsole.db": (0o660, group.gr_gid),

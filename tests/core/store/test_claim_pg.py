@@ -404,7 +404,7 @@ def test_a_claim_stuck_holding_a_keys_lock_does_not_stop_the_other_claimers(
     waits: list[str] = []
 
     def record(_conn: Any, _cur: Any, statement: str, *_: Any) -> None:
-        if "pg_advisory_xact_lock" in statement:
+        if "pg_advisory_xact_lock(hashtextextended" in statement:  # not the feed's lock
             waits.append(statement)
 
     rival = pg.engine.connect()
