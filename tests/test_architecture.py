@@ -106,6 +106,7 @@ def hello(settings: Settings) -> Settings:
     ],
     ids=" ".join,
 )
+@pytest.mark.sqlite_only  # the test removes the store's file
 def test_catalog_commands_load_no_database_layer(args, hello, tmp_path):
     Path(hello.db.removeprefix("sqlite:///")).unlink()
     result, modules = loaded_by(args, hello, tmp_path)
@@ -135,6 +136,7 @@ def test_completing_templates_and_parameters_loads_no_database_layer(
     assert database_modules(modules) == []
 
 
+@pytest.mark.sqlite_only  # a PostgreSQL store is read through the service
 def test_completing_job_ids_reads_the_store_with_sqlite3_alone(
     hello, service: OpsService, tmp_path
 ):
