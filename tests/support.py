@@ -138,3 +138,14 @@ def files_holding(
                 except (zipfile.BadZipFile, OSError):
                     continue
     return found
+
+
+def run_interval(service: Any, job_id: str) -> tuple[float, float]:
+    """(start, end) a job's run stamped in its own log as ``start T`` and ``end T`` lines:
+    the run's own clock, so a run recorded before the next began never looks like overlap."""
+    stamps = {}
+    for line in service.logs_since(job_id):
+        word, _, value = line.text.partition(" ")
+        if word in ("start", "end"):
+            stamps[word] = float(value)
+    return stamps["start"], stamps["end"]

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import pwd
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,8 +14,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from cli_support import worker_env
-from support import wait_until, write_template
+from cli_support import stop_processes, worker_env
+from support import run_interval, wait_until, write_template
 
 from opsconsole.config import Settings, load_settings
 from opsconsole.core.service import OpsService, SubmitRequest
@@ -54,27 +53,6 @@ def _env(settings: Settings) -> dict[str, str]:
     return worker_env(settings, OPSCONSOLE_POLL_INTERVAL="0.05")
 
 
-def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    for p in procs:
-        try:
-            p.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(timeout=10)
-
-
-def _interval(svc: OpsService, job_id: str) -> tuple[float, float]:
-    stamps = {}
-    for line in svc.logs_since(job_id):
-        word, _, value = line.text.partition(" ")
-        if word in ("start", "end"):
-            stamps[word] = float(value)
-    return stamps["start"], stamps["end"]
-
-
 def _most_at_once(runs: list[tuple[float, float]]) -> int:
     return max(sum(1 for s, e in runs if s <= start < e) for start, _ in runs)
 
@@ -103,12 +81,12 @@ def test_worker_processes_racing_for_one_queue_keep_every_limit(
         every = [i for group in ids.values() for i in group]
         wait_until(lambda: all(svc.get(i).state.value == "succeeded" for i in every), timeout=120)
     finally:
-        _stop(procs)
+        stop_processes(procs)
     for i in range(WORKERS):
         log = (Path(svc.settings.home) / f"worker{i}.out").read_text()
         assert "Traceback" not in log, log
         assert "cannot claim" not in log, log
-    runs = {name: [_interval(svc, i) for i in group] for name, group in ids.items()}
+    runs = {name: [run_interval(svc, i) for i in group] for name, group in ids.items()}
     assert _most_at_once(runs["solo"]) == 1, sorted(runs["solo"])
     assert _most_at_once(runs["trio"]) <= 3, sorted(runs["trio"])
     assert _most_at_once(runs["web-task"]) <= 2, sorted(runs["web-task"])

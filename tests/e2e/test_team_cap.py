@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import os
 import pwd
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cli_support import worker_env
-from support import wait_until, write_template
+from cli_support import stop_processes, worker_env
+from support import run_interval, wait_until, write_template
 
 from opsconsole.config import Settings, load_settings
 from opsconsole.core.freezes import FreezeRequest
@@ -66,27 +65,6 @@ def _workers(settings: Settings, n: int, slots: int = 3) -> list[subprocess.Pope
     return procs
 
 
-def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    for p in procs:
-        try:
-            p.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(timeout=10)
-
-
-def _interval(svc: OpsService, job_id: str) -> tuple[float, float]:
-    stamps = {}
-    for line in svc.logs_since(job_id):
-        word, _, value = line.text.partition(" ")
-        if word in ("start", "end"):
-            stamps[word] = float(value)
-    return stamps["start"], stamps["end"]
-
-
 @pytest.mark.slow
 def test_two_worker_processes_never_run_more_than_the_teams_cap(team_store: OpsService) -> None:
     svc = team_store
@@ -101,8 +79,8 @@ def test_two_worker_processes_never_run_more_than_the_teams_cap(team_store: OpsS
         ids = [svc.submit(SubmitRequest("web-task")).id for _ in range(JOBS)]
         wait_until(lambda: all(svc.get(i).state.value == "succeeded" for i in ids), timeout=120)
     finally:
-        _stop(procs)
-    runs = sorted(_interval(svc, i) for i in ids)
+        stop_processes(procs)
+    runs = sorted(run_interval(svc, i) for i in ids)
     # the most runs alive at once: at each start, count the runs that started and not ended
     most = max(sum(1 for s, e in runs if s <= start < e) for start, _ in runs)
     assert most <= CAP, runs
@@ -128,4 +106,4 @@ def test_a_freeze_holds_jobs_from_running_workers_and_a_lift_releases_them(
         svc.lift_freeze(freeze.id)
         wait_until(lambda: svc.get(job).state.value == "succeeded", timeout=60)
     finally:
-        _stop(procs)
+        stop_processes(procs)
