@@ -173,3 +173,31 @@ def test_a_worker_is_woken_whatever_spelling_of_the_store_the_program_used(
             assert done.state is JobState.SUCCEEDED
     finally:
         stop_processes([worker])
+
+
+def test_wait_on_postgresql_wakes_on_the_stores_notification(
+    client: Client,
+    hello: str,
+    settings: Settings,
+    store_backend: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With the safety-net look once an hour, only the job's NOTIFY can end the wait."""
+    if store_backend != "postgresql":
+        pytest.skip("PostgreSQL's notifications (SQLite's waiters look every 20 ms)")
+    import opsconsole.api
+    from opsconsole.core.store import notify
+
+    monkeypatch.setattr(opsconsole.api, "NOTIFIED_WAIT_INTERVAL", 3600.0)
+    # hold this process's LISTEN connection open and live before anything can finish
+    release = client.service.on_change(lambda: None)
+    try:
+        assert notify.wait_connected(client.service.db, 30)
+        job = client.submit(hello)
+        worker = _worker(settings)
+        try:
+            assert client.wait(job, timeout=60).state is JobState.SUCCEEDED
+        finally:
+            stop_processes([worker])
+    finally:
+        release()
