@@ -43,7 +43,9 @@ import json
 import os
 import platform
 import resource
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -203,20 +205,78 @@ def warm(s: sj.Subject, env: Env) -> None:
     wait_marks(s.marks, 1, env.timeout, proc)
 
 
-def end_to_end(kind: type[sj.Subject], env: Env, n: int) -> dict[str, float]:
+@contextlib.contextmanager
+def profiled(s: sj.Subject, out: Path | None) -> Iterator[Callable[[], None]]:
+    """With ``--profile``: py-spy samples opsconsole's worker process (every thread) and
+    pyinstrument this process's submit loop; the yielded function ends the submit part.
+
+    Profiling costs CPU, so a profiled run's numbers are not the table's (see ``run``).
+    """
+    if out is None or not isinstance(s, sj.Opsconsole) or s.proc is None:
+        yield lambda: None
+        return
+    from pyinstrument import Profiler
+
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"{s.store}"
+    spy = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "py-spy"),
+            "record",
+            "--pid",
+            str(s.proc.pid),
+            "--rate",
+            "200",
+            "--format",
+            "speedscope",
+            "--output",
+            str(out / f"worker-{stem}.speedscope.json"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    prof = Profiler(interval=0.0005)
+    prof.start()
+    stopped = False
+
+    def end_submits() -> None:
+        nonlocal stopped
+        if not stopped:
+            stopped = True
+            prof.stop()
+            (out / f"submit-{stem}.txt").write_text(prof.output_text(unicode=True, color=False))
+            (out / f"submit-{stem}.html").write_text(prof.output_html())
+
+    try:
+        yield end_submits
+    finally:
+        end_submits()
+        spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+        try:
+            spy.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            spy.kill()
+            spy.wait()
+
+
+def end_to_end(
+    kind: type[sj.Subject], env: Env, n: int, profile: Path | None = None
+) -> dict[str, float]:
     with subject(kind, env) as s:
         warm(s, env)
         srv = server_pid(s, env)
         assert s.proc is not None
-        cpu0 = tree_cpu(s.proc.pid) + tree_cpu(srv)
-        mine0 = self_cpu()
-        t0 = time.monotonic()
-        for i in range(n):
-            s.submit("noop", str(i))
-        t_sub = time.monotonic()
-        mine = self_cpu() - mine0
-        wait_marks(s.marks, n + 1, env.timeout, s.proc)
-        cpu = tree_cpu(s.proc.pid) + tree_cpu(srv) - cpu0 + mine
+        with profiled(s, profile) as end_submits:
+            cpu0 = tree_cpu(s.proc.pid) + tree_cpu(srv)
+            mine0 = self_cpu()
+            t0 = time.monotonic()
+            for i in range(n):
+                s.submit("noop", str(i))
+            t_sub = time.monotonic()
+            mine = self_cpu() - mine0
+            end_submits()
+            wait_marks(s.marks, n + 1, env.timeout, s.proc)
+            cpu = tree_cpu(s.proc.pid) + tree_cpu(srv) - cpu0 + mine
         last = max(m.end for m in read_marks(s.marks))
         return {
             "e2e": n / (last - t0),
@@ -379,6 +439,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         ("pickup", lambda k: pickup(k, env, pickups), False),
         ("sleep", lambda k: sleep_jobs(k, env, naps), False),
     ]
+    if args.profile is not None:
+        for kind in kinds:
+            if issubclass(kind, sj.Opsconsole):
+                print(f"profiling end-to-end {kind.name} -> {args.profile}", flush=True)
+                end_to_end(kind, env, n, args.profile)
+        notes.append(
+            f"profiles of opsconsole's end-to-end run in {args.profile}: worker-STORE."
+            "speedscope.json (py-spy, every thread of the worker; open in speedscope.app) and "
+            "submit-STORE.txt/.html (pyinstrument, the submit loop); their runs are not in "
+            "the table"
+        )
     samples: dict[tuple[str, str], list[float]] = {}
     for rep in range(args.repeat):
         for wname, fn, with_raw in workloads:
@@ -525,6 +596,12 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", help="subjects whose name contains one of these words")
     ap.add_argument("--timeout", type=float, default=600.0, help="seconds one run may take")
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument(
+        "--profile",
+        type=Path,
+        help="first profile opsconsole's end-to-end run (py-spy on the worker, pyinstrument "
+        "on the submitter) into this directory",
+    )
     args = ap.parse_args()
     if args.quick:
         args.repeat = 1
