@@ -8,6 +8,8 @@
 #   bash bench/run.sh --quick         a smoke run: each bench's --quick, one run
 #   bash bench/run.sh --repeat 5      more runs per measurement
 #   bash bench/run.sh --only queue    the benches whose name contains a word (queue, cli, ...)
+#   bash bench/run.sh --profile       also profile opsconsole's queue run first (py-spy on the
+#                                     worker, pyinstrument on the submitter): bench/results/profiles
 #
 # What it starts it stops, on success, failure or Ctrl-C. Needs root or sudo the first time
 # (apt-get install of redis-server and PostgreSQL when they are missing).
@@ -20,14 +22,16 @@ PY="$VENV/bin/python"
 RESULTS="$REPO/bench/results"
 
 QUICK=""
+PROFILE=""
 REPEAT=3
 ONLY=()
 while (($#)); do
     case "$1" in
         --quick) QUICK=1 ;;
+        --profile) PROFILE=1 ;;
         --repeat) REPEAT="${2:?--repeat needs a number}"; shift ;;
         --only) ONLY+=("${2:?--only needs a name}"); shift ;;
-        -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "bench/run.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -132,6 +136,7 @@ for script in bench/queue_bench.py $(ls bench/*_bench.py | grep -v '^bench/queue
     args=()
     [[ -n "$QUICK" && "$help" == *--quick* ]] && args+=(--quick)
     [[ -z "$QUICK" && "$help" == *--repeat* ]] && args+=(--repeat "$REPEAT")
+    [[ -n "$PROFILE" && "$name" == queue ]] && args+=(--profile "$RESULTS/profiles")
     say "$script ${args[*]:-}"
     if ! "$PY" "$script" "${args[@]}" 2>&1 | tee "$RESULTS/$name.log"; then
         failed+=("$name")
