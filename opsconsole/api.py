@@ -63,7 +63,7 @@ __all__ = [
 
 SQLITE_WAIT_INTERVAL = 0.02
 """Seconds between looks while waiting on a SQLite store: nothing tells another process
-that a job ended there, and a look is one indexed read of a local file."""
+that a job ended there, and a look is a few indexed reads of a local file."""
 
 NOTIFIED_WAIT_INTERVAL = 1.0
 """Seconds between looks on PostgreSQL, where the store's notifications wake the waiter at
