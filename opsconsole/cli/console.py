@@ -10,8 +10,8 @@ from typing import Annotated, Any
 
 import typer
 
+from opsconsole.cli.helptext import Command
 from opsconsole.cli.session import service
-from opsconsole.config import check_slots
 from opsconsole.core.errors import InvalidParams
 
 
@@ -43,9 +43,11 @@ def tui(
 ) -> None:
     """Open the console. On SQLite with no other worker alive it runs a pool in-process."""
     if workers is not None:
+        from opsconsole.config import check_slots
+
         check_slots(workers, "--workers")
     run_console(workers, no_workers)
 
 
 def register(app: Any) -> None:
-    app.command("tui")(tui)
+    app.command("tui", cls=Command)(tui)

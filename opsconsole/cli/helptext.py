@@ -11,6 +11,8 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperArgument, TyperCommand
 
+from opsconsole.cli.coerce import plain_param
+
 
 class PlainArgument(TyperArgument):
     """An argument shown by its metavar alone: the help text says what it is."""
@@ -31,6 +33,10 @@ class Command(TyperCommand):
         for param in self.params:
             if type(param) is TyperArgument:
                 param.__class__ = PlainArgument
+
+    def get_help_option(self, ctx: Any) -> Any:
+        """The ``--help`` option, coerced without pydantic like every other (``coerce``)."""
+        return plain_param(super().get_help_option(ctx))
 
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]

@@ -68,7 +68,18 @@ def ago(ts: datetime | None, now: datetime | None = None) -> str:
 fmt_duration = text.duration
 
 
+PIPE_WIDTH = 200
+"""Columns a piped table may use before Rich folds its cells (the piped console's width)."""
+
+
 def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    rows = list(rows)
+    if not is_terminal() and title is None:
+        lines = plain_table(columns, rows)
+        if lines is not None:
+            sys.stdout.write("".join(ln + "\n" for ln in lines))
+            sys.stdout.flush()
+            return
     from rich.table import Table
     from rich.text import Text
 
@@ -78,6 +89,27 @@ def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any
     for row in rows:
         t.add_row(*[cell if isinstance(cell, Text) else plain(cell) for cell in row])
     rows_out(t)
+
+
+def plain_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str] | None:
+    """A piped table's lines without Rich (a script reading rows should not pay for Rich):
+    the same text as Rich's layout (two spaces between left-aligned columns, trailing blanks
+    cut). None when Rich is needed: a cell that is not one line of printable ASCII (wide
+    characters, escapes) or rows wider than ``PIPE_WIDTH``, where Rich folds cells."""
+    cells = [list(columns)]
+    for row in rows:
+        out = []
+        for cell in row:
+            value = getattr(cell, "plain", None)  # a Rich Text: its characters, unstyled
+            value = ("" if cell is None else visible(str(cell))) if value is None else value
+            if not (value.isascii() and value.isprintable()):
+                return None
+            out.append(value)
+        cells.append(out)
+    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
+    if sum(widths) + 2 * (len(widths) - 1) > PIPE_WIDTH:
+        return None
+    return ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in cells]
 
 
 def rows_out(renderable: Any) -> None:

@@ -15,6 +15,7 @@ import pytest
 from cli_support import Cli, as_json, ok, one_error_line, submit
 from support import write_template
 
+from opsconsole.cli import output
 from opsconsole.cli.output import LogFormatter
 from opsconsole.core.text import UNSAFE_MULTILINE
 
@@ -172,3 +173,47 @@ def test_the_workers_log_shows_a_quoted_error_and_its_traceback_escaped() -> Non
     assert raw_unsafe(out) == []
     assert out.startswith("ERROR opsconsole.engine.pool: job j1 crashed\nTraceback")
     assert out.endswith("RuntimeError: disk \\x9b2J full\\u202e")  # the traceback keeps its lines
+
+
+def rich_table_lines(columns: list[str], rows: list[list[object]]) -> list[str]:
+    """What Rich prints for a piped table (the layout ``output.plain_table`` must match)."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    t = Table(box=None, header_style="bold", pad_edge=False)
+    for c in columns:
+        t.add_column(c, overflow="fold")
+    for row in rows:
+        t.add_row(*[c if isinstance(c, Text) else Text("" if c is None else str(c)) for c in row])
+    console = Console(highlight=False, soft_wrap=False, width=output.PIPE_WIDTH)
+    with console.capture() as captured:
+        console.print(t)
+    return [ln.rstrip() for ln in captured.get().splitlines()]
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        [],
+        [["j1", "hello", None, 5, ""]],
+        [["j1", "a b  c", "queued", 12345, "x,y"], ["j22222", "", "running", 0, None]],
+        [["j1", "t", "x" * 60, 1, "y" * 40], ["j2", "t2", "z", 22, "end "]],
+    ],
+    ids=["empty", "one", "two", "long"],
+)
+def test_a_piped_table_is_laid_out_as_rich_lays_it_out(rows):
+    from rich.text import Text
+
+    columns = ["ID", "TEMPLATE", "STATE", "PRI", "TAGS"]
+    rows = [[Text(c, style="cyan") if c == "queued" else c for c in r] for r in rows]
+    assert output.plain_table(columns, rows) == rich_table_lines(columns, rows)
+
+
+@pytest.mark.parametrize(
+    "cell",
+    ["日本語", "tab\there", "x" * 250],
+    ids=["wide", "tab", "too-wide"],
+)
+def test_a_piped_table_leaves_what_rich_would_fold_or_measure_to_rich(cell):
+    assert output.plain_table(["A", "B"], [["x", cell]]) is None
