@@ -15,6 +15,7 @@ import os
 import sqlite3
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -190,6 +191,11 @@ class Database:
             self._setup_sqlite(self.engine, int(busy_timeout * 1000))
         else:
             _track_savepoints(self.engine)
+            # a store dropped without dispose() (a program that forgot, a start that failed
+            # half way) still closes its server connections when it is collected, instead of
+            # leaving them idle on the server and to the driver's "deleted while open"
+            # (the engine's listeners here hold no reference back to this object)
+            weakref.finalize(self, self.engine.dispose)
         self._writer = self.engine.execution_options(opsconsole_write=True)
 
     def _prepare_file(self, path: Path) -> tuple[int, int]:

@@ -126,7 +126,11 @@ class Listener:
         kwargs.setdefault("connect_timeout", CONNECT_TIMEOUT)
         kwargs["application_name"] = APPLICATION_NAME
         conn = psycopg.connect(autocommit=True, **kwargs)
-        conn.execute(f"LISTEN {CHANNEL}")
+        try:
+            conn.execute(f"LISTEN {CHANNEL}")
+        except BaseException:
+            conn.close()  # connected but not listening: closed here, not by the collector
+            raise
         return conn
 
     def _run(self) -> None:

@@ -44,3 +44,32 @@ def test_the_audit_trail_is_append_only_on_postgresql(pg_url: str) -> None:
                 conn.execute(sa.text(statement))
     finally:
         db.dispose()
+
+
+def test_a_store_dropped_without_dispose_closes_its_server_connections(pg_url: str) -> None:
+    """A program that forgets ``dispose()`` must not leave its connections open on the server
+    (nor to psycopg's "deleted while still open" when they are collected)."""
+    import gc
+    import weakref
+
+    from support import wait_until
+
+    db = Database(pg_url)
+    with db.read() as conn:
+        name = conn.execute(sa.text("SELECT current_database()")).scalar_one()
+        mine = conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+    gone = weakref.ref(db)
+    del db, conn
+    gc.collect()
+    assert gone() is None
+    admin = Database(pg_url)
+    try:
+
+        def others() -> list[int]:
+            with admin.read() as conn:
+                sql = "SELECT pid FROM pg_stat_activity WHERE datname = :d AND pid = :p"
+                return list(conn.execute(sa.text(sql), {"d": name, "p": mine}).scalars())
+
+        wait_until(lambda: not others(), timeout=10)
+    finally:
+        admin.dispose()
