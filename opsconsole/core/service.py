@@ -55,7 +55,7 @@ from opsconsole.core.states import FINAL, JobState
 from opsconsole.core.store import feed, notify, queries
 from opsconsole.core.store import jobs as job_store
 from opsconsole.core.store import keys as key_store
-from opsconsole.core.store.db import Database, sqlite_path
+from opsconsole.core.store.db import Database
 from opsconsole.core.views import (
     EventView,
     JobView,
@@ -233,7 +233,7 @@ class OpsService(
 
         None for a store on a server: there the current user counts as its owner.
         """
-        path = sqlite_path(self.settings.db)
+        path = self.db.path  # the file the store opened (parsed once, not per call)
         if path is None:
             return None
         try:
