@@ -9,6 +9,7 @@ latency: workers still poll. Linux only; elsewhere ``notify`` does nothing.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import hashlib
 import os
@@ -16,8 +17,6 @@ import select
 import socket
 import sys
 import threading
-import time
-from dataclasses import dataclass
 from urllib.parse import unquote
 
 SLOTS = 32
@@ -70,50 +69,40 @@ def _socket() -> socket.socket:
             if _sender is None:
                 _sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
                 _sender.setblocking(False)
+                atexit.register(_sender.close)
             sock = _sender
     return sock
 
 
-SWEEP_S = 0.05
-"""How often ``notify`` tries every name; between sweeps it pokes the names that listened.
-
-A poke to a name nobody binds costs a refused system call, and a submitter usually talks to
-one or two workers of 32 names: at most this long after it starts, a new worker hears pokes
-(until then it polls, as after any lost poke)."""
-
-
-@dataclass
-class _Heard:
-    live: tuple[bytes, ...]
-    swept: float
-
-
-_heard: dict[tuple[bytes, ...], _Heard] = {}
+_highest: dict[tuple[bytes, ...], int] = {}
+"""Per store, the highest name that took this process's last poke (-1: none did)."""
 
 
 def notify(store_url: str) -> int:
-    """Poke every listening worker; returns how many received it."""
+    """Poke every listening worker; returns how many received it.
+
+    A poke to a name nobody binds costs a refused system call, and 32 of them cost more
+    than the rest of a submit. A listener binds the lowest free name, so a new one takes a
+    gap below the highest live name or the name just above it: a poke goes to every name
+    up to one past the highest that took the previous poke (all of them the first time).
+    Only a second worker starting between two pokes of one process misses one (it polls).
+    """
     if not supported():
         return 0
     every = names(store_url)
-    now = time.monotonic()
-    heard = _heard.get(every)
-    sweep = heard is None or now - heard.swept >= SWEEP_S
-    targets = every if sweep else heard.live  # type: ignore[union-attr]
-    sent = 0
-    live: list[bytes] = []
+    last = _highest.get(every, SLOTS - 1)
+    sent, top = 0, -1
     sendto = _socket().sendto
-    for name in targets:
+    for i in range(min(last + 2, SLOTS)):
         try:
-            sendto(b"", name)
+            sendto(b"", every[i])
             sent += 1
         except (ConnectionRefusedError, FileNotFoundError):
             continue  # nobody listens there
         except OSError:
             pass  # a full queue: that worker is awake anyway
-        live.append(name)
-    if sweep or len(live) != len(targets):
-        _heard[every] = _Heard(tuple(live), now if sweep else heard.swept)  # type: ignore[union-attr]
+        top = i
+    _highest[every] = top
     return sent
 
 

@@ -9,7 +9,7 @@ feed can never disagree with the jobs table.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -193,6 +193,43 @@ def submit(
     if row["state"] not in INITIAL:
         raise InvalidTransition(f"cannot submit job {row['id']}: it would be {row['state']}")
     return insert(db, row, depends_on, actor=actor, now=now, message=message)
+
+
+def submit_many(
+    db: Database,
+    jobs_: Sequence[tuple[Mapping[str, Any], Iterable[str]]],
+    new_id: Callable[[], str],
+    *,
+    actor: str,
+) -> list[Mapping[str, Any]]:
+    """Insert new jobs (rows without ids, each with its dependencies) in one transaction:
+    all of them or none. A taken id is drawn again from ``new_id`` (five times at most)."""
+    for row, _ in jobs_:
+        if row["state"] not in INITIAL:
+            raise InvalidTransition(f"cannot submit a job that would be {row['state']}")
+    out = []
+    with db.write() as conn:
+        for row, after in jobs_:
+            out.append(_insert_new(conn, row, after, new_id, actor=actor))
+    return out
+
+
+def _insert_new(
+    conn: Connection,
+    row: Mapping[str, Any],
+    after: Iterable[str],
+    new_id: Callable[[], str],
+    *,
+    actor: str,
+) -> Mapping[str, Any]:
+    for _ in range(5):
+        try:
+            return insert_in(
+                conn, {**row, "id": new_id()}, after, actor=actor, now=row["created_at"]
+            )
+        except Conflict:
+            continue
+    raise Conflict("could not allocate a job id")  # pragma: no cover - 27^6 ids
 
 
 def refusal(conn: Connection, job_id: str, what: str) -> InvalidTransition:
