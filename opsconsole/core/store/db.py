@@ -556,6 +556,24 @@ _notify = Prepared(
 )
 
 
+def _event_and_notify() -> sa.Select[Any]:
+    """Insert one event and notify with its id: the insert runs to completion before the
+    notification reads its id (a data-modifying WITH), and both take effect at commit."""
+    ins = (
+        events.insert()
+        .values({k: sa.bindparam(k, type_=events.c[k].type) for k in EVENT_KEYS})
+        .returning(events.c.id)
+        .cte("ins")
+    )
+    top = sa.cast(sa.select(sa.func.max(ins.c.id)).scalar_subquery(), sa.Text)
+    return sa.select(
+        sa.func.pg_notify(sa.bindparam("channel", type_=sa.Text), top + sa.bindparam("flags"))
+    )
+
+
+_insert_event_notify = Prepared(lambda _: _event_and_notify())
+
+
 def defer_event(conn: Connection, row: dict[str, Any]) -> bool:
     """Hold an event row until its transaction's end, on PostgreSQL; False elsewhere.
 
@@ -584,9 +602,13 @@ def write_events(conn: Connection) -> None:
     if not rows:
         return
     _take_feed_lock.execute(conn, {"key": FEED_LOCK})
-    _insert_events.execute_many(conn, rows)
     flags = change_flags(rows)
-    _notify.execute(conn, {"channel": CHANNEL, "flags": f" {flags}" if flags else ""})
+    said = {"channel": CHANNEL, "flags": f" {flags}" if flags else ""}
+    if len(rows) == 1:  # the usual case: the insert and its notification in one statement
+        _insert_event_notify.execute(conn, {**rows[0], **said})
+        return
+    _insert_events.execute_many(conn, rows)
+    _notify.execute(conn, said)
 
 
 def forget_events(conn: Connection) -> None:

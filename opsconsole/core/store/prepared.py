@@ -17,6 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.sql.expression import Executable
 
 Processor = Callable[[Any], Any] | None
@@ -91,7 +92,8 @@ class Prepared:
         positional = bool(c.positional)
         names = tuple(c.positiontup or ()) if positional else tuple(c.binds)
         binds = tuple(_bind_processor(c.binds[n].type, dialect) for n in names)
-        returned = list(getattr(stmt, "exported_columns", ()))  # an INSERT's RETURNING
+        # what an INSERT or UPDATE returns; other statements are run for their effect
+        returned = list(stmt.exported_columns) if isinstance(stmt, UpdateBase) else []
         return Compiled(
             sql=c.string,
             names=names,
