@@ -308,7 +308,7 @@ class Database:
             if conn.get_execution_options().get("opsconsole_write", False):
                 self._begin_immediate(conn, busy_timeout_ms)
             else:
-                _driver(conn).execute("BEGIN")
+                _begin(_driver(conn), "BEGIN")
 
     def _switch_to_wal(self, cur: Any) -> None:
         """Put a store that is not in WAL mode into it, however many processes try at once.
@@ -344,11 +344,11 @@ class Database:
         try:
             while True:
                 try:
-                    raw.execute("BEGIN IMMEDIATE")
+                    _begin(raw, "BEGIN IMMEDIATE")
                     return
-                except sqlite3.OperationalError as exc:
-                    if not _is_locked(exc):
-                        raise sa.exc.OperationalError("BEGIN IMMEDIATE", None, exc) from exc
+                except sa.exc.OperationalError as exc:
+                    if not _is_locked(exc.orig):
+                        raise
                     left = deadline - time.monotonic()
                     if left <= 0:
                         raise StoreUnavailable(
@@ -686,8 +686,17 @@ class _RolledBack(Exception):
     """Raised inside ``check_writable``'s transaction so that it is rolled back."""
 
 
-def _is_locked(exc: sqlite3.Error) -> bool:
+def _is_locked(exc: BaseException | None) -> bool:
     return "database is locked" in str(exc) or "database is busy" in str(exc)
+
+
+def _begin(raw: Any, sql: str) -> None:
+    """Begin a SQLite transaction on the driver; its errors as SQLAlchemy's, as from any
+    statement (``Database.read``/``write`` turn those into ``StoreUnavailable``)."""
+    try:
+        raw.execute(sql)
+    except sqlite3.Error as exc:
+        raise sa.exc.DBAPIError.instance(sql, None, exc, sqlite3.Error) from exc
 
 
 def _driver(conn: Connection) -> Any:
