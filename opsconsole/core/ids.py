@@ -6,7 +6,14 @@ import secrets
 
 ALPHABET = "23456789bcdfghjkmnpqrstvwxz"
 LENGTH = 6
+_SPACE = len(ALPHABET) ** LENGTH
 
 
 def new_job_id() -> str:
-    return "".join(secrets.choice(ALPHABET) for _ in range(LENGTH))
+    """A uniformly random id: one draw from the whole id space, spelled in base 27."""
+    n = secrets.randbelow(_SPACE)
+    out = []
+    for _ in range(LENGTH):
+        n, digit = divmod(n, len(ALPHABET))
+        out.append(ALPHABET[digit])
+    return "".join(out)

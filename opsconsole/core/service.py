@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -55,7 +55,7 @@ from opsconsole.core.states import FINAL, JobState
 from opsconsole.core.store import feed, notify, queries
 from opsconsole.core.store import jobs as job_store
 from opsconsole.core.store import keys as key_store
-from opsconsole.core.store.db import Database, sqlite_path
+from opsconsole.core.store.db import Database
 from opsconsole.core.views import (
     EventView,
     JobView,
@@ -233,7 +233,7 @@ class OpsService(
 
         None for a store on a server: there the current user counts as its owner.
         """
-        path = sqlite_path(self.settings.db)
+        path = self.db.path  # the file the store opened (parsed once, not per call)
         if path is None:
             return None
         try:
@@ -338,6 +338,26 @@ class OpsService(
         if out["state"] == S.QUEUED.value:  # the store may have released a waiting job
             self.wake_workers()
         return JobView.from_row(out, depends_on=after)
+
+    def submit_many(self, reqs: Sequence[SubmitRequest]) -> list[JobView]:
+        """Validate and enqueue several jobs in one transaction: all of them or none.
+
+        Each request is checked as ``submit`` checks it, and any refusal refuses the batch
+        before anything is stored. For a program that enqueues many jobs at once this costs
+        one commit and one wake-up instead of one per job.
+        """
+        prepared = [self._prepare(req) for req in reqs]
+        if not prepared:
+            return []
+        rows = job_store.submit_many(
+            self.db, prepared, new_job_id, actor=prepared[0][0]["submitted_by"]
+        )
+        if any(r["state"] == S.QUEUED.value for r in rows):
+            self.wake_workers()
+        return [
+            JobView.from_row(r, depends_on=after)
+            for r, (_, after) in zip(rows, prepared, strict=True)
+        ]
 
     def validate(self, req: SubmitRequest) -> None:
         """Check a submission without storing it: the same errors ``submit`` would raise,

@@ -53,6 +53,60 @@ def test_submit_queues_a_job_with_its_event(clocked, echo, clock):
     assert (event.kind, event.state, event.actor) == ("submitted", "queued", os_user())
 
 
+def test_submit_returns_the_job_as_the_store_reads_it_back(clocked, catalog, clock):
+    """The view a submit returns is built from the row the insert returned: it must equal
+    what any later read gives (types, defaults, time zones, masked secrets)."""
+    write_template(
+        catalog,
+        "typed",
+        "runner: shell\ncommand: [echo, '{{ word }}']\ntimeout: 30s\nretries: 2\n"
+        "concurrency: {key: 'k-{{ word }}', limit: 2}\ntags: [base]\n"
+        "params:\n  word: {type: string}\n  count: {type: integer, default: 3}\n"
+        "  ratio: {type: number, default: 1}\n  token: {type: string, secret: true}\n",
+    )
+    first = submit(clocked, "typed", params={"word": "a", "token": "s3cret"})
+    jobs = [
+        first,
+        submit(clocked, "typed", params={"word": "b", "count": "7"}, tags=("x", "y"), run_in="1h"),
+        submit(clocked, "typed", params={"word": "c"}, priority="low", timeout="5s", dry_run=True),
+        submit(clocked, "typed", params={"word": "d"}, after=(first.id,)),
+    ]
+    for job in jobs:
+        assert job == clocked.get(job.id)
+    assert [j.state for j in jobs] == [S.QUEUED, S.SCHEDULED, S.QUEUED, S.WAITING]
+    assert jobs[0].params["token"] == "***"
+
+
+def test_submit_many_stores_every_job_in_one_transaction_or_none(clocked, echo):
+    jobs = clocked.submit_many([SubmitRequest("echo", params={"word": str(i)}) for i in range(5)])
+    assert [clocked.get(j.id) for j in jobs] == jobs
+    assert len({j.id for j in jobs}) == 5
+    for job in jobs:
+        [event] = clocked.get(job.id, with_events=True).events
+        assert (event.kind, event.state) == ("submitted", "queued")
+    before = clocked.counts()
+    with pytest.raises(InvalidParams, match="unknown parameter 'wrod'"):
+        clocked.submit_many(
+            [
+                SubmitRequest("echo", params={"word": "ok"}),
+                SubmitRequest("echo", params={"wrod": 1}),
+            ]
+        )
+    assert clocked.counts() == before
+    assert clocked.submit_many([]) == []
+
+
+def test_submit_many_draws_a_taken_id_again(clocked, echo):
+    taken = submit(clocked).id
+    ids = iter([taken, "new234", taken, taken, "nxt234"])
+    rows = [clocked.job_row(SubmitRequest("echo"))[0] for _ in range(2)]
+    out = job_store.submit_many(
+        clocked.db, [(r, []) for r in rows], lambda: next(ids), actor="tester"
+    )
+    assert [r["id"] for r in out] == ["new234", "nxt234"]
+    assert clocked.get(taken).template == "echo"  # the taken id's job is untouched
+
+
 def test_submit_refuses_unknown_templates_and_bad_params(clocked, echo):
     with pytest.raises(NotFound, match="unknown template 'ehco'"):
         submit(clocked, "ehco")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 
 from opsconsole.core import wake
@@ -53,3 +54,80 @@ def _wait(listener, errors):
         listener.wait(1)
     except Exception as exc:
         errors.append(repr(exc))
+
+
+def test_every_spelling_of_one_sqlite_store_is_one_key(tmp_path):
+    store = tmp_path / "home" / "ops.db"
+    store.parent.mkdir()
+    store.touch()
+    (tmp_path / "link").symlink_to(store.parent, target_is_directory=True)
+    relative = os.path.relpath(tmp_path / "link" / "ops.db")  # from the test's cwd
+    spellings = [
+        f"sqlite:///{store}",
+        f"sqlite:///{tmp_path}/home/../home/./ops.db",
+        f"sqlite:///{relative}",
+        f"sqlite:///{tmp_path}/link/ops.db?mode=rw",
+        f"sqlite+pysqlite:///{store}",
+    ]
+    assert {wake.store_key(url) for url in spellings} == {f"sqlite:{store}"}
+    assert len({wake.names(url) for url in spellings}) == 1
+    assert wake.store_key(f"sqlite:///{tmp_path}/other.db") != wake.store_key(spellings[0])
+    assert wake.store_key("postgresql+psycopg://u@/db") == "postgresql+psycopg://u@/db"
+
+
+def test_a_poke_reaches_a_listener_that_took_a_gap_or_the_next_name(tmp_path):
+    url = f"sqlite:///{tmp_path}/gaps.db"
+    listeners = [wake.Listener(url) for _ in range(3)]
+    try:
+        assert wake.notify(url) == 3
+        listeners[1].close()  # a worker stops: its name is a gap below a live one
+        assert wake.notify(url) == 2
+        listeners[1] = wake.Listener(url)  # a new worker takes the gap
+        listeners.append(wake.Listener(url))  # and another the name above the highest
+        assert wake.notify(url) == 4
+        for listener in listeners:
+            assert listener.wait(2.0) is True
+    finally:
+        for listener in listeners:
+            listener.close()
+
+
+def test_a_worker_pool_hears_a_submit_made_with_another_spelling_of_its_store(
+    settings, db_path, catalog, tmp_path, handler
+):
+    """The pool listens under its own URL; a program submits through a relative path in a
+    symlinked directory with a query: the poke reaches the pool, which runs the job at once
+    although its next poll is an hour away."""
+    from support import wait_until, write_template
+
+    from opsconsole.config import load_settings
+    from opsconsole.core.service import OpsService, SubmitRequest
+    from opsconsole.core.states import JobState
+    from opsconsole.core.store.db import Database
+    from opsconsole.engine.pool import WorkerPool
+
+    noop = handler("def run(ctx):\n    return None\n")
+    write_template(catalog, "noop", f"runner: python\nhandler: {noop}\nisolate: false\n")
+    (tmp_path / "link").symlink_to(db_path.parent, target_is_directory=True)
+    other = f"sqlite:///{os.path.relpath(tmp_path / 'link' / db_path.name)}?mode=rw&uri=true"
+    assert other != settings.db
+
+    worker_settings = load_settings(
+        home=settings.home, catalog=catalog, db=f"sqlite:///{db_path}", poll_interval=3600
+    )
+    worker_db = Database(worker_settings.db)
+    pool = WorkerPool(OpsService(worker_settings, worker_db), slots=1, use_scheduler=False)
+    pool.start()
+    program_db = Database(other)
+    try:
+        program = OpsService(
+            load_settings(home=settings.home, catalog=catalog, db=other), program_db
+        )
+        assert wake.notify(other) == 1  # the pool's listener, and no other
+        job = program.submit(SubmitRequest("noop"))
+        done = wait_until(lambda: program.get(job.id).state == JobState.SUCCEEDED, timeout=30)
+        assert done
+    finally:
+        pool.stop(grace=0.5)
+        program_db.dispose()
+        worker_db.dispose()

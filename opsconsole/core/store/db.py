@@ -28,6 +28,7 @@ from opsconsole.core import model
 from opsconsole.core.errors import Forbidden, OpsError, StoreUnavailable
 from opsconsole.core.files import PRIVATE, Access, create_file, exposure, fix, tighten
 from opsconsole.core.states import FINAL, JobState
+from opsconsole.core.store.prepared import Prepared
 
 SCHEMA_REVISION = "0007"
 """The newest Alembic revision this code knows; a test keeps it equal to the scripts' head."""
@@ -309,10 +310,11 @@ class Database:
 
         @event.listens_for(engine, "begin")
         def _on_begin(conn: Connection) -> None:
+            # straight to the driver: SQLAlchemy's execute costs more than the BEGIN itself
             if conn.get_execution_options().get("opsconsole_write", False):
                 self._begin_immediate(conn, busy_timeout_ms)
             else:
-                conn.exec_driver_sql("BEGIN")
+                _begin(_driver(conn), "BEGIN")
 
     def _switch_to_wal(self, cur: Any) -> None:
         """Put a store that is not in WAL mode into it, however many processes try at once.
@@ -343,16 +345,15 @@ class Database:
         deadline = time.monotonic() + self.busy_timeout
         step_ms = min(busy_timeout_ms, int(LOCK_NOTICE_AFTER * 1000))
         told = False
-        raw = conn.connection.driver_connection  # PRAGMAs straight to the driver: cheap
-        assert raw is not None
+        raw = _driver(conn)
         raw.execute(f"PRAGMA busy_timeout={step_ms}")
         try:
             while True:
                 try:
-                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                    _begin(raw, "BEGIN IMMEDIATE")
                     return
                 except sa.exc.OperationalError as exc:
-                    if not _is_locked(exc):
+                    if not _is_locked(exc.orig):
                         raise
                     left = deadline - time.monotonic()
                     if left <= 0:
@@ -547,9 +548,36 @@ CHANNEL = "opsconsole"
 """The NOTIFY channel every event-writing transaction signals on commit."""
 _PENDING = "opsconsole.pending_events"
 _MARKS = "opsconsole.event_marks"
-_insert_events = events.insert().returning(events.c.id)
-_take_feed_lock = sa.text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=FEED_LOCK)
-_notify = sa.text("SELECT pg_notify(:channel, :payload)")
+EVENT_KEYS = ("job_id", "ts", "kind", "actor", "state", "attempt", "message", "data")
+"""The columns an event row gives (its id comes from the store)."""
+_insert_events = Prepared(lambda _: events.insert(), keys=EVENT_KEYS)
+_take_feed_lock = Prepared(lambda _: sa.text("SELECT pg_advisory_xact_lock(:key)"))
+_notify = Prepared(
+    # the newest id is this session's last draw from the events' sequence: under FEED_LOCK
+    # no other transaction draws from it before this one commits
+    lambda _: sa.text(
+        "SELECT pg_notify(:channel, "
+        "currval(pg_get_serial_sequence('job_events', 'id'))::text || :flags)"
+    )
+)
+
+
+def _event_and_notify() -> sa.Select[Any]:
+    """Insert one event and notify with its id: the insert runs to completion before the
+    notification reads its id (a data-modifying WITH), and both take effect at commit."""
+    ins = (
+        events.insert()
+        .values({k: sa.bindparam(k, type_=events.c[k].type) for k in EVENT_KEYS})
+        .returning(events.c.id)
+        .cte("ins")
+    )
+    top = sa.cast(sa.select(sa.func.max(ins.c.id)).scalar_subquery(), sa.Text)
+    return sa.select(
+        sa.func.pg_notify(sa.bindparam("channel", type_=sa.Text), top + sa.bindparam("flags"))
+    )
+
+
+_insert_event_notify = Prepared(lambda _: _event_and_notify())
 
 
 def defer_event(conn: Connection, row: dict[str, Any]) -> bool:
@@ -579,9 +607,14 @@ def write_events(conn: Connection) -> None:
     conn.info.pop(_MARKS, None)
     if not rows:
         return
-    conn.execute(_take_feed_lock)
-    top = max(conn.execute(_insert_events, rows).scalars())
-    conn.execute(_notify, {"channel": CHANNEL, "payload": change_payload(top, rows)})
+    _take_feed_lock.execute(conn, {"key": FEED_LOCK})
+    flags = change_flags(rows)
+    said = {"channel": CHANNEL, "flags": f" {flags}" if flags else ""}
+    if len(rows) == 1:  # the usual case: the insert and its notification in one statement
+        _insert_event_notify.execute(conn, {**rows[0], **said})
+        return
+    _insert_events.execute_many(conn, rows)
+    _notify.execute(conn, said)
 
 
 def forget_events(conn: Connection) -> None:
@@ -598,6 +631,11 @@ def change_payload(top: int, rows: list[dict[str, Any]]) -> str:
     team slot or dependents are free); ``c``: a running job was asked to stop. Parsed by
     ``notify.Change``.
     """
+    return f"{top} {change_flags(rows)}".rstrip()
+
+
+def change_flags(rows: list[dict[str, Any]]) -> str:
+    """The flags of ``change_payload`` for the events ``rows``."""
     flags = ""
     if any(r.get("state") == JobState.QUEUED.value or r.get("kind") in _FREES for r in rows):
         flags += "q"
@@ -605,7 +643,7 @@ def change_payload(top: int, rows: list[dict[str, Any]]) -> str:
         flags += "e"
     if any(r.get("kind") == "cancel_requested" for r in rows):
         flags += "c"
-    return f"{top} {flags}".rstrip()
+    return flags
 
 
 _FINAL_NAMES = frozenset(s.value for s in FINAL)
@@ -654,8 +692,24 @@ class _RolledBack(Exception):
     """Raised inside ``check_writable``'s transaction so that it is rolled back."""
 
 
-def _is_locked(exc: sa.exc.DBAPIError) -> bool:
-    return "database is locked" in str(exc.orig) or "database is busy" in str(exc.orig)
+def _is_locked(exc: BaseException | None) -> bool:
+    return "database is locked" in str(exc) or "database is busy" in str(exc)
+
+
+def _begin(raw: Any, sql: str) -> None:
+    """Begin a SQLite transaction on the driver; its errors as SQLAlchemy's, as from any
+    statement (``Database.read``/``write`` turn those into ``StoreUnavailable``)."""
+    try:
+        raw.execute(sql)
+    except sqlite3.Error as exc:
+        raise sa.exc.DBAPIError.instance(sql, None, exc, sqlite3.Error) from exc
+
+
+def _driver(conn: Connection) -> Any:
+    """The DBAPI connection under ``conn`` (for statements SQLAlchemy need not see)."""
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    return raw
 
 
 INSUFFICIENT_PRIVILEGE = "42501"

@@ -9,7 +9,7 @@ feed can never disagree with the jobs table.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +19,8 @@ from sqlalchemy.engine import Connection, RowMapping
 from opsconsole.core.errors import Conflict, InvalidParams, InvalidTransition
 from opsconsole.core.states import EVENTS, FINAL, INITIAL, KEEPS, JobState, Verb, sources
 from opsconsole.core.store import checks as check_store
-from opsconsole.core.store.db import Database, defer_event, deps, events, jobs
+from opsconsole.core.store.db import EVENT_KEYS, Database, defer_event, deps, events, jobs
+from opsconsole.core.store.prepared import Prepared
 
 S = JobState
 V = Verb
@@ -27,7 +28,32 @@ NUL_SHOWN = "\N{SYMBOL FOR NULL}"
 """What a NUL character in free text becomes (PostgreSQL's text type refuses NUL)."""
 NO_JOB = ""
 """The job id of an audit event about no single job: a freeze, a refused submit."""
-_insert_event = events.insert()
+
+JOB_KEYS = tuple(c.key for c in jobs.c)
+_JOB_KEY_SET = frozenset(JOB_KEYS)
+_SCALAR_DEFAULTS = {
+    c.key: c.default.arg if c.default is not None and c.default.is_scalar else None for c in jobs.c
+}
+_MADE_DEFAULTS = tuple(
+    (c.key, c.default.arg)
+    for c in jobs.c
+    if c.default is not None and c.default.is_callable  # a fresh dict or list per row
+)
+
+
+def _insert_job(dialect: str) -> sa.Insert:
+    """A new job's row, every column bound; nothing when its id is taken (one statement
+    instead of a savepoint around a failing insert); the row as stored, returned."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(jobs).on_conflict_do_nothing(index_elements=[jobs.c.id]).returning(*jobs.c)
+
+
+_insert_jobs = Prepared(_insert_job, keys=JOB_KEYS)
+_insert_deps = Prepared(lambda _: deps.insert(), keys=("job_id", "depends_on"))
+_insert_event = Prepared(lambda _: events.insert(), keys=EVENT_KEYS)
+_fetch = sa.select(jobs).where(jobs.c.id == sa.bindparam("job_id"))
 
 
 def add_event(
@@ -59,7 +85,7 @@ def add_event(
         "data": data,
     }
     if not defer_event(conn, row):
-        conn.execute(_insert_event, row)
+        _insert_event.execute(conn, row)
 
 
 def note(
@@ -81,7 +107,7 @@ def note(
 
 
 def fetch(conn: Connection, job_id: str) -> RowMapping | None:
-    return conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).mappings().first()
+    return conn.execute(_fetch, {"job_id": job_id}).mappings().first()
 
 
 def insert(
@@ -92,7 +118,7 @@ def insert(
     actor: str,
     now: datetime,
     message: str = "",
-) -> RowMapping:
+) -> Mapping[str, Any]:
     """Insert a job as given, its dependency edges and its ``submitted`` event in one transaction.
 
     The row may be in any state: this is how fixtures and imports seed a store. Operators'
@@ -110,7 +136,7 @@ def insert_in(
     actor: str,
     now: datetime,
     message: str = "",
-) -> RowMapping:
+) -> Mapping[str, Any]:
     """``insert`` inside the caller's write transaction (a schedule's fire writes its ledger
     row in the same one, so the job and the record of its fire land together or not at all).
 
@@ -133,16 +159,24 @@ def insert_in(
             # every dependency succeeded since the caller looked: nothing left to wait for
             ready = S.SCHEDULED if row["run_at"] > now else S.QUEUED
             row = {**row, "state": ready.value}
-    try:
-        with conn.begin_nested():  # a taken id must not undo the caller's other writes
-            conn.execute(jobs.insert().values(**row))
-    except sa.exc.IntegrityError:
-        raise Conflict(f"job id {row['id']} is taken") from None
+    stored = _insert_jobs.execute(conn, full_row(row))
+    if not stored:  # nothing else of this job was written: the caller's writes stand
+        raise Conflict(f"job id {row['id']} is taken")
     if dep_ids:
-        conn.execute(deps.insert(), [{"job_id": row["id"], "depends_on": d} for d in dep_ids])
+        _insert_deps.execute_many(conn, [{"job_id": row["id"], "depends_on": d} for d in dep_ids])
     add_event(conn, row["id"], "submitted", now, actor=actor, state=row["state"], message=message)
-    out = fetch(conn, row["id"])
-    assert out is not None
+    return stored[0]
+
+
+def full_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """``row`` with the columns' defaults for what it leaves out; refuses unknown columns."""
+    if not row.keys() <= _JOB_KEY_SET:
+        unknown = sorted(row.keys() - _JOB_KEY_SET)
+        raise ValueError(f"not columns of jobs: {', '.join(unknown)}")
+    out = {**_SCALAR_DEFAULTS, **row}
+    for key, make in _MADE_DEFAULTS:
+        if key not in row:
+            out[key] = make(None)
     return out
 
 
@@ -154,11 +188,48 @@ def submit(
     actor: str,
     now: datetime,
     message: str = "",
-) -> RowMapping:
+) -> Mapping[str, Any]:
     """Insert a new job in one of its first states (``INITIAL``); refuse any other state."""
     if row["state"] not in INITIAL:
         raise InvalidTransition(f"cannot submit job {row['id']}: it would be {row['state']}")
     return insert(db, row, depends_on, actor=actor, now=now, message=message)
+
+
+def submit_many(
+    db: Database,
+    jobs_: Sequence[tuple[Mapping[str, Any], Iterable[str]]],
+    new_id: Callable[[], str],
+    *,
+    actor: str,
+) -> list[Mapping[str, Any]]:
+    """Insert new jobs (rows without ids, each with its dependencies) in one transaction:
+    all of them or none. A taken id is drawn again from ``new_id`` (five times at most)."""
+    for row, _ in jobs_:
+        if row["state"] not in INITIAL:
+            raise InvalidTransition(f"cannot submit a job that would be {row['state']}")
+    out = []
+    with db.write() as conn:
+        for row, after in jobs_:
+            out.append(_insert_new(conn, row, after, new_id, actor=actor))
+    return out
+
+
+def _insert_new(
+    conn: Connection,
+    row: Mapping[str, Any],
+    after: Iterable[str],
+    new_id: Callable[[], str],
+    *,
+    actor: str,
+) -> Mapping[str, Any]:
+    for _ in range(5):
+        try:
+            return insert_in(
+                conn, {**row, "id": new_id()}, after, actor=actor, now=row["created_at"]
+            )
+        except Conflict:
+            continue
+    raise Conflict("could not allocate a job id")  # pragma: no cover - 27^6 ids
 
 
 def refusal(conn: Connection, job_id: str, what: str) -> InvalidTransition:
