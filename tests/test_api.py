@@ -151,11 +151,6 @@ def test_a_separate_worker_process_runs_what_the_api_submits(
 
 
 @pytest.mark.sqlite_only
-@pytest.mark.xfail(
-    strict=True,
-    reason="core/wake.py does not yet name its channel by the canonical store URL "
-    "(issue 13: done by the submit helper's part); remove this marker with that merge",
-)
 def test_a_worker_is_woken_whatever_spelling_of_the_store_the_program_used(
     settings: Settings, hello: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
