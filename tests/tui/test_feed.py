@@ -72,8 +72,10 @@ def test_finished_jobs_are_counted_from_their_events_not_by_counting_history_aga
     try:
         end("run1", S.FAILED, exit_code=1)
         wait_until(
-            lambda: latest_counts(posted).get("failed") == 1
-            and latest_counts(posted).get("running") == 0,
+            lambda: (
+                latest_counts(posted).get("failed") == 1
+                and latest_counts(posted).get("running") == 0
+            ),
             timeout=15,
         )
         assert latest_counts(posted)["succeeded"] == 1
@@ -83,8 +85,10 @@ def test_finished_jobs_are_counted_from_their_events_not_by_counting_history_aga
         wait_until(lambda: latest_counts(posted).get("failed") == 2, timeout=15)
         clocked.retry(job)
         wait_until(
-            lambda: latest_counts(posted).get("failed") == 1
-            and latest_counts(posted).get("queued") == 1,
+            lambda: (
+                latest_counts(posted).get("failed") == 1
+                and latest_counts(posted).get("queued") == 1
+            ),
             timeout=15,
         )
         assert len(full_counts) == 2

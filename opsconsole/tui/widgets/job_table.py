@@ -316,6 +316,9 @@ class JobTable(DataTable[Any]):
             self._apply(views)
             self.more_below = more
         self.trim(keep_top=above)
+        # keys that came while the page was read may have left the cursor at the new end
+        # already: no cursor move would ask again
+        self.call_after_refresh(self.ask_for_more)
 
     def _scroll_to_row(self, y: float) -> None:
         """Scroll to ``y`` once the next layout knows the new row count: rows came or left
@@ -496,6 +499,10 @@ class JobTable(DataTable[Any]):
         # where the cursor is now: a rebuilt window highlights its first row on the way
         job_id = self.selected_id
         self.post_message(self.Selected(self, job_id))
+        self.ask_for_more()
+
+    def ask_for_more(self) -> None:
+        """History: the cursor is near an end of the window that the store goes beyond."""
         if self.kind != "history" or not self.row_count:
             return
         if self.cursor_row >= self.row_count - NEAR:

@@ -14,6 +14,7 @@ from opsconsole.core.service import OpsService
 from opsconsole.core.states import JobState
 from opsconsole.core.store import claim as claim_store
 from opsconsole.core.store import jobs as job_store
+from opsconsole.tui import history as history_pages
 from opsconsole.tui.app import HISTORY_PAGE, OpsConsole
 from opsconsole.tui.messages import CountsChanged, JobsChanged
 from opsconsole.tui.widgets import job_table
@@ -154,7 +155,8 @@ def test_history_is_a_window_that_follows_the_cursor_to_both_ends(
     """A history longer than the window: End shows the oldest job, Home the newest, and
     paging down past the window cuts its top (fetched again on the way up), never a gap."""
     monkeypatch.setattr(job_table, "HISTORY_MAX", 400)
-    total = 2 * HISTORY_PAGE + 150
+    page = history_pages.HISTORY_PAGE
+    total = 2 * page + 150
     for i in range(total):
         put(f"h{i:04d}", S.SUCCEEDED, ended=i)  # h0000 is the newest
     every = [f"h{i:04d}" for i in range(total)]
@@ -167,12 +169,12 @@ def test_history_is_a_window_that_follows_the_cursor_to_both_ends(
 
     async def script(pilot: Pilot[None]) -> None:
         history = app.query_one("#history", JobTable)
-        assert history.row_count == HISTORY_PAGE
+        assert history.row_count == page
         assert history.more_below and not history.more_above
         history.focus()
         await pilot.press("end")
         await until(pilot, lambda: history.selected_id == every[-1], what="the oldest job")
-        assert history.row_count == HISTORY_PAGE  # the oldest page only, not all between
+        assert history.row_count == page  # the oldest page only, not all between
         assert history.more_above and not history.more_below
         assert contiguous(history)
         # a job finishing now belongs above this window: it waits for Home
