@@ -112,9 +112,14 @@ class HistoryPages:
         )
 
     def reload_history(self, text: str) -> None:
-        """A new filter: the newest page of the jobs it matches."""
+        """A new filter: the newest page of the jobs it matches, added to the rows the table
+        kept (the table's own filter also matches tags and teams, the store's may not)."""
         self.history_text = text
-        self._history_read(
-            lambda text: self.service.history(limit=HISTORY_PAGE, text=text),
-            self.show_first_history,
-        )
+        table = self.history_table()
+
+        def show(rows: list[JobView]) -> None:
+            table.more_above = False
+            table.upsert(rows)
+            table.more_below = len(rows) == HISTORY_PAGE
+
+        self._history_read(lambda text: self.service.history(limit=HISTORY_PAGE, text=text), show)
