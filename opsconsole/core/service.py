@@ -51,7 +51,7 @@ from opsconsole.core.reports import ReportsMixin
 from opsconsole.core.reviews import ReviewsMixin
 from opsconsole.core.schedules import SchedulesMixin
 from opsconsole.core.secrets import MASK, SecretBox, fingerprint, split_secrets
-from opsconsole.core.states import FINAL, JobState
+from opsconsole.core.states import FINAL, LIVE, JobState
 from opsconsole.core.store import feed, notify, queries
 from opsconsole.core.store import jobs as job_store
 from opsconsole.core.store import keys as key_store
@@ -693,6 +693,29 @@ class OpsService(
     def counts(self) -> dict[str, int]:
         counts = queries.counts_by_state(self.db)
         return {s.value: counts.get(s.value, 0) for s in S}
+
+    def live_counts(self) -> dict[str, int]:
+        """Jobs per live state (awaiting approval, waiting, scheduled, queued, running).
+
+        The console's header reads these every few seconds; they come from the state
+        index, so they cost what is live, not what is in history (see ``counts``)."""
+        counts = queries.live_counts_by_state(self.db)
+        return {s.value: counts.get(s.value, 0) for s in LIVE}
+
+    def history_after(
+        self,
+        *,
+        after: tuple[datetime, str] | None = None,
+        limit: int = 100,
+        text: str | None = None,
+    ) -> list[JobView]:
+        """Finished jobs, OLDEST first, after (finished_at, id) (None: from the oldest).
+
+        ``history`` walks from the newest job down; this walks up, so the console can show
+        the far end of a million-job history (End) and page back towards the newest."""
+        f = queries.JobFilter(text=text)
+        rows = queries.history_rows_after(self.db, f, after=after, limit=limit)
+        return [JobView.from_row(r) for r in rows]
 
     def search_log(self, ref: str, text: str, *, after: int = 0, limit: int = 1000) -> list[int]:
         job_id = queries.resolve(self.db, ref)

@@ -23,13 +23,14 @@ from textual.worker import get_current_worker
 from opsconsole.core.approvals import ApprovalRequest
 from opsconsole.core.errors import OpsError
 from opsconsole.core.service import OpsService
-from opsconsole.core.states import JobState
+from opsconsole.core.states import LIVE, JobState
 from opsconsole.core.text import visible
 from opsconsole.core.views import JobView, WorkerView
 from opsconsole.tui import actions, banners
 from opsconsole.tui.approvals import ApprovalActions
 from opsconsole.tui.bulk import BulkActions
 from opsconsole.tui.feed import Feed
+from opsconsole.tui.history import HISTORY_PAGE, HistoryPages
 from opsconsole.tui.log_actions import LogTail
 from opsconsole.tui.messages import (
     CountsChanged,
@@ -66,7 +67,9 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 S = JobState
-HISTORY_PAGE = 200
+__all__ = ["HISTORY_PAGE", "OpsConsole"]
+FIRST_LOAD_LIMIT = 500
+"""Rows the queue and running panes read at most (``OpsService.queue`` and ``running``)."""
 RELOAD_AFTER = 2.0
 """Seconds between attempts at the first load while the store fails."""
 REVIEW_KINDS = frozenset({"break_glass", "review_acked"})
@@ -91,6 +94,23 @@ VIEWS = {
     "templates": "show_catalog",
     "help": "help",
 }
+
+
+def live_counts(queue: list[JobView], running: list[JobView]) -> dict[str, int]:
+    """The header's live counts from the first load's own rows: exact while a pane is not
+    full (a full one is left out until the full count comes, a moment later)."""
+    counts: dict[str, int] = {}
+    for rows, states in (
+        (queue, [s for s in S if s in LIVE and s != S.RUNNING]),
+        (running, [S.RUNNING]),
+    ):
+        if len(rows) >= FIRST_LOAD_LIMIT:
+            continue
+        for state in states:
+            counts[state.value] = 0
+        for v in rows:
+            counts[v.state.value] = counts.get(v.state.value, 0) + 1
+    return counts
 
 
 class ActionCommands(Provider):
@@ -121,7 +141,7 @@ class ActionCommands(Provider):
                 )
 
 
-class OpsConsole(ApprovalActions, BulkActions, Selection, LogTail, App[None]):
+class OpsConsole(ApprovalActions, BulkActions, Selection, LogTail, HistoryPages, App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "opsconsole"
     BINDINGS = actions.bindings()
@@ -149,11 +169,11 @@ class OpsConsole(ApprovalActions, BulkActions, Selection, LogTail, App[None]):
         self._active_pane = "queue"
         self.focus_wanted: Widget | None = None
         """A pane widget activated but not focused yet (see ``activate``)."""
-        self._history_loading = False
-        self._history_done = False
         self.history_text = ""
+        self.painted = False
+        """Set once the first page of every pane is on screen (the benchmark's first paint)."""
         self.ready = False
-        """Set once the first load is on screen (tests and the benchmark wait on it)."""
+        """Set once the header's counts are on screen too (tests wait on it)."""
 
     # -- layout ----------------------------------------------------------------------------
 
@@ -216,6 +236,8 @@ class OpsConsole(ApprovalActions, BulkActions, Selection, LogTail, App[None]):
         self.screen.set_class(narrow, "narrow")
         for table in self.query(JobTable):
             table.set_narrow(narrow)
+        for status in self.query(StatusBar):  # once its new width is known
+            status.call_after_refresh(status.render_bar)
         for footer in self.screen.query(Footer):  # none yet on the first layout
             palette = width >= 100
             footer.compact = width < 100
@@ -276,7 +298,6 @@ class OpsConsole(ApprovalActions, BulkActions, Selection, LogTail, App[None]):
             "queue": self.service.queue(),
             "running": self.service.running(),
             "history": self.service.history(limit=HISTORY_PAGE),
-            "counts": self.service.counts(),
             "approvals": self.service.approval_requests(),
             "workers": self.service.workers(),
             "freezes": self.service.freezes(),
@@ -300,11 +321,9 @@ class OpsConsole(ApprovalActions, BulkActions, Selection, LogTail, App[None]):
     def _show_initial(self, data: dict[str, Any]) -> None:
         self.query_one("#queue", JobTable).upsert(data["queue"])
         self.query_one("#running", JobTable).upsert(data["running"])
-        history = self.query_one("#history", JobTable)
-        history.upsert(data["history"])
-        self._history_done = len(data["history"]) < HISTORY_PAGE
+        self.show_first_history(data["history"])
         status = self.query_one(StatusBar)
-        status.set_counts(data["counts"], data["workers"])
+        status.set_counts(live_counts(data["queue"], data["running"]), data["workers"])
         status.set_freezes(data["freezes"])
         self._show_approvals(data["approvals"])
         self._show_worker_problems(data["workers"])
@@ -320,10 +339,27 @@ class OpsConsole(ApprovalActions, BulkActions, Selection, LogTail, App[None]):
             )
         self._select_first()
         self._pane_hints()
-        self.call_after_refresh(self._set_ready)  # after the first pane has taken focus
+        self.call_after_refresh(self._set_painted)  # after the first pane has taken focus
+        # the count of every state reads all of history (a million rows: most of a second):
+        # it fills the header after the first paint, not before
+        self.call("counts", self.feed.counts, self._show_first_counts, on_error=self._no_counts)
+
+    def _set_painted(self) -> None:
+        self.painted = True
+
+    def _show_first_counts(self, counts: dict[str, int]) -> None:
+        status = self.query_one(StatusBar)
+        status.set_counts(counts, status.worker_views)
+        self.call_after_refresh(self._set_ready)
+
+    def _no_counts(self, _message: str) -> None:
+        self.call_after_refresh(self._set_ready)  # the feed's next tick tries again
 
     def _set_ready(self) -> None:
-        self.ready = True
+        if self.painted:
+            self.ready = True
+        else:
+            self.call_after_refresh(self._set_ready)
 
     EMPTY = {
         "queue": "nothing waiting · s submits a job",
@@ -439,30 +475,10 @@ class OpsConsole(ApprovalActions, BulkActions, Selection, LogTail, App[None]):
 
     def _banner(self, selector: str, text: str) -> None:
         banner = self.query_one(selector, Static)
+        if str(banner.content) == text and banner.has_class("-visible") == bool(text):
+            return  # an update lays out the whole screen: not every tick for the same text
         banner.set_class(bool(text), "-visible")
         banner.update(text)
-
-    # -- history pages ------------------------------------------------------------------------
-
-    @on(JobTable.NearEnd)
-    def _more_history(self, msg: JobTable.NearEnd) -> None:
-        if self._history_loading or self._history_done:
-            return
-        self._history_loading = True
-        before = msg.table.oldest_finished()
-        text = self.history_text or None
-
-        def show(rows: list[JobView]) -> None:
-            self._history_loading = False
-            self._history_done = len(rows) < HISTORY_PAGE
-            msg.table.upsert(rows)
-
-        self.call(
-            "history",
-            lambda: self.service.history(before=before, limit=HISTORY_PAGE, text=text),
-            show,
-            group="history",
-        )
 
     # -- actions ----------------------------------------------------------------------------
 
@@ -477,7 +493,7 @@ class OpsConsole(ApprovalActions, BulkActions, Selection, LogTail, App[None]):
                 return
             table.set_filter(value)
             if table.kind == "history":
-                self._reload_history(value.strip())
+                self.reload_history(value.strip())
             self._pane_hints()
 
         self.push_screen(
@@ -486,21 +502,6 @@ class OpsConsole(ApprovalActions, BulkActions, Selection, LogTail, App[None]):
                 value=table.filter_text,
             ),
             answered,
-        )
-
-    def _reload_history(self, text: str) -> None:
-        self.history_text = text
-        table = self.query_one("#history", JobTable)
-
-        def show(rows: list[JobView]) -> None:
-            table.upsert(rows)
-            self._history_done = len(rows) < HISTORY_PAGE
-
-        self.call(
-            "history",
-            lambda: self.service.history(limit=HISTORY_PAGE, text=text or None),
-            show,
-            group="history",
         )
 
     def action_goto(self) -> None:

@@ -16,6 +16,8 @@ from textual.message import Message
 from opsconsole.core.audit import ACTION_KINDS
 from opsconsole.core.errors import OpsError
 from opsconsole.core.service import OpsService
+from opsconsole.core.states import FINAL, JobState
+from opsconsole.core.views import EventView
 from opsconsole.tui.messages import (
     CountsChanged,
     EventsArrived,
@@ -27,12 +29,20 @@ from opsconsole.tui.messages import (
 INTERVAL = 0.2
 RUNNING_EVERY = 1.0
 COUNTS_EVERY = 2.0
+"""Seconds between reads of the live counts (cheap: the state index's live part)."""
+RECOUNT_EVERY = 60.0
+"""Seconds between full counts, history included (a scan of a million rows). Between
+them the final counts move by the finishing events the feed reads anyway."""
 LOG_BATCH = 5000
 SLOW_AFTER = 3.0
 """Seconds one round of reads may take before the console says the store is slow."""
 
 FREEZE_KINDS = ACTION_KINDS["freeze"]
 """A freeze set or lifted: the header and the frozen rows of the queue change."""
+FINAL_STATES = frozenset(s.value for s in FINAL)
+LEFT_FINAL = frozenset({JobState.QUEUED.value, JobState.AWAITING_APPROVAL.value})
+"""An operator's ``retried`` event moves a job from a final state to one of these: which
+final state it left is not in the event, so the next counts tick counts everything again."""
 
 
 class Feed:
@@ -48,6 +58,40 @@ class Feed:
         self._ok: bool | None = None
         self._status_lock = threading.Lock()
         self._cycle_started: float | None = None
+        self._finals: dict[str, int] | None = None
+        """Jobs per final state: the last full count plus the finishing events since."""
+        self._counted_through = 0
+        """The last event id before the full count: later finishing events add to it."""
+        self._recount_at = 0.0
+        self._counts_lock = threading.Lock()
+
+    def counts(self) -> dict[str, int]:
+        """Jobs per state for the header: live states read now, final ones from the last
+        full count (every ``RECOUNT_EVERY`` s, or after a job left a final state) plus the
+        finishing events read since. Never a count of all of history per tick."""
+        with self._counts_lock:  # the console's first load and the feed may both ask
+            now = time.monotonic()
+            if self._finals is None or now >= self._recount_at:
+                mark = self.service.last_event_id()
+                counts = self.service.counts()
+                self._finals = {k: v for k, v in counts.items() if k in FINAL_STATES}
+                self._counted_through = mark
+                self._recount_at = now + RECOUNT_EVERY
+                return counts
+            return {**self._finals, **self.service.live_counts()}
+
+    def _count_finishes(self, events: list[EventView]) -> None:
+        with self._counts_lock:
+            finals = self._finals
+            if finals is None:
+                return
+            for e in events:
+                if e.id <= self._counted_through or e.state is None:
+                    continue
+                if e.state in FINAL_STATES:
+                    finals[e.state] = finals.get(e.state, 0) + 1
+                elif e.kind == "retried" and e.state in LEFT_FINAL:
+                    self._recount_at = 0.0  # from which final state? count again
 
     def start_at(self, cursor: int) -> None:
         self.cursor = cursor
@@ -76,7 +120,8 @@ class Feed:
             unsubscribe()
 
     def _follow(self) -> None:
-        last_running = last_counts = 0.0
+        last_running = 0.0
+        last_counts = time.monotonic()  # the console's first load has just counted
         failures = 0
         threading.Thread(target=self._watch_slowness, name="feed-watchdog", daemon=True).start()
         while not self._stop.is_set():
@@ -89,7 +134,7 @@ class Feed:
                     last_running = now
                 self._log()
                 if now - last_counts >= COUNTS_EVERY:
-                    counts = self.service.counts()
+                    counts = self.counts()
                     requests = (
                         self.service.approval_requests() if counts.get("awaiting_approval") else []
                     )
@@ -138,11 +183,12 @@ class Feed:
             if not events:
                 return
             self.cursor = events[-1].id
+            self._count_finishes(events)
             ids = list(dict.fromkeys(e.job_id for e in events))
             if any(e.kind in FREEZE_KINDS for e in events):  # every queued row may change
                 self.post(JobsChanged(self.service.queue()))
                 svc = self.service
-                self.post(CountsChanged(svc.counts(), svc.workers(), freezes=svc.freezes()))
+                self.post(CountsChanged(self.counts(), svc.workers(), freezes=svc.freezes()))
             for i in range(0, len(ids), 500):
                 self.post(JobsChanged(self.service.jobs_by_id(ids[i : i + 500])))
             self.post(EventsArrived(events))

@@ -18,7 +18,6 @@ import pytest
 from support import write_template
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Footer, Static
-from textual.widgets.data_table import ColumnKey
 from tui_support import NARROW, WIDE, until
 
 from opsconsole.config import Settings, load_settings
@@ -133,7 +132,7 @@ async def loaded(pilot: Pilot[None]) -> None:
     tables = [t for t in app.query(JobTable) if t.row_count]
     await until(
         pilot,
-        lambda: all(t.columns[ColumnKey("id")].content_width >= 6 for t in tables),
+        lambda: all(t.virtual_size.height >= t.row_count + 1 for t in tables),
         timeout=20,
         what="column widths",
     )

@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 from textual.widgets import Footer
-from textual.widgets.data_table import ColumnKey
 from tui_support import NARROW, WIDE, until
 
 from opsconsole.config import Settings, load_settings
@@ -90,9 +89,9 @@ def settled(app: OpsConsole, job_id: str, lines: int, *keys: str) -> Any:
         tables = [t for t in app.query(JobTable) if t.row_count]
         await until(
             pilot,
-            lambda: all(t.columns[ColumnKey("id")].content_width >= 6 for t in tables),
+            lambda: all(t.virtual_size.height >= t.row_count + 1 for t in tables),
             timeout=20,
-            what="column widths",
+            what="the rows laid out",
         )
         await pilot.pause()
 

@@ -313,3 +313,39 @@ def bulk_ids(db: Database, f: JobFilter, limit: int) -> list[str]:
         raise ValueError("a bulk selection needs the states its verb acts from")
     with db.read() as conn:
         return list(conn.execute(bulk_query(f, limit)).scalars())
+
+
+# -- the console: counts without a scan of history, History from its far end ---------------
+
+LIVE_COUNTS = (
+    sa.select(jobs.c.state, sa.func.count())
+    .where(jobs.c.state.in_(sorted(s.value for s in LIVE)))
+    .group_by(jobs.c.state)
+)
+"""Live jobs per state: a range of the state index (``ix_jobs_claim``), never history."""
+
+
+def live_counts_by_state(db: Database) -> dict[str, int]:
+    with db.read() as conn:
+        return {state: n for state, n in conn.execute(LIVE_COUNTS)}
+
+
+def history_rows_after(
+    db: Database, f: JobFilter, *, after: tuple[datetime, str] | None, limit: int
+) -> list[RowMapping]:
+    """Finished jobs, OLDEST first, keyset-paged by (finished_at, id) from ``after``
+    (None: from the oldest). The console's History reads its far end and the rows above a
+    window it has scrolled away from with it; ``history_rows`` is the same walk downwards.
+    """
+    cond = [*_where(f), jobs.c.state.in_([s.value for s in FINAL]), jobs.c.finished_at.is_not(None)]
+    if after is not None:
+        at, job_id = after
+        cond.append(
+            sa.or_(jobs.c.finished_at > at, sa.and_(jobs.c.finished_at == at, jobs.c.id > job_id))
+        )
+    with db.read() as conn:
+        return list(
+            conn.execute(
+                sa.select(jobs).where(*cond).order_by(jobs.c.finished_at, jobs.c.id).limit(limit)
+            ).mappings()
+        )

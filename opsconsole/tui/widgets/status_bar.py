@@ -72,6 +72,7 @@ class StatusBar(Static):
         self.worker_views: list[WorkerView] = []
         self.embedded = ""
         self.freezes: list[FreezeView] = []
+        self.shown = Text()
 
     def on_mount(self) -> None:
         self.render_bar()
@@ -119,7 +120,10 @@ class StatusBar(Static):
         if short and (short == store or short.startswith(("…/", store.split("/")[0]))):
             t.append(" │ ", style="dim")
             t.append(short, style="dim")
-        self.update(t)
+        if t == self.shown:
+            return  # an update lays out the whole screen: not for the same line again
+        self.shown = t
+        self.update(t, layout=False)  # always one line (``height: 1``): nothing moves
 
     @staticmethod
     def _title(compact: bool) -> Text:

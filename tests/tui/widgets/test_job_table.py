@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from textual.pilot import Pilot
 from tui_support import cell_text, drive, row_ids, until
 
@@ -13,8 +14,10 @@ from opsconsole.core.service import OpsService
 from opsconsole.core.states import JobState
 from opsconsole.core.store import claim as claim_store
 from opsconsole.core.store import jobs as job_store
+from opsconsole.tui import history as history_pages
 from opsconsole.tui.app import HISTORY_PAGE, OpsConsole
-from opsconsole.tui.messages import CountsChanged
+from opsconsole.tui.messages import CountsChanged, JobsChanged
+from opsconsole.tui.widgets import job_table
 from opsconsole.tui.widgets.job_table import JobTable
 
 S = JobState
@@ -142,6 +145,65 @@ def test_history_loads_older_pages_at_the_bottom(
         await pilot.pause()
         assert history.row_count == total
         assert history.selected_id == f"h{total - 1:04d}"
+
+    drive(app, script)
+
+
+def test_history_is_a_window_that_follows_the_cursor_to_both_ends(
+    clocked: OpsService, clock: SettableClock, put: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A history longer than the window: End shows the oldest job, Home the newest, and
+    paging down past the window cuts its top (fetched again on the way up), never a gap."""
+    monkeypatch.setattr(job_table, "HISTORY_MAX", 400)
+    page = history_pages.HISTORY_PAGE
+    total = 2 * page + 150
+    for i in range(total):
+        put(f"h{i:04d}", S.SUCCEEDED, ended=i)  # h0000 is the newest
+    every = [f"h{i:04d}" for i in range(total)]
+    app = OpsConsole(clocked, embed=False, start_feed=False)
+
+    def contiguous(table: JobTable) -> bool:
+        ids = row_ids(table)
+        first = every.index(ids[0])
+        return ids == every[first : first + len(ids)]
+
+    async def script(pilot: Pilot[None]) -> None:
+        history = app.query_one("#history", JobTable)
+        assert history.row_count == page
+        assert history.more_below and not history.more_above
+        history.focus()
+        await pilot.press("end")
+        await until(pilot, lambda: history.selected_id == every[-1], what="the oldest job")
+        assert history.row_count == page  # the oldest page only, not all between
+        assert history.more_above and not history.more_below
+        assert contiguous(history)
+        # a job finishing now belongs above this window: it waits for Home
+        put("fresh", S.SUCCEEDED, ended=0)
+        every.insert(0, "fresh")
+        app.post_message(JobsChanged(clocked.jobs_by_id(["fresh"])))
+        await pilot.pause()
+        assert "fresh" not in history.views
+        await pilot.press("home")
+        await until(pilot, lambda: history.selected_id == "fresh", what="the newest job")
+        assert not history.more_above and history.more_below
+        # page down through the whole history: the window moves, never more than its size
+        for _ in range(60):
+            await pilot.press("pagedown")
+            assert history.row_count <= job_table.HISTORY_MAX
+            if history.selected_id == every[-1]:
+                break
+            await pilot.pause()
+        await until(pilot, lambda: history.selected_id == every[-1], what="the bottom by pages")
+        assert history.more_above and contiguous(history)
+        assert every[0] not in history.views  # the top was cut on the way down
+        # and back up by pages: the rows above come back
+        for _ in range(60):
+            await pilot.press("pageup")
+            if history.selected_id == "fresh":
+                break
+            await pilot.pause()
+        await until(pilot, lambda: history.selected_id == "fresh", what="the top by pages")
+        assert not history.more_above and contiguous(history)
 
     drive(app, script)
 
