@@ -20,7 +20,7 @@ import random
 import sqlite3
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -90,28 +90,35 @@ def fast_ids(rng: random.Random, n: int) -> list[str]:
     return out
 
 
-def rows(n: int, seed: int, now: datetime) -> list[dict[str, Any]]:
-    """``n`` job rows (finished, plus one live job in a thousand), in insertion order."""
+def rows(n: int, seed: int, now: datetime) -> Iterator[list[dict[str, Any]]]:
+    """``n`` job rows (finished, plus one live job in a thousand) in chunks of ``CHUNK``,
+    oldest first: chunk ``i`` holds the jobs created in the ``i``-th slice of the period."""
     rng = random.Random(seed)
     states = [s for s, w in OUTCOMES for _ in range(w)]
-    out: list[dict[str, Any]] = []
-    for job_id in fast_ids(rng, n):
-        template, params = rng.choice(HISTORY_TEMPLATES)
-        created = now - timedelta(seconds=rng.uniform(60, DAYS * 86400))
-        if rng.random() < 0.001:
-            live = rng.choice(["scheduled", "awaiting_approval"])
-            row = job_row(job_id, template, live, params(rng), created, created, None)
-            row.update(started_at=None, attempts=0, worker=None, result=None, progress=None)
-            if live == "scheduled":
-                row["run_at"] = now + timedelta(days=7)
-            out.append(row)
-            continue
-        state = rng.choice(states)
-        started = created + timedelta(seconds=rng.uniform(0, 5))
-        finished = started + timedelta(seconds=rng.expovariate(1 / MEAN_SECONDS[template]))
-        out.append(job_row(job_id, template, state, params(rng), created, started, finished))
-    out.sort(key=lambda r: r["finished_at"] or r["created_at"])
-    return out
+    ids = fast_ids(rng, n)
+    span = DAYS * 86400 - 60
+    for start in range(0, n, CHUNK):
+        count = min(CHUNK, n - start)
+        first = now - timedelta(seconds=60 + span * (1 - start / n))
+        width = span * count / n
+        out: list[dict[str, Any]] = []
+        for job_id in ids[start : start + count]:
+            template, params = rng.choice(HISTORY_TEMPLATES)
+            created = first + timedelta(seconds=rng.uniform(0, width))
+            if rng.random() < 0.001:
+                live = rng.choice(["scheduled", "awaiting_approval"])
+                row = job_row(job_id, template, live, params(rng), created, created, None)
+                row.update(started_at=None, attempts=0, worker=None, result=None, progress=None)
+                if live == "scheduled":
+                    row["run_at"] = now + timedelta(days=7)
+                out.append(row)
+                continue
+            state = rng.choice(states)
+            started = created + timedelta(seconds=rng.uniform(0, 5))
+            finished = started + timedelta(seconds=rng.expovariate(1 / MEAN_SECONDS[template]))
+            out.append(job_row(job_id, template, state, params(rng), created, started, finished))
+        out.sort(key=lambda r: r["finished_at"] or r["created_at"])
+        yield out
 
 
 def _converter(column: Any) -> Callable[[Any], Any]:
@@ -171,14 +178,20 @@ def build(path_or_url: str | Path, n: int, seed: int = 1, *, events: bool = True
     try:
         db.ensure_schema()
         now = datetime.now(UTC) - timedelta(minutes=5)
-        todo = rows(n, seed, now)
         if db.path is not None:
-            trail = _trail(todo) if events else []
-            _sqlite_insert(db.path, jobs_table, todo)
-            _sqlite_insert(db.path, events_table, trail)
+            con = sqlite3.connect(db.path, timeout=60)
+            try:
+                con.execute("PRAGMA synchronous=OFF")  # bench data: a crash means rebuild
+                con.execute("PRAGMA cache_size=-200000")
+                for chunk in rows(n, seed, now):
+                    with con:
+                        _sqlite_insert(con, jobs_table, chunk)
+                        if events:
+                            _sqlite_insert(con, events_table, _trail(chunk))
+            finally:
+                con.close()
             return url
-        for start in range(0, len(todo), CHUNK):
-            chunk = todo[start : start + CHUNK]
+        for chunk in rows(n, seed, now):
             with db.write() as conn:
                 conn.execute(jobs_table.insert(), chunk)
                 if events:
