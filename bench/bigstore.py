@@ -140,27 +140,15 @@ def _converter(column: Any) -> Callable[[Any], Any]:
 _SQLITE_TS = "%Y-%m-%d %H:%M:%S.%f"
 
 
-def _sqlite_insert(path: Path, table: Any, rows: list[dict[str, Any]]) -> None:
-    """Insert ``rows`` (all with the same keys) into ``table`` of the SQLite file at ``path``
-    with one ``executemany`` per chunk, each chunk one transaction."""
+def _sqlite_insert(con: sqlite3.Connection, table: Any, rows: list[dict[str, Any]]) -> None:
+    """Insert ``rows`` (all with the same keys) into ``table`` with one ``executemany``."""
     if not rows:
         return
     names = list(rows[0])
     convert = [_converter(table.c[name]) for name in names]
     sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})"
-    con = sqlite3.connect(path, timeout=60)
-    try:
-        con.execute("PRAGMA synchronous=OFF")  # bench data: a crash mid-build means rebuild
-        con.execute("PRAGMA cache_size=-200000")
-        for start in range(0, len(rows), CHUNK):
-            values = [
-                tuple(f(r[k]) for f, k in zip(convert, names, strict=True))
-                for r in rows[start : start + CHUNK]
-            ]
-            with con:
-                con.executemany(sql, values)
-    finally:
-        con.close()
+    values = [tuple(f(r[k]) for f, k in zip(convert, names, strict=True)) for r in rows]
+    con.executemany(sql, values)
 
 
 def build(path_or_url: str | Path, n: int, seed: int = 1, *, events: bool = True) -> str:
