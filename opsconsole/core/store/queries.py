@@ -87,7 +87,12 @@ def _where(f: JobFilter) -> list[Any]:
 def list_jobs(
     db: Database, f: JobFilter, *, page: int, page_size: int
 ) -> tuple[list[RowMapping], int]:
-    """One page, newest first, and the total that matches."""
+    """One page, newest first, and the total that matches.
+
+    The order (created_at, id) is an index's (``ix_jobs_created``; with one state
+    ``ix_jobs_state_created``; with a template ``ix_jobs_template``): a page reads its rows
+    and the ones before it along that index, never sorts the matches.
+    """
     cond = _where(f)
     with db.read() as conn:
         total = conn.execute(sa.select(sa.func.count()).select_from(jobs).where(*cond)).scalar_one()
@@ -103,24 +108,50 @@ def list_jobs(
     return rows, total
 
 
+_LIVE = tuple(sorted(s.value for s in LIVE))
+_FINAL = tuple(sorted(s.value for s in FINAL))
+
+
+def _state_in(values: tuple[str, ...]) -> Any:
+    """``state IN values``, written so that no planner picks the state index for it: that
+    index holds every finished job ever, while a time range or template narrows far more
+    (the condition is still checked, from whichever index holds ``state``)."""
+    return sa.func.lower(jobs.c.state).in_(values)
+
+
 def counts_by_state(
     db: Database, since: datetime | None = None, team: str | None = None
 ) -> dict[str, int]:
-    q = sa.select(jobs.c.state, sa.func.count()).group_by(jobs.c.state)
-    if team is not None:
-        q = q.where(jobs.c.team == team)
-    if since is not None:
-        q = q.where(sa.or_(jobs.c.created_at >= since, jobs.c.state.in_([s.value for s in LIVE])))
+    """Jobs per state; with ``since``, live jobs and the others created since then.
+
+    With ``since`` it is two bounded reads of ``ix_jobs_state_created`` (state, created_at):
+    the live states whole, each final state from ``since`` on. (Every state is live or
+    final.)
+    """
+    who = [] if team is None else [jobs.c.team == team]
+    count = sa.select(jobs.c.state, sa.func.count()).group_by(jobs.c.state)
     with db.read() as conn:
-        return {state: n for state, n in conn.execute(q)}
+        if since is None:
+            return {state: n for state, n in conn.execute(count.where(*who))}
+        out = {state: n for state, n in conn.execute(count.where(jobs.c.state.in_(_LIVE), *who))}
+        # each final state's range of ix_jobs_state_created (state, created_at, id)
+        done = count.where(jobs.c.state.in_(_FINAL), jobs.c.created_at >= since, *who)
+        for state, n in conn.execute(done):
+            out[state] = out.get(state, 0) + n
+        return out
 
 
 def _duration(db: Database) -> Any:
-    if db.dialect == "sqlite":
-        return (
-            sa.func.julianday(jobs.c.finished_at) - sa.func.julianday(jobs.c.started_at)
-        ) * 86400.0
-    return sa.func.extract("epoch", jobs.c.finished_at - jobs.c.started_at)
+    """A run's seconds, the very expression ``ix_jobs_durations`` (migration 0008) indexes."""
+    return sa.literal_column(DURATION[db.dialect])
+
+
+DURATION = {
+    "sqlite": "(julianday(finished_at) - julianday(started_at)) * 86400.0",
+    "postgresql": "extract(epoch from (finished_at - started_at))",
+}
+"""Must stay the same text as migration 0008's: a planner uses an expression index only
+for the same expression."""
 
 
 @dataclass
@@ -137,44 +168,75 @@ class TemplateStats:
     """Final states of the most recent runs, oldest first (for a sparkline)."""
 
 
+_TEMPLATES = (
+    sa.text(
+        "WITH RECURSIVE t(name) AS ("
+        " SELECT min(template) FROM jobs"
+        " UNION ALL SELECT (SELECT min(template) FROM jobs WHERE template > t.name)"
+        " FROM t WHERE t.name IS NOT NULL"
+        ") SELECT name FROM t WHERE name IS NOT NULL"
+    )
+    .columns(name=sa.String)
+    .compile()
+)
+"""Every template that has jobs, one index seek each (``ix_jobs_template``): no scan."""
+
+
+def template_names(db: Database) -> list[str]:
+    with db.read() as conn:
+        return list(conn.execute(sa.text(str(_TEMPLATES))).scalars())
+
+
 def template_stats(
     db: Database, since: datetime | None, recent: int = 20, team: str | None = None
 ) -> list[TemplateStats]:
-    finals = [s.value for s in FINAL]
-    base = [jobs.c.state.in_(finals), jobs.c.started_at.is_not(None)]
-    if team is not None:
-        base.append(jobs.c.team == team)
-    if since is not None:
-        base.append(jobs.c.finished_at >= since)
+    """Per template with runs (finished jobs that started): outcomes, p50/p95 run time and
+    the final states of the latest ``recent`` runs, of the runs finished since ``since``.
+
+    Each figure is read per template from an index, never by sorting the whole table:
+    counts and recent runs from ``ix_jobs_template_finished`` (template, finished_at, ...,
+    state, started_at: within the ``since`` window only); the percentiles without ``since``
+    by stepping k entries along ``ix_jobs_durations`` (template, run seconds, state), with
+    ``since`` by sorting that template's runs in the window. A percentile is the k-th
+    smallest run time, k = round(p * (runs - 1)), as it always was.
+    """
     dur = _duration(db)
     out: list[TemplateStats] = []
-    with db.read() as conn:
-        per = conn.execute(
-            sa.select(
-                jobs.c.template,
-                sa.func.count(),
-                sa.func.sum(sa.case((jobs.c.state == S.SUCCEEDED.value, 1), else_=0)),
-                sa.func.sum(sa.case((jobs.c.state == S.PARTIAL.value, 1), else_=0)),
-            )
-            .where(*base)
-            .group_by(jobs.c.template)
-            .order_by(jobs.c.template)
-        ).all()
-        for template, runs, ok, part in per:
-            cond = [*base, jobs.c.template == template]
+    for template in template_names(db):
+        cond = [jobs.c.template == template, _state_in(_FINAL), jobs.c.started_at.is_not(None)]
+        if team is not None:
+            cond.append(jobs.c.team == team)
+        if since is not None:
+            cond.append(jobs.c.finished_at >= since)
+        with db.read() as conn:
+            runs, ok, part = conn.execute(
+                sa.select(
+                    sa.func.count(),
+                    sa.func.sum(sa.case((jobs.c.state == S.SUCCEEDED.value, 1), else_=0)),
+                    sa.func.sum(sa.case((jobs.c.state == S.PARTIAL.value, 1), else_=0)),
+                ).where(*cond)
+            ).one()
+            if not runs:
+                continue
+            if since is None:
+                # ordered by the indexed expression itself: a walk along ix_jobs_durations
+                walk = [c for c in cond if c is not cond[2]] + [dur.is_not(None)]
+                ordered = sa.select(dur).where(*walk).order_by(dur)
+            else:
+                # the window is small next to the template's history: sort just the window
+                # (``+ 0`` keeps a planner from walking the template's whole durations index)
+                ordered = sa.select(dur).where(*cond).order_by(dur + 0)
 
-            def pct(p: float, cond: list[Any] = cond, runs: int = runs) -> float | None:
+            def pct(p: float, ordered: Any = ordered, runs: int = runs) -> float | None:
                 k = min(runs - 1, max(0, round(p * (runs - 1))))
-                v = conn.execute(
-                    sa.select(dur).where(*cond).order_by(dur).limit(1).offset(k)
-                ).scalar()
+                v = conn.execute(ordered.limit(1).offset(k)).scalar()
                 return None if v is None else round(float(v), 3)
 
             last = (
                 conn.execute(
                     sa.select(jobs.c.state)
                     .where(*cond)
-                    .order_by(jobs.c.finished_at.desc())
+                    .order_by(jobs.c.finished_at.desc(), jobs.c.id.desc())
                     .limit(recent)
                 )
                 .scalars()
@@ -262,8 +324,12 @@ def running_rows(db: Database, limit: int) -> list[RowMapping]:
 def history_rows(
     db: Database, f: JobFilter, *, before: tuple[datetime, str] | None, limit: int
 ) -> list[RowMapping]:
-    """Finished jobs, newest first, keyset-paged by (finished_at, id): no OFFSET scans."""
-    cond = [*_where(f), jobs.c.state.in_([s.value for s in FINAL]), jobs.c.finished_at.is_not(None)]
+    """Finished jobs, newest first, keyset-paged by (finished_at, id): no OFFSET scans.
+
+    Read backwards along ``ix_jobs_history`` (finished_at, id), or with a template along
+    ``ix_jobs_template_finished``: every page, the last one too, reads its own rows only.
+    """
+    cond = [*_where(f), _state_in(_FINAL), jobs.c.finished_at.is_not(None)]
     if before is not None:
         at, job_id = before
         cond.append(
