@@ -112,11 +112,14 @@ _LIVE = tuple(sorted(s.value for s in LIVE))
 _FINAL = tuple(sorted(s.value for s in FINAL))
 
 
-def _state_in(values: tuple[str, ...]) -> Any:
-    """``state IN values``, written so that no planner picks the state index for it: that
-    index holds every finished job ever, while a time range or template narrows far more
-    (the condition is still checked, from whichever index holds ``state``)."""
-    return sa.func.lower(jobs.c.state).in_(values)
+def _state_in(db: Database, values: tuple[str, ...]) -> Any:
+    """``state IN values``; on SQLite written so that its planner never picks the state
+    index for it (without statistics it would: that index holds every finished job ever,
+    while a time range or a template narrows far more; the condition is still checked, from
+    whichever index holds ``state``). PostgreSQL's planner weighs it from statistics."""
+    if db.dialect == "sqlite":
+        return sa.func.lower(jobs.c.state).in_(values)
+    return jobs.c.state.in_(values)
 
 
 def counts_by_state(
@@ -203,7 +206,7 @@ def template_stats(
     dur = _duration(db)
     out: list[TemplateStats] = []
     for template in template_names(db):
-        cond = [jobs.c.template == template, _state_in(_FINAL), jobs.c.started_at.is_not(None)]
+        cond = [jobs.c.template == template, _state_in(db, _FINAL), jobs.c.started_at.is_not(None)]
         if team is not None:
             cond.append(jobs.c.team == team)
         if since is not None:
@@ -329,7 +332,7 @@ def history_rows(
     Read backwards along ``ix_jobs_history`` (finished_at, id), or with a template along
     ``ix_jobs_template_finished``: every page, the last one too, reads its own rows only.
     """
-    cond = [*_where(f), _state_in(_FINAL), jobs.c.finished_at.is_not(None)]
+    cond = [*_where(f), _state_in(db, _FINAL), jobs.c.finished_at.is_not(None)]
     if before is not None:
         at, job_id = before
         cond.append(

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -318,19 +319,80 @@ def test_on_postgresql_the_same_reads_can_be_served_by_indexes(
     statements: list[Any],
     store_backend: str,
 ) -> None:
-    """A few hundred rows make a sequential scan cheapest; with it priced out, the planner
-    must find an index for each read, and History and the percentile walks need no sort."""
+    """A few hundred rows make a scan and a sort cheapest; with both priced out the planner
+    must still find an index for each read, one that gives History, a state's job list and
+    the percentile walks their order (a plan that keeps a Sort has no such index)."""
     if store_backend != "postgresql":
         pytest.skip("about PostgreSQL's planner (SQLite's plans are checked above)")
     reads = _reads(db, clock)
-    for name in ("history", "history template", "list state", "stats"):
+    for name in ("history", "history next", "history template", "list state", "stats"):
         statements.clear()
         reads[name]()
-        seen = list(statements)
+        seen = [(sql, params) for sql, params in statements if "LIMIT" in sql.upper()]
+        assert seen
+        plans = []
         with db.read() as conn:
-            conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+            for off in ("enable_seqscan", "enable_bitmapscan", "enable_sort"):
+                conn.exec_driver_sql(f"SET LOCAL {off} = off")
             for sql, params in seen:
-                plan = "\n".join(r[0] for r in conn.exec_driver_sql("EXPLAIN " + sql, params).all())
+                plan = "\n".join(r[0] for r in conn.exec_driver_sql("EXPLAIN " + sql, params))
                 assert "Seq Scan on jobs" not in plan, (name, sql, plan)
-                if name != "list state":
-                    assert "Sort" not in plan or "LIMIT" not in sql.upper(), (name, plan)
+                assert "Sort" not in plan, (name, sql, plan)
+                plans.append(plan)
+        if name == "stats":
+            assert any("ix_jobs_durations" in p for p in plans), plans
+
+
+def test_a_store_with_jobs_upgrades_to_the_listing_indexes(
+    tmp_path: Any, store_backend: str, request: pytest.FixtureRequest
+) -> None:
+    """Migration 0008 on a store that already holds jobs (SQLite and PostgreSQL): the
+    indexes are built over the rows, and the listings read them."""
+    from alembic import command
+    from alembic.config import Config
+
+    from opsconsole.core.store.db import SCHEMA_REVISION
+
+    if store_backend == "postgresql":
+        url = request.getfixturevalue("pg_url")
+    else:
+        url = f"sqlite:///{tmp_path / 'old.db'}"
+    db = Database(url)
+    try:
+        cfg = Config()
+        cfg.set_main_option(
+            "script_location", str(Path(queries.__file__).parents[2] / "migrations")
+        )
+        with db.write() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "0007")
+        now = datetime.now(UTC)
+        rows = [
+            {
+                "id": f"old{i:03d}",
+                "template": "alpha" if i % 2 else "beta",
+                "state": "succeeded" if i % 3 else "failed",
+                "params": {},
+                "spec": {},
+                "run_at": now,
+                "depends_on": [],
+                "submitted_by": "tester",
+                "created_at": now - timedelta(minutes=i),
+                "updated_at": now,
+                "started_at": now - timedelta(minutes=i),
+                "finished_at": now - timedelta(minutes=i) + timedelta(seconds=i + 1),
+            }
+            for i in range(30)
+        ]
+        with db.write() as conn:
+            conn.execute(jobs.insert(), rows)
+        assert db.current_revision() == "0007"
+        db.ensure_schema()
+        assert db.current_revision() == SCHEMA_REVISION
+        page = queries.history_rows(db, queries.JobFilter(), before=None, limit=5)
+        assert [r["id"] for r in page] == ["old000", "old001", "old002", "old003", "old004"]
+        stats = {t.template: t for t in queries.template_stats(db, None)}
+        assert (stats["alpha"].runs, stats["beta"].runs) == (15, 15)
+        assert stats["alpha"].p50_s == 16.0  # runs of 2, 4, ... 30 s: the 8th is 16 s
+    finally:
+        db.dispose()
