@@ -20,7 +20,6 @@ in one pass (seconds).
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
