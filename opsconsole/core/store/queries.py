@@ -223,16 +223,27 @@ def template_stats(
                 continue
             if since is None:
                 # ordered by the indexed expression itself: a walk along ix_jobs_durations
-                walk = [c for c in cond if c is not cond[2]] + [dur.is_not(None)]
-                ordered = sa.select(dur).where(*walk).order_by(dur)
+                runs_of = sa.select(dur).where(
+                    *[c for c in cond if c is not cond[2]], dur.is_not(None)
+                )
+                key = dur
             else:
                 # the window is small next to the template's history: sort just the window
                 # (``+ 0`` keeps a planner from walking the template's whole durations index)
-                ordered = sa.select(dur).where(*cond).order_by(dur + 0)
+                runs_of = sa.select(dur).where(*cond)
+                key = dur + 0
 
-            def pct(p: float, ordered: Any = ordered, runs: int = runs) -> float | None:
+            def pct(
+                p: float, runs_of: Any = runs_of, key: Any = key, runs: int = runs
+            ) -> float | None:
+                """The k-th smallest run time; past the middle, the (runs-1-k)-th largest
+                (the same run, reached from the nearer end: a p95 walks 5% of the runs)."""
                 k = min(runs - 1, max(0, round(p * (runs - 1))))
-                v = conn.execute(ordered.limit(1).offset(k)).scalar()
+                if k <= (runs - 1) // 2:
+                    found = runs_of.order_by(key).limit(1).offset(k)
+                else:
+                    found = runs_of.order_by(key.desc()).limit(1).offset(runs - 1 - k)
+                v = conn.execute(found).scalar()
                 return None if v is None else round(float(v), 3)
 
             last = (
