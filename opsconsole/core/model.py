@@ -62,6 +62,8 @@ class Job(SQLModel, table=True):
         sa.Index(
             "ix_jobs_template_finished", "template", "finished_at", "id", "state", "started_at"
         ),
+        # stats without --since: a template's runs per final state, counted as index ranges
+        sa.Index("ix_jobs_template_state", "template", "state", "started_at"),
         # (not declared here: ix_jobs_durations on (template, <run seconds>, state,
         # started_at, finished_at), an expression index written per dialect by migration
         # 0008; the percentiles of ``stats`` walk it; reflection cannot compare it)

@@ -197,7 +197,8 @@ def template_stats(
     the final states of the latest ``recent`` runs, of the runs finished since ``since``.
 
     Each figure is read per template from an index, never by sorting the whole table:
-    counts and recent runs from ``ix_jobs_template_finished`` (template, finished_at, ...,
+    counts without ``since`` as ranges of ``ix_jobs_template_state``; counts with it and
+    recent runs from ``ix_jobs_template_finished`` (template, finished_at, ...,
     state, started_at: within the ``since`` window only); the percentiles without ``since``
     by stepping k entries along ``ix_jobs_durations`` (template, run seconds, state), with
     ``since`` by sorting that template's runs in the window. A percentile is the k-th
@@ -212,13 +213,26 @@ def template_stats(
         if since is not None:
             cond.append(jobs.c.finished_at >= since)
         with db.read() as conn:
-            runs, ok, part = conn.execute(
-                sa.select(
-                    sa.func.count(),
-                    sa.func.sum(sa.case((jobs.c.state == S.SUCCEEDED.value, 1), else_=0)),
-                    sa.func.sum(sa.case((jobs.c.state == S.PARTIAL.value, 1), else_=0)),
-                ).where(*cond)
-            ).one()
+            if since is None:
+                # each final state's range of ix_jobs_template_state: counted, not evaluated
+                by_state = dict(
+                    conn.execute(
+                        sa.select(jobs.c.state, sa.func.count())
+                        .where(*[c for c in cond if c is not cond[1]], jobs.c.state.in_(_FINAL))
+                        .group_by(jobs.c.state)
+                    ).all()
+                )
+                runs = sum(by_state.values())
+                ok = by_state.get(S.SUCCEEDED.value, 0)
+                part = by_state.get(S.PARTIAL.value, 0)
+            else:
+                runs, ok, part = conn.execute(
+                    sa.select(
+                        sa.func.count(),
+                        sa.func.sum(sa.case((jobs.c.state == S.SUCCEEDED.value, 1), else_=0)),
+                        sa.func.sum(sa.case((jobs.c.state == S.PARTIAL.value, 1), else_=0)),
+                    ).where(*cond)
+                ).one()
             if not runs:
                 continue
             if since is None:
@@ -349,6 +363,9 @@ def history_rows(
         cond.append(
             sa.or_(jobs.c.finished_at < at, sa.and_(jobs.c.finished_at == at, jobs.c.id < job_id))
         )
+        # the same, as a range a planner starts the index walk at (the OR alone is not one:
+        # the last page would walk the whole index from the newest end)
+        cond.append(jobs.c.finished_at <= at)
     with db.read() as conn:
         return list(
             conn.execute(

@@ -44,6 +44,8 @@ _NEW = (
     ("ix_jobs_state_created", ["state", "created_at", "id"]),
     # History of one template; stats per template within a finish-time window (covering)
     ("ix_jobs_template_finished", ["template", "finished_at", "id", "state", "started_at"]),
+    # stats without --since: a template's runs per final state, counted as index ranges
+    ("ix_jobs_template_state", ["template", "state", "started_at"]),
 )
 
 

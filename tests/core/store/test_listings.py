@@ -310,6 +310,14 @@ def test_the_percentiles_walk_the_durations_index_and_history_its_finish_index(
     statements.clear()
     reads["history"]()
     assert "ix_jobs_history" in " ".join(sqlite_plans(db, statements)[0])
+    statements.clear()
+    reads["history next"]()  # a later page starts its walk at its key, not at the newest
+    plan = " ".join(sqlite_plans(db, statements)[0])
+    assert "ix_jobs_history (" in plan and "finished_at<?)" in plan, plan
+    statements.clear()
+    reads["history template"]()
+    plan = " ".join(sqlite_plans(db, statements)[0])
+    assert "ix_jobs_template_finished (template=? AND" in plan and "finished_at<?)" in plan, plan
 
 
 def test_on_postgresql_the_same_reads_can_be_served_by_indexes(
