@@ -54,9 +54,8 @@ class Job(SQLModel, table=True):
         sa.Index("ix_jobs_worker", "worker", "state"),
         # History: finished jobs newest first, keyset-paged on (finished_at, id)
         sa.Index("ix_jobs_history", "finished_at", "id"),
-        # jobs list: newest first, keyset on (created_at, id); by state; by template
+        # jobs list: newest first, keyset on (created_at, id); by template
         sa.Index("ix_jobs_created", "created_at", "id"),
-        sa.Index("ix_jobs_state_created", "state", "created_at", "id"),
         sa.Index("ix_jobs_template", "template", "created_at", "id"),
         # one template's History; stats per template in a finish-time window, index-only
         sa.Index(
