@@ -52,9 +52,20 @@ class Job(SQLModel, table=True):
         sa.Index("ix_jobs_claim", "state", "priority", "created_at"),
         sa.Index("ix_jobs_lock", "concurrency_key", "state"),
         sa.Index("ix_jobs_worker", "worker", "state"),
-        sa.Index("ix_jobs_history", "finished_at"),
-        sa.Index("ix_jobs_created", "created_at"),
-        sa.Index("ix_jobs_template", "template", "created_at"),
+        # History: finished jobs newest first, keyset-paged on (finished_at, id)
+        sa.Index("ix_jobs_history", "finished_at", "id"),
+        # jobs list: newest first, keyset on (created_at, id); by template
+        sa.Index("ix_jobs_created", "created_at", "id"),
+        sa.Index("ix_jobs_template", "template", "created_at", "id"),
+        # one template's History; stats per template in a finish-time window, index-only
+        sa.Index(
+            "ix_jobs_template_finished", "template", "finished_at", "id", "state", "started_at"
+        ),
+        # stats without --since: a template's runs per final state, counted as index ranges
+        sa.Index("ix_jobs_template_state", "template", "state", "started_at"),
+        # (not declared here: ix_jobs_durations on (template, <run seconds>, state,
+        # started_at, finished_at), an expression index written per dialect by migration
+        # 0008; the percentiles of ``stats`` walk it; reflection cannot compare it)
         # a schedule's overlap policy asks for its live jobs; its view for its last ones
         sa.Index("ix_jobs_schedule", "schedule", "created_at"),
         # a limit-1 key has at most one running job, enforced by the database itself:

@@ -30,9 +30,9 @@ from opsconsole.core.files import PRIVATE, Access, create_file, exposure, fix, t
 from opsconsole.core.states import FINAL, JobState
 from opsconsole.core.store.prepared import Prepared
 
-SCHEMA_REVISION = "0007"
+SCHEMA_REVISION = "0008"
 """The newest Alembic revision this code knows; a test keeps it equal to the scripts' head."""
-KNOWN_REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007")
+KNOWN_REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008")
 BUSY_TIMEOUT_MS = 60_000
 LOCK_NOTICE_AFTER = 1.0
 """Seconds a write waits for another process's lock before saying that it is waiting."""

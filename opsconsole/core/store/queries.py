@@ -87,7 +87,13 @@ def _where(f: JobFilter) -> list[Any]:
 def list_jobs(
     db: Database, f: JobFilter, *, page: int, page_size: int
 ) -> tuple[list[RowMapping], int]:
-    """One page, newest first, and the total that matches."""
+    """One page, newest first, and the total that matches.
+
+    The order (created_at, id) is an index's (``ix_jobs_created``; with a template
+    ``ix_jobs_template``): a page reads its rows and the ones before it along that index.
+    With states (and no template) the states' rows are found by ``ix_jobs_claim`` and
+    sorted: a (state, created_at) index would win the claim's statement on SQLite.
+    """
     cond = _where(f)
     with db.read() as conn:
         total = conn.execute(sa.select(sa.func.count()).select_from(jobs).where(*cond)).scalar_one()
@@ -103,24 +109,59 @@ def list_jobs(
     return rows, total
 
 
+_LIVE = tuple(sorted(s.value for s in LIVE))
+_FINAL = tuple(sorted(s.value for s in FINAL))
+
+
+def _state_in(db: Database, values: tuple[str, ...]) -> Any:
+    """``state IN values``; on SQLite written so that its planner never picks the state
+    index for it (without statistics it would: that index holds every finished job ever,
+    while a time range or a template narrows far more; the condition is still checked, from
+    whichever index holds ``state``). PostgreSQL's planner weighs it from statistics."""
+    if db.dialect == "sqlite":
+        return sa.func.lower(jobs.c.state).in_(values)
+    return jobs.c.state.in_(values)
+
+
 def counts_by_state(
     db: Database, since: datetime | None = None, team: str | None = None
 ) -> dict[str, int]:
-    q = sa.select(jobs.c.state, sa.func.count()).group_by(jobs.c.state)
-    if team is not None:
-        q = q.where(jobs.c.team == team)
-    if since is not None:
-        q = q.where(sa.or_(jobs.c.created_at >= since, jobs.c.state.in_([s.value for s in LIVE])))
+    """Jobs per state; with ``since``, live jobs and the others created since then.
+
+    With ``since`` it is two bounded reads: the live jobs by ``ix_jobs_claim`` (state
+    first), the others by the time range of ``ix_jobs_created``.
+    """
+    who = [] if team is None else [jobs.c.team == team]
+    count = sa.select(jobs.c.state, sa.func.count()).group_by(jobs.c.state)
     with db.read() as conn:
-        return {state: n for state, n in conn.execute(q)}
+        if since is None:
+            return {state: n for state, n in conn.execute(count.where(*who))}
+        out = {state: n for state, n in conn.execute(count.where(jobs.c.state.in_(_LIVE), *who))}
+        # the time range of ix_jobs_created (every state is live or final); grouped by
+        # ``lower(state)`` (states are lower case) so that no planner walks ix_jobs_claim
+        # whole for its order by state
+        key = sa.func.lower(jobs.c.state)
+        done = (
+            sa.select(key, sa.func.count(jobs.c.id))
+            .where(_state_in(db, _FINAL), jobs.c.created_at >= since, *who)
+            .group_by(key)
+        )
+        for state, n in conn.execute(done):
+            out[state] = out.get(state, 0) + n
+        return out
 
 
 def _duration(db: Database) -> Any:
-    if db.dialect == "sqlite":
-        return (
-            sa.func.julianday(jobs.c.finished_at) - sa.func.julianday(jobs.c.started_at)
-        ) * 86400.0
-    return sa.func.extract("epoch", jobs.c.finished_at - jobs.c.started_at)
+    """A run's seconds, the very expression ``ix_jobs_durations`` (migration 0008) indexes."""
+    return sa.literal_column(DURATION[db.dialect])
+
+
+DURATION = {
+    "sqlite": "(julianday(finished_at) - julianday(started_at)) * 86400.0",
+    "postgresql": "extract(epoch from (finished_at - started_at))",
+}
+"""Must stay the same text as migration 0008's: a planner uses an expression index only
+for the same expression."""
 
 
 @dataclass
@@ -137,44 +178,100 @@ class TemplateStats:
     """Final states of the most recent runs, oldest first (for a sparkline)."""
 
 
+_TEMPLATES = (
+    sa.text(
+        "WITH RECURSIVE t(name) AS ("
+        " SELECT min(template) FROM jobs"
+        " UNION ALL SELECT (SELECT min(template) FROM jobs WHERE template > t.name)"
+        " FROM t WHERE t.name IS NOT NULL"
+        ") SELECT name FROM t WHERE name IS NOT NULL"
+    )
+    .columns(name=sa.String)
+    .compile()
+)
+"""Every template that has jobs, one index seek each (``ix_jobs_template``): no scan."""
+
+
+def template_names(db: Database) -> list[str]:
+    with db.read() as conn:
+        return list(conn.execute(sa.text(str(_TEMPLATES))).scalars())
+
+
 def template_stats(
     db: Database, since: datetime | None, recent: int = 20, team: str | None = None
 ) -> list[TemplateStats]:
-    finals = [s.value for s in FINAL]
-    base = [jobs.c.state.in_(finals), jobs.c.started_at.is_not(None)]
-    if team is not None:
-        base.append(jobs.c.team == team)
-    if since is not None:
-        base.append(jobs.c.finished_at >= since)
+    """Per template with runs (finished jobs that started): outcomes, p50/p95 run time and
+    the final states of the latest ``recent`` runs, of the runs finished since ``since``.
+
+    Each figure is read per template from an index, never by sorting the whole table:
+    counts without ``since`` as ranges of ``ix_jobs_template_state``; counts with it and
+    recent runs from ``ix_jobs_template_finished`` (template, finished_at, ...,
+    state, started_at: within the ``since`` window only); the percentiles without ``since``
+    by stepping k entries along ``ix_jobs_durations`` (template, run seconds, state), with
+    ``since`` by sorting that template's runs in the window. A percentile is the k-th
+    smallest run time, k = round(p * (runs - 1)), as it always was.
+    """
     dur = _duration(db)
     out: list[TemplateStats] = []
-    with db.read() as conn:
-        per = conn.execute(
-            sa.select(
-                jobs.c.template,
-                sa.func.count(),
-                sa.func.sum(sa.case((jobs.c.state == S.SUCCEEDED.value, 1), else_=0)),
-                sa.func.sum(sa.case((jobs.c.state == S.PARTIAL.value, 1), else_=0)),
-            )
-            .where(*base)
-            .group_by(jobs.c.template)
-            .order_by(jobs.c.template)
-        ).all()
-        for template, runs, ok, part in per:
-            cond = [*base, jobs.c.template == template]
+    for template in template_names(db):
+        cond = [jobs.c.template == template, _state_in(db, _FINAL), jobs.c.started_at.is_not(None)]
+        if team is not None:
+            cond.append(jobs.c.team == team)
+        if since is not None:
+            cond.append(jobs.c.finished_at >= since)
+        with db.read() as conn:
+            if since is None:
+                # each final state's range of ix_jobs_template_state: counted, not evaluated
+                by_state = dict(
+                    conn.execute(
+                        sa.select(jobs.c.state, sa.func.count())
+                        .where(*[c for c in cond if c is not cond[1]], jobs.c.state.in_(_FINAL))
+                        .group_by(jobs.c.state)
+                    ).all()
+                )
+                runs = sum(by_state.values())
+                ok = by_state.get(S.SUCCEEDED.value, 0)
+                part = by_state.get(S.PARTIAL.value, 0)
+            else:
+                runs, ok, part = conn.execute(
+                    sa.select(
+                        sa.func.count(),
+                        sa.func.sum(sa.case((jobs.c.state == S.SUCCEEDED.value, 1), else_=0)),
+                        sa.func.sum(sa.case((jobs.c.state == S.PARTIAL.value, 1), else_=0)),
+                    ).where(*cond)
+                ).one()
+            if not runs:
+                continue
+            if since is None:
+                # ordered by the indexed expression itself: a walk along ix_jobs_durations
+                runs_of = sa.select(dur).where(
+                    *[c for c in cond if c is not cond[2]], dur.is_not(None)
+                )
+                key = dur
+            else:
+                # the window is small next to the template's history: sort just the window
+                # (``+ 0`` keeps a planner from walking the template's whole durations index)
+                runs_of = sa.select(dur).where(*cond)
+                key = dur + 0
 
-            def pct(p: float, cond: list[Any] = cond, runs: int = runs) -> float | None:
+            def pct(
+                p: float, runs_of: Any = runs_of, key: Any = key, runs: int = runs
+            ) -> float | None:
+                """The k-th smallest run time; past the middle, the (runs-1-k)-th largest
+                (the same run, reached from the nearer end: a p95 walks 5% of the runs)."""
                 k = min(runs - 1, max(0, round(p * (runs - 1))))
-                v = conn.execute(
-                    sa.select(dur).where(*cond).order_by(dur).limit(1).offset(k)
-                ).scalar()
+                if k <= (runs - 1) // 2:
+                    found = runs_of.order_by(key).limit(1).offset(k)
+                else:
+                    found = runs_of.order_by(key.desc()).limit(1).offset(runs - 1 - k)
+                v = conn.execute(found).scalar()
                 return None if v is None else round(float(v), 3)
 
             last = (
                 conn.execute(
                     sa.select(jobs.c.state)
                     .where(*cond)
-                    .order_by(jobs.c.finished_at.desc())
+                    .order_by(jobs.c.finished_at.desc(), jobs.c.id.desc())
                     .limit(recent)
                 )
                 .scalars()
@@ -262,13 +359,20 @@ def running_rows(db: Database, limit: int) -> list[RowMapping]:
 def history_rows(
     db: Database, f: JobFilter, *, before: tuple[datetime, str] | None, limit: int
 ) -> list[RowMapping]:
-    """Finished jobs, newest first, keyset-paged by (finished_at, id): no OFFSET scans."""
-    cond = [*_where(f), jobs.c.state.in_([s.value for s in FINAL]), jobs.c.finished_at.is_not(None)]
+    """Finished jobs, newest first, keyset-paged by (finished_at, id): no OFFSET scans.
+
+    Read backwards along ``ix_jobs_history`` (finished_at, id), or with a template along
+    ``ix_jobs_template_finished``: every page, the last one too, reads its own rows only.
+    """
+    cond = [*_where(f), _state_in(db, _FINAL), jobs.c.finished_at.is_not(None)]
     if before is not None:
         at, job_id = before
         cond.append(
             sa.or_(jobs.c.finished_at < at, sa.and_(jobs.c.finished_at == at, jobs.c.id < job_id))
         )
+        # the same, as a range a planner starts the index walk at (the OR alone is not one:
+        # the last page would walk the whole index from the newest end)
+        cond.append(jobs.c.finished_at <= at)
     with db.read() as conn:
         return list(
             conn.execute(

@@ -59,6 +59,8 @@ def test_ensure_schema_creates_an_empty_store_and_is_idempotent(fresh):
     assert fresh.current_revision() == SCHEMA_REVISION
 
 
+# ix_jobs_durations (migration 0008) is an expression index: reflection cannot read it back
+@pytest.mark.filterwarnings("ignore:Skipped unsupported reflection of expression-based index")
 def test_the_migrated_schema_matches_the_models(fresh):
     fresh.ensure_schema()
     with fresh.engine.connect() as conn:

@@ -21,6 +21,10 @@ def test_the_migrations_make_the_models_schema_on_postgresql(pg_url: str) -> Non
         db.ensure_schema()  # idempotent
         with db.engine.connect() as conn:
             diff = compare_metadata(MigrationContext.configure(conn), metadata)
+        # ix_jobs_durations (migration 0008) is an expression index written per dialect: the
+        # models cannot declare it, so the database has it and the models do not
+        expression = ("remove_index", "ix_jobs_durations")
+        diff = [d for d in diff if (d[0], getattr(d[1], "name", None)) != expression]
         assert diff == []
     finally:
         db.dispose()
