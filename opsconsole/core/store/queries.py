@@ -441,12 +441,13 @@ def history_rows_after(
     (None: from the oldest). The console's History reads its far end and the rows above a
     window it has scrolled away from with it; ``history_rows`` is the same walk downwards.
     """
-    cond = [*_where(f), jobs.c.state.in_([s.value for s in FINAL]), jobs.c.finished_at.is_not(None)]
+    cond = [*_where(f), _state_in(db, _FINAL), jobs.c.finished_at.is_not(None)]
     if after is not None:
         at, job_id = after
         cond.append(
             sa.or_(jobs.c.finished_at > at, sa.and_(jobs.c.finished_at == at, jobs.c.id > job_id))
         )
+        cond.append(jobs.c.finished_at >= at)  # where the index walk starts (as history_rows)
     with db.read() as conn:
         return list(
             conn.execute(

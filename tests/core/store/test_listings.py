@@ -248,6 +248,12 @@ def _reads(db: Database, clock: SettableClock) -> dict[str, Callable[[], Any]]:
         "history template": lambda: queries.history_rows(
             db, queries.JobFilter(template="beta"), before=last, limit=50
         ),
+        "history oldest": lambda: queries.history_rows_after(
+            db, queries.JobFilter(), after=None, limit=50
+        ),
+        "history after": lambda: queries.history_rows_after(
+            db, queries.JobFilter(), after=last, limit=50
+        ),
         "list state": lambda: queries.list_jobs(
             db, queries.JobFilter(states=("failed",)), page=2, page_size=20
         ),
@@ -272,6 +278,8 @@ def _reads(db: Database, clock: SettableClock) -> dict[str, Callable[[], Any]]:
         "history",
         "history next",
         "history template",
+        "history oldest",
+        "history after",
         "list state",
         "list template",
         "list since",
