@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import resource
 import shutil
@@ -35,6 +34,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from machine import describe
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results" / "cli.json"
@@ -156,24 +157,6 @@ def measure(
             out[name]["cpu"].append(cpu)
             out[name]["codes"].add(code)
     return out
-
-
-def machine() -> dict[str, Any]:
-    model = ""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return {
-        "cpus": os.cpu_count(),
-        "cpu_model": model,
-        "python": platform.python_version(),
-        "sqlite": sqlite3.sqlite_version,
-        "platform": platform.platform(),
-        "load_1m": round(os.getloadavg()[0], 2),
-    }
 
 
 def rows_for(store: str, found: dict[str, dict[str, Any]], runs: int) -> list[dict[str, Any]]:
@@ -307,7 +290,7 @@ def main() -> None:
         notes.append(f"--quick: {args.jobs:,} jobs, {args.runs} runs (not the issue's 1,000,000)")
     result = {
         "bench": "cli",
-        "machine": machine(),
+        "machine": describe(),
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "rows": rows,
         "notes": notes,

@@ -41,7 +41,6 @@ import contextlib
 import importlib.metadata
 import json
 import os
-import platform
 import resource
 import signal
 import statistics
@@ -54,6 +53,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from machine import describe
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench" / "peers"))
@@ -386,25 +387,10 @@ def has_dist(name: str) -> bool:
 
 
 def machine(env: Env) -> dict[str, Any]:
-    info: dict[str, Any] = {
-        "cpu": next(
-            (
-                line.split(":", 1)[1].strip()
-                for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")
-            ),
-            platform.processor(),
-        ),
-        "cpus": os.cpu_count(),
-        "ram_gb": round(int(Path("/proc/meminfo").read_text().split()[1]) / 1024 / 1024, 1),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "load_1m": round(os.getloadavg()[0], 2),
-    }
+    info = describe()
     for dist in ("opsconsole", "sqlalchemy", "huey", "procrastinate", "celery", "psycopg"):
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             info[dist] = importlib.metadata.version(dist)
-    info["sqlite"] = __import__("sqlite3").sqlite_version
     if env.pg_admin:
         with contextlib.suppress(Exception):
             import psycopg

@@ -28,9 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -41,27 +39,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from machine import describe
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results" / "store.json"
 TARGETS_MS = {"stats": 1000.0, "stats --since 24h": 300.0}
-
-
-def machine() -> dict[str, Any]:
-    model = ""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return {
-        "cpus": os.cpu_count(),
-        "cpu_model": model,
-        "python": platform.python_version(),
-        "sqlite": sqlite3.sqlite_version,
-        "platform": platform.platform(),
-        "load_1m": round(os.getloadavg()[0], 2),
-    }
 
 
 def measure(fn: Callable[[], Any], runs: int) -> tuple[list[float], list[float]]:
@@ -210,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
 
     result = {
         "bench": "store",
-        "machine": machine(),
+        "machine": describe(),
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "rows": rows,
         "notes": [

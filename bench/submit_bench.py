@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -26,28 +24,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from machine import describe
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results" / "submit.json"
 TARGET_CPU_MS = 0.3
 """The issue's aim for one no-op submit on SQLite (a client submitting > 2,500 jobs/s)."""
-
-
-def machine() -> dict[str, Any]:
-    cpu = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "load": os.getloadavg()[0],
-    }
 
 
 def catalog(root: Path) -> Path:
@@ -203,7 +185,7 @@ def main() -> None:
         json.dumps(
             {
                 "bench": "submit",
-                "machine": machine(),
+                "machine": describe(),
                 "when": datetime.now(UTC).isoformat(timespec="seconds"),
                 "rows": rows,
                 "notes": [

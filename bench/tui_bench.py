@@ -39,7 +39,6 @@ import io
 import itertools
 import json
 import os
-import platform
 import pstats
 import random
 import resource
@@ -56,6 +55,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from machine import describe
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results" / "tui.json"
@@ -610,26 +611,6 @@ def wait_for(what: str, condition: Callable[[], object], timeout: float) -> None
         time.sleep(0.1)
 
 
-def machine() -> dict[str, Any]:
-    import textual
-
-    model = ""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return {
-        "cpus": os.cpu_count(),
-        "cpu_model": model,
-        "python": platform.python_version(),
-        "textual": textual.__version__,
-        "sqlite": sqlite3.sqlite_version,
-        "platform": platform.platform(),
-    }
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from opsconsole.config import load_settings
     from opsconsole.core.service import SubmitRequest
@@ -731,7 +712,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         counts = service.counts()
         service.db.dispose()
         return {
-            "machine": machine(),
+            "machine": describe(textual=__import__("textual").__version__),
             "when": datetime.now(UTC).isoformat(timespec="seconds"),
             "parameters": {
                 "finished_jobs": args.jobs,
