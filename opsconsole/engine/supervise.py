@@ -137,6 +137,34 @@ def jobs_root() -> Path | None:
 # -- whether it is usable --------------------------------------------------------------------
 
 
+PROBE_PREFIX = "probe-"
+"""A probe cgroup is named ``probe-PID-RANDOM`` after the process that made it."""
+
+
+def remove_dead_probes(root: Path) -> int:
+    """Remove the empty probe cgroups of processes that died mid-probe (a ``kill -9``);
+    returns how many. A live prober's, or one still holding a process, stays."""
+    removed = 0
+    for path in root.glob(f"{PROBE_PREFIX}*"):
+        pid = path.name.removeprefix(PROBE_PREFIX).partition("-")[0]
+        if not pid.isdigit() or _pid_alive(int(pid)):
+            continue
+        with contextlib.suppress(OSError):  # not empty, or gone meanwhile: left as it is
+            path.rmdir()
+            removed += 1
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 @functools.cache
 def _probe() -> Detection:
     """Create a job cgroup, start a real process in it, kill and remove it: the whole path."""
@@ -145,8 +173,9 @@ def _probe() -> Detection:
     root = jobs_root()
     if root is None:
         return Detection(None, "this process is in no cgroup v2 group that is mounted here")
+    remove_dead_probes(root)
     try:
-        cg = create_job_cgroup(f"probe-{os.getpid()}-{secrets.token_hex(4)}", root)
+        cg = create_job_cgroup(f"{PROBE_PREFIX}{os.getpid()}-{secrets.token_hex(4)}", root)
     except OSError as exc:
         why = os.strerror(exc.errno) if exc.errno else str(exc)
         return Detection(None, f"cannot create cgroups in {root.parent}: {why}")

@@ -34,7 +34,7 @@ JOBS = 5000
 KEYS = 20
 """Limit-1 keys: every tenth job holds one, and sleeps a little so overlaps could happen."""
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # 5,000 jobs: minutes on 2 cores
 
 HANDLER = """
 import os, time

@@ -100,7 +100,26 @@ def test_cgroup_mode_where_the_machine_allows_it(cgroups: Path) -> None:
     assert cgroups.name == supervise.JOBS_DIR
     assert str(cgroups) in supervise.detect().reason
     # the probe leaves nothing behind
-    assert not list(cgroups.glob("probe-*"))
+    assert not list(cgroups.glob(f"probe-{os.getpid()}-*"))
+
+
+def test_a_probe_cut_short_by_a_kill_is_removed_by_the_next_one(cgroups: Path) -> None:
+    """A process killed mid-probe leaves its empty cgroup: the next probe on the machine
+    removes it (a live prober's stays)."""
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = cgroups / f"probe-{dead.pid}-deadbeef"
+    live = cgroups / f"probe-{os.getpid()}-cafef00d"
+    stale.mkdir()
+    live.mkdir()
+    try:
+        assert supervise.remove_dead_probes(cgroups) >= 1
+        assert not stale.exists()
+        assert live.exists()
+    finally:
+        for path in (stale, live):
+            if path.exists():
+                path.rmdir()
 
 
 def cgroup2_mount_point() -> str | None:
