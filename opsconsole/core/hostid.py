@@ -61,3 +61,14 @@ def host_name() -> str:
     """The readable part of this host's identity: the hostname, or the override as given."""
     override = os.environ.get(HOST_ID_ENV, "").strip()
     return override.split("/", 1)[0][:64] if override else socket.gethostname()
+
+
+def pid_exists(pid: int) -> bool:
+    """Whether a process ``pid`` exists on this host (one of another user counts too)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

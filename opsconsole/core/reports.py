@@ -45,16 +45,6 @@ if TYPE_CHECKING:
 S = JobState
 
 
-def _pid_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class ReportsMixin(ServiceHost, CatalogReports):
     # -- workers, locks, stats, health ------------------------------------------------
 
@@ -68,7 +58,7 @@ class ReportsMixin(ServiceHost, CatalogReports):
             if r["host_id"] is not None
             else r["host"] == socket.gethostname()  # a row without a host id: by its name
         )
-        if alive and here and not _pid_exists(r["pid"]):
+        if alive and here and not hostid.pid_exists(r["pid"]):
             alive = False  # it crashed on this host: no need to wait for its lease to run out
         return WorkerView(
             id=r["id"],

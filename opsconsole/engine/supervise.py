@@ -27,6 +27,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from opsconsole.core.hostid import pid_exists
+
 __all__ = [
     "JOBS_DIR",
     "MODES",
@@ -147,22 +149,12 @@ def remove_dead_probes(root: Path) -> int:
     removed = 0
     for path in root.glob(f"{PROBE_PREFIX}*"):
         pid = path.name.removeprefix(PROBE_PREFIX).partition("-")[0]
-        if not pid.isdigit() or _pid_alive(int(pid)):
+        if not pid.isdigit() or pid_exists(int(pid)):
             continue
         with contextlib.suppress(OSError):  # not empty, or gone meanwhile: left as it is
             path.rmdir()
             removed += 1
     return removed
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @functools.cache
