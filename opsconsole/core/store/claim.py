@@ -149,17 +149,21 @@ def _claimed_values(now: Any, lease_until: Any, worker: Any) -> dict[str, Any]:
     }
 
 
+_INSERT_LOG = logs.insert()
+
+
 def _started(conn: Connection, row: RowMapping, worker_id: str, now: datetime) -> None:
     """The claim's meta log line and ``started`` event, in the claim's transaction."""
     conn.execute(
-        logs.insert().values(
-            job_id=row["id"],
-            seq=row["log_lines"],
-            ts=now,
-            attempt=row["attempts"],
-            stream="meta",
-            line=f"attempt {row['attempts']} started on {worker_id}",
-        )
+        _INSERT_LOG,
+        {
+            "job_id": row["id"],
+            "seq": row["log_lines"],
+            "ts": now,
+            "attempt": row["attempts"],
+            "stream": "meta",
+            "line": f"attempt {row['attempts']} started on {worker_id}",
+        },
     )
     add_event(
         conn,
