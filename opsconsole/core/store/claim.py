@@ -392,10 +392,15 @@ def claim_many(
                 _started(conn, row, worker_id, now)
             return rows
     # SQLite: one writer, so one job per statement costs nothing; a single ``id IN (SELECT
-    # ... LIMIT n)`` would count a key's holders once for the whole batch instead
-    stmt = _one_by_one(db.dialect, tuple(sorted(caps.items())))
+    # ... LIMIT n)`` would count a key's holders once for the whole batch instead. That
+    # read only bounds how many to try (under the write lock nothing else claims): a batch
+    # larger than the backlog does not end with an UPDATE that finds nothing.
+    key = tuple(sorted(caps.items()))
+    stmt = _one_by_one(db.dialect, key)
     out: list[Mapping[str, Any]] = []
     with db.write() as conn:
+        if n > 1:
+            n = len(conn.execute(_probe_many(db.dialect, key), {"now": now, "n": n}).all())
         while len(out) < n:
             row = conn.execute(stmt, _bound(worker_id, now, lease_until)).mappings().first()
             if row is None:
@@ -486,6 +491,18 @@ def any_ready(db: Database, now: datetime, *, team_caps: Mapping[str, int] | Non
 @functools.lru_cache(maxsize=16)
 def _probe(dialect: str, caps: tuple[tuple[str, int], ...]) -> sa.Select[tuple[str]]:
     return ready_query(sa.bindparam("now", type_=jobs.c.run_at.type), dialect, dict(caps))
+
+
+@functools.lru_cache(maxsize=16)
+def _probe_many(dialect: str, caps: tuple[tuple[str, int], ...]) -> sa.Select[tuple[str]]:
+    """The ids of up to ``n`` ready jobs (each counted alone against its key and team)."""
+    now = sa.bindparam("now", type_=jobs.c.run_at.type)
+    return (
+        sa.select(jobs.c.id)
+        .where(*_ready(now, dialect, dict(caps)))
+        .order_by(*_ORDER)
+        .limit(sa.bindparam("n", type_=sa.Integer))
+    )
 
 
 # -- workers and heartbeats -----------------------------------------------------------
