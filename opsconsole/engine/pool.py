@@ -480,9 +480,17 @@ class WorkerPool:
                     self.db, self.id, now, self.settings.lease, team_caps=self._team_caps
                 )
                 return [] if row is None else [row]
-            return claim_store.claim_many(
+            rows = claim_store.claim_many(
                 self.db, self.id, now, self.settings.lease, n, team_caps=self._team_caps
             )
+            if rows or self.db.dialect != "postgresql":
+                return list(rows)
+            # every pick refused (a key or team filled by a claim committed meanwhile):
+            # the one-job claim moves on to the next candidates before saying "nothing"
+            row = claim_store.claim(
+                self.db, self.id, now, self.settings.lease, team_caps=self._team_caps
+            )
+            return [] if row is None else [row]
 
     def _free_slots(self) -> list[Slot]:
         """Reserve every free slot for the claim about to be made."""

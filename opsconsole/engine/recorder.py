@@ -103,6 +103,18 @@ class Recorder:
             extra = f" (and {more} more job(s))" if more else ""
             return f"cannot record the end of job {job}{extra}: {why}"
 
+    @property
+    def writing(self) -> bool:
+        """True while a batch of ends is being written."""
+        with self._batch_ready:
+            return self._writing
+
+    @property
+    def queued(self) -> int:
+        """Ends waiting for the batch being written to land before they are written."""
+        with self._batch_ready:
+            return len(self._queue)
+
     def settle(
         self, row: Mapping[str, Any], result: RunResult, redactor: Redactor | None = None
     ) -> Settlement | None:
