@@ -152,29 +152,38 @@ def _claimed_values(now: Any, lease_until: Any, worker: Any) -> dict[str, Any]:
 _INSERT_LOG = logs.insert()
 
 
-def _started(conn: Connection, row: RowMapping, worker_id: str, now: datetime) -> None:
-    """The claim's meta log line and ``started`` event, in the claim's transaction."""
+def _started(
+    conn: Connection, rows: list[Mapping[str, Any]], worker_id: str, now: datetime
+) -> None:
+    """The claim's meta log line and ``started`` event of each claimed row, in the claim's
+    transaction (the log lines of a batch in one statement)."""
+    if not rows:
+        return
     conn.execute(
         _INSERT_LOG,
-        {
-            "job_id": row["id"],
-            "seq": row["log_lines"],
-            "ts": now,
-            "attempt": row["attempts"],
-            "stream": "meta",
-            "line": f"attempt {row['attempts']} started on {worker_id}",
-        },
+        [
+            {
+                "job_id": row["id"],
+                "seq": row["log_lines"],
+                "ts": now,
+                "attempt": row["attempts"],
+                "stream": "meta",
+                "line": f"attempt {row['attempts']} started on {worker_id}",
+            }
+            for row in rows
+        ],
     )
-    add_event(
-        conn,
-        row["id"],
-        "started",
-        now,
-        actor=worker_id,
-        state=S.RUNNING.value,
-        attempt=row["attempts"],
-        message=f"attempt {row['attempts']} on {worker_id}",
-    )
+    for row in rows:
+        add_event(
+            conn,
+            row["id"],
+            "started",
+            now,
+            actor=worker_id,
+            state=S.RUNNING.value,
+            attempt=row["attempts"],
+            message=f"attempt {row['attempts']} on {worker_id}",
+        )
 
 
 def claim(
@@ -198,13 +207,13 @@ def claim(
                 conn, _pg_statements(tuple(sorted(caps.items()))), worker_id, now, lease_until
             )
             if row is not None:
-                _started(conn, row, worker_id, now)
+                _started(conn, [row], worker_id, now)
             return row
     stmt = _one_by_one(db.dialect, tuple(sorted(caps.items())))
     with db.write() as conn:
         row = conn.execute(stmt, _bound(worker_id, now, lease_until)).mappings().first()
         if row is not None:
-            _started(conn, row, worker_id, now)
+            _started(conn, [row], worker_id, now)
         return row
 
 
@@ -388,8 +397,7 @@ def claim_many(
         st = _pg_statements(tuple(sorted(caps.items())))
         with db.write() as conn:
             rows = _claim_many_pg(conn, st, worker_id, now, lease_until, n)
-            for row in rows:
-                _started(conn, row, worker_id, now)
+            _started(conn, rows, worker_id, now)
             return rows
     # SQLite: one writer, so one job per statement costs nothing; a single ``id IN (SELECT
     # ... LIMIT n)`` would count a key's holders once for the whole batch instead. That
@@ -405,8 +413,8 @@ def claim_many(
             row = conn.execute(stmt, _bound(worker_id, now, lease_until)).mappings().first()
             if row is None:
                 break
-            _started(conn, row, worker_id, now)
             out.append(row)
+        _started(conn, out, worker_id, now)
     return out
 
 
