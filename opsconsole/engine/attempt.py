@@ -227,7 +227,7 @@ def execute(env: AttemptEnv, run: Run) -> RunResult:
         run.finish()
         for timer in watchdogs:
             timer.cancel()
-        left = remove_tree(workdir)
+        left = clear_workdir(workdir)
         if left is not None:
             log.warning("job %s: %s", job_id, left)
             sink.write("meta", f"the job's work dir stays: {left}")
@@ -238,6 +238,18 @@ def execute(env: AttemptEnv, run: Run) -> RunResult:
         sink.write("meta", f"{ended}: {why}" if why else ended)
     land_logs(env, sink)
     return result
+
+
+def clear_workdir(workdir: Path) -> str | None:
+    """Remove a run's work dir; why not, in one line, when something stays.
+
+    Most runs leave it empty: one ``rmdir`` then, not a tree walk.
+    """
+    try:
+        workdir.rmdir()
+        return None
+    except OSError:
+        return remove_tree(workdir)
 
 
 def land_logs(env: AttemptEnv, sink: LogSink) -> bool:

@@ -47,7 +47,8 @@ def clean_line(text: str) -> str:
 
 
 class LogSink:
-    """Redacts and buffers one attempt's output; a thread of its own writes it to the store.
+    """Redacts and buffers one attempt's output; a thread of its own (started by its first
+    line or progress) writes it to the store.
 
     ``write`` and ``progress`` may be called from any thread. ``close`` ends the sink and
     waits for the writes; it never raises and says whether everything landed.
@@ -102,8 +103,17 @@ class LogSink:
         self._progress: tuple[int | None, str | None] | None = None
         self._progress_version = 0
         self._progress_written = 0
-        self._thread = threading.Thread(target=self._run, name=f"logsink-{job_id}", daemon=True)
-        self._thread.start()
+        self._thread: threading.Thread | None = None
+        """The writer, started by the first line or progress: a run that writes nothing
+        costs no thread and no transaction."""
+
+    def _start(self) -> None:
+        """Under the lock: start the writer thread if it is not running yet."""
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, name=f"logsink-{self.job_id}", daemon=True
+            )
+            self._thread.start()
 
     # -- what the pool reads -------------------------------------------------------------
 
@@ -173,6 +183,7 @@ class LogSink:
                 return
             self._lines.append((line, size))
             self._bytes += size
+            self._start()
             if len(self._lines) >= self.batch or self._closed:
                 self._work.notify()
 
@@ -195,6 +206,7 @@ class LogSink:
                 step if step is not None else (old[1] if old else None),
             )
             self._progress_version += 1
+            self._start()
 
     # -- closing -------------------------------------------------------------------------
 
@@ -216,7 +228,9 @@ class LogSink:
                     if left is not None and left <= 0:
                         return False
                     self._room.wait(left)
-            self._thread.join(5.0 if deadline is None else max(deadline - time.monotonic(), 0.1))
+            if self._thread is not None:
+                left = 5.0 if deadline is None else max(deadline - time.monotonic(), 0.1)
+                self._thread.join(left)
             return True
         except Exception:  # close runs in a job's cleanup: nothing may escape it
             log.exception("job %s attempt %s: closing its log failed", self.job_id, self.attempt)

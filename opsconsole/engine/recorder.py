@@ -11,6 +11,7 @@ end is dropped, said in the log, rather than written over the reaper's.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -40,6 +41,25 @@ SPOOL = "unrecorded"
 """The directory, under a worker's home, of the ends a stopping worker could not record."""
 
 
+class _Alone(Exception):
+    """A batch failed for a reason other than the store: write each of its ends alone."""
+
+
+_ALONE = _Alone()
+
+
+class _Pending:
+    """One end waiting in the recorder's queue, and what became of it."""
+
+    __slots__ = ("done", "end", "error", "out")
+
+    def __init__(self, end: job_store.End) -> None:
+        self.end = end
+        self.done = False
+        self.out: Any = None
+        self.error: BaseException | None = None
+
+
 class Recorder:
     """Records attempt ends for one worker; ``problem`` says why a write is not landing."""
 
@@ -53,6 +73,7 @@ class Recorder:
         stopping: threading.Event,
         patience: float = SHUTDOWN_PATIENCE,
         spool: Path | None = None,
+        serial: contextlib.AbstractContextManager[Any] | None = None,
     ) -> None:
         self.db = db
         self.spool = spool
@@ -62,8 +83,15 @@ class Recorder:
         self.max_interruptions = max_interruptions
         self.stopping = stopping
         self.patience = patience
+        self.serial: contextlib.AbstractContextManager[Any] = (
+            serial if serial is not None else contextlib.nullcontext()
+        )
+        """Held around each write: the pool's claimer and recorder take turns on SQLite."""
         self._lock = threading.Lock()
         self._failing: dict[str, str] = {}
+        self._batch_ready = threading.Condition(threading.Lock())
+        self._queue: list[_Pending] = []
+        self._writing = False
 
     @property
     def problem(self) -> str | None:
@@ -74,6 +102,18 @@ class Recorder:
             more = len(self._failing) - 1
             extra = f" (and {more} more job(s))" if more else ""
             return f"cannot record the end of job {job}{extra}: {why}"
+
+    @property
+    def writing(self) -> bool:
+        """True while a batch of ends is being written."""
+        with self._batch_ready:
+            return self._writing
+
+    @property
+    def queued(self) -> int:
+        """Ends waiting for the batch being written to land before they are written."""
+        with self._batch_ready:
+            return len(self._queue)
 
     def settle(
         self, row: Mapping[str, Any], result: RunResult, redactor: Redactor | None = None
@@ -107,16 +147,17 @@ class Recorder:
         delay, since, fallback = BACKOFF_FIRST, None, False
         while True:
             try:
-                out = job_store.finish(
-                    self.db,
-                    job_id,
-                    row["attempts"],
-                    end.state,
-                    ended,
-                    values=end.values,
-                    kind=end.kind,
-                    message=end.message,
-                    actor=self.actor,
+                out = self._finish(
+                    job_store.End(
+                        job_id,
+                        row["attempts"],
+                        end.state,
+                        ended,
+                        end.values,
+                        kind=end.kind,
+                        message=end.message,
+                        actor=self.actor,
+                    )
                 )
             except StoreUnavailable as exc:
                 self._failed(job_id, str(exc))
@@ -175,6 +216,48 @@ class Recorder:
                     end.state.value,
                 )
             return end if out is not None else None
+
+    def _finish(self, end: job_store.End) -> Any:
+        """Write one end, in one transaction with the ends other slots are writing now.
+
+        Group commit: the first slot to arrive writes every end queued while the previous
+        batch was being written, in one transaction; the others wait for its answer. Alone,
+        an end is written at once. A batch that fails on a store error fails every end in it
+        (each retries as before); one that fails otherwise (one end that cannot be written)
+        is written again end by end, so one bad end never fails another job.
+        """
+        mine = _Pending(end)
+        with self._batch_ready:
+            self._queue.append(mine)
+            while not mine.done and self._writing:
+                self._batch_ready.wait()
+            if not mine.done:
+                batch, self._queue = self._queue, []
+                self._writing = True
+        if not mine.done:
+            try:
+                with self.serial:
+                    outs = job_store.finish_many(self.db, [p.end for p in batch])
+                for pending, out in zip(batch, outs, strict=True):
+                    pending.out = out
+            except StoreUnavailable as exc:
+                for pending in batch:
+                    pending.error = exc
+            except Exception as exc:
+                for pending in batch:
+                    pending.error = exc if len(batch) == 1 else _ALONE
+            finally:
+                with self._batch_ready:
+                    for pending in batch:
+                        pending.done = True
+                    self._writing = False
+                    self._batch_ready.notify_all()
+        if mine.error is _ALONE:
+            with self.serial:
+                return job_store.finish_many(self.db, [end])[0]
+        if mine.error is not None:
+            raise mine.error
+        return mine.out
 
     def _failed(self, job_id: str, why: str) -> None:
         with self._lock:

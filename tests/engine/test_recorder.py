@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from store_faults import write_lock
 from support import wait_until, write_template
 
@@ -145,3 +146,51 @@ def test_a_kept_end_loses_to_the_reaper_that_settled_the_job_first(
     assert impatient.get(claimed["id"]).state == S.INTERRUPTED
     assert list(spool.iterdir()) == []
     assert f"job {claimed['id']}: the end (succeeded) kept by worker w1 is dropped" in caplog.text
+
+
+def test_ends_that_arrive_while_one_is_written_land_together_in_one_transaction(
+    service: OpsService, catalog: Path
+) -> None:
+    """Group commit: three slots ending at once cost two transactions, not three; each end
+    is still fenced by its own attempt (a stale one changes nothing)."""
+    write_template(catalog, "hello", "command: [echo, hi]\n")
+    for _ in range(3):
+        service.submit(SubmitRequest("hello"))
+    rows = [dict(r) for r in claim_store.claim_many(service.db, "w1", service.now(), 30, 3)]
+    assert len(rows) == 3
+    stale = {**rows[2], "attempts": rows[2]["attempts"] + 1}
+    serial = threading.Lock()
+    rec = Recorder(
+        service.db,
+        SystemClock(),
+        "w1",
+        max_interruptions=3,
+        stopping=threading.Event(),
+        serial=serial,
+    )
+    begins: list[Any] = []
+    on_begin = begins.append  # one bound method: the same one is removed
+    sa.event.listen(service.db.engine, "begin", on_begin)
+    ends: dict[str, Any] = {}
+
+    def record(row: dict[str, Any]) -> None:
+        ends[row["attempts"], row["id"]] = rec.record(row, RunResult())
+
+    try:
+        with serial:  # the first end waits for the write: the next two queue behind it
+            first = threading.Thread(target=record, args=(rows[0],))
+            first.start()
+            wait_until(lambda: rec.writing, 10)
+            others = [threading.Thread(target=record, args=(r,)) for r in (rows[1], stale)]
+            for thread in others:
+                thread.start()
+            wait_until(lambda: rec.queued == 2, 10)
+        for thread in [first, *others]:
+            thread.join(30)
+    finally:
+        sa.event.remove(service.db.engine, "begin", on_begin)
+    assert len(begins) == 2
+    assert ends[rows[0]["attempts"], rows[0]["id"]].state == S.SUCCEEDED
+    assert ends[rows[1]["attempts"], rows[1]["id"]].state == S.SUCCEEDED
+    assert ends[stale["attempts"], stale["id"]] is None
+    assert [service.get(r["id"]).state for r in rows] == [S.SUCCEEDED, S.SUCCEEDED, S.RUNNING]

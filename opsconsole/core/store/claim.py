@@ -149,28 +149,41 @@ def _claimed_values(now: Any, lease_until: Any, worker: Any) -> dict[str, Any]:
     }
 
 
-def _started(conn: Connection, row: RowMapping, worker_id: str, now: datetime) -> None:
-    """The claim's meta log line and ``started`` event, in the claim's transaction."""
+_INSERT_LOG = logs.insert()
+
+
+def _started(
+    conn: Connection, rows: list[Mapping[str, Any]], worker_id: str, now: datetime
+) -> None:
+    """The claim's meta log line and ``started`` event of each claimed row, in the claim's
+    transaction (the log lines of a batch in one statement)."""
+    if not rows:
+        return
     conn.execute(
-        logs.insert().values(
-            job_id=row["id"],
-            seq=row["log_lines"],
-            ts=now,
+        _INSERT_LOG,
+        [
+            {
+                "job_id": row["id"],
+                "seq": row["log_lines"],
+                "ts": now,
+                "attempt": row["attempts"],
+                "stream": "meta",
+                "line": f"attempt {row['attempts']} started on {worker_id}",
+            }
+            for row in rows
+        ],
+    )
+    for row in rows:
+        add_event(
+            conn,
+            row["id"],
+            "started",
+            now,
+            actor=worker_id,
+            state=S.RUNNING.value,
             attempt=row["attempts"],
-            stream="meta",
-            line=f"attempt {row['attempts']} started on {worker_id}",
+            message=f"attempt {row['attempts']} on {worker_id}",
         )
-    )
-    add_event(
-        conn,
-        row["id"],
-        "started",
-        now,
-        actor=worker_id,
-        state=S.RUNNING.value,
-        attempt=row["attempts"],
-        message=f"attempt {row['attempts']} on {worker_id}",
-    )
 
 
 def claim(
@@ -194,13 +207,13 @@ def claim(
                 conn, _pg_statements(tuple(sorted(caps.items()))), worker_id, now, lease_until
             )
             if row is not None:
-                _started(conn, row, worker_id, now)
+                _started(conn, [row], worker_id, now)
             return row
     stmt = _one_by_one(db.dialect, tuple(sorted(caps.items())))
     with db.write() as conn:
         row = conn.execute(stmt, _bound(worker_id, now, lease_until)).mappings().first()
         if row is not None:
-            _started(conn, row, worker_id, now)
+            _started(conn, [row], worker_id, now)
         return row
 
 
@@ -384,20 +397,24 @@ def claim_many(
         st = _pg_statements(tuple(sorted(caps.items())))
         with db.write() as conn:
             rows = _claim_many_pg(conn, st, worker_id, now, lease_until, n)
-            for row in rows:
-                _started(conn, row, worker_id, now)
+            _started(conn, rows, worker_id, now)
             return rows
     # SQLite: one writer, so one job per statement costs nothing; a single ``id IN (SELECT
-    # ... LIMIT n)`` would count a key's holders once for the whole batch instead
-    stmt = _one_by_one(db.dialect, tuple(sorted(caps.items())))
+    # ... LIMIT n)`` would count a key's holders once for the whole batch instead. That
+    # read only bounds how many to try (under the write lock nothing else claims): a batch
+    # larger than the backlog does not end with an UPDATE that finds nothing.
+    key = tuple(sorted(caps.items()))
+    stmt = _one_by_one(db.dialect, key)
     out: list[Mapping[str, Any]] = []
     with db.write() as conn:
+        if n > 1:
+            n = len(conn.execute(_probe_many(db.dialect, key), {"now": now, "n": n}).all())
         while len(out) < n:
             row = conn.execute(stmt, _bound(worker_id, now, lease_until)).mappings().first()
             if row is None:
                 break
-            _started(conn, row, worker_id, now)
             out.append(row)
+        _started(conn, out, worker_id, now)
     return out
 
 
@@ -482,6 +499,18 @@ def any_ready(db: Database, now: datetime, *, team_caps: Mapping[str, int] | Non
 @functools.lru_cache(maxsize=16)
 def _probe(dialect: str, caps: tuple[tuple[str, int], ...]) -> sa.Select[tuple[str]]:
     return ready_query(sa.bindparam("now", type_=jobs.c.run_at.type), dialect, dict(caps))
+
+
+@functools.lru_cache(maxsize=16)
+def _probe_many(dialect: str, caps: tuple[tuple[str, int], ...]) -> sa.Select[tuple[str]]:
+    """The ids of up to ``n`` ready jobs (each counted alone against its key and team)."""
+    now = sa.bindparam("now", type_=jobs.c.run_at.type)
+    return (
+        sa.select(jobs.c.id)
+        .where(*_ready(now, dialect, dict(caps)))
+        .order_by(*_ORDER)
+        .limit(sa.bindparam("n", type_=sa.Integer))
+    )
 
 
 # -- workers and heartbeats -----------------------------------------------------------

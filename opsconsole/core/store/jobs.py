@@ -9,7 +9,9 @@ feed can never disagree with the jobs table.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -266,15 +268,27 @@ def transition(
         allowed = allowed & frozenset(only_from)
     if not allowed:
         return None
-    cond = [jobs.c.id == job_id, jobs.c.state.in_([s.value for s in allowed])]
-    if attempt is not None:
-        cond.append(jobs.c.attempts == attempt)
     vals: dict[str, Any] = {"state": new.value, "updated_at": now, **(values or {})}
     if new in FINAL:
         vals.setdefault("finished_at", now)
         vals["secret_blob"] = None  # secrets are dropped once a job is final
         vals["lease_until"] = None
-    row = conn.execute(jobs.update().where(*cond).values(**vals).returning(jobs)).mappings().first()
+    states = tuple(sorted(s.value for s in allowed))
+    if any(isinstance(v, sa.ClauseElement) for v in vals.values()):
+        # a value computed from the row (``retry_base = attempts``): built for this call
+        cond = [jobs.c.id == job_id, jobs.c.state.in_(states)]
+        if attempt is not None:
+            cond.append(jobs.c.attempts == attempt)
+        stmt = jobs.update().where(*cond).values(**vals).returning(jobs)
+        row = conn.execute(stmt).mappings().first()
+    else:
+        shape = tuple(sorted((k, v is None) for k, v in vals.items()))
+        params = {f"v_{k}": v for k, v in vals.items() if v is not None}
+        params["t_id"] = job_id
+        if attempt is not None:
+            params["t_attempt"] = attempt
+        stmt = _transition(states, attempt is not None, shape)
+        row = conn.execute(stmt, params).mappings().first()
     if row is None:
         return None
     add_event(
@@ -378,6 +392,45 @@ def retry(
     )
 
 
+@functools.lru_cache(maxsize=256)
+def _transition(
+    states: tuple[str, ...], fenced: bool, shape: tuple[tuple[str, bool], ...]
+) -> sa.Update:
+    """A guarded transition's UPDATE, built once per shape: the states it may act from,
+    whether the attempt fences it, and which columns it sets (``None`` ones as SQL NULL,
+    so a JSON column gets NULL, not the JSON text ``null``)."""
+    cond = [jobs.c.id == sa.bindparam("t_id", type_=jobs.c.id.type), jobs.c.state.in_(states)]
+    if fenced:
+        cond.append(jobs.c.attempts == sa.bindparam("t_attempt", type_=jobs.c.attempts.type))
+    values = {
+        key: sa.null() if null else sa.bindparam(f"v_{key}", type_=jobs.c[key].type)
+        for key, null in shape
+    }
+    return jobs.update().where(*cond).values(values).returning(jobs)
+
+
+_WAITING_ON = (
+    sa.select(jobs.c.id, jobs.c.run_at)
+    .join(deps, deps.c.job_id == jobs.c.id)
+    .where(
+        deps.c.depends_on == sa.bindparam("dep", type_=deps.c.depends_on.type),
+        jobs.c.state == S.WAITING.value,
+    )
+    .order_by(jobs.c.id)
+    .with_for_update(of=jobs)
+)
+"""The waiting dependents of a job, locked in id order (``settle_dependents``)."""
+_UNFINISHED_DEPS = (
+    sa.select(sa.func.count())
+    .select_from(deps.join(jobs, jobs.c.id == deps.c.depends_on))
+    .where(
+        deps.c.job_id == sa.bindparam("child", type_=deps.c.job_id.type),
+        jobs.c.state != S.SUCCEEDED.value,
+    )
+)
+"""How many of a job's dependencies have not succeeded (``settle_dependents``)."""
+
+
 def settle_dependents(conn: Connection, job_id: str, final: JobState, now: datetime) -> None:
     """Release or cancel the jobs waiting on ``job_id`` in this transaction.
 
@@ -388,13 +441,7 @@ def settle_dependents(conn: Connection, job_id: str, final: JobState, now: datet
     Without it, on PostgreSQL each would count the other as unfinished and the dependent
     would wait forever (SQLite's single writer never interleaves them).
     """
-    waiting = conn.execute(
-        sa.select(jobs.c.id, jobs.c.run_at)
-        .join(deps, deps.c.job_id == jobs.c.id)
-        .where(deps.c.depends_on == job_id, jobs.c.state == S.WAITING.value)
-        .order_by(jobs.c.id)
-        .with_for_update(of=jobs)
-    ).all()
+    waiting = conn.execute(_WAITING_ON, {"dep": job_id}).all()
     root = _root_cause(conn, job_id) if waiting and final != S.SUCCEEDED else None
     for child_id, run_at in waiting:
         if final != S.SUCCEEDED:
@@ -410,11 +457,7 @@ def settle_dependents(conn: Connection, job_id: str, final: JobState, now: datet
                 only_from=[S.WAITING],
             )
             continue
-        pending = conn.execute(
-            sa.select(sa.func.count())
-            .select_from(deps.join(jobs, jobs.c.id == deps.c.depends_on))
-            .where(deps.c.job_id == child_id, jobs.c.state != S.SUCCEEDED.value)
-        ).scalar_one()
+        pending = conn.execute(_UNFINISHED_DEPS, {"child": child_id}).scalar_one()
         if pending == 0:
             transition(
                 conn,
@@ -656,18 +699,51 @@ def finish(
     ``scheduled`` for a retry after backoff).
     """
     with db.write() as conn:
-        return transition(
+        return finish_in(
             conn,
-            job_id,
-            new,
-            now,
-            verb=ENDING_VERBS.get(new, V.FINISH),
-            kind=kind,
-            actor=actor,
-            message=message,
-            attempt=attempt,
-            values=values,
+            End(job_id, attempt, new, now, values, kind=kind, message=message, actor=actor),
         )
+
+
+@dataclass(frozen=True)
+class End:
+    """One attempt's end, as ``finish`` writes it (``finish_many`` writes several)."""
+
+    job_id: str
+    attempt: int
+    new: JobState
+    now: datetime
+    values: Mapping[str, Any]
+    kind: str | None = None
+    message: str = ""
+    actor: str = ""
+
+
+def finish_in(conn: Connection, end: End) -> RowMapping | None:
+    """``finish`` inside the caller's write transaction."""
+    return transition(
+        conn,
+        end.job_id,
+        end.new,
+        end.now,
+        verb=ENDING_VERBS.get(end.new, V.FINISH),
+        kind=end.kind,
+        actor=end.actor,
+        message=end.message,
+        attempt=end.attempt,
+        values=end.values,
+    )
+
+
+def finish_many(db: Database, ends: Sequence[End]) -> list[RowMapping | None]:
+    """End several attempts in one transaction (each as ``finish``, fenced by its attempt);
+    the row written or None for each, in order.
+
+    Several slots that end together cost one commit, not one each. Any error fails them
+    all (nothing is written): the caller may then write each alone.
+    """
+    with db.write() as conn:
+        return [finish_in(conn, end) for end in ends]
 
 
 def update_progress(

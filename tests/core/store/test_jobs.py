@@ -110,6 +110,49 @@ def test_finish_is_fenced_by_the_attempt(db, put_job, clock):
     assert (last["kind"], last["attempt"], last["message"]) == ("failed", 1, "boom")
 
 
+def test_finish_many_ends_several_attempts_in_one_transaction_each_fenced(db, put_job, clock):
+    put_job(S.QUEUED, id="mna234")
+    put_job(S.QUEUED, id="mnb234")
+    put_job(S.WAITING, id="mnc234", after=("mna234", "mnb234"))
+    assert len(claim_store.claim_many(db, "w1", clock.now(), 30, 4)) == 2
+    begins = []
+    on_begin = begins.append  # one bound method: the same one is removed
+    sa.event.listen(db.engine, "begin", on_begin)
+    try:
+        out = job_store.finish_many(
+            db,
+            [
+                job_store.End("mna234", 1, S.SUCCEEDED, clock.now(), {"result": {"n": 1}}),
+                job_store.End("mnb234", 2, S.SUCCEEDED, clock.now(), {}),  # a stale attempt
+            ],
+        )
+    finally:
+        sa.event.remove(db.engine, "begin", on_begin)
+    assert len(begins) == 1
+    assert out[0]["state"] == "succeeded" and out[0]["result"] == {"n": 1}
+    assert out[1] is None
+    assert state_of(db, "mnb234") == "running"
+    assert state_of(db, "mnc234") == "waiting"  # one dependency still runs
+    row = job_store.finish_many(
+        db, [job_store.End("mnb234", 1, S.SUCCEEDED, clock.now(), {"error": None})]
+    )[0]
+    assert row["state"] == "succeeded"
+    assert state_of(db, "mnc234") == "queued"
+    assert kinds(db, "mnb234")[-1] == "succeeded"
+
+
+def test_a_finish_writes_none_as_sql_null_not_json_null(db, put_job, clock):
+    """The finish's UPDATE is built once per shape: a None still lands as SQL NULL."""
+    put_job(S.QUEUED, id="nul234")
+    claim_store.claim(db, "w1", clock.now(), 30)
+    job_store.finish(db, "nul234", 1, S.SUCCEEDED, clock.now(), values={"result": None})
+    with db.read() as conn:
+        nulls = conn.execute(
+            sa.select(sa.func.count()).where(jobs.c.id == "nul234", jobs.c.result.is_(None))
+        ).scalar_one()
+    assert nulls == 1
+
+
 def test_finish_only_moves_a_running_job(db, put_job, clock):
     put_job(S.QUEUED, id="nrn234")
     assert job_store.finish(db, "nrn234", 0, S.CANCELLED, clock.now(), values={}) is None
