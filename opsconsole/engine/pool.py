@@ -160,6 +160,14 @@ class WorkerPool:
         self.counts: Counter[str] = Counter()
         """How many attempts this pool ended in each state."""
         self._signals = 0
+        self._serial: contextlib.AbstractContextManager[Any] = (
+            threading.Lock() if self.db.dialect == "sqlite" else contextlib.nullcontext()
+        )
+        """Held around the claimer's and the recorder's writes on SQLite: its one writer is
+        taken in turns here, at once, instead of through SQLite's busy handler (which
+        sleeps a millisecond or more each time a thread finds the lock taken)."""
+        self._freed = False
+        """A slot came free (or a job may be ready) since the claimer last looked."""
         self.recorder = Recorder(
             self.db,
             self.clock,
@@ -168,6 +176,7 @@ class WorkerPool:
             stopping=self._stopping,
             patience=max(self.settings.drain_grace, 1.0),
             spool=Path(self.settings.home) / SPOOL,
+            serial=self._serial,
         )
         self.reaper = Reaper(
             self.db, self.settings, self.id, self.host_id, self._held, self.recorder
@@ -338,8 +347,13 @@ class WorkerPool:
             self._cond.notify_all()
 
     def _nudge(self) -> None:
-        """Wake the claimer: a slot came free, a job may be ready; it looks with a read first."""
+        """Wake the claimer: a slot came free, a job may be ready; it looks with a read first.
+
+        Remembered until the claimer next waits, so a nudge while it is busy claiming is not
+        lost (it would sleep a whole poll interval with a slot free).
+        """
         with self._cond:
+            self._freed = True
             self._cond.notify_all()
 
     def _listen(self) -> None:
@@ -399,39 +413,33 @@ class WorkerPool:
         probe = True  # a read first: most pools start with nothing to do
         failing = False
         while not self._stopping.is_set():
-            row = None
             try:
                 self._tend_slots()
                 if not self.outage.due():
                     self._stopping.wait(max(self.outage.wait_time(), 0.01))
                     continue
-                slot = self._free_slot() if self._claiming else None
-                if slot is None:
+                slots = self._free_slots() if self._claiming else []
+                if not slots:
                     self._wait(self.settings.poll_interval)
                     continue
                 now = self.clock.now()
+                rows: list[Any] = []
                 try:
                     with self._reporting(now):
-                        if probe and not claim_store.any_ready(
+                        if not probe or claim_store.any_ready(
                             self.db, now, team_caps=self._team_caps
                         ):
-                            row = None
-                        else:
-                            row = claim_store.claim(
-                                self.db,
-                                self.id,
-                                now,
-                                self.settings.lease,
-                                team_caps=self._team_caps,
-                            )
+                            rows = self._claim(now, len(slots))
                 finally:
-                    if row is None:
+                    for slot in slots[len(rows) :]:
                         self._unreserve(slot)
                 if failing:
                     failing = False
                     log.warning("claiming works again")
                 self._problems.set("claim", None)
-                if row is None:
+                for slot, row in zip(slots, rows, strict=False):
+                    self._hand(slot, dict(row))
+                if not rows:
                     if self.once and self.busy() == 0:
                         self._once_done.set()
                         self._wait(0.05)
@@ -439,7 +447,6 @@ class WorkerPool:
                         probe = not self._wait(self.settings.poll_interval)
                     continue
                 probe = False
-                self._hand(slot, dict(row))
             except StoreUnavailable as exc:  # an outage is said once, by ``self.outage``
                 message = f"cannot claim jobs: {exc}"
                 changed = self._problems.set("claim", message)
@@ -460,12 +467,34 @@ class WorkerPool:
     def _wait(self, timeout: float) -> bool:
         """Sleep until poked or ``timeout``; True if poked (something may be ready)."""
         with self._cond:
-            if not self._poked:
+            if not self._poked and not self._freed:
                 self._cond.wait(timeout)
-            poked, self._poked = self._poked, False
+            poked, self._poked, self._freed = self._poked, False, False
             return poked
 
-    def _free_slot(self) -> Slot | None:
+    def _claim(self, now: datetime, n: int) -> list[Any]:
+        """Claim up to ``n`` jobs, best first: several free slots cost one transaction."""
+        with self._serial:
+            if n == 1:
+                row = claim_store.claim(
+                    self.db, self.id, now, self.settings.lease, team_caps=self._team_caps
+                )
+                return [] if row is None else [row]
+            rows = claim_store.claim_many(
+                self.db, self.id, now, self.settings.lease, n, team_caps=self._team_caps
+            )
+            if rows or self.db.dialect != "postgresql":
+                return list(rows)
+            # every pick refused (a key or team filled by a claim committed meanwhile):
+            # the one-job claim moves on to the next candidates before saying "nothing"
+            row = claim_store.claim(
+                self.db, self.id, now, self.settings.lease, team_caps=self._team_caps
+            )
+            return [] if row is None else [row]
+
+    def _free_slots(self) -> list[Slot]:
+        """Reserve every free slot for the claim about to be made."""
+        free: list[Slot] = []
         with self._lock:
             for slot in self._slots:
                 if (
@@ -478,8 +507,8 @@ class WorkerPool:
                     and slot.thread.is_alive()
                 ):
                     slot.reserved = True
-                    return slot
-        return None
+                    free.append(slot)
+        return free
 
     def _unreserve(self, slot: Slot) -> None:
         with self._lock:

@@ -230,6 +230,20 @@ def test_one_slot_runs_by_priority_then_fifo(
     assert ran == ["critical-1", "high-1", "high-2", "normal-1", "normal-2", "low-1", "low-2"]
 
 
+def test_free_slots_are_filled_by_one_claim(
+    service: OpsService, catalog: Path, start_pool: Any
+) -> None:
+    """A pool with four free slots and four ready jobs claims them in one transaction: one
+    time for all four starts."""
+    write_template(catalog, "noop", "command: ['true']\n")
+    ids = [service.submit(SubmitRequest("noop")).id for _ in range(4)]
+    start_pool(4)
+    views = {job_id: final(service, job_id) for job_id in ids}
+    assert all(v.state == S.SUCCEEDED for v in views.values())
+    assert len({v.started_at for v in views.values()}) == 1
+    assert len({v.worker for v in views.values()}) == 1
+
+
 def test_tick_reaps_jobs_whose_lease_ran_out(
     clocked: OpsService, clock: SettableClock, catalog: Path
 ) -> None:
