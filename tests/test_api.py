@@ -69,7 +69,7 @@ def test_importing_the_package_imports_nothing_heavy() -> None:
         "import sys, opsconsole\n"
         "assert callable(opsconsole.connect)\n"
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
-        "('sqlalchemy', 'sqlmodel', 'alembic', 'typer', 'textual', 'rich') "
+        "('sqlalchemy', 'alembic', 'typer', 'textual', 'rich') "
         "or m.startswith('opsconsole.'))\n"
         "print(heavy)\n"
     )

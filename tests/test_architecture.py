@@ -24,7 +24,6 @@ BIN = Path(sys.executable).parent
 
 HEAVY = {
     "sqlalchemy",
-    "sqlmodel",
     "textual",
     "ansible_runner",
     "python_terraform",
@@ -44,7 +43,7 @@ print(json.dumps({"code": code, "heavy": heavy}))
 """
 
 
-DATABASE = ("sqlalchemy", "sqlmodel", "alembic", "opsconsole.core.store")
+DATABASE = ("sqlalchemy", "alembic", "opsconsole.core.store")
 """The database layer: what a command that reads no job must never import."""
 
 RUN = """
@@ -142,8 +141,9 @@ RUNS_JOBS = {"textual", "ansible_runner", "python_terraform", "apscheduler", "li
 def test_store_commands_load_only_what_they_use(
     args, json_out, hello, service: OpsService, tmp_path
 ):
-    """A command that reads or submits loads no runner, scheduler or console, and never
-    Alembic for a current store; with ``--json`` not even Rich (nothing is drawn)."""
+    """A command that reads or submits loads no runner, scheduler or console, no ORM or
+    pydantic (the tables are Core), and never Alembic for a current store; with ``--json``
+    not even Rich (nothing is drawn)."""
     job = service.submit(SubmitRequest(template="hello", params={"name": "x"})).id
     args = [job if a == "JOB" else a for a in args]
     result, modules = loaded_by(args, hello, tmp_path)
@@ -152,6 +152,7 @@ def test_store_commands_load_only_what_they_use(
     loaded = top_level(modules)
     assert loaded & RUNS_JOBS == set()
     assert "alembic" not in loaded
+    assert "pydantic" not in loaded and "sqlalchemy.orm" not in modules
     assert "opsconsole.engine.pool" not in modules
     assert "opsconsole.tui" not in loaded and not any(
         m.startswith("opsconsole.tui") for m in modules

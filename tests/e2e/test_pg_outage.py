@@ -29,7 +29,7 @@ from support import wait_until, write_template
 from opsconsole.config import Settings, load_settings
 from opsconsole.core.clock import SettableClock
 from opsconsole.core.errors import StoreUnavailable
-from opsconsole.core.model import JobEvent
+from opsconsole.core.model import events
 from opsconsole.core.service import OpsService, SubmitRequest
 from opsconsole.core.states import FINAL, JobState
 from opsconsole.core.store import claim as claim_store
@@ -125,7 +125,7 @@ def _cli(settings: Settings, *args: str, timeout: float = 60) -> subprocess.Comp
 
 def _final_events(db: Database) -> tuple[Counter[str], Counter[str]]:
     """Per job: how many attempts started, and how many final states were written."""
-    ev = JobEvent.__table__
+    ev = events
     with db.read() as conn:
         rows = conn.execute(sa.select(ev.c.job_id, ev.c.kind, ev.c.state)).all()
     started = Counter(r.job_id for r in rows if r.kind == "started")

@@ -37,24 +37,26 @@ BUSY_TIMEOUT_MS = 60_000
 LOCK_NOTICE_AFTER = 1.0
 """Seconds a write waits for another process's lock before saying that it is waiting."""
 
-metadata = model.SQLModel.metadata
-jobs = model.Job.__table__
-deps = model.JobDependency.__table__
-events = model.JobEvent.__table__
-logs = model.JobLog.__table__
-workers = model.Worker.__table__
-meta = model.StoreMeta.__table__
-approvals = model.Approval.__table__
-reviews = model.Review.__table__
-freezes = model.Freeze.__table__
-host_tasks = model.HostTask.__table__
-instances = model.Instance.__table__
-plans = model.Plan.__table__
-schedules = model.Schedule.__table__
-schedule_fires = model.ScheduleFire.__table__
-checks = model.Check.__table__
-check_results = model.CheckResult.__table__
-webhooks = model.WebhookState.__table__
+
+# the tables (core/model.py), named here for the store modules that query them
+metadata = model.metadata
+jobs = model.jobs
+deps = model.deps
+events = model.events
+logs = model.logs
+workers = model.workers
+meta = model.meta
+approvals = model.approvals
+reviews = model.reviews
+freezes = model.freezes
+host_tasks = model.host_tasks
+instances = model.instances
+plans = model.plans
+schedules = model.schedules
+schedule_fires = model.schedule_fires
+checks = model.checks
+check_results = model.check_results
+webhooks = model.webhooks
 
 log = logging.getLogger("opsconsole.store")
 

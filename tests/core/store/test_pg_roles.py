@@ -26,7 +26,6 @@ from support import wait_until
 
 from opsconsole.cli.exit_codes import ExitCode
 from opsconsole.config import load_settings
-from opsconsole.core import model
 from opsconsole.core.errors import Forbidden, InvalidParams
 from opsconsole.core.service import OpsService
 from opsconsole.core.store import roles
@@ -81,7 +80,7 @@ def _gated_job(
     """A gated job awaiting approval, submitted by ``submitter`` (written as the owner)."""
     now = datetime.now(UTC)
     job_id = uuid.uuid4().hex[:8]
-    row = model.Job(
+    row = dict(
         id=job_id,
         template="deploy",
         state="awaiting_approval",
@@ -90,7 +89,7 @@ def _gated_job(
         run_at=now,
         created_at=now,
         updated_at=now,
-    ).model_dump()
+    )
     db = Database(cluster.url_as(store, owner))
     try:
         with db.write() as conn:
