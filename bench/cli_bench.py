@@ -109,7 +109,12 @@ def make_home(home: Path, jobs: int) -> str:
         if jobs:
             started = time.monotonic()
             print(f"seeding {jobs:,} jobs in {home} ...", file=sys.stderr, flush=True)
-            seed_history(service, jobs, random.Random(13))
+            seed_history(
+                home / "opsconsole.db",
+                jobs,
+                random.Random(13),
+                lambda msg: print(msg, file=sys.stderr, flush=True),
+            )
             print(f"seeded in {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
         return service.submit(SubmitRequest(template="hello")).id
     finally:

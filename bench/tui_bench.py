@@ -809,7 +809,7 @@ def report(doc: dict[str, Any]) -> None:
         verdict = {True: "ok", False: "MISSED", None: ""}[r["met"]]
         print(f"{r['workload']:<{width}}  {value:<14} {r['target'] or '':<10} {verdict}")
     m = doc["machine"]
-    print(f"\nmachine: {m['cpus']} cores, {m['cpu_model']}, Python {m['python']}, ", end="")
+    print(f"\nmachine: {m['cpus']} cores, {m['cpu']}, Python {m['python']}, ", end="")
     print(f"Textual {m['textual']}, SQLite {m['sqlite']}")
     for note in doc["notes"]:
         print(f"note: {note}")

@@ -48,7 +48,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
 from opsconsole.core.states import CLAIMABLE, JobState
-from opsconsole.core.store.db import Database, jobs, logs, workers
+from opsconsole.core.store.db import Database, jobs, logs, one_of, workers
 from opsconsole.core.store.freezes import frozen_clause
 from opsconsole.core.store.jobs import add_event
 
@@ -103,7 +103,7 @@ def _ready(now: Any, dialect: str, caps: Mapping[str, int]) -> list[Any]:
         .scalar_subquery()
     )
     return [
-        jobs.c.state.in_(_CLAIMABLE),
+        one_of(jobs.c.state, _CLAIMABLE),
         jobs.c.run_at <= now,
         sa.or_(jobs.c.concurrency_key.is_(None), holders < jobs.c.concurrency_limit),
         sa.not_(frozen_clause(now, dialect)),
@@ -228,7 +228,7 @@ def _one_by_one(dialect: str, caps: tuple[tuple[str, int], ...]) -> sa.Update:
     pick = ready_query(now, dialect, dict(caps)).scalar_subquery()
     return (
         jobs.update()
-        .where(jobs.c.id == pick, jobs.c.state.in_(_CLAIMABLE))
+        .where(jobs.c.id == pick, one_of(jobs.c.state, _CLAIMABLE))
         .values(**_claimed_values(now, lease_until, worker))
         .returning(jobs)
     )
@@ -485,7 +485,7 @@ def next_run_at(db: Database) -> datetime | None:
     """When the earliest not-yet-due claimable job becomes due (to arm a wake-up)."""
     with db.read() as conn:
         return conn.execute(
-            sa.select(sa.func.min(jobs.c.run_at)).where(jobs.c.state.in_(_CLAIMABLE))
+            sa.select(sa.func.min(jobs.c.run_at)).where(one_of(jobs.c.state, _CLAIMABLE))
         ).scalar()
 
 

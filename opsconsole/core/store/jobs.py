@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection, RowMapping
 from opsconsole.core.errors import Conflict, InvalidParams, InvalidTransition
 from opsconsole.core.states import EVENTS, FINAL, INITIAL, KEEPS, JobState, Verb, sources
 from opsconsole.core.store import checks as check_store
-from opsconsole.core.store.db import EVENT_KEYS, Database, defer_event, deps, events, jobs
+from opsconsole.core.store.db import EVENT_KEYS, Database, defer_event, deps, events, jobs, one_of
 from opsconsole.core.store.prepared import Prepared
 
 S = JobState
@@ -399,7 +399,7 @@ def _transition(
     """A guarded transition's UPDATE, built once per shape: the states it may act from,
     whether the attempt fences it, and which columns it sets (``None`` ones as SQL NULL,
     so a JSON column gets NULL, not the JSON text ``null``)."""
-    cond = [jobs.c.id == sa.bindparam("t_id", type_=jobs.c.id.type), jobs.c.state.in_(states)]
+    cond = [jobs.c.id == sa.bindparam("t_id", type_=jobs.c.id.type), one_of(jobs.c.state, states)]
     if fenced:
         cond.append(jobs.c.attempts == sa.bindparam("t_attempt", type_=jobs.c.attempts.type))
     values = {

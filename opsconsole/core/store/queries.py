@@ -14,7 +14,7 @@ from sqlalchemy.engine import RowMapping
 
 from opsconsole.core.errors import Conflict, NotFound
 from opsconsole.core.states import FINAL, LIVE, JobState
-from opsconsole.core.store.db import Database, jobs
+from opsconsole.core.store.db import Database, jobs, one_of
 from opsconsole.core.store.jobs import dependencies_of, fetch
 
 S = JobState
@@ -119,8 +119,8 @@ def _state_in(db: Database, values: tuple[str, ...]) -> Any:
     while a time range or a template narrows far more; the condition is still checked, from
     whichever index holds ``state``). PostgreSQL's planner weighs it from statistics."""
     if db.dialect == "sqlite":
-        return sa.func.lower(jobs.c.state).in_(values)
-    return jobs.c.state.in_(values)
+        return one_of(sa.func.lower(jobs.c.state), values)
+    return one_of(jobs.c.state, values)
 
 
 def counts_by_state(
