@@ -218,7 +218,8 @@ class Database:
             # half way) still closes its server connections when it is collected, instead of
             # leaving them idle on the server and to the driver's "deleted while open"
             # (the engine's listeners here hold no reference back to this object)
-            weakref.finalize(self, self.engine.dispose)
+            self._opened = _track_connections(self.engine)
+            weakref.finalize(self, _close_all, self.engine, self._opened)
         self._writer = self.engine.execution_options(opsconsole_write=True)
 
     def _prepare_file(self, path: Path) -> tuple[int, int]:
@@ -466,7 +467,10 @@ class Database:
             pass
 
     def dispose(self) -> None:
-        self.engine.dispose()
+        if self.dialect == "postgresql":
+            _close_all(self.engine, self._opened)
+        else:
+            self.engine.dispose()
 
     # -- schema ---------------------------------------------------------------------
 
@@ -671,6 +675,41 @@ def change_flags(rows: list[dict[str, Any]]) -> str:
 _FINAL_NAMES = frozenset(s.value for s in FINAL)
 _FREES = frozenset({"freeze_lifted"})
 """Event kinds that may make queued jobs claimable without a state of their own."""
+
+
+def _track_connections(engine: Engine) -> set[Any]:
+    """The driver connections ``engine`` opened and has not closed yet.
+
+    ``engine.dispose()`` closes only the connections in its pool. One still checked out by a
+    thread that outlived its work (a job's stragglers after a cancel, a handler abandoned by
+    its pool) would go back to the discarded pool, be collected some time later, and leave
+    its server session open until then (with the driver's "deleted while still open"
+    warning). Holding them here lets ``_close_all`` close them with the store.
+    """
+    opened: set[Any] = set()
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        opened.add(dbapi_conn)
+
+    @event.listens_for(engine.pool, "close")
+    def _on_close(dbapi_conn: Any, _record: Any) -> None:
+        opened.discard(dbapi_conn)
+
+    @event.listens_for(engine.pool, "close_detached")
+    def _on_close_detached(dbapi_conn: Any) -> None:
+        opened.discard(dbapi_conn)
+
+    return opened
+
+
+def _close_all(engine: Engine, opened: set[Any]) -> None:
+    """Dispose of ``engine``, then close the connections its pool did not hold back then."""
+    engine.dispose()
+    for dbapi_conn in list(opened):
+        opened.discard(dbapi_conn)
+        with contextlib.suppress(Exception):  # already broken or closed: nothing to release
+            dbapi_conn.close()
 
 
 def _track_savepoints(engine: Engine) -> None:
