@@ -215,7 +215,7 @@ def result(rows: dict[str, dict[str, list[float]]], repeats: int) -> dict[str, A
                 "value": round(ratio * 100, 1),
                 "unit": "%",
                 "spread": [round(ratio * 100, 1)] * 2,
-                "runs": s["n"],
+                "runs": ours["n"],
                 "target": f"<= +{TARGET:.0%}",
                 "met": ratio <= TARGET,
             }

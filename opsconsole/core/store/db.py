@@ -210,6 +210,8 @@ class Database:
             self.engine: Engine = sa.create_engine(self.url, **kwargs)
         except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as exc:
             raise StoreUnavailable(f"cannot use store {self.describe()}: {exc}") from None
+        self._opened: set[Any] = set()
+        """Server connections to close with the store (PostgreSQL's; SQLite has none)."""
         if self.dialect == "sqlite":
             self._setup_sqlite(self.engine, int(busy_timeout * 1000))
         else:
@@ -467,10 +469,7 @@ class Database:
             pass
 
     def dispose(self) -> None:
-        if self.dialect == "postgresql":
-            _close_all(self.engine, self._opened)
-        else:
-            self.engine.dispose()
+        _close_all(self.engine, self._opened)
 
     # -- schema ---------------------------------------------------------------------
 

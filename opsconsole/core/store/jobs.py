@@ -276,7 +276,7 @@ def transition(
     states = tuple(sorted(s.value for s in allowed))
     if any(isinstance(v, sa.ClauseElement) for v in vals.values()):
         # a value computed from the row (``retry_base = attempts``): built for this call
-        cond = [jobs.c.id == job_id, jobs.c.state.in_(states)]
+        cond = [jobs.c.id == job_id, one_of(jobs.c.state, states)]
         if attempt is not None:
             cond.append(jobs.c.attempts == attempt)
         stmt = jobs.update().where(*cond).values(**vals).returning(jobs)
