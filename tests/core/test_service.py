@@ -434,6 +434,22 @@ def deploy(catalog):
     return "deploy"
 
 
+def test_jobs_started_by_one_claim_are_listed_running_in_the_order_they_were_claimed(
+    clocked, echo, clock
+):
+    """One batch claim gives its jobs the same ``started_at``: the Running pane (and the
+    cursor that lands on its oldest job) must still show them in claim order, priority then
+    age, not in the order of their random ids."""
+    normal = []
+    for _ in range(6):
+        normal.append(submit(clocked).id)
+        clock.advance(1)
+    urgent = submit(clocked, priority="high").id
+    claimed = claim_store.claim_many(clocked.db, "w1", clock.now(), 30, 10)
+    assert [r["id"] for r in claimed] == [urgent, *normal]
+    assert [j.id for j in clocked.running()] == [urgent, *normal]
+
+
 def test_list_jobs_filters_and_pages(clocked, echo, deploy, clock):
     old = submit(clocked, tags=("nightly",))
     clock.advance(3 * 3600)

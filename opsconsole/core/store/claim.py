@@ -701,7 +701,7 @@ def orphaned_jobs(db: Database, now: datetime, dead_workers: list[str]) -> list[
                 )
                 .select_from(jobs.outerjoin(workers, workers.c.id == jobs.c.worker))
                 .where(jobs.c.state == S.RUNNING.value, cond)
-                .order_by(jobs.c.worker, jobs.c.started_at, jobs.c.id)
+                .order_by(jobs.c.worker, jobs.c.started_at, *_ORDER)
                 .limit(500)
             ).mappings()
         )

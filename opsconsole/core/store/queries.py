@@ -345,12 +345,17 @@ def queue_rows(db: Database, limit: int) -> list[RowMapping]:
 
 
 def running_rows(db: Database, limit: int) -> list[RowMapping]:
+    """Running jobs, longest running first.
+
+    Jobs started by one claim share their ``started_at``; they keep the order they were
+    claimed in (priority, then age), not the order of their random ids.
+    """
     with db.read() as conn:
         return list(
             conn.execute(
                 sa.select(jobs)
                 .where(jobs.c.state == S.RUNNING.value)
-                .order_by(jobs.c.started_at, jobs.c.id)
+                .order_by(jobs.c.started_at, jobs.c.priority.desc(), jobs.c.created_at, jobs.c.id)
                 .limit(limit)
             ).mappings()
         )

@@ -291,7 +291,9 @@ class JobTable(DataTable[Any]):
         if self.kind == "queue":
             return (-v.priority, v.created_at, v.id)
         if self.kind == "running":
-            return (v.started_at or v.created_at, v.id)
+            # as ``running_rows`` orders them: jobs one claim started together keep the
+            # order they were claimed in
+            return (v.started_at or v.created_at, -v.priority, v.created_at, v.id)
         # history: newest first
         return (-(v.finished_at or v.created_at).timestamp(), v.id)
 

@@ -97,6 +97,30 @@ def test_running_shows_progress_and_follows_it(
     drive(app, script)
 
 
+def test_running_keeps_the_claim_order_of_jobs_one_claim_started(
+    clocked: OpsService, clock: SettableClock, put: Any
+) -> None:
+    """A batch claim starts its jobs at one instant: the pane shows them in the order they
+    were claimed (priority, then age), whatever their ids, as the store lists them."""
+    started = clock.now()
+    put("aa-young", S.RUNNING, age=10, started_at=started)
+    put("mm-old", S.RUNNING, age=60, started_at=started)
+    put("zz-urgent", S.RUNNING, age=5, priority=10, started_at=started)
+    put("zz-earlier", S.RUNNING, age=5, started_at=started - timedelta(seconds=1))
+    order = ["zz-earlier", "zz-urgent", "mm-old", "aa-young"]
+    assert [v.id for v in clocked.running()] == order
+    app = OpsConsole(clocked, embed=False, start_feed=False)
+
+    async def script(pilot: Pilot[None]) -> None:
+        running = app.query_one("#running", JobTable)
+        assert row_ids(running) == order
+        app.post_message(JobsChanged(list(reversed(clocked.running()))))
+        await pilot.pause()
+        assert row_ids(running) == order  # a live update sorts the same way
+
+    drive(app, script)
+
+
 def test_history_is_newest_first_with_state_colours(
     clocked: OpsService, put: Any, end: Any
 ) -> None:
