@@ -455,8 +455,18 @@ async def console_phase(cfg: dict[str, Any]) -> dict[str, Any]:
         assert history.has_focus
         down_ms = []
         for _ in range(cfg["keys"]):
-            row = history.cursor_row
-            down_ms.append(await press(app, "down", lambda row=row: history.cursor_row == row + 1))
+            # the job below the cursor, not the row number: a job finishing meanwhile comes
+            # in above the cursor, and the cursor stays on its job
+            below = str(history.ordered_rows[history.cursor_row + 1].key.value)
+            try:
+                down_ms.append(
+                    await press(app, "down", lambda below=below: history.selected_id == below)
+                )
+            except TimeoutError:
+                raise TimeoutError(
+                    f"down in History: wanted {below}, cursor on row {history.cursor_row} "
+                    f"({history.selected_id}) of {history.row_count}, focused {app.focused!r}"
+                ) from None
             await asyncio.sleep(0.1)
         out["running_after_keys"] = running.row_count
 

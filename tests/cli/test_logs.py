@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from datetime import UTC, datetime
 
 import pytest
@@ -111,11 +110,9 @@ def test_logs_follow_ends_when_the_job_ends(cli, slow, service, start_pool):
         box["result"] = cli("logs", job, "--follow")
         done.set()
 
-    started = time.monotonic()
     # a thread so a hang fails this test instead of the whole run
     threading.Thread(target=follow, daemon=True).start()
     assert done.wait(15), "logs --follow did not end with its job"
-    assert time.monotonic() - started < 15
     lines = ok(box["result"]).stdout.splitlines()
     assert "start" in lines and "end" in lines
     assert lines.index("start") < lines.index("end")

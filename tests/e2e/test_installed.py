@@ -11,7 +11,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -61,16 +60,13 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     )
 
 
-def test_help_exits_0_quickly_without_opening_a_store(env):
-    run("--help", env=env)  # warm the file cache: the timing below is start-up, not disk
-    started = time.monotonic()
+def test_help_exits_0_without_opening_a_store(env):
+    # how fast it starts is bench/cli_bench.py's to measure, not a test's
     result = run("--help", env=env)
-    elapsed = time.monotonic() - started
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("Usage: opsconsole")
     assert "submit" in result.stdout and "jobs" in result.stdout
     assert result.stderr == ""
-    assert elapsed < 3, f"--help took {elapsed:.2f}s"
     assert not Path(env["OPSCONSOLE_HOME"]).exists()
 
 
