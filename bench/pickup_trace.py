@@ -17,10 +17,11 @@ the slowest pickups:
 Every time is ``time.monotonic()``, one clock for the processes of the host. The hooks
 wrap functions from outside and write one short line each: a few microseconds a step.
 
-    bench/.venv/bin/python bench/pickup_trace.py [--pickups 200] [--pg ADMIN_DSN] [--spy F]
+    bench/.venv/bin/python bench/pickup_trace.py [--pickups 200] [--pg ADMIN_DSN] [--spy F [--gil]]
 
-``--spy F`` also samples the worker with py-spy (500 Hz, busy samples only, every thread)
-during the pickups and writes collapsed stacks to ``F``: where the busy steps' CPU goes.
+``--spy F`` also samples the worker with py-spy (500 Hz, every thread) during the pickups and
+writes collapsed stacks to ``F``; with ``--gil`` only the thread holding the GIL is sampled:
+where the worker's interpreter time per job goes, which a waiting thread would hide.
 """
 
 from __future__ import annotations
@@ -130,7 +131,7 @@ def quantile(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, max(0, round(q * len(values) + 0.5) - 1))]
 
 
-def run(pickups: int, pg_admin: str | None, spy: Path | None) -> None:
+def run(pickups: int, pg_admin: str | None, spy: Path | None, gil: bool = False) -> None:
     import queue_bench as qb
 
     with tempfile.TemporaryDirectory(prefix="pickup-trace-") as tmp:
@@ -154,6 +155,7 @@ def run(pickups: int, pg_admin: str | None, spy: Path | None) -> None:
                         str(s.proc.pid),
                         "--rate",
                         "500",
+                        *(["--gil"] if gil else []),
                         "--format",
                         "raw",
                         "--output",
@@ -226,8 +228,9 @@ def main() -> None:
     ap.add_argument("--pickups", type=int, default=200)
     ap.add_argument("--pg", help="an admin DSN: trace on PostgreSQL instead of SQLite")
     ap.add_argument("--spy", type=Path, help="also write py-spy's samples of the worker here")
+    ap.add_argument("--gil", action="store_true", help="--spy samples the GIL's holder only")
     args = ap.parse_args()
-    run(args.pickups, args.pg, args.spy)
+    run(args.pickups, args.pg, args.spy, args.gil)
 
 
 if __name__ == "__main__":

@@ -74,15 +74,23 @@ def cell(r: dict[str, Any], *, spread: bool = True) -> str:
 
 
 def grid(data: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """One row per workload and one column per subject; where a workload is measured in
+    several units (jobs/s and CPU ms/job of one run; wall and CPU of one command) each unit
+    gets a column of its own, named with it, so no figure hides another."""
+    units: dict[str, set[str]] = {}
+    for r in data["rows"]:
+        units.setdefault(r["workload"], set()).add(r["unit"])
     subjects: list[str] = []
     workloads: list[str] = []
     cells: dict[tuple[str, str], str] = {}
     for r in data["rows"]:
-        if r["subject"] not in subjects:
-            subjects.append(r["subject"])
-        if r["workload"] not in workloads:
-            workloads.append(r["workload"])
-        cells[(r["workload"], r["subject"])] = cell(r)
+        w = r["workload"]
+        col = r["subject"] if len(units[w]) == 1 else f"{r['subject']} ({r['unit']})"
+        if col not in subjects:
+            subjects.append(col)
+        if w not in workloads:
+            workloads.append(w)
+        cells[(w, col)] = cell(r)
     body = [[w, *(cells.get((w, s), "-") for s in subjects)] for w in workloads]
     return ["workload", *subjects], body
 
