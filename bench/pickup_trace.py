@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -147,23 +146,7 @@ def run(pickups: int, pg_admin: str | None, spy: Path | None, gil: bool = False)
             qb.warm(s, env)
             sampler = None
             if spy is not None and s.proc is not None:
-                sampler = subprocess.Popen(
-                    [
-                        str(Path(sys.executable).parent / "py-spy"),
-                        "record",
-                        "--pid",
-                        str(s.proc.pid),
-                        "--rate",
-                        "500",
-                        *(["--gil"] if gil else []),
-                        "--format",
-                        "raw",
-                        "--output",
-                        str(spy),
-                    ],
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
+                sampler = qb.py_spy(s.proc.pid, spy, rate=500, fmt="raw", gil=gil)
             time.sleep(0.5)
             returned: dict[str, float] = {}
             for k in range(pickups):

@@ -206,6 +206,30 @@ def warm(s: sj.Subject, env: Env) -> None:
     wait_marks(s.marks, 1, env.timeout, proc)
 
 
+def py_spy(
+    pid: int, output: Path, *, rate: int, fmt: str, gil: bool = False
+) -> subprocess.Popen[bytes]:
+    """py-spy sampling every thread of ``pid`` (only the GIL's holder with ``gil``) into
+    ``output`` until it gets SIGINT."""
+    return subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "py-spy"),
+            "record",
+            "--pid",
+            str(pid),
+            "--rate",
+            str(rate),
+            *(["--gil"] if gil else []),
+            "--format",
+            fmt,
+            "--output",
+            str(output),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 @contextlib.contextmanager
 def profiled(s: sj.Subject, out: Path | None) -> Iterator[Callable[[], None]]:
     """With ``--profile``: py-spy samples opsconsole's worker process (every thread) and
@@ -220,22 +244,7 @@ def profiled(s: sj.Subject, out: Path | None) -> Iterator[Callable[[], None]]:
 
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{s.store}"
-    spy = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "py-spy"),
-            "record",
-            "--pid",
-            str(s.proc.pid),
-            "--rate",
-            "200",
-            "--format",
-            "speedscope",
-            "--output",
-            str(out / f"worker-{stem}.speedscope.json"),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    spy = py_spy(s.proc.pid, out / f"worker-{stem}.speedscope.json", rate=200, fmt="speedscope")
     prof = Profiler(interval=0.0005)
     prof.start()
     stopped = False
