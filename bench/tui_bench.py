@@ -450,7 +450,12 @@ async def console_phase(cfg: dict[str, Any]) -> dict[str, Any]:
         for _ in range(4):
             if history.has_focus:
                 break
-            await press(app, "right_square_bracket", lambda: True)
+            # wait for this key's focus change: a key still in flight when the loop sees
+            # History focused would move the focus on to the log pane under the Down keys
+            before = app.focused
+            await press(
+                app, "right_square_bracket", lambda before=before: app.focused is not before
+            )
             await asyncio.sleep(0.05)
         assert history.has_focus
         down_ms = []
