@@ -40,6 +40,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "peers"))
 
+import queue_bench as qb  # noqa: E402
 import subjects as sj  # noqa: E402
 
 STEPS = ("wake", "react", "turn", "claim", "hand", "prepare")
@@ -125,19 +126,11 @@ class Traced(sj.Opsconsole):
         ]
 
 
-def quantile(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, max(0, round(q * len(values) + 0.5) - 1))]
-
-
 def run(pickups: int, pg_admin: str | None, spy: Path | None, gil: bool = False) -> None:
-    import queue_bench as qb
-
     with tempfile.TemporaryDirectory(prefix="pickup-trace-") as tmp:
         work = Path(tmp)
         dsn = sj.new_database(pg_admin) if pg_admin else None
-        s = Traced(work, work / "marks", qb.SLOTS, {})
-        s.url = sj.sqlalchemy_url(dsn) if dsn else None
+        s = Traced(work, work / "marks", qb.SLOTS, {}, url=sj.sqlalchemy_url(dsn) if dsn else None)
         s.store = "postgresql" if dsn else "sqlite"
         s.trace = work / "trace"
         env = qb.Env(pg_admin, None, None, None, 120.0)
@@ -194,8 +187,8 @@ def report(trace: Path, returned: dict[str, float], started: dict[str, float], s
     print(f"\n{len(rows)} pickups on {store}, ms:")
     print(f"{'step':<10}{'p50':>8}{'p95':>8}{'p99':>8}{'max':>8}")
     for name in ("total", *STEPS):
-        vals = total if name == "total" else [r[1][name] for r in rows]
-        qs = [quantile(vals, q) for q in (0.5, 0.95, 0.99)]
+        vals = sorted(total if name == "total" else [r[1][name] for r in rows])
+        qs = [qb.quantile(vals, q) for q in (0.5, 0.95, 0.99)]
         print(f"{name:<10}" + "".join(f"{v:8.2f}" for v in (*qs, max(vals))))
     print("\nthe slowest 5 pickups, ms by step:")
     print(f"{'total':>8}" + "".join(f"{n:>9}" for n in STEPS))
