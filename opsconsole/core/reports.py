@@ -74,6 +74,7 @@ class ReportsMixin(ServiceHost, CatalogReports):
             version=r["version"],
             problem=r["problem"],
             supervision=r["supervision"],
+            host_id=r["host_id"],
         )
 
     def store_time(self) -> datetime:

@@ -304,6 +304,10 @@ class WorkerView:
     """Why this pool cannot work as it should (None when healthy), or how it vanished."""
     supervision: str | None = None
     """How it makes sure nothing of a job survives it: ``cgroup`` or ``pgroup``."""
+    host_id: str | None = None
+    """The machine it runs on (``core/hostid.py``): two hosts that share a hostname differ
+    here, and the reaper judges a worker dead on this machine by it. None for a row written
+    before it was recorded."""
 
     @property
     def healthy(self) -> bool:

@@ -57,11 +57,15 @@ def test_a_worker_registers_its_host_identity_and_keeps_a_readable_id(
 ) -> None:
     monkeypatch.setenv(hostid.HOST_ID_ENV, "host-a/1234")
     db = Database(settings.db)
-    pool = WorkerPool(OpsService(settings, db), slots=1, use_scheduler=False).start()
+    service = OpsService(settings, db)
+    pool = WorkerPool(service, slots=1, use_scheduler=False).start()
     try:
         (row,) = claim_store.list_workers(db)
         assert row["host_id"] == "host-a/1234"
         assert row["id"].startswith("host-a:")
+        # what `workers list --json` shows: the readable host and the machine it names
+        (view,) = service.workers()
+        assert (view.host, view.to_dict()["host_id"]) == ("host-a", "host-a/1234")
     finally:
         pool.stop(grace=0)
         db.dispose()
