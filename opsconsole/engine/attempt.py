@@ -19,13 +19,14 @@ from typing import Any
 from opsconsole.config import Settings
 from opsconsole.core.catalog import Template, template_from_dict
 from opsconsole.core.clock import Clock
-from opsconsole.core.errors import OpsError
+from opsconsole.core.errors import OpsError, StoreUnavailable
 from opsconsole.core.files import remove_tree
 from opsconsole.core.secrets import Redactor, SecretBox
 from opsconsole.core.store import jobs as job_store
 from opsconsole.core.store.db import Database
 from opsconsole.engine.context import RunContext, RunResult, Stop
 from opsconsole.engine.logsink import LogSink
+from opsconsole.engine.outage import BACKOFF_FIRST, BACKOFF_MAX
 from opsconsole.engine.runners.base import Runner, RunSpec
 from opsconsole.engine.runners.python import PythonRunner
 from opsconsole.engine.runners.shell import ShellRunner
@@ -113,7 +114,47 @@ class AttemptEnv:
 
 
 def prepare(env: AttemptEnv, run: Run) -> tuple[Template, dict[str, Any]] | RunResult:
-    """The template and parameters (secrets opened) of a claimed row, or why it cannot run."""
+    """The template and parameters (secrets opened) of a claimed row, or why it cannot run.
+
+    The gate's check and the secrets' key read the store. A store server that is away then
+    (down, restarting: ``StoreUnavailable.away``) is not the job's failure: the job is
+    claimed and running, so its preparation waits for the store (backing off, as the
+    recorder does for an end) until it answers, or until the run is stopped (cancel,
+    timeout, the worker's shutdown), which ends the attempt that way. A refusal that waiting
+    does not change (a different secrets key) fails the job, saying so.
+    """
+    delay, since = BACKOFF_FIRST, None
+    while True:
+        try:
+            prepared = _prepare(env, run)
+        except StoreUnavailable as exc:
+            if not exc.away:
+                return RunResult.failed(str(exc), kind="setup")
+            if since is None:
+                since = time.monotonic()
+                log.error("job %s: cannot prepare its run, retrying: %s", run.job_id, exc)
+            if env.stopping.is_set():
+                run.stop.set("interrupted", "the worker shut down")
+            if run.stop.event.wait(delay):
+                reason = run.stop.reason or "interrupted"
+                message = run.stop.message or reason.replace("_", " ")
+                why = f"{message} while its run waited for the store ({exc})"
+                return RunResult(
+                    outcome=reason,
+                    error={"message": why, "kind": reason, "detail": None},
+                    message=why,
+                )
+            delay = min(delay * 2, BACKOFF_MAX)
+            continue
+        if since is not None:
+            log.warning(
+                "job %s: its run is prepared after %.1fs", run.job_id, time.monotonic() - since
+            )
+        return prepared
+
+
+def _prepare(env: AttemptEnv, run: Run) -> tuple[Template, dict[str, Any]] | RunResult:
+    """One try of ``prepare``; raises StoreUnavailable for the caller to wait it out."""
     try:
         tpl = template_from_dict(run.row["spec"])
         refused = env.refusal(tpl.name)
@@ -125,6 +166,8 @@ def prepare(env: AttemptEnv, run: Run) -> tuple[Template, dict[str, Any]] | RunR
             # handed back to the gate in the store already: this attempt records nothing
             return RunResult(outcome="lost", message=gated)
         params = {**run.row["params"], **env.box().open(run.row["secret_blob"])}
+    except StoreUnavailable:
+        raise
     except OpsError as exc:
         return RunResult.failed(str(exc), kind="setup")
     except Exception as exc:
