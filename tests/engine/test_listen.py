@@ -123,10 +123,17 @@ def test_a_terminated_listen_connection_costs_only_the_poll_interval_and_reconne
         _terminate(pg_service, old_pid)
         job = pg_service.submit(SubmitRequest("quick", {}))
         wait_until(lambda: _started(pg_service, job.id), timeout=1.0 + 5)
+        # listening again, not just connected: a new connection shows an empty statement
+        # until its LISTEN has run, so wait for the statement, not for the connection
         again = wait_until(
-            lambda: [b for b in _listen_backends(pg_service) if b[0] != old_pid], timeout=30
+            lambda: [
+                b
+                for b in _listen_backends(pg_service)
+                if b[0] != old_pid and b[1] == f"LISTEN {notify.CHANNEL}"
+            ],
+            timeout=30,
         )
-        assert again[0][1] == f"LISTEN {notify.CHANNEL}"  # listening, not just connected
+        assert len(again) == 1
         text = wait_until(lambda: "work again" in (t := log.read_text()) and t, timeout=30)
         assert "LISTEN connection" in text and "is down" in text  # said once, in one line
         assert text.count("is down") == 1
