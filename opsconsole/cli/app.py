@@ -9,6 +9,7 @@ A shell asking for completions is answered by ``complete`` before any of that ru
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -20,7 +21,7 @@ from opsconsole import __version__
 from opsconsole.cli import complete
 from opsconsole.cli.coerce import plain
 from opsconsole.cli.exit_codes import ExitCode, code_for, fail
-from opsconsole.cli.session import STATE
+from opsconsole.cli.session import STATE, STDERR_LOG
 from opsconsole.cli.tree import LazyCommands, LazyGroup
 from opsconsole.core.errors import OpsError
 
@@ -197,6 +198,7 @@ def main() -> None:
     """Console-script entry point."""
     if os.environ.get(complete.COMPLETE_VAR):
         complete.answer(typer.main.get_command(app))
+    logging.getLogger().addHandler(STDERR_LOG)
     try:
         app(prog_name="opsconsole")
     except BrokenPipeError:  # pragma: no cover - output piped into `head`

@@ -31,6 +31,7 @@ class Session:
         self.close()
         self.flags = flags
         self.verbose = verbose
+        STDERR_LOG.verbose = verbose
         self._settings = None
         self._service = None
         self._catalog = None
@@ -81,6 +82,43 @@ def notice(text: str, *, transient: bool = False) -> None:
     sys.stderr.write(f"opsconsole: {text}\n")
     sys.stderr.flush()
 
+
+class OneLineLog(logging.Handler):
+    """Warnings and errors that a library or the store logs during a command: one line each
+    on stderr, ``opsconsole: `` first, the exception's type and message instead of its
+    traceback (the traceback too with ``-v``).
+
+    Without it, Python's last-resort handler writes such a record as it is, traceback and
+    all, under the command's own output (the SQLAlchemy pool's "Exception during reset or
+    similar" after a Ctrl-C did). The console-script entry point (``app.main``) installs it;
+    ``opsconsole worker`` replaces it with its own log.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.verbose = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from opsconsole.core.text import visible
+
+        try:
+            text = record.getMessage()
+            if record.exc_info and record.exc_info[1] is not None:
+                exc = record.exc_info[1]
+                said = (str(exc).strip().splitlines() or [""])[0]
+                text = f"{text} ({type(exc).__name__}: {said})" if said else f"{text} ({exc!r})"
+            lines = text.splitlines() or [""]
+            shown = text if self.verbose else lines[0]
+            if self.verbose and record.exc_info:
+                shown = f"{shown}\n{logging.Formatter().formatException(record.exc_info)}"
+            sys.stderr.write(f"opsconsole: {visible(shown, multiline=self.verbose)}\n")
+            sys.stderr.flush()
+        except OSError:  # a closed stderr (the reader went away): nowhere left to tell
+            pass
+
+
+STDERR_LOG = OneLineLog()
+"""The command line's log handler on the root logger (``OneLineLog``)."""
 
 STATE = Session()
 

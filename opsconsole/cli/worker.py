@@ -10,7 +10,7 @@ import typer
 from opsconsole.cli import output
 from opsconsole.cli.exit_codes import ExitCode
 from opsconsole.cli.helptext import Command, JsonOpt
-from opsconsole.cli.session import service
+from opsconsole.cli.session import STDERR_LOG, service
 
 if TYPE_CHECKING:
     from opsconsole.core.service import OpsService
@@ -57,6 +57,9 @@ def worker(
         check_slots(workers, "--workers")
     handler = logging.StreamHandler()
     handler.setFormatter(output.LogFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    # instead of the command line's one-line handler (session.OneLineLog): a worker's log
+    # keeps tracebacks
+    logging.getLogger().removeHandler(STDERR_LOG)
     logging.basicConfig(level=logging.INFO, handlers=[handler])
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     svc = service() if once else _service_when_reachable()

@@ -175,6 +175,34 @@ def test_the_workers_log_shows_a_quoted_error_and_its_traceback_escaped() -> Non
     assert out.endswith("RuntimeError: disk \\x9b2J full\\u202e")  # the traceback keeps its lines
 
 
+@pytest.mark.parametrize("verbose", [False, True])
+def test_a_library_error_logged_during_a_command_is_one_line_without_v(
+    verbose: bool, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What a library logs during a command (SQLAlchemy's pool after a Ctrl-C) is one line
+    on stderr, escaped, with the exception's type and message; the traceback only with -v."""
+    from opsconsole.cli.session import OneLineLog
+
+    try:
+        raise RuntimeError(f"the connection is closed{RLO}\nsecond line")
+    except RuntimeError:
+        exc_info = sys.exc_info()
+    record = logging.LogRecord(
+        "sqlalchemy.pool", logging.ERROR, __file__, 1, "Exception during %s", ("reset",), exc_info
+    )
+    handler = OneLineLog()
+    handler.verbose = verbose
+    handler.handle(record)
+    said = capsys.readouterr().err
+    assert raw_unsafe(said) == []
+    first = "opsconsole: Exception during reset (RuntimeError: the connection is closed\\u202e)"
+    if verbose:
+        assert said.startswith(first + "\nTraceback (most recent call last):\n")
+        assert said.endswith("RuntimeError: the connection is closed\\u202e\nsecond line\n")
+    else:
+        assert said == first + "\n"
+
+
 def rich_table_lines(columns: list[str], rows: list[list[object]]) -> list[str]:
     """What Rich prints for a piped table (the layout ``output.plain_table`` must match)."""
     from rich.console import Console

@@ -210,7 +210,7 @@ class Database:
             self.engine: Engine = sa.create_engine(self.url, **kwargs)
         except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as exc:
             raise StoreUnavailable(f"cannot use store {self.describe()}: {exc}") from None
-        self._opened: set[Any] = set()
+        self._opened: dict[Any, Any] = {}
         """Server connections to close with the store (PostgreSQL's; SQLite has none)."""
         if self.dialect == "sqlite":
             self._setup_sqlite(self.engine, int(busy_timeout * 1000))
@@ -676,37 +676,48 @@ _FREES = frozenset({"freeze_lifted"})
 """Event kinds that may make queued jobs claimable without a state of their own."""
 
 
-def _track_connections(engine: Engine) -> set[Any]:
-    """The driver connections ``engine`` opened and has not closed yet.
+def _track_connections(engine: Engine) -> dict[Any, Any]:
+    """The driver connections ``engine`` opened and has not closed yet, each with its pool
+    record.
 
     ``engine.dispose()`` closes only the connections in its pool. One still checked out by a
     thread that outlived its work (a job's stragglers after a cancel, a handler abandoned by
-    its pool) would go back to the discarded pool, be collected some time later, and leave
+    its pool) or by a frame a traceback keeps (a command interrupted by Ctrl-C in the middle
+    of a read) would go back to the discarded pool, be collected some time later, and leave
     its server session open until then (with the driver's "deleted while still open"
     warning). Holding them here lets ``_close_all`` close them with the store.
     """
-    opened: set[Any] = set()
+    opened: dict[Any, Any] = {}
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        opened.add(dbapi_conn)
+    def _on_connect(dbapi_conn: Any, record: Any) -> None:
+        opened[dbapi_conn] = record
 
     @event.listens_for(engine.pool, "close")
     def _on_close(dbapi_conn: Any, _record: Any) -> None:
-        opened.discard(dbapi_conn)
+        opened.pop(dbapi_conn, None)
 
     @event.listens_for(engine.pool, "close_detached")
     def _on_close_detached(dbapi_conn: Any) -> None:
-        opened.discard(dbapi_conn)
+        opened.pop(dbapi_conn, None)
 
     return opened
 
 
-def _close_all(engine: Engine, opened: set[Any]) -> None:
-    """Dispose of ``engine``, then close the connections its pool did not hold back then."""
+def _close_all(engine: Engine, opened: dict[Any, Any]) -> None:
+    """Dispose of ``engine``, then close the connections its pool did not hold back then.
+
+    Each is closed through its pool record (``invalidate``), not behind the pool's back: a
+    record left pointing at a closed connection is "reset" with a rollback when its holder
+    lets go of it, which fails and is logged as an error with a traceback (on a command's
+    stderr, after Ctrl-C). An invalidated record has nothing to reset.
+    """
     engine.dispose()
-    for dbapi_conn in list(opened):
-        opened.discard(dbapi_conn)
+    for dbapi_conn, record in list(opened.items()):
+        opened.pop(dbapi_conn, None)
+        if record is not None and record.dbapi_connection is dbapi_conn:
+            with contextlib.suppress(Exception):  # its close failed: closed directly below
+                record.invalidate()
         with contextlib.suppress(Exception):  # already broken or closed: nothing to release
             dbapi_conn.close()
 

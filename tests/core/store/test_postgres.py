@@ -94,3 +94,31 @@ def test_dispose_closes_a_connection_a_straggler_thread_still_holds(pg_url: str)
     db.dispose()
     held.invalidate()  # the straggler finds out when it next uses it
     held.close()
+
+
+@pytest.mark.parametrize("how", ["dropped", "closed"])
+def test_a_connection_closed_by_dispose_goes_back_without_a_reset_error(
+    pg_url: str, how: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A connection still held when the store is disposed (a command interrupted by Ctrl-C in
+    the middle of a read, its frames kept by the traceback) is closed by the dispose; when its
+    holder lets go of it later, dropped or closed, the pool must not try to roll back the
+    closed connection and log the failure with a traceback (on a command's stderr): CI caught
+    that on ``submit --wait`` interrupted on PostgreSQL."""
+    import gc
+
+    db = Database(pg_url)
+    held = db.engine.connect()
+    held.execute(sa.text("SELECT 1"))  # in a transaction, as a read interrupted mid-way
+    with caplog.at_level("ERROR", logger="sqlalchemy"):
+        db.dispose()
+        if how == "closed":
+            # its holder hears that the connection is gone (a disconnect, not a crash)
+            with pytest.raises(sa.exc.OperationalError) as lost:
+                held.close()
+            assert lost.value.connection_invalidated
+        else:
+            del held
+            gc.collect()
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("sqlalchemy")] == []
+
