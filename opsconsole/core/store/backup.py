@@ -168,8 +168,8 @@ def vacuum(db: Database) -> tuple[int | None, int | None]:
     before = _size(db.path)
     # VACUUM refuses to run inside a transaction: straight to the driver, in autocommit
     raw = db.engine.raw_connection()
+    driver: Any = raw.driver_connection
     try:
-        driver: Any = raw.driver_connection
         if db.dialect == "sqlite":
             driver.execute("VACUUM")
             driver.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
@@ -181,6 +181,11 @@ def vacuum(db: Database) -> tuple[int | None, int | None]:
         first = (str(exc).splitlines() or [type(exc).__name__])[0]
         raise StoreUnavailable(f"store {db.describe()}: vacuum failed: {first}") from None
     finally:
+        if db.dialect != "sqlite":
+            try:  # back to the pool as it came: its next user's writes are transactions
+                driver.autocommit = False
+            except Exception:  # a broken connection: the pool opens a new one instead
+                raw.invalidate()
         raw.close()
     after = _size(db.path)
     return before, after

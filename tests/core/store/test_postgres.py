@@ -122,3 +122,17 @@ def test_a_connection_closed_by_dispose_goes_back_without_a_reset_error(
             gc.collect()
     assert [r.getMessage() for r in caplog.records if r.name.startswith("sqlalchemy")] == []
 
+
+def test_vacuum_gives_its_connection_back_to_the_pool_in_transactions(pg_url: str) -> None:
+    """VACUUM runs in autocommit; the pooled connection it used must not stay so, or the next
+    write through it (a job's claim and its events) would commit statement by statement."""
+    from opsconsole.core.store.backup import vacuum
+
+    db = Database(pg_url)
+    try:
+        db.ensure_schema()
+        vacuum(db)
+        with db.engine.connect() as conn:  # the pool's one connection: the one VACUUM used
+            assert conn.connection.driver_connection.autocommit is False
+    finally:
+        db.dispose()
