@@ -26,7 +26,7 @@ from opsconsole.core.store import jobs as job_store
 from opsconsole.core.store.db import Database
 from opsconsole.engine.context import RunContext, RunResult, Stop
 from opsconsole.engine.logsink import LogSink
-from opsconsole.engine.outage import BACKOFF_FIRST, BACKOFF_MAX
+from opsconsole.engine.outage import StoppedWaiting, wait_out
 from opsconsole.engine.runners.base import Runner, RunSpec
 from opsconsole.engine.runners.python import PythonRunner
 from opsconsole.engine.runners.shell import ShellRunner
@@ -123,34 +123,19 @@ def prepare(env: AttemptEnv, run: Run) -> tuple[Template, dict[str, Any]] | RunR
     timeout, the worker's shutdown), which ends the attempt that way. A refusal that waiting
     does not change (a different secrets key) fails the job, saying so.
     """
-    delay, since = BACKOFF_FIRST, None
-    while True:
-        try:
-            prepared = _prepare(env, run)
-        except StoreUnavailable as exc:
-            if not exc.away:
-                return RunResult.failed(str(exc), kind="setup")
-            if since is None:
-                since = time.monotonic()
-                log.error("job %s: cannot prepare its run, retrying: %s", run.job_id, exc)
-            if env.stopping.is_set():
-                run.stop.set("interrupted", "the worker shut down")
-            if run.stop.event.wait(delay):
-                reason = run.stop.reason or "interrupted"
-                message = run.stop.message or reason.replace("_", " ")
-                why = f"{message} while its run waited for the store ({exc})"
-                return RunResult(
-                    outcome=reason,
-                    error={"message": why, "kind": reason, "detail": None},
-                    message=why,
-                )
-            delay = min(delay * 2, BACKOFF_MAX)
-            continue
-        if since is not None:
-            log.warning(
-                "job %s: its run is prepared after %.1fs", run.job_id, time.monotonic() - since
-            )
-        return prepared
+    try:
+        return wait_out(
+            lambda: _prepare(env, run),
+            run.stop,
+            job_id=run.job_id,
+            doing="prepare its run",
+            done="its run is prepared",
+            stopping=env.stopping,
+        )
+    except StoreUnavailable as exc:  # not away: waiting would not change it
+        return RunResult.failed(str(exc), kind="setup")
+    except StoppedWaiting as exc:
+        return RunResult.stopped(exc.reason, str(exc))
 
 
 def _prepare(env: AttemptEnv, run: Run) -> tuple[Template, dict[str, Any]] | RunResult:

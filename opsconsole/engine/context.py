@@ -45,6 +45,26 @@ class RunResult:
             message=message,
         )
 
+    @classmethod
+    def stopped(
+        cls,
+        reason: str,
+        message: str,
+        *,
+        result: Any = None,
+        exit_code: int | None = None,
+        detail: Any = None,
+    ) -> RunResult:
+        """A run ended by its stop (``reason``: cancelled, timed_out, interrupted), saying why:
+        the one shape every runner and the pool give a stopped run."""
+        return cls(
+            outcome=reason,
+            result=result,
+            exit_code=exit_code,
+            error={"message": message, "kind": reason, "detail": detail},
+            message=message,
+        )
+
 
 class Stop:
     """Why a run is being stopped; set once, read by the runner when it ends."""

@@ -14,6 +14,14 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
+from typing import TYPE_CHECKING, TypeVar
+
+from opsconsole.core.errors import StoreUnavailable
+
+if TYPE_CHECKING:
+    from opsconsole.engine.context import Stop
+
+T = TypeVar("T")
 
 log = logging.getLogger("opsconsole.worker")
 
@@ -121,3 +129,56 @@ class Outage:
             if self._since is not None:
                 return False
             return self._back_at is None or (now - self._back_at).total_seconds() >= span
+
+
+class StoppedWaiting(Exception):
+    """A run was stopped (cancel, timeout, the worker's shutdown) while it waited for the
+    store; ``reason`` and the message say how it ends."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def wait_out(
+    call: Callable[[], T],
+    stop: Stop,
+    *,
+    job_id: str,
+    doing: str,
+    done: str,
+    stopping: threading.Event | None = None,
+) -> T:
+    """``call()``, tried again while it fails because the store server is away.
+
+    A claimed job's own store work (its run's preparation, a Terraform plan's record) meets
+    an outage that is not the job's failure: it waits for the store, backing off as the
+    recorder does for an end, said once when it begins and once when it ends. A stop
+    meanwhile (``stop``; ``stopping``, the worker shutting down, stops it as interrupted)
+    raises StoppedWaiting. A StoreUnavailable that waiting does not change (not ``away``)
+    is raised at once. ``doing`` completes "job J: cannot ...", ``done`` "job J: ... after
+    N s".
+    """
+    delay, since = BACKOFF_FIRST, None
+    while True:
+        try:
+            value = call()
+        except StoreUnavailable as exc:
+            if not exc.away:
+                raise
+            if since is None:
+                since = time.monotonic()
+                log.error("job %s: cannot %s, retrying: %s", job_id, doing, exc)
+            if stopping is not None and stopping.is_set():
+                stop.set("interrupted", "the worker shut down")
+            if stop.event.wait(delay):
+                reason = stop.reason or "interrupted"
+                message = stop.message or reason.replace("_", " ")
+                raise StoppedWaiting(
+                    reason, f"{message} while its run waited for the store ({exc})"
+                ) from None
+            delay = min(delay * 2, BACKOFF_MAX)
+            continue
+        if since is not None:
+            log.warning("job %s: %s after %.1fs", job_id, done, time.monotonic() - since)
+        return value

@@ -671,14 +671,9 @@ class WorkerPool:
         )
         self.record(
             run.row,
-            RunResult(
-                outcome=reason,
-                error={
-                    "message": f"{what}; the handler ignored cancellation for {grace:g}s and "
-                    "was abandoned",
-                    "kind": reason,
-                    "detail": None,
-                },
+            RunResult.stopped(
+                reason,
+                f"{what}; the handler ignored cancellation for {grace:g}s and was abandoned",
             ),
             run,
         )
@@ -860,14 +855,7 @@ class WorkerPool:
             if run.abandon():
                 self.record(
                     run.row,
-                    RunResult(
-                        outcome="interrupted",
-                        error={
-                            "message": "the worker shut down",
-                            "kind": "interrupted",
-                            "detail": None,
-                        },
-                    ),
+                    RunResult.stopped("interrupted", "the worker shut down"),
                     run,
                 )
         if self._scheduler is not None:

@@ -29,12 +29,11 @@ from opsconsole.core.states import JobState
 from opsconsole.core.store import jobs as job_store
 from opsconsole.core.store.db import Database
 from opsconsole.engine.context import RunResult
+from opsconsole.engine.outage import BACKOFF_FIRST, BACKOFF_MAX
 from opsconsole.engine.outcome import Settlement, settle
 
 log = logging.getLogger("opsconsole.worker")
 
-BACKOFF_FIRST = 0.1
-BACKOFF_MAX = 5.0
 SHUTDOWN_PATIENCE = 10.0
 """Default seconds a stopping pool keeps trying to record an end before it keeps it in a file."""
 SPOOL = "unrecorded"

@@ -492,12 +492,7 @@ def outcome(events: Events, lines: Lines, out: ProcOutcome, ctx: RunContext) -> 
         # ansible-runner reports "failed" with no rc after a stop: the stop says what it was
         reason = ctx.stop.reason or out.reason
         msg = ctx.stop.message or reason.replace("_", " ")
-        return RunResult(
-            outcome=reason,
-            result=result,
-            error={"message": msg, "kind": reason, "detail": {"signal": out.signal}},
-            message=msg,
-        )
+        return RunResult.stopped(reason, msg, result=result, detail={"signal": out.signal})
     if lines.markers.error is not None:
         err = lines.markers.error
         return RunResult(

@@ -272,11 +272,7 @@ class PythonRunner:
             message = ctx.stop.message or ctx.stop.reason
             if interrupted:
                 message += "; the handler ignored it and was interrupted"
-            return RunResult(
-                outcome=ctx.stop.reason,
-                result=res.result,
-                error={"message": message, "kind": ctx.stop.reason, "detail": None},
-            )
+            return RunResult.stopped(ctx.stop.reason, message, result=res.result)
         return res
 
     def _isolated(self, spec: RunSpec, ctx: RunContext) -> RunResult:

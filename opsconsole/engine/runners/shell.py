@@ -34,11 +34,12 @@ def outcome_of(out: ProcOutcome, parser: MarkerParser, spec: RunSpec, ctx: RunCo
     """One place that maps a child's exit to a run result (shell and isolated handlers)."""
     if out.reason != "exited":
         msg = ctx.stop.message or out.reason.replace("_", " ")
-        return RunResult(
-            outcome=out.reason,
-            exit_code=out.exit_code,
-            error={"message": msg, "kind": out.reason, "detail": {"signal": out.signal}},
+        return RunResult.stopped(
+            out.reason,
+            msg,
             result=parser.result if parser.has_result else None,
+            exit_code=out.exit_code,
+            detail={"signal": out.signal},
         )
     code = out.exit_code
     result = parser.result if parser.has_result else None

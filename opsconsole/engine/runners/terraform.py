@@ -19,9 +19,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from opsconsole.core import instances
 from opsconsole.core.catalog import render
@@ -31,6 +32,7 @@ from opsconsole.core.store import instances as instance_store
 from opsconsole.core.store import plans as plan_store
 from opsconsole.core.store import tfstate
 from opsconsole.engine.context import RunContext, RunResult
+from opsconsole.engine.outage import StoppedWaiting, wait_out
 from opsconsole.engine.runners.base import RunSpec
 from opsconsole.engine.runners.terraform_engine import (
     Engine,
@@ -41,6 +43,8 @@ from opsconsole.engine.runners.terraform_engine import (
 )
 from opsconsole.engine.runners.terraform_proc import DOCUMENT_BYTES, Ended, run_command
 from opsconsole.engine.runners.terraform_ui import UiReader, registry_problem
+
+T = TypeVar("T")
 
 FLAG = object()
 """A flag without a value (python-terraform's ``IsFlagged``, imported only when used)."""
@@ -86,10 +90,9 @@ class TerraformRunner:
             job = self._setup(spec, ctx)
             return self._run(job)
         except Stopped as exc:
-            message = ctx.stop.message or exc.kind.replace("_", " ")
-            return RunResult(
-                outcome=exc.kind, error={"message": message, "kind": exc.kind}, message=message
-            )
+            return RunResult.stopped(exc.kind, ctx.stop.message or exc.kind.replace("_", " "))
+        except StoppedWaiting as exc:
+            return RunResult.stopped(exc.reason, str(exc))
         except Refused as exc:
             return RunResult.failed(str(exc), kind=exc.kind)
         except OpsError as exc:
@@ -146,7 +149,7 @@ class TerraformRunner:
             raise Refused(f"instance '{job.name}' is blocked: {problem}", "errored_state")
         phase = (spec.row or {}).get("phase") or "plan"
         if phase == "apply":
-            saved = plan_store.latest(spec.db, ctx.job_id)
+            saved = self._stored(job, lambda: plan_store.latest(spec.db, ctx.job_id))
             if saved is not None and saved["status"] == "pending":
                 if instances.plan_is_here(job.ws, saved["file"]):
                     return self._apply(job, saved, Path(saved["file"]))
@@ -166,7 +169,7 @@ class TerraformRunner:
         if job.workspace is None or spec.box is None:
             return None
         assert spec.db is not None
-        sealed = plan_store.content(spec.db, saved["id"])
+        sealed = self._stored(job, lambda: plan_store.content(spec.db, saved["id"]))
         if sealed is None:
             return None
         data = spec.box.open_bytes(sealed)
@@ -268,22 +271,26 @@ class TerraformRunner:
                 raise Refused("no secret key to seal the saved plan with", "setup")
             sealed = spec.box.seal_bytes(data)
         row = spec.row or {}
-        plan_store.add(
-            spec.db,
-            job_id=ctx.job_id,
-            attempt=ctx.attempt,
-            round_=int(row.get("gate_round") or 0) + 1,
-            template=job.template,
-            instance=job.name,
-            hash_=digest,
-            summary=summary,
-            file=str(plan_path),
-            now=spec.clock.now(),
-            content=sealed,
+        now = spec.clock.now()
+        self._stored(
+            job,
+            lambda: plan_store.add(
+                spec.db,
+                job_id=ctx.job_id,
+                attempt=ctx.attempt,
+                round_=int(row.get("gate_round") or 0) + 1,
+                template=job.template,
+                instance=job.name,
+                hash_=digest,
+                summary=summary,
+                file=str(plan_path),
+                now=now,
+                content=sealed,
+            ),
         )
         self._upsert(job)
         ctx.log_fn("meta", f"plan {digest[:12]} saved: {self._counts(summary)}")
-        return plan_store.latest(spec.db, ctx.job_id)
+        return self._stored(job, lambda: plan_store.latest(spec.db, ctx.job_id))
 
     def _summary(self, job: Job, plan_path: Path) -> dict[str, Any]:
         chunks: list[str] = []
@@ -315,7 +322,7 @@ class TerraformRunner:
         spec, ctx = job.spec, job.ctx
         assert spec.db is not None and spec.clock is not None
         if hashlib.sha256(plan_path.read_bytes()).hexdigest() != saved["hash"]:
-            plan_store.set_status(spec.db, saved["id"], "failed", spec.clock.now())
+            self._set_status(job, saved, "failed")
             raise Refused("the saved plan file changed since it was planned: not applied")
         tf = spec.template.terraform
         assert tf is not None
@@ -327,16 +334,15 @@ class TerraformRunner:
                 reader.state.planned.add(item["address"])
         end = self._command(job, self._args("apply", str(plan_path), json=FLAG), reader.line)
         state, problem = self._state(job)
-        now = spec.clock.now()
         if reader.state.stale:
-            plan_store.set_status(spec.db, saved["id"], "stale", now)
+            self._set_status(job, saved, "stale")
             ctx.log_fn("meta", "the saved plan is stale (the state changed since): planning again")
             if spec.template.approval is None:
                 raise Refused("the saved plan is stale: the state changed since it was planned")
             return self._plan_then(job)
         # an apply whose state cannot be read back did not end well, whatever the exit code
         ok = end.outcome.exit_code == 0 and end.stopped is None and problem is None
-        plan_store.set_status(spec.db, saved["id"], "applied" if ok else "failed", now)
+        self._set_status(job, saved, "applied" if ok else "failed")
         status = ("destroyed" if tf.destroy else "applied") if ok else "errored"
         self._upsert(job, status=status, state=state, plan_hash=saved["hash"], problem=problem)
         result = {
@@ -349,11 +355,8 @@ class TerraformRunner:
             "serial": state["serial"],
         }
         if end.stopped is not None:
-            return RunResult(
-                outcome=end.stopped,
-                result=result,
-                error={"message": ctx.stop.message or end.stopped, "kind": end.stopped},
-                message=ctx.stop.message or end.stopped.replace("_", " "),
+            return RunResult.stopped(
+                end.stopped, ctx.stop.message or end.stopped.replace("_", " "), result=result
             )
         if ok:
             return RunResult(outcome="succeeded", exit_code=0, result=result)
@@ -380,8 +383,9 @@ class TerraformRunner:
         if job.workspace is None:
             return instances.summary_of_state(instances.read_state(job.ws)), problem
         assert job.spec.db is not None
+        db = job.spec.db
         try:
-            state = tfstate.read_state(job.spec.db, job.template, job.name)
+            state = self._stored(job, lambda: tfstate.read_state(db, job.template, job.name))
         except tfstate.StateUnreadable as exc:
             why = f"its Terraform state in the store (workspace {job.workspace}) cannot be read"
             return instances.summary_of_state(None), problem or f"{why} ({exc})"
@@ -469,7 +473,30 @@ class TerraformRunner:
             )
         if plan_hash is not None:
             values["plan_hash"] = plan_hash
-        instance_store.upsert(spec.db, job.template, job.name, spec.clock.now(), **values)
+        now = spec.clock.now()
+        self._stored(
+            job, lambda: instance_store.upsert(spec.db, job.template, job.name, now, **values)
+        )
+
+    def _set_status(self, job: Job, saved: Any, status: str) -> None:
+        spec = job.spec
+        assert spec.db is not None and spec.clock is not None
+        now = spec.clock.now()
+        self._stored(job, lambda: plan_store.set_status(spec.db, saved["id"], status, now))
+
+    @staticmethod
+    def _stored(job: Job, call: Callable[[], T]) -> T:
+        """The attempt's own store work (its plans, the instance's record and state) with a
+        store server that is away waited out (``outage.wait_out``), not taken for the job's
+        failure: an apply that changed the infrastructure must still be recorded as such,
+        and its plan marked applied, or a retry would try it again."""
+        return wait_out(
+            call,
+            job.ctx.stop,
+            job_id=job.ctx.job_id,
+            doing="read or write its plan or instance",
+            done="its plan and instance work goes on",
+        )
 
 
 class Stopped(Refused):
