@@ -51,6 +51,7 @@ class StoreUnavailable(OpsError):
     def __init__(self, message: str = "", *, away: bool = False) -> None:
         super().__init__(message)
         self.away = away
-        """The store's server could not be reached (down, restarting, a network cut): it may
-        answer later. False for a refusal that waiting does not change (a wrong password, a
+        """The store's server could not be reached (down, restarting, a network cut), or a
+        SQLite store's lock was held by another process past the busy timeout: it may answer
+        later. False for a refusal that waiting does not change (a wrong password, a
         missing database, a schema newer than this code)."""

@@ -318,9 +318,11 @@ class WorkerPool:
     def _away(self, exc: StoreUnavailable) -> bool:
         """Is this failure the store being away (an outage), not one statement refused?
 
-        A PostgreSQL server's failures say which (``StoreUnavailable.away``); a SQLite store
-        that refuses (a write lock held past the busy timeout, a full disk) is away for every
-        loop alike.
+        The store says which (``StoreUnavailable.away``: a server that does not answer, a
+        SQLite lock held past the busy timeout). For the pool's own loops any other failure
+        of a SQLite store (a full disk, an I/O error) is an outage too: every loop meets it
+        alike, and backs off until someone frees the disk. A claimed job's own work waits
+        only on ``away`` (``outage.wait_out``), and fails on a refusal.
         """
         return exc.away or self.db.dialect == "sqlite"
 

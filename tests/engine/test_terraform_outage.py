@@ -16,10 +16,19 @@ from pathlib import Path
 
 import pytest
 from support import wait_until
-from tf_support import add_module, add_template, engine_service, running_pool, submit, wait_state
+from tf_support import (
+    add_module,
+    add_template,
+    engine_service,
+    log_text,
+    running_pool,
+    submit,
+    wait_state,
+)
 
 from opsconsole.config import Settings
 from opsconsole.core.errors import StoreUnavailable
+from opsconsole.core.service import OpsService
 from opsconsole.core.states import JobState
 from opsconsole.core.store import instances as instance_store
 from opsconsole.core.store import plans as plan_store
@@ -80,3 +89,34 @@ def test_a_cancel_while_the_record_waits_for_the_store_ends_the_job_cancelled(
         assert wait_state(svc, job, S.CANCELLED, S.FAILED) == S.CANCELLED
         error = svc.get(job).error or {}
         assert "while its run waited for the store" in error.get("message", "")
+
+
+def test_a_sqlite_write_lock_held_past_the_busy_timeout_is_waited_out(
+    settings: Settings, catalog: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The real thing on SQLite: another process takes the store's write lock during the
+    apply and holds it past the busy timeout; marking the plan applied waits until it lets
+    go, and the job ends succeeded."""
+    if not settings.db.startswith("sqlite"):
+        pytest.skip("a SQLite store's write lock")
+    from store_faults import write_lock
+
+    add_module(catalog)
+    add_template(catalog, gated=False)
+    path = Path(settings.db.removeprefix("sqlite:///"))
+    db = Database(settings.db, busy_timeout=0.5)
+    try:
+        svc = OpsService(settings, db)
+        job = submit(svc, "infra", name="locked", pause=4)  # the apply's second step: 4 s
+        waiting = f"job {job}: cannot read or write its plan or instance, retrying"
+        with caplog.at_level("INFO", logger="opsconsole"), running_pool(svc):
+            wait_until(lambda: "terraform_data.second: Creating" in log_text(svc, job), 90)
+            with write_lock(path) as lock:
+                wait_until(lambda: waiting in caplog.text, timeout=90)
+                assert svc.get(job).state == S.RUNNING
+                lock.release()
+            assert wait_state(svc, job, S.SUCCEEDED, S.FAILED) == S.SUCCEEDED
+            plan = plan_store.latest(svc.db, job)
+            assert plan is not None and plan["status"] == "applied"
+    finally:
+        db.dispose()

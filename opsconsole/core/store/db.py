@@ -384,7 +384,8 @@ class Database:
                     if left <= 0:
                         raise StoreUnavailable(
                             f"store {self.describe()}: database is locked: another process "
-                            f"held its write lock for {self.busy_timeout:g}s"
+                            f"held its write lock for {self.busy_timeout:g}s",
+                            away=True,  # the holder lets go: a later try may get it
                         ) from None
                     if not told:
                         told = True
@@ -440,10 +441,11 @@ class Database:
             ) from exc
 
     def _away(self, exc: sa.exc.DBAPIError) -> bool:
-        """Did the server fail to answer (it may later), rather than refuse?"""
-        if self.dialect == "sqlite" or not isinstance(
-            exc, (sa.exc.OperationalError, sa.exc.InterfaceError)
-        ):
+        """Did the server fail to answer (it may later), rather than refuse? On SQLite, a
+        lock another process holds is the one such failure: its holder lets go."""
+        if self.dialect == "sqlite":
+            return _is_locked(exc.orig)
+        if not isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError)):
             return False
         if exc.connection_invalidated:
             return True
