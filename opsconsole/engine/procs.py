@@ -52,6 +52,8 @@ _KILL_SETTLE = 1.0  # how long one KILL round waits for its victims to vanish
 _CGROUP_SETTLE = 5.0  # after cgroup.kill, how long the kernel gets to empty the cgroup
 _READER_JOIN = 2.0  # pipes close once descendants are dead; an unmarked escapee costs this much
 _IO_POLL_MS = 100
+_EXEC_LOOKS = 5  # an empty environment read again this many times: a process mid-execve
+_EXEC_WAIT = 0.001  # between those reads; an execve's window lasts microseconds
 
 
 @dataclass(frozen=True)
@@ -153,13 +155,26 @@ def _read_stat(pid: int) -> tuple[str, int, int] | None:
         return None
 
 
-def _has_marker(pid: int, needle: bytes) -> bool:
-    # A zombie has no mm, so its environ reads empty and it never matches: zombies count as dead.
-    try:
-        with open(f"/proc/{pid}/environ", "rb") as f:
-            return needle in f.read().split(b"\0")
-    except OSError:
-        return False
+def _has_marker(pid: int, needle: bytes, *, user: bool = False) -> bool:
+    """Does the process's environment hold ``needle``?
+
+    A zombie has no mm, so its environ reads empty and it never matches: zombies count as
+    dead. A ``user`` process (not a kernel thread) in the middle of ``execve`` also reads
+    empty, for a moment: its new memory is in place before its environment is copied in.
+    The scan that sweeps a job's escapees after its end once missed a ``setsid sleep`` that
+    way, and left it running; an empty read of a user process is looked at again.
+    """
+    looks = _EXEC_LOOKS if user else 1
+    while True:
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                data = f.read()
+        except OSError:
+            return False
+        looks -= 1
+        if data or not looks:
+            return needle in data.split(b"\0")
+        time.sleep(_EXEC_WAIT)
 
 
 def _pids() -> list[int]:
@@ -182,7 +197,8 @@ def _scan(marker: str, pgid: int | None = None) -> list[_Proc]:
         st = _read_stat(pid)
         if st is None or st[0] in "ZX":
             continue
-        if st[1] == pgid or _has_marker(pid, needle):
+        # a kernel thread is in no process group (0) and has no environment to wait for
+        if st[1] == pgid or _has_marker(pid, needle, user=st[1] != 0):
             found.append(_Proc(pid, st[2], st[1]))
     return found
 
