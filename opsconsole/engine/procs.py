@@ -222,9 +222,9 @@ def _terminate(procs: list[_Proc], sig: int, pgid: int | None = None) -> None:
 
 
 def find_marked(marker: str) -> list[int]:
-    """Pids (other than ours) whose environment holds exactly ``MARKER_ENV=marker``."""
-    needle, me = _needle(marker), os.getpid()
-    return [pid for pid in _pids() if pid != me and _has_marker(pid, needle)]
+    """Live pids (other than ours) whose environment holds exactly ``MARKER_ENV=marker``
+    (one caught in the middle of execve included: ``_has_marker``)."""
+    return [p.pid for p in _scan(marker)]
 
 
 def pid_alive(pid: int) -> bool:
